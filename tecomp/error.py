@@ -1,0 +1,35 @@
+"""Error types raised by tecomp.
+
+Every user-facing failure is a ``TecompError`` (or a subclass) whose message
+names the user's object at fault: the stage and axis of a schedule, the
+argument of a call, the target string. Nothing here may import the rest of
+the package.
+"""
+
+
+class TecompError(Exception):
+    """Base class of every error tecomp raises on purpose."""
+
+
+class ExprError(TecompError):
+    """An ill-formed tensor expression (bad dtype mix, bad reduction, ...)."""
+
+
+class ScheduleError(TecompError):
+    """An invalid schedule primitive: names the stage and the iteration variable."""
+
+
+class LoweringError(TecompError):
+    """A schedule that cannot be lowered to loop IR (names the stage at fault)."""
+
+
+class BuildError(TecompError):
+    """Code generation, compilation or linking failed."""
+
+
+class TargetError(TecompError):
+    """An unknown or unsupported target string."""
+
+
+class ArgumentError(TecompError):
+    """A compiled function was called with wrong arity, shape, dtype or device."""

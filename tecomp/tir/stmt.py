@@ -1,0 +1,144 @@
+"""Statement nodes of the loop IR and the function that wraps a body.
+
+Immutable dataclasses, like the expressions. A lowered operator is a
+``PrimFunc``: its parameters are Buffers (one per tensor argument) whose
+shapes may mention symbolic Vars, and its body is a statement tree.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .buffer import Buffer
+from .expr import PrimExpr, Var
+
+
+class Stmt:
+    """Base of all statements."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        from .printer import stmt_to_str
+        return stmt_to_str(self)
+
+    __str__ = __repr__
+
+
+class ForKind(enum.Enum):
+    SERIAL = "serial"
+    PARALLEL = "parallel"
+    VECTORIZED = "vectorized"
+    UNROLLED = "unrolled"
+    THREAD_BINDING = "thread_binding"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class For(Stmt):
+    """``for (loop_var = min; loop_var < min + extent; ++loop_var) body``.
+
+    ``thread_tag`` is set for THREAD_BINDING loops (``blockIdx.x``,
+    ``threadIdx.y``, ``vthread``...). ``annotations`` carries pragmas.
+    """
+
+    loop_var: Var
+    min: PrimExpr
+    extent: PrimExpr
+    kind: ForKind
+    body: Stmt
+    thread_tag: str = ""
+    annotations: tuple = ()  # tuple of (key, value) pairs
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class BufferStore(Stmt):
+    buffer: Buffer
+    value: PrimExpr
+    indices: tuple
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class IfThenElse(Stmt):
+    condition: PrimExpr
+    then_case: Stmt
+    else_case: Optional[Stmt] = None
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class SeqStmt(Stmt):
+    seq: tuple  # tuple[Stmt]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Allocate(Stmt):
+    """Storage for ``buffer`` (of its scope) that lives for ``body``."""
+
+    buffer: Buffer
+    body: Stmt
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class AttrStmt(Stmt):
+    """An annotation over ``body`` (e.g. ``thread_extent``, ``pragma_*``)."""
+
+    node: Any
+    attr_key: str
+    value: PrimExpr
+    body: Stmt
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class LetStmt(Stmt):
+    var: Var
+    value: PrimExpr
+    body: Stmt
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Evaluate(Stmt):
+    value: PrimExpr
+
+
+def seq(*stmts: Optional[Stmt]) -> Stmt:
+    """A SeqStmt of the given statements, flattening nested sequences and dropping None."""
+    flat: list[Stmt] = []
+    for s in stmts:
+        if s is None:
+            continue
+        if isinstance(s, SeqStmt):
+            flat.extend(s.seq)
+        else:
+            flat.append(s)
+    if len(flat) == 1:
+        return flat[0]
+    return SeqStmt(tuple(flat))
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PrimFunc:
+    """A lowered function.
+
+    ``params`` are the tensor arguments, in call order; ``size_vars`` are the
+    symbolic shape variables their shapes mention, in the order the compiled
+    function receives their values.
+    """
+
+    name: str
+    params: tuple  # tuple[Buffer]
+    body: Stmt
+    size_vars: tuple = ()  # tuple[Var]
+    attrs: tuple = field(default=())  # tuple of (key, value)
+
+    def __repr__(self) -> str:
+        from .printer import func_to_str
+        return func_to_str(self)
+
+    __str__ = __repr__
+
+    def with_body(self, body: Stmt) -> "PrimFunc":
+        return PrimFunc(self.name, self.params, body, self.size_vars, self.attrs)
+
+    def script(self) -> str:
+        return str(self)
