@@ -76,9 +76,13 @@ class ExprOp:
         return _op().cmp(">=", self, other)
 
     def __eq__(self, other):
+        if other is None:
+            return False
         return _op().cmp("==", self, other)
 
     def __ne__(self, other):
+        if other is None:
+            return True
         return _op().cmp("!=", self, other)
 
     def __and__(self, other):

@@ -1,0 +1,22 @@
+"""tecomp: a tensor-expression compiler in the lineage of TVM.
+
+``import tecomp as tvm`` gives TVM's classic API: ``te`` to define and
+schedule operators, ``lower`` to see the loop IR, ``build`` to compile it,
+``nd``/``cpu`` to run it. Importing this package needs numpy only; the
+compiler's heavier dependencies are imported where they are used.
+"""
+
+__version__ = "0.1.0"
+
+from . import runtime, te, tir  # noqa: E402
+from .build_module import build  # noqa: E402
+from .error import (ArgumentError, BuildError, ExprError, LoweringError, ScheduleError,  # noqa: E402
+                    TargetError, TecompError)
+from .lower.driver import lower  # noqa: E402
+from .runtime import cpu, cuda, device, nd  # noqa: E402
+from . import target  # noqa: E402
+
+__all__ = [
+    "ArgumentError", "BuildError", "ExprError", "LoweringError", "ScheduleError", "TargetError",
+    "TecompError", "build", "cpu", "cuda", "device", "lower", "nd", "runtime", "target", "te", "tir",
+]

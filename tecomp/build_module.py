@@ -1,0 +1,54 @@
+"""``tecomp.build``: lower (if needed) and compile for a target.
+
+Owns target resolution (argument, then the ``with Target(...)`` context,
+then the host CPU) and dispatch to a code generator. Code generators are
+imported here, lazily, so ``import tecomp`` needs numpy only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+from .error import BuildError, TargetError
+from .lower.driver import lower
+from .target import Target
+from .te.schedule import Schedule
+from .tir.module import IRModule
+from .tir.stmt import PrimFunc
+
+
+def resolve_target(target: Union[str, Target, None]) -> Target:
+    """The explicit target, else the one in the enclosing ``with Target``, else ``llvm``."""
+    if isinstance(target, Target):
+        return target
+    if isinstance(target, str):
+        return Target(target)
+    if target is not None:
+        raise TargetError(f"target must be a string such as 'llvm' or a Target, got {target!r}")
+    return Target.current(allow_none=True) or Target("llvm")
+
+
+def build(inputs: Union[Schedule, IRModule, PrimFunc], args: Optional[Sequence[Any]] = None,
+          target: Union[str, Target, None] = None, name: str = "main",
+          target_host: Union[str, Target, None] = None) -> Any:
+    """Compile a schedule (with its argument tensors), a lowered IRModule or a PrimFunc.
+
+    Returns a runtime Module: call it with arrays, ``get_source("ll")``,
+    ``time_evaluator``, ``export_library``.
+    """
+    tgt = resolve_target(target)
+    if isinstance(inputs, Schedule):
+        if args is None:
+            raise BuildError("build(schedule, args): give the argument tensors, e.g. [A, B, C]")
+        funcs = list(lower(inputs, args, name=name))
+    elif isinstance(inputs, IRModule):
+        funcs = list(inputs)
+    elif isinstance(inputs, PrimFunc):
+        funcs = [inputs]
+    else:
+        raise BuildError(f"build expects a schedule, an IRModule or a PrimFunc, got {type(inputs).__name__}")
+    if tgt.kind == "llvm":
+        from .codegen import build_llvm
+        return build_llvm(funcs, tgt)
+    raise TargetError(f"target {tgt} is not supported by this version of tecomp (only llvm builds); "
+                      "the CUDA backend is a separate piece of work")

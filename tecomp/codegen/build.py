@@ -1,0 +1,234 @@
+"""The LLVM build driver: PrimFuncs -> verified, optimized object code -> shared library.
+
+``compile_llvm`` produces a shared object on disk (what a process-isolated
+tuning builder needs); ``build_llvm`` also loads it as a runtime Module.
+This module owns the host TargetMachine, the O3 pipeline, linking with gcc
+and the ``__tecomp_metadata`` JSON. It must not translate loop IR itself
+(:mod:`.llvm` does) nor call compiled code (the runtime does).
+
+Every exported function follows the entry ABI
+``int32_t NAME(void** args, int64_t* size_var_values)``: ``args[i]`` is the
+data pointer of ``params[i]`` (compact row-major; distinct arguments must not
+overlap, their pointers are ``noalias``), ``size_var_values[j]`` the value of
+``size_vars[j]``; it returns 0. ``const char* __tecomp_metadata(void)``
+returns the JSON description of the functions (see :func:`metadata_json`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import llvmlite.binding as llvm
+
+from ..error import BuildError
+from ..target import Target
+from ..tir import expr as E
+from ..tir.stmt import PrimFunc
+from .llvm import ModuleEmitter
+
+METADATA_FORMAT = 1
+
+_lock = threading.Lock()
+_initialized = False
+_machines: dict = {}
+
+
+def _init_llvm() -> None:
+    global _initialized
+    with _lock:
+        if not _initialized:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            _initialized = True
+
+
+def cpu_and_features(target: Target) -> tuple[str, str]:
+    """The LLVM CPU name and feature string for ``target``: the host's own unless -mcpu names another."""
+    extra = list(target.mattr)
+    if target.is_host_cpu:
+        return llvm.get_host_cpu_name(), ",".join([llvm.get_host_cpu_features().flatten()] + extra)
+    return target.mcpu or "generic", ",".join(extra)
+
+
+def target_machine(target: Target) -> llvm.TargetMachine:
+    """A cached O3, position-independent TargetMachine for an llvm ``target``."""
+    if target.kind != "llvm":
+        raise BuildError(f"the LLVM backend cannot build for target {str(target)!r}")
+    _init_llvm()
+    key = str(target)
+    with _lock:
+        tm = _machines.get(key)
+        if tm is None:
+            cpu, features = cpu_and_features(target)
+            llvm_target = llvm.Target.from_triple(llvm.get_process_triple())
+            tm = llvm_target.create_target_machine(cpu=cpu, features=features, opt=3,
+                                                   reloc="pic", codemodel="default")
+            _machines[key] = tm
+    return tm
+
+
+# ---------------------------------------------------------------- metadata
+
+def _tecomp_version() -> str:
+    import tecomp
+    return getattr(tecomp, "__version__", "0.1.0")
+
+
+def _shape_entry(func: PrimFunc, buf: Any, extent: Any, size_var_names: dict) -> Union[int, str]:
+    if isinstance(extent, int):
+        return extent
+    if isinstance(extent, E.IntImm):
+        return extent.value
+    if isinstance(extent, E.Var) and extent in size_var_names:
+        return size_var_names[extent]
+    raise BuildError(
+        f"function {func.name}: dimension {extent} of buffer {buf.name} is neither a constant "
+        f"nor one of the function's size variables ({', '.join(size_var_names.values()) or 'none'})")
+
+
+def function_metadata(func: PrimFunc) -> dict:
+    """The metadata record of one PrimFunc (validates that its shapes are callable)."""
+    names: dict = {}
+    for var in func.size_vars:
+        if var.dtype not in ("int32", "int64"):
+            raise BuildError(f"function {func.name}: size variable {var.name} has dtype {var.dtype}; "
+                             "size variables are int32 or int64")
+        if var.name in names.values():
+            raise BuildError(f"function {func.name}: two size variables are named {var.name!r}")
+        names[var] = var.name
+    params = [{"name": buf.name, "dtype": buf.dtype,
+               "shape": [_shape_entry(func, buf, s, names) for s in buf.shape]} for buf in func.params]
+    used = {dim for p in params for dim in p["shape"] if isinstance(dim, str)}
+    unused = [name for name in names.values() if name not in used]
+    if unused:
+        raise BuildError(f"function {func.name}: size variables {', '.join(unused)} appear in no "
+                         "parameter's shape, so a caller cannot supply them")
+    return {"name": func.name, "params": params,
+            "size_vars": [{"name": v.name, "dtype": v.dtype} for v in func.size_vars]}
+
+
+def metadata_json(funcs: Sequence[PrimFunc], target: Target) -> str:
+    """The JSON text ``__tecomp_metadata`` returns."""
+    return json.dumps({"format": METADATA_FORMAT, "tecomp_version": _tecomp_version(),
+                       "target": str(target), "functions": [function_metadata(f) for f in funcs]})
+
+
+# ---------------------------------------------------------------- compile
+
+class _TempDir:
+    """A directory removed when the last object holding it is garbage collected."""
+
+    def __init__(self) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="tecomp-"))
+        weakref.finalize(self, shutil.rmtree, str(self.path), True)
+
+
+@dataclass
+class CompiledLibrary:
+    """A linked shared object and the texts it was made from; the directory lives as long as this."""
+
+    so_path: str
+    sources: dict  # format -> text, or a zero-argument callable producing it
+    function_names: list
+    timings: dict = field(default_factory=dict)
+    tempdir: Any = None
+
+
+def generate_ir(funcs: Sequence[PrimFunc], target: Target) -> str:
+    """Unoptimized LLVM IR text of ``funcs`` plus the metadata function."""
+    tm = target_machine(target)
+    meta = metadata_json(funcs, target)
+    emitter = ModuleEmitter(tm.triple, str(tm.target_data))
+    for func in funcs:
+        emitter.add_primfunc(func)
+    emitter.add_metadata(meta)
+    return str(emitter.module)
+
+
+def _parse_and_verify(text: str, funcs: Sequence[PrimFunc]) -> llvm.ModuleRef:
+    try:
+        mod = llvm.parse_assembly(text)
+        mod.verify()
+    except RuntimeError as exc:
+        names = ", ".join(f.name for f in funcs)
+        raise BuildError(f"LLVM rejected the IR generated for function {names}: {exc}") from exc
+    return mod
+
+
+def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
+    """Run LLVM's O3 pipeline with loop and SLP vectorization."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pto.loop_interleaving = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+
+
+def _link(obj: bytes, directory: Path, stem: str) -> Path:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise BuildError("linking needs gcc on PATH, and none was found")
+    obj_path, so_path = directory / f"{stem}.o", directory / f"{stem}.so"
+    obj_path.write_bytes(obj)
+    # -z defs: an unresolved symbol fails here, with gcc's message, not later at load time
+    proc = subprocess.run([gcc, "-shared", "-Wl,-z,defs", "-o", str(so_path), str(obj_path), "-lgomp", "-lm"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"linking {stem} failed (gcc exit {proc.returncode}):\n{proc.stderr.strip()}")
+    return so_path
+
+
+def _emit_asm(tm: llvm.TargetMachine, optimized_ir: str) -> str:
+    return tm.emit_assembly(llvm.parse_assembly(optimized_ir))
+
+
+def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = None) -> CompiledLibrary:
+    """Compile ``funcs`` for an llvm target into a shared object in a fresh temp directory."""
+    target = Target(target) if target is not None else (Target.current() or Target.host())
+    funcs = list(funcs)
+    if not funcs:
+        raise BuildError("nothing to build: the list of functions is empty")
+    tm = target_machine(target)
+    t0 = time.perf_counter()
+    text = generate_ir(funcs, target)
+    t1 = time.perf_counter()
+    mod = _parse_and_verify(text, funcs)
+    t2 = time.perf_counter()
+    optimize(mod, tm)
+    optimized = str(mod)
+    t3 = time.perf_counter()
+    obj = tm.emit_object(mod)
+    t4 = time.perf_counter()
+    tmp = _TempDir()
+    so_path = _link(obj, tmp.path, funcs[0].name)
+    t5 = time.perf_counter()
+    sources = {"ll": optimized, "ll-unopt": text, "asm": functools.partial(_emit_asm, tm, optimized)}
+    timings = {"ir": t1 - t0, "verify": t2 - t1, "optimize": t3 - t2, "codegen": t4 - t3, "link": t5 - t4}
+    return CompiledLibrary(str(so_path), sources, [f.name for f in funcs], timings, tmp)
+
+
+def build_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = None) -> Any:
+    """Compile ``funcs`` and load them as a ``tecomp.runtime.module.Module``.
+
+    The module gets ``sources`` (``ll``, ``ll-unopt``, and ``asm`` as a
+    callable that ``Module.get_source`` runs on first read) and owns the
+    temp directory of its .so, which goes away with the module.
+    """
+    from ..runtime.module import load_module
+    lib = compile_llvm(funcs, target)
+    module = load_module(lib.so_path, owner=lib.tempdir)
+    module.sources = lib.sources
+    return module
+

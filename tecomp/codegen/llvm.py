@@ -1,0 +1,563 @@
+"""Loop IR to LLVM IR: expressions, statements and the exported entry functions.
+
+This module owns the translation of flattened ``PrimFunc`` bodies into an
+``llvmlite.ir.Module``: one exported ``int32_t NAME(void** args, int64_t*
+size_var_values)`` per PrimFunc (see :class:`ModuleEmitter`), an internal
+``NAME.impl`` holding the body with ``noalias`` tensor pointers, and the
+``__tecomp_metadata`` function. Types, casts and math intrinsics live in
+:mod:`.llvm_ops`, the outlining of parallel loops in :mod:`.llvm_parallel`.
+It must not optimize, verify, emit object code or touch files: that is the
+build driver's job (:mod:`.build`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Callable, Iterator, Optional
+
+from llvmlite import ir
+
+from ..error import BuildError, TecompError
+from ..tir import dtype as dt
+from ..tir import expr as E
+from ..tir import stmt as S
+from ..tir.buffer import Buffer
+from ..tir.op import add, convert
+from . import llvm_ops as ops
+
+# Constant-size allocations up to this many bytes live on the stack; larger
+# ones go to the heap so that worker threads' stacks cannot overflow.
+STACK_ALLOC_LIMIT = 128 * 1024
+ALLOC_ALIGN = 64
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CPU_NOOP_CALLS = ("tvm_storage_sync",)
+
+_CMP = {E.EQ: "==", E.NE: "!=", E.LT: "<", E.LE: "<=", E.GT: ">", E.GE: ">="}
+
+
+class ModuleEmitter:
+    """Builds one ``ir.Module`` holding any number of PrimFuncs."""
+
+    def __init__(self, triple: str = "", data_layout: str = ""):
+        self.module = ir.Module(name="tecomp")
+        self.module.triple = triple
+        self.module.data_layout = data_layout
+        self._counter = 0
+
+    def unique_name(self, base: str) -> str:
+        self._counter += 1
+        return f"{base}.{self._counter}"
+
+    def add_primfunc(self, func: S.PrimFunc) -> None:
+        """Emit ``func`` as the exported entry point ``func.name`` (ABI in the module docstring)."""
+        if not _IDENT.match(func.name):
+            raise BuildError(f"function name {func.name!r} is not a C identifier")
+        if func.name in self.module.globals:
+            raise BuildError(f"function {func.name!r} is defined twice in one build")
+        entry, impl_args = self._open_entry(func)
+        impl_vars = [b.data for b in func.params] + list(func.size_vars)
+        impl = FunctionEmitter.new_kernel(self, f"{func.name}.impl", func.name,
+                                          impl_vars, [v.type for v in impl_args])
+        try:
+            impl.stmt(func.body)
+        except TecompError:
+            raise
+        except Exception as exc:  # llvmlite rejects ill-typed IR with TypeError/ValueError
+            raise BuildError(f"function {func.name}: cannot generate LLVM IR: {exc}") from exc
+        impl.builder.ret_void()
+        entry.call(impl.function, impl_args)
+        entry.ret(ir.Constant(ops.I32, 0))
+
+    def _open_entry(self, func: S.PrimFunc) -> tuple:
+        """Start the exported function; return its builder and the impl's argument values."""
+        fn = ir.Function(self.module, ir.FunctionType(ops.I32, [ops.PTR, ops.PTR]), func.name)
+        args_ptr, sizes_ptr = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        values = []
+        seen: set = set()
+        for i, buf in enumerate(func.params):
+            if not isinstance(buf, Buffer):
+                raise BuildError(f"function {func.name}: parameter {i} is {buf!r}, not a Buffer")
+            if buf.data in seen:
+                raise BuildError(f"function {func.name}: buffer {buf.name} is passed twice")
+            seen.add(buf.data)
+            slot = b.gep(args_ptr, [ir.Constant(ops.I64, i)], source_etype=ops.PTR, inbounds=True)
+            values.append(b.load(slot, typ=ops.PTR, align=8))
+        for j, var in enumerate(func.size_vars):
+            slot = b.gep(sizes_ptr, [ir.Constant(ops.I64, j)], source_etype=ops.I64, inbounds=True)
+            values.append(ops.cast(b, b.load(slot, typ=ops.I64, align=8), "int64", var.dtype))
+        return b, values
+
+    def add_metadata(self, text: str) -> None:
+        """Emit ``const char* __tecomp_metadata(void)`` returning ``text``."""
+        data = bytearray(text.encode("utf-8") + b"\0")
+        arr = ir.ArrayType(ops.I8, len(data))
+        g = ir.GlobalVariable(self.module, arr, "__tecomp_metadata_text")
+        g.global_constant = True
+        g.linkage = "private"
+        g.initializer = ir.Constant(arr, data)
+        fn = ir.Function(self.module, ir.FunctionType(ops.PTR, []), "__tecomp_metadata")
+        ir.IRBuilder(fn.append_basic_block("entry")).ret(g)
+
+
+class FunctionEmitter:
+    """Emits statements and expressions into one LLVM function.
+
+    ``env`` maps loop-IR Vars (loop variables, lets, size vars and the
+    ``data`` handle of every visible buffer) to LLVM values.
+    """
+
+    def __init__(self, mod: ModuleEmitter, function: ir.Function, fname: str,
+                 env: dict, in_parallel: bool):
+        self.mod = mod
+        self.function = function
+        self.fname = fname
+        self.env = env
+        self.in_parallel = in_parallel
+        # Allocas go to "entry", code to the blocks from "body" on; keeping them
+        # apart means no two builders ever insert into one block.
+        self.entry = function.append_basic_block("entry")
+        body = function.append_basic_block("body")
+        self._entry_jump = ir.IRBuilder(self.entry).branch(body)
+        self.builder = ir.IRBuilder(body)
+
+    @classmethod
+    def new_kernel(cls, mod: ModuleEmitter, name: str, fname: str, variables: list,
+                   types: list, in_parallel: bool = False) -> "FunctionEmitter":
+        """An internal ``void`` function taking ``variables`` as parameters.
+
+        Pointer parameters are ``noalias``: distinct tensors never overlap,
+        which lets LLVM keep accumulators in registers and vectorize freely.
+        """
+        fn = ir.Function(mod.module, ir.FunctionType(ops.VOID, types), name)
+        fn.linkage = "internal"
+        for arg in fn.args:
+            if isinstance(arg.type, ir.PointerType):
+                arg.add_attribute("noalias")
+        return cls(mod, fn, fname, dict(zip(variables, fn.args)), in_parallel)
+
+    @contextlib.contextmanager
+    def bound(self, var: E.Var, value: ir.Value) -> Iterator[None]:
+        """``var`` bound to ``value`` within the block (an outer binding comes back after)."""
+        outer = self.env.get(var)
+        self.env[var] = value
+        try:
+            yield
+        finally:
+            if outer is None:
+                del self.env[var]
+            else:
+                self.env[var] = outer
+
+    def error(self, message: str) -> BuildError:
+        return BuildError(f"function {self.fname}: {message}")
+
+    def new_block(self, name: str) -> ir.Block:
+        return self.function.append_basic_block(name)
+
+    # ------------------------------------------------------------ dispatch
+    def stmt(self, s: S.Stmt) -> None:
+        method = _method(type(self), "_s_", type(s))
+        if method is None:
+            raise self.error(f"the LLVM backend cannot compile the statement {type(s).__name__}")
+        method(self, s)
+
+    def expr(self, e: E.PrimExpr) -> ir.Value:
+        method = _method(type(self), "_e_", type(e))
+        if method is None:
+            raise self.error(f"the LLVM backend cannot compile the expression {type(e).__name__} ({e})")
+        return method(self, e)
+
+    # ------------------------------------------------------------ statements
+    def _s_SeqStmt(self, s: S.SeqStmt) -> None:
+        for child in s.seq:
+            self.stmt(child)
+
+    def _s_Evaluate(self, s: S.Evaluate) -> None:
+        v = s.value
+        if isinstance(v, E.Call) and v.op in _CPU_NOOP_CALLS:
+            return
+        if not isinstance(v, (E.IntImm, E.FloatImm, E.StringImm)):
+            self.expr(v)
+
+    def _s_AttrStmt(self, s: S.AttrStmt) -> None:
+        self.stmt(s.body)
+
+    def _s_LetStmt(self, s: S.LetStmt) -> None:
+        with self.bound(s.var, self.expr(s.value)):
+            self.stmt(s.body)
+
+    def _s_IfThenElse(self, s: S.IfThenElse) -> None:
+        cond = self.scalar_condition(s.condition)
+        then_bb, merge_bb = self.new_block("if.then"), self.new_block("if.end")
+        else_bb = self.new_block("if.else") if s.else_case is not None else merge_bb
+        self.builder.cbranch(cond, then_bb, else_bb)
+        self.builder.position_at_end(then_bb)
+        self.stmt(s.then_case)
+        self.builder.branch(merge_bb)
+        if s.else_case is not None:
+            self.builder.position_at_end(else_bb)
+            self.stmt(s.else_case)
+            self.builder.branch(merge_bb)
+        self.builder.position_at_end(merge_bb)
+
+    def _s_For(self, s: S.For) -> None:
+        if s.kind is S.ForKind.THREAD_BINDING:
+            raise self.error(
+                f"loop {s.loop_var.name} is bound to the GPU thread {s.thread_tag or '?'}, "
+                "which the llvm target cannot run; build for target 'cuda' or do not bind it")
+        if s.kind is S.ForKind.PARALLEL and not self.in_parallel:
+            from .llvm_parallel import emit_parallel_for
+            emit_parallel_for(self, s)
+            return
+        # UNROLLED and a VECTORIZED loop the vectorizer left behind run serially;
+        # LLVM's own unroller and vectorizer still see them.
+        lo = self.typed(s.min, s.loop_var.dtype)
+        hi = self.arith(E.Add, lo, self.typed(s.extent, s.loop_var.dtype), s.loop_var.dtype)
+        self.serial_loop(s.loop_var, lo, hi, lambda: self.stmt(s.body))
+
+    def serial_loop(self, var: E.Var, lo: ir.Value, hi: ir.Value, body: Callable[[], None]) -> None:
+        """``for (var = lo; var < hi; ++var) body()``."""
+        b = self.builder
+        pre = b.block
+        header, body_bb, exit_bb = self.new_block("for.head"), self.new_block("for.body"), self.new_block("for.end")
+        b.branch(header)
+        b.position_at_end(header)
+        phi = b.phi(lo.type, name=var.name)
+        phi.add_incoming(lo, pre)
+        signed = not dt.parse(var.dtype).is_uint
+        cmp = b.icmp_signed if signed else b.icmp_unsigned
+        b.cbranch(cmp("<", phi, hi), body_bb, exit_bb)
+        b.position_at_end(body_bb)
+        with self.bound(var, phi):
+            body()
+        nxt = b.add(phi, ir.Constant(lo.type, 1), flags=("nsw",) if signed else ())
+        phi.add_incoming(nxt, b.block)
+        b.branch(header)
+        b.position_at_end(exit_bb)
+
+    def _s_Allocate(self, s: S.Allocate) -> None:
+        buf = s.buffer
+        elem = ops.llvm_type(buf.dtype, in_memory=True)
+        elem_bytes = ops.byte_size(buf.dtype)
+        count = _const_product(buf.shape)
+        if count is not None and count * elem_bytes <= STACK_ALLOC_LIMIT:
+            with self.bound(buf.data, self.entry_alloca(ir.ArrayType(elem, max(count, 1)), ALLOC_ALIGN)):
+                self.stmt(s.body)
+            return
+        nbytes = ir.Constant(ops.I64, elem_bytes)
+        for extent in map(convert, buf.shape):
+            nbytes = self.builder.mul(nbytes, self.typed(extent, "int64"))
+        ptr = self.heap_alloc(nbytes)
+        with self.bound(buf.data, ptr):
+            self.stmt(s.body)
+        free = ops.declare(self.mod.module, "free", ir.FunctionType(ops.VOID, [ops.PTR]))
+        self.builder.call(free, [ptr])
+
+    def entry_alloca(self, ty: ir.Type, align: int) -> ir.Value:
+        """Stack storage of type ``ty`` reserved once in the entry block."""
+        b = ir.IRBuilder(self.entry)
+        b.position_before(self._entry_jump)
+        slot = b.alloca(ty)
+        slot.align = align
+        slot.type = ops.PTR  # llvmlite types allocas with typed pointers; this IR is opaque-pointer
+        return slot
+
+    def heap_alloc(self, nbytes: ir.Value) -> ir.Value:
+        b = self.builder
+        fnty = ir.FunctionType(ops.PTR, [ops.I64, ops.I64])
+        aligned_alloc = ops.declare(self.mod.module, "aligned_alloc", fnty)
+        mask = ir.Constant(ops.I64, ALLOC_ALIGN - 1)
+        rounded = b.and_(b.add(nbytes, mask), b.not_(mask))  # aligned_alloc wants a multiple
+        return b.call(aligned_alloc, [ir.Constant(ops.I64, ALLOC_ALIGN), rounded])
+
+    def _s_BufferStore(self, s: S.BufferStore) -> None:
+        buf, index = s.buffer, self.flat_index(s.buffer, s.indices)
+        lanes = dt.lanes(index.dtype)
+        value = self.expr(s.value)
+        if lanes > 1 and dt.lanes(s.value.dtype) == 1:
+            value = ops.splat(self.builder, value, lanes)
+        b = self.builder
+        if dt.is_bool(buf.dtype):
+            value = b.zext(value, ops.llvm_type(dt.with_lanes(buf.dtype, lanes), in_memory=True))
+        base, align = self.buffer_ptr(buf), ops.byte_size(buf.dtype)
+        elem = ops.llvm_type(buf.dtype, in_memory=True)
+        contiguous = _contiguous_base(index)
+        if lanes == 1 or contiguous is not None:
+            first = index if lanes == 1 else contiguous
+            b.store(value, b.gep(base, [self.expr(first)], source_etype=elem, inbounds=True), align=align)
+            return
+        offsets = self.expr(index)
+        for lane in range(lanes):
+            k = ir.Constant(ops.I32, lane)
+            ptr = b.gep(base, [b.extract_element(offsets, k)], source_etype=elem, inbounds=True)
+            b.store(b.extract_element(value, k), ptr, align=align)
+
+    # ------------------------------------------------------------ memory
+    def flat_index(self, buf: Buffer, indices: tuple) -> E.PrimExpr:
+        if len(indices) != 1:
+            raise self.error(f"access to buffer {buf.name} has {len(indices)} indices; "
+                             "the LLVM backend needs flattened (1-D) accesses")
+        return indices[0]
+
+    def buffer_ptr(self, buf: Buffer) -> ir.Value:
+        ptr = self.env.get(buf.data)
+        if ptr is None:
+            raise self.error(f"buffer {buf.name} is neither a parameter nor allocated here")
+        return ptr
+
+    def _e_BufferLoad(self, e: E.BufferLoad) -> ir.Value:
+        buf, index = e.buffer, self.flat_index(e.buffer, e.indices)
+        lanes = dt.lanes(index.dtype)
+        base, align = self.buffer_ptr(buf), ops.byte_size(buf.dtype)
+        elem = ops.llvm_type(buf.dtype, in_memory=True)
+        b = self.builder
+        contiguous = _contiguous_base(index)
+        if lanes == 1 or isinstance(index, E.Broadcast):
+            scalar_index = index if lanes == 1 else index.value
+            ptr = b.gep(base, [self.expr(scalar_index)], source_etype=elem, inbounds=True)
+            value = b.load(ptr, typ=elem, align=align)
+            if lanes > 1:
+                value = ops.splat(b, value, lanes)
+        elif contiguous is not None:
+            ptr = b.gep(base, [self.expr(contiguous)], source_etype=elem, inbounds=True)
+            value = b.load(ptr, typ=ir.VectorType(elem, lanes), align=align)
+        else:
+            value = self._gather(base, elem, align, self.expr(index), lanes)
+        if dt.is_bool(buf.dtype):
+            value = b.icmp_unsigned("!=", value, ir.Constant(value.type, None))
+        return value
+
+    def _gather(self, base: ir.Value, elem: ir.Type, align: int, offsets: ir.Value, lanes: int) -> ir.Value:
+        b = self.builder
+        out = ir.Constant(ir.VectorType(elem, lanes), ir.Undefined)
+        for lane in range(lanes):
+            k = ir.Constant(ops.I32, lane)
+            ptr = b.gep(base, [b.extract_element(offsets, k)], source_etype=elem, inbounds=True)
+            out = b.insert_element(out, b.load(ptr, typ=elem, align=align), k)
+        return out
+
+    # ------------------------------------------------------------ leaves
+    def _e_IntImm(self, e: E.IntImm) -> ir.Value:
+        return ops.const(e.dtype, e.value)
+
+    def _e_FloatImm(self, e: E.FloatImm) -> ir.Value:
+        return ops.const(e.dtype, e.value)
+
+    def _e_Var(self, e: E.Var) -> ir.Value:
+        value = self.env.get(e)
+        if value is None:
+            raise self.error(f"variable {e.name} is used where it is not defined")
+        return value
+
+    def _e_Let(self, e: E.Let) -> ir.Value:
+        with self.bound(e.var, self.expr(e.value)):
+            return self.expr(e.body)
+
+    def typed(self, e: E.PrimExpr, dtype: str) -> ir.Value:
+        """``e`` evaluated and converted to ``dtype``."""
+        return ops.cast(self.builder, self.expr(e), e.dtype, dtype)
+
+    def scalar_condition(self, e: E.PrimExpr) -> ir.Value:
+        if dt.lanes(e.dtype) != 1:
+            raise self.error(f"the branch condition {e} is a vector ({e.dtype}); "
+                             "the vectorizer must scalarize such branches")
+        return self.typed(e, "bool")
+
+    # ------------------------------------------------------------ arithmetic
+    def operands(self, e) -> tuple:
+        """Both operands of a binary node, with a scalar side splat to the other's lanes."""
+        a, b = self.expr(e.a), self.expr(e.b)
+        la, lb = dt.lanes(e.a.dtype), dt.lanes(e.b.dtype)
+        if la != lb:
+            if la == 1:
+                a = ops.splat(self.builder, a, lb)
+            else:
+                b = ops.splat(self.builder, b, la)
+        dtype = e.a.dtype if la >= lb else e.b.dtype
+        return a, b, dtype
+
+    def arith(self, cls: type, a: ir.Value, b: ir.Value, dtype: str) -> ir.Value:
+        t, bld = dt.parse(dtype), self.builder
+        if t.is_float and cls in _FLOAT_ARITH:
+            return _FLOAT_ARITH[cls](bld, a, b)
+        if t.is_float and cls in (E.FloorDiv, E.FloorMod):
+            q = ops.math_call(bld, "floor", [bld.fdiv(a, b)], dtype)
+            return q if cls is E.FloorDiv else bld.fsub(a, bld.fmul(q, b))
+        flags = _int_flags(dtype)
+        if cls is E.Add:
+            return bld.add(a, b, flags=flags)
+        if cls is E.Sub:
+            return bld.sub(a, b, flags=flags)
+        if cls is E.Mul:
+            return bld.mul(a, b, flags=flags)
+        if cls is E.Div:
+            return bld.sdiv(a, b) if t.is_int else bld.udiv(a, b)
+        if cls is E.FloorDiv:
+            return self._floor_div_mod(a, b, t, want_div=True)
+        if cls is E.FloorMod:
+            return self._floor_div_mod(a, b, t, want_div=False)
+        raise self.error(f"no arithmetic {cls.__name__} on {dtype}")
+
+    def _floor_div_mod(self, a: ir.Value, b: ir.Value, t: dt.DataType, want_div: bool) -> ir.Value:
+        bld = self.builder
+        if not t.is_int:
+            return bld.udiv(a, b) if want_div else bld.urem(a, b)
+        zero = ir.Constant(a.type, None)
+        rem = bld.srem(a, b)
+        # truncation rounded toward zero: step down when the remainder's sign differs from b's
+        adjust = bld.and_(bld.icmp_signed("!=", rem, zero),
+                          bld.icmp_signed("!=", bld.icmp_signed("<", rem, zero),
+                                          bld.icmp_signed("<", b, zero)))
+        if want_div:
+            return bld.sub(bld.sdiv(a, b), bld.zext(adjust, a.type))
+        return bld.select(adjust, bld.add(rem, b), rem)
+
+    def _binary(self, e) -> ir.Value:
+        a, b, dtype = self.operands(e)
+        return self.arith(type(e), a, b, dtype)
+
+    _e_Add = _e_Sub = _e_Mul = _e_Div = _e_FloorDiv = _e_FloorMod = _binary
+
+    def _min_max(self, e) -> ir.Value:
+        a, b, dtype = self.operands(e)
+        op = "<" if isinstance(e, E.Min) else ">"
+        return self.builder.select(self.compare(op, a, b, dtype), a, b)
+
+    _e_Min = _e_Max = _min_max
+
+    def compare(self, op: str, a: ir.Value, b: ir.Value, dtype: str) -> ir.Value:
+        t = dt.parse(dtype)
+        if t.is_float:
+            if op == "!=":
+                return self.builder.fcmp_unordered(op, a, b)
+            return self.builder.fcmp_ordered(op, a, b)
+        if t.is_int:
+            return self.builder.icmp_signed(op, a, b)
+        return self.builder.icmp_unsigned(op, a, b)
+
+    def _e_CmpOp(self, e: E.CmpOp) -> ir.Value:
+        a, b, dtype = self.operands(e)
+        return self.compare(_CMP[type(e)], a, b, dtype)
+
+    def _e_And(self, e: E.And) -> ir.Value:
+        a, b, _ = self.operands(e)
+        return self.builder.and_(a, b)
+
+    def _e_Or(self, e: E.Or) -> ir.Value:
+        a, b, _ = self.operands(e)
+        return self.builder.or_(a, b)
+
+    def _e_Not(self, e: E.Not) -> ir.Value:
+        return self.builder.not_(self.expr(e.a))
+
+    def _e_Cast(self, e: E.Cast) -> ir.Value:
+        return self.typed(e.value, e.dtype)
+
+    def _e_Select(self, e: E.Select) -> ir.Value:
+        cond = self.expr(e.condition)
+        t, f = self.expr(e.true_value), self.expr(e.false_value)
+        lanes = max(dt.lanes(e.true_value.dtype), dt.lanes(e.false_value.dtype), dt.lanes(e.condition.dtype))
+        if lanes > 1:
+            t, f = (v if isinstance(v.type, ir.VectorType) else ops.splat(self.builder, v, lanes) for v in (t, f))
+        return self.builder.select(cond, t, f)
+
+    # ------------------------------------------------------------ vectors
+    def _e_Ramp(self, e: E.Ramp) -> ir.Value:
+        vec_dtype = f"{e.base.dtype}x{e.lanes}"
+        if isinstance(e.base, E.IntImm) and isinstance(e.stride, E.IntImm):
+            t = ops.llvm_type(vec_dtype)
+            values = [e.base.value + k * e.stride.value for k in range(e.lanes)]
+            return ir.Constant(t, [ops.const(e.base.dtype, v) for v in values])
+        b = self.builder
+        base, stride = self.expr(e.base), self.expr(e.stride)
+        steps = b.mul(ops.splat(b, stride, e.lanes), _iota(vec_dtype), flags=_int_flags(e.base.dtype))
+        return b.add(ops.splat(b, base, e.lanes), steps, flags=_int_flags(e.base.dtype))
+
+    def _e_Broadcast(self, e: E.Broadcast) -> ir.Value:
+        return ops.splat(self.builder, self.expr(e.value), e.lanes)
+
+    # ------------------------------------------------------------ calls
+    def _e_Call(self, e: E.Call) -> ir.Value:
+        if e.op == "if_then_else":
+            return self._if_then_else(e)
+        if e.op in ops.MATH_OPS:
+            args = [self.typed(a, e.dtype) for a in e.args]
+            return ops.math_call(self.builder, e.op, args, e.dtype)
+        raise self.error(f"unknown intrinsic {e.op!r} for the llvm target; known: "
+                         f"if_then_else, {', '.join(sorted(ops.MATH_OPS))}")
+
+    def _if_then_else(self, e: E.Call) -> ir.Value:
+        """Only the taken branch runs, so a branch may load out of bounds when not taken."""
+        cond, then_e, else_e = e.args
+        b = self.builder
+        c = self.scalar_condition(cond)
+        then_bb, else_bb, merge_bb = self.new_block("ite.then"), self.new_block("ite.else"), self.new_block("ite.end")
+        b.cbranch(c, then_bb, else_bb)
+        results = []
+        for bb, branch in ((then_bb, then_e), (else_bb, else_e)):
+            b.position_at_end(bb)
+            results.append((self.typed(branch, e.dtype), b.block))
+            b.branch(merge_bb)
+        b.position_at_end(merge_bb)
+        phi = b.phi(results[0][0].type)
+        for value, block in results:
+            phi.add_incoming(value, block)
+        return phi
+
+
+_FLOAT_ARITH = {
+    E.Add: lambda b, x, y: b.fadd(x, y, flags=ops.FLOAT_FLAGS),
+    E.Sub: lambda b, x, y: b.fsub(x, y, flags=ops.FLOAT_FLAGS),
+    E.Mul: lambda b, x, y: b.fmul(x, y, flags=ops.FLOAT_FLAGS),
+    E.Div: lambda b, x, y: b.fdiv(x, y),
+}
+
+_METHODS: dict = {}
+
+
+def _method(owner: type, prefix: str, cls: type) -> Optional[Callable]:
+    """The ``prefix + ClassName`` method for ``cls`` or its nearest base class (cached)."""
+    key = (owner, prefix, cls)
+    if key not in _METHODS:
+        found = None
+        for base in cls.__mro__:
+            found = getattr(owner, prefix + base.__name__, None)
+            if found is not None:
+                break
+        _METHODS[key] = found
+    return _METHODS[key]
+
+
+def _const_product(shape: tuple) -> Optional[int]:
+    count = 1
+    for extent in shape:
+        if not isinstance(extent, (E.IntImm, int)):
+            return None
+        count *= int(extent)
+    return count
+
+
+def _int_flags(dtype: str) -> tuple:
+    """``nsw`` on signed integer arithmetic (as TVM): lets LLVM widen int32 indices."""
+    return ("nsw",) if dt.parse(dtype).is_int else ()
+
+
+def _iota(vec_dtype: str) -> ir.Constant:
+    t = dt.parse(vec_dtype)
+    return ir.Constant(ops.llvm_type(vec_dtype), [ops.const(str(t.element()), k) for k in range(t.lanes)])
+
+
+def _contiguous_base(index: E.PrimExpr) -> Optional[E.PrimExpr]:
+    """The first offset of a stride-1 vector index (Ramp, or Ramp plus a Broadcast), else None."""
+    if isinstance(index, E.Ramp):
+        return index.base if E.is_const_int(index.stride, 1) else None
+    if isinstance(index, E.Add):
+        for ramp, other in ((index.a, index.b), (index.b, index.a)):
+            if isinstance(other, E.Broadcast) and isinstance(ramp, E.Ramp):
+                base = _contiguous_base(ramp)
+                if base is not None:
+                    return add(base, other.value)
+    return None

@@ -1,0 +1,122 @@
+"""Parallel loops on the CPU: outlining a loop body and running it with libgomp.
+
+A ``For`` of kind PARALLEL becomes three pieces of LLVM IR::
+
+    caller:  closure = {captured values..., min, extent}      (stack struct)
+             GOMP_parallel(worker, &closure, 0, 0)            (0: default thread count)
+    worker(closure):  unpack; static chunk [lo, hi) of the iteration range from
+             omp_get_thread_num()/omp_get_num_threads(); body(captured..., min+lo, min+hi)
+    body(captured..., start, stop):  serial loop; pointer parameters are noalias
+
+Captured values are the buffer pointers, size variables, enclosing loop
+variables and lets that the loop body uses. Parallel loops nested in a
+parallel body run serially. The thread count is libgomp's (``OMP_NUM_THREADS``
+or ``omp_set_num_threads``, which the runtime may call through ctypes).
+This module owns the outlining only; it must not emit anything but these
+functions and the call.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from ..tir import expr as E
+from ..tir import stmt as S
+from ..tir.functor import Visitor
+from . import llvm_ops as ops
+from .llvm import FunctionEmitter
+
+_WORKER_TYPE = ir.FunctionType(ops.VOID, [ops.PTR])
+
+
+class _UsedVars(Visitor):
+    """Vars an IR subtree reads, buffer data handles included, in first-use order."""
+
+    def __init__(self) -> None:
+        self.found: dict = {}
+
+    def visit_Var(self, node: E.Var) -> None:
+        self.found.setdefault(node, None)
+
+    visit_SizeVar = visit_Var
+
+    def _buffer_node(self, node) -> None:
+        self.found.setdefault(node.buffer.data, None)
+        self.generic(node)
+
+    visit_BufferLoad = visit_BufferStore = visit_Allocate = _buffer_node
+
+
+def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
+    """Emit ``loop`` (kind PARALLEL) at ``parent``'s insertion point."""
+    used = _UsedVars()
+    used.visit(loop.body)
+    captured = [v for v in used.found if v is not loop.loop_var and v in parent.env]
+    values = [parent.env[v] for v in captured]
+    loop_ty = ops.llvm_type(loop.loop_var.dtype)
+    lo = parent.typed(loop.min, loop.loop_var.dtype)
+    extent = parent.typed(loop.extent, loop.loop_var.dtype)
+
+    name = parent.mod.unique_name(f"{parent.fname}.parallel")
+    body = _emit_body(parent, f"{name}.body", loop, captured, [v.type for v in values] + [loop_ty, loop_ty])
+    closure_ty = ir.LiteralStructType([v.type for v in values] + [loop_ty, loop_ty])
+    worker = _emit_worker(parent, name, body.function, closure_ty, len(values))
+
+    b = parent.builder
+    closure = parent.entry_alloca(closure_ty, 8)
+    for k, value in enumerate(values + [lo, extent]):
+        b.store(value, _field(b, closure, closure_ty, k))
+    gomp = ops.declare(parent.mod.module, "GOMP_parallel",
+                       ir.FunctionType(ops.VOID, [ops.PTR, ops.PTR, ops.I32, ops.I32]))
+    zero = ir.Constant(ops.I32, 0)
+    b.call(gomp, [worker, closure, zero, zero])
+
+
+def _field(b: ir.IRBuilder, closure: ir.Value, closure_ty: ir.Type, k: int) -> ir.Value:
+    return b.gep(closure, [ir.Constant(ops.I32, 0), ir.Constant(ops.I32, k)],
+                 source_etype=closure_ty, inbounds=True)
+
+
+def _emit_body(parent: FunctionEmitter, name: str, loop: S.For, captured: list, types: list) -> FunctionEmitter:
+    start, stop = E.Var("start", loop.loop_var.dtype), E.Var("stop", loop.loop_var.dtype)
+    fe = FunctionEmitter.new_kernel(parent.mod, name, parent.fname, captured + [start, stop], types,
+                                    in_parallel=True)
+    fe.serial_loop(loop.loop_var, fe.env[start], fe.env[stop], lambda: fe.stmt(loop.body))
+    fe.builder.ret_void()
+    return fe
+
+
+def _emit_worker(parent: FunctionEmitter, name: str, body: ir.Function, closure_ty: ir.Type,
+                 ncaptured: int) -> ir.Function:
+    module = parent.mod.module
+    fn = ir.Function(module, _WORKER_TYPE, name)
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    closure = fn.args[0]
+    fields = [b.load(_field(b, closure, closure_ty, k), typ=closure_ty.elements[k])
+              for k in range(len(closure_ty.elements))]
+    lo, extent = fields[ncaptured], fields[ncaptured + 1]
+    begin, end = _static_chunk(b, module, b.sext(extent, ops.I64) if extent.type.width < 64 else extent)
+    run_bb, done_bb = fn.append_basic_block("run"), fn.append_basic_block("done")
+    b.cbranch(b.icmp_signed("<", begin, end), run_bb, done_bb)
+    b.position_at_end(run_bb)
+    start = b.add(lo, b.trunc(begin, lo.type) if lo.type.width < 64 else begin)
+    stop = b.add(lo, b.trunc(end, lo.type) if lo.type.width < 64 else end)
+    b.call(body, fields[:ncaptured] + [start, stop])
+    b.branch(done_bb)
+    b.position_at_end(done_bb)
+    b.ret_void()
+    return fn
+
+
+def _static_chunk(b: ir.IRBuilder, module: ir.Module, extent: ir.Value) -> tuple:
+    """This thread's share [begin, end) of 0..extent, in i64: ceil(extent/threads) each."""
+    i32_fn = ir.FunctionType(ops.I32, [])
+    tid = b.sext(b.call(ops.declare(module, "omp_get_thread_num", i32_fn), []), ops.I64)
+    nthreads = b.sext(b.call(ops.declare(module, "omp_get_num_threads", i32_fn), []), ops.I64)
+    one = ir.Constant(ops.I64, 1)
+    chunk = b.sdiv(b.sub(b.add(extent, nthreads), one), nthreads)
+    begin = b.mul(tid, chunk)
+    end = b.add(begin, chunk)
+    end = b.select(b.icmp_signed("<", end, extent), end, extent)
+    return begin, end

@@ -1,0 +1,67 @@
+"""User knobs read from the environment: the one place tecomp looks at them.
+
+==================== ================================ =========================================
+variable             default                          meaning
+==================== ================================ =========================================
+TECOMP_NUM_THREADS   all cores available to process   threads used by parallel loops (libgomp)
+TECOMP_CACHE_DIR     ``~/.cache/tecomp``              where compiled artefacts may be cached
+TECOMP_LOG_LEVEL     ``WARNING``                      level of the ``tecomp`` logger
+==================== ================================ =========================================
+
+Each knob is read by a function when it is needed, so a change to the
+environment is seen by the next call. This module must not read other
+environment variables, create directories or configure anything itself:
+it only answers questions. Nothing here may import the rest of the package
+except ``tecomp.error``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .error import TecompError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _env(name: str) -> str | None:
+    """The variable's value, or None when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def num_threads() -> int:
+    """``TECOMP_NUM_THREADS`` (a positive integer), or all available cores."""
+    value = _env("TECOMP_NUM_THREADS")
+    if value is None:
+        return available_cores()
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise TecompError(f"TECOMP_NUM_THREADS must be a positive integer, got {value!r}")
+    return threads
+
+
+def cache_dir() -> Path:
+    """``TECOMP_CACHE_DIR``, or ``~/.cache/tecomp``; the directory is not created here."""
+    return Path(_env("TECOMP_CACHE_DIR") or "~/.cache/tecomp").expanduser()
+
+
+def log_level() -> str:
+    """``TECOMP_LOG_LEVEL`` upper-cased (one of LOG_LEVELS), or ``WARNING``."""
+    value = _env("TECOMP_LOG_LEVEL")
+    if value is None:
+        return "WARNING"
+    if value.upper() not in LOG_LEVELS:
+        raise TecompError(f"TECOMP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return value.upper()

@@ -1,0 +1,230 @@
+"""Bound inference: the range of every iteration variable of every stage.
+
+Consumers are processed before producers. A stage at the root covers its
+whole shape. A stage computed at loop L of a consumer covers the region its
+consumers touch in one iteration of L: the consumers' access indices are
+evaluated as intervals with the loops outside and at L fixed and the loops
+inside L relaxed over their extents (see docs/architecture.md and the
+lowering notes). Leaf loops are normalised to start at zero; a root
+variable's value is ``root.min + value(leaves)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..error import LoweringError
+from ..te.schedule import Fuse, Schedule, Split, Stage
+from ..te.tensor import IterVar, Range
+from ..tir import op as _op
+from ..tir.expr import PrimExpr, ProducerLoad
+from ..tir.functor import post_order_visit, substitute
+from ..tir.interval import Interval, eval_interval
+from ..tir.simplify import Analyzer
+
+
+@dataclass
+class StageBounds:
+    """Ranges of one stage's loops.
+
+    ``root_ranges``: each root IterVar's Range. ``extents``: every IterVar's
+    loop extent. ``values``: every IterVar's value (from 0) as an expression
+    of the leaf loop variables.
+    """
+
+    root_ranges: dict = field(default_factory=dict)
+    extents: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+
+    def root_index(self, iv: IterVar) -> PrimExpr:
+        return _op.add(self.root_ranges[iv].min, self.values[iv])
+
+
+def ceil_div(a: PrimExpr, b: PrimExpr) -> PrimExpr:
+    return _op.floordiv(_op.sub(_op.add(a, b), 1), b)
+
+
+def derive_loops(stage: Stage, root_ranges: dict, analyzer: Analyzer) -> StageBounds:
+    """Extents of split/fused variables (downward) and root values from leaves (upward)."""
+    sb = StageBounds(root_ranges=root_ranges)
+    for iv, rng in root_ranges.items():
+        sb.extents[iv] = rng.extent
+    for rel in stage.relations:
+        if isinstance(rel, Split):
+            total = sb.extents[rel.parent]
+            if rel.factor is not None:
+                sb.extents[rel.inner] = rel.factor
+                sb.extents[rel.outer] = analyzer.simplify(ceil_div(total, rel.factor))
+            else:
+                sb.extents[rel.outer] = rel.nparts
+                sb.extents[rel.inner] = analyzer.simplify(ceil_div(total, rel.nparts))
+        elif isinstance(rel, Fuse):
+            sb.extents[rel.fused] = analyzer.simplify(_op.mul(sb.extents[rel.outer], sb.extents[rel.inner]))
+    for leaf in stage.leaf_iter_vars:
+        sb.values[leaf] = leaf.var
+    for rel in reversed(stage.relations):
+        if isinstance(rel, Split):
+            sb.values[rel.parent] = _op.add(_op.mul(sb.values[rel.outer], sb.extents[rel.inner]),
+                                            sb.values[rel.inner])
+        elif isinstance(rel, Fuse):
+            fused, inner_ext = sb.values[rel.fused], sb.extents[rel.inner]
+            sb.values[rel.outer] = _op.floordiv(fused, inner_ext)
+            sb.values[rel.inner] = _op.floormod(fused, inner_ext)
+    return sb
+
+
+def loop_chain(stage: Stage) -> list[tuple[Stage, IterVar]]:
+    """The loops enclosing ``stage``'s body, innermost first, across attach points."""
+    chain: list[tuple[Stage, IterVar]] = [(stage, iv) for iv in reversed(stage.leaf_iter_vars)]
+    cur = stage
+    while cur.attach_type == "scope":
+        parent, at = cur.attach_stage, cur.attach_ivar
+        leaves = parent.leaf_iter_vars
+        pos = leaves.index(at)
+        chain.extend((parent, iv) for iv in reversed(leaves[:pos + 1]))
+        cur = parent
+    return chain
+
+
+def _thread_relaxed(stage: Stage, iv: IterVar, scope: str) -> bool:
+    """Loops bound to threads sharing ``scope`` storage see the whole region."""
+    attr = stage.iter_var_attrs.get(iv)
+    if attr is None or attr.bind_thread is None:
+        return False
+    tag = attr.bind_thread.thread_tag
+    if scope == "shared":
+        return tag.startswith("threadIdx")
+    if scope == "global":
+        return tag.startswith(("threadIdx", "blockIdx"))
+    return False
+
+
+class BoundInferrer:
+    """Runs bound inference over a schedule's stages (consumers first)."""
+
+    def __init__(self, schedule: Schedule, stages: list[Stage], bodies: dict, analyzer: Analyzer):
+        self.schedule = schedule
+        self.stages = stages
+        self.bodies = bodies
+        self.analyzer = analyzer
+        self.bounds: dict[Stage, StageBounds] = {}
+        self.capacity: dict[tuple, int] = {}
+
+    def run(self) -> dict[Stage, StageBounds]:
+        for stage in reversed(self.stages):
+            roots = self._root_ranges(stage)
+            sb = self.bounds[stage] = derive_loops(stage, roots, self.analyzer)
+            for leaf in stage.leaf_iter_vars:
+                extent = sb.extents[leaf]
+                self.analyzer.bind(leaf.var, (_op.const(0, extent.dtype), extent))
+        return self.bounds
+
+    def _root_ranges(self, stage: Stage) -> dict:
+        op = stage.op
+        ranges = {iv: iv.dom for iv in op.reduce_axis}
+        if stage.attach_type != "scope":
+            for iv, extent in zip(op.axis, op.shape):
+                ranges[iv] = Range(_op.const(0, extent.dtype), extent)
+            return ranges
+        region = self._attached_region(stage)
+        for iv, rng in zip(op.axis, region):
+            ranges[iv] = rng
+        return ranges
+
+    def _attached_region(self, stage: Stage) -> list[Range]:
+        attach = (stage.attach_stage, stage.attach_ivar)
+        lows: list[Any] = [None] * len(stage.op.shape)
+        highs: list[Any] = [None] * len(stage.op.shape)
+        for consumer in self.stages:
+            accesses = self._accesses(consumer, stage)
+            if not accesses:
+                continue
+            chain = loop_chain(consumer)
+            if not any(st is attach[0] and iv is attach[1] for st, iv in chain):
+                raise LoweringError(
+                    f"stage {stage.name} is computed at {attach[0].name}.{attach[1].name}, but its "
+                    f"consumer {consumer.name} runs outside that loop; compute {stage.name} at a loop "
+                    f"that encloses every stage reading it (or at root)")
+            cb = self.bounds[consumer]
+            root_vmap = {iv.var: cb.root_index(iv) for iv in cb.root_ranges}
+            for indices in accesses:
+                for dim, idx in enumerate(indices):
+                    lo, hi = self._relax(substitute(idx, root_vmap), chain, attach, stage.scope)
+                    lows[dim] = _merge(lows[dim], lo, _op.min_expr)
+                    highs[dim] = _merge(highs[dim], hi, _op.max_expr)
+        region = []
+        for dim, extent in enumerate(stage.op.shape):
+            lo, hi = lows[dim], highs[dim]
+            zero = _op.const(0, extent.dtype)
+            bounded = all(b is not None and b is not _UNBOUNDED for b in (lo, hi))
+            if bounded:
+                self._note_capacity(stage, dim, _op.add(_op.sub(hi, lo), 1))
+            lo = zero if lo is None or lo is _UNBOUNDED else self.analyzer.simplify(_op.max_expr(lo, zero))
+            last = _op.sub(extent, 1)
+            hi = last if hi is None or hi is _UNBOUNDED else self.analyzer.simplify(_op.min_expr(hi, last))
+            region.append(Range(lo, self.analyzer.simplify(_op.add(_op.sub(hi, lo), 1))))
+        return region
+
+    def _note_capacity(self, stage: Stage, dim: int, unclamped_extent: PrimExpr) -> None:
+        """Remember a constant bound of the region size before clamping to the shape.
+
+        Clamping makes the last tile's region shorter, so the clamped extent
+        varies with the loop; the unclamped one is often a constant and bounds
+        it, which gives the allocation a fixed size.
+        """
+        upper = self.analyzer.const_int_bound(self.analyzer.simplify(unclamped_extent))[1]
+        if upper is not None:
+            self.capacity[(stage, dim)] = upper
+
+    def _accesses(self, consumer: Stage, producer: Stage) -> list[tuple]:
+        if consumer not in self.bodies:
+            return []
+        found: list[tuple] = []
+
+        def visit(node: Any) -> None:
+            if isinstance(node, ProducerLoad) and self.schedule[node.producer] is producer:
+                found.append(node.indices)
+
+        for b in self.bodies[consumer]:
+            post_order_visit(b, visit)
+        return found
+
+    def _relax(self, idx: PrimExpr, chain: list, attach: tuple, scope: str) -> tuple:
+        """Interval of ``idx`` over the loops inside the attach point (innermost first)."""
+        lo: Any = idx
+        hi: Any = idx
+        inside = True
+        group: dict = {}
+        group_stage = None
+        for st, iv in chain:
+            if st is attach[0] and iv is attach[1]:
+                inside = False
+            if not (inside or _thread_relaxed(st, iv, scope)):
+                continue
+            if group_stage is not None and st is not group_stage:
+                lo, hi = self._relax_group(lo, hi, group)
+                group = {}
+                if lo is None or hi is None:
+                    return lo, hi
+            group_stage = st
+            ext = self.bounds[st].extents[iv]
+            group[iv.var] = Interval(_op.const(0, ext.dtype), _op.sub(ext, 1))
+        if group:
+            lo, hi = self._relax_group(lo, hi, group)
+        return lo, hi
+
+    def _relax_group(self, lo: Any, hi: Any, dom: dict) -> tuple:
+        new_lo = eval_interval(lo, dom, self.analyzer).min if lo is not None else None
+        new_hi = eval_interval(hi, dom, self.analyzer).max if hi is not None else None
+        return new_lo, new_hi
+
+
+_UNBOUNDED = object()
+
+
+def _merge(acc: Any, new: Any, combine) -> Any:
+    """Union of interval bounds; None (unbounded) absorbs everything."""
+    if new is None or acc is _UNBOUNDED:
+        return _UNBOUNDED
+    return new if acc is None else combine(acc, new)

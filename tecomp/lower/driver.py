@@ -1,0 +1,163 @@
+"""``tecomp.lower``: from a schedule and its argument tensors to loop IR.
+
+The pipeline: inline -> bound inference -> loop nests with attach points ->
+simplify -> storage flatten -> vectorize -> unroll -> simplify. It ends with
+a check that every variable in the body is bound (a loop, a let, or a shape
+variable of an argument), so a symbolic shape that no argument carries is
+reported here rather than miscompiled.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from ..error import LoweringError
+from ..te.operation import ComputeOp, PlaceholderOp
+from ..te.schedule import Schedule, Stage
+from ..te.tensor import Tensor
+from ..tir import op as _op
+from ..tir.buffer import Buffer
+from ..tir.expr import IntImm, PrimExpr, Var
+from ..tir.functor import collect_vars, post_order_visit
+from ..tir.module import IRModule
+from ..tir.simplify import Analyzer, simplify_stmt
+from ..tir.stmt import For, LetStmt, PrimFunc, Stmt
+from .bound import BoundInferrer
+from .flatten import flatten_storage
+from .inline import inline_bodies
+from .schedule_ops import NestBuilder, StorageMap
+from .unroll import unroll_loops
+from .vectorize import vectorize_loops
+
+
+def lower(sch: Schedule, args: Sequence[Any], name: str = "main", binds: Optional[dict] = None,
+          simple_mode: bool = False) -> IRModule:
+    """Lower a schedule to an IRModule holding one PrimFunc called ``name``."""
+    if not isinstance(sch, Schedule):
+        raise LoweringError(f"lower expects a schedule from te.create_schedule, got {type(sch).__name__}")
+    if binds:
+        raise LoweringError("lower: binds= is not supported; buffers are compact row-major")
+    func = lower_to_primfunc(sch, args, name)
+    return IRModule({name: func})
+
+
+def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str) -> PrimFunc:
+    tensors, extra_vars = _split_args(args)
+    bodies = inline_bodies(sch)
+    stages = [st for st in sch.stages if isinstance(st.op, ComputeOp) and st.attach_type != "inline"]
+    analyzer = Analyzer()
+    inferrer = BoundInferrer(sch, stages, bodies, analyzer)
+    bounds = inferrer.run()
+    storage, params = _plan_storage(sch, tensors, stages, bounds, analyzer, inferrer.capacity)
+    _check_inputs_passed(sch, bodies, storage, stages)
+    body = NestBuilder(sch, stages, bodies, bounds, storage, analyzer).build()
+    if body is None:
+        raise LoweringError(f"lower {name}: nothing to compute (no compute stage among the outputs)")
+    body = simplify_stmt(body)
+    body = flatten_storage(body)
+    body = simplify_stmt(body)
+    body = vectorize_loops(body)
+    body = unroll_loops(body)
+    body = simplify_stmt(body)
+    size_vars = _size_vars(params)
+    _check_free_vars(body, size_vars, extra_vars, name)
+    return PrimFunc(name, tuple(params), body, tuple(size_vars))
+
+
+def _split_args(args: Sequence[Any]) -> tuple[list[Tensor], list[Var]]:
+    tensors, variables = [], []
+    for pos, a in enumerate(args):
+        if isinstance(a, Tensor):
+            tensors.append(a)
+        elif isinstance(a, Var):
+            variables.append(a)
+        else:
+            raise LoweringError(f"argument {pos} of lower is {a!r}; arguments must be tensors "
+                                "(shape variables are inferred from the tensors' shapes)")
+    return tensors, variables
+
+
+def _plan_storage(sch: Schedule, tensors: list[Tensor], stages: list[Stage], bounds: dict,
+                  analyzer: Analyzer, capacity: dict) -> tuple:
+    storage = StorageMap()
+    params: list[Buffer] = []
+    seen: set = set()
+    for t in tensors:
+        stage = sch[t]
+        if stage.attach_type == "inline":
+            raise LoweringError(f"tensor {t.name} is an argument but its stage is inlined; "
+                                "an argument needs storage")
+        key = (id(stage), t.value_index)
+        if key in seen:
+            raise LoweringError(f"tensor {t.name} appears twice in the argument list")
+        seen.add(key)
+        current = stage.op.output(t.value_index)
+        buf = Buffer(t.name, current.dtype, tuple(current.shape))
+        zeros = tuple(_op.const(0, s.dtype) for s in current.shape)
+        storage.add(stage, t.value_index, buf, zeros, True)
+        params.append(buf)
+    for st in stages:
+        sb = bounds[st]
+        for vi in range(st.op.num_outputs):
+            if storage.is_param(st, vi) or storage.key(st, vi) in storage.buffers:
+                continue
+            region = [sb.root_ranges[iv] for iv in st.op.axis]
+            buf = Buffer(st.op.output(vi).name, st.op.output(vi).dtype,
+                         tuple(_allocation_extent(r.extent, analyzer, capacity.get((st, dim)))
+                               for dim, r in enumerate(region)), st.scope)
+            storage.add(st, vi, buf, tuple(r.min for r in region), False)
+    return storage, params
+
+
+def _allocation_extent(extent: PrimExpr, analyzer: Analyzer, capacity: Optional[int]) -> PrimExpr:
+    """The extent to allocate: a constant upper bound of a region extent where one is known."""
+    if isinstance(extent, IntImm):
+        return extent
+    upper = analyzer.const_int_bound(extent)[1]
+    if capacity is not None and (upper is None or capacity < upper):
+        upper = capacity
+    return _op.const(upper, extent.dtype) if upper is not None and upper >= 0 else extent
+
+
+def _check_inputs_passed(sch: Schedule, bodies: dict, storage: StorageMap, stages: list[Stage]) -> None:
+    from .inline import tensors_read
+    for st in stages:
+        for src in tensors_read(bodies[st], sch):
+            if isinstance(src.op, PlaceholderOp) and not storage.is_param(src, 0):
+                raise LoweringError(f"stage {st.name} reads input {src.name}, which is not in the "
+                                    "argument list; pass every input tensor to lower/build")
+
+
+def _size_vars(params: list[Buffer]) -> list[Var]:
+    found: list[Var] = []
+    for buf in params:
+        for extent in buf.shape:
+            for v in _vars_in_order(extent):
+                if v not in found:
+                    found.append(v)
+    return found
+
+
+def _vars_in_order(e: PrimExpr) -> list[Var]:
+    out: list[Var] = []
+    post_order_visit(e, lambda n: out.append(n) if isinstance(n, Var) and n not in out else None)
+    return out
+
+
+def _check_free_vars(body: Stmt, size_vars: list[Var], extra: list[Var], name: str) -> None:
+    bound: set = set(size_vars) | set(extra)
+
+    def collect(n: Any) -> None:
+        if isinstance(n, For):
+            bound.add(n.loop_var)
+        elif isinstance(n, LetStmt):
+            bound.add(n.var)
+
+    post_order_visit(body, collect)
+    from ..tir.expr import Let
+    post_order_visit(body, lambda n: bound.add(n.var) if isinstance(n, Let) else None)
+    free = [v for v in collect_vars(body) if v not in bound and v.dtype != "handle"]
+    if free:
+        names = ", ".join(sorted(v.name for v in free))
+        raise LoweringError(f"lower {name}: the loop body uses {names}, which no argument's shape "
+                            "provides; pass the tensors whose shapes mention them")

@@ -1,0 +1,183 @@
+"""Building loop nests from a schedule whose bounds are known.
+
+Each stage becomes a nest of ``For`` loops over its leaf variables, in leaf
+order, around a store of its body. Stages computed at a loop are emitted
+inside that loop, before the rest of its body, with their allocation there.
+A reduction gets an init store just outside its outermost reduction loop
+(with its own small nest when data-parallel loops sit inside reduction
+loops). Guards are added only where a split does not provably divide.
+Accesses are still multi-dimensional here; ``flatten`` comes next.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..te.operation import ComputeOp
+from ..te.schedule import Stage
+from ..te.tensor import IterVar
+from ..tir import op as _op
+from ..tir.buffer import Buffer
+from ..tir.expr import BufferLoad, PrimExpr, ProducerLoad, Reduce, Var
+from ..tir.functor import Mutator, substitute
+from ..tir.simplify import Analyzer
+from ..tir.stmt import Allocate, BufferStore, For, ForKind, IfThenElse, Stmt, seq
+from .bound import StageBounds
+
+
+class StorageMap:
+    """Where each tensor lives: its Buffer, the region offset, whether it is a parameter."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple, Buffer] = {}
+        self.offsets: dict[tuple, tuple] = {}
+        self.params: set = set()
+
+    def key(self, stage: Stage, value_index: int) -> tuple:
+        return (id(stage), value_index)
+
+    def add(self, stage: Stage, value_index: int, buf: Buffer, offsets: tuple, is_param: bool) -> None:
+        k = self.key(stage, value_index)
+        self.buffers[k] = buf
+        self.offsets[k] = offsets
+        if is_param:
+            self.params.add(k)
+
+    def buffer(self, stage: Stage, value_index: int) -> Buffer:
+        return self.buffers[self.key(stage, value_index)]
+
+    def is_param(self, stage: Stage, value_index: int) -> bool:
+        return self.key(stage, value_index) in self.params
+
+    def local_indices(self, stage: Stage, value_index: int, indices: tuple) -> tuple:
+        offs = self.offsets[self.key(stage, value_index)]
+        return tuple(_op.sub(i, o) for i, o in zip(indices, offs))
+
+
+class _LoadsToBuffers(Mutator):
+    def __init__(self, schedule: Any, storage: StorageMap):
+        self.schedule = schedule
+        self.storage = storage
+
+    def visit_ProducerLoad(self, node: ProducerLoad) -> Any:
+        node = self.generic(node)
+        stage = self.schedule[node.producer]
+        vi = node.producer.value_index
+        return BufferLoad(self.storage.buffer(stage, vi),
+                          self.storage.local_indices(stage, vi, node.indices))
+
+
+class NestBuilder:
+    """Emits the statement for every stage; see the module docstring."""
+
+    def __init__(self, schedule: Any, stages: list[Stage], bodies: dict,
+                 bounds: dict[Stage, StageBounds], storage: StorageMap, analyzer: Analyzer):
+        self.schedule = schedule
+        self.stages = stages
+        self.bodies = bodies
+        self.bounds = bounds
+        self.storage = storage
+        self.analyzer = analyzer
+        self.loads = _LoadsToBuffers(schedule, storage)
+        self.attached: dict[tuple, list[Stage]] = {}
+        for st in stages:
+            if st.attach_type == "scope":
+                self.attached.setdefault((id(st.attach_stage), id(st.attach_ivar)), []).append(st)
+
+    def build(self) -> Stmt:
+        roots = [st for st in self.stages if st.attach_type == "root"]
+        return self._produce(roots, None)
+
+    def _produce(self, stages: list[Stage], rest: Optional[Stmt]) -> Stmt:
+        """The nests of ``stages`` in order, then ``rest``, each internal buffer allocated around its uses."""
+        acc = rest
+        for st in reversed(stages):
+            acc = seq(self._stage_nest(st), acc)
+            for vi in range(st.op.num_outputs):
+                if not self.storage.is_param(st, vi):
+                    acc = Allocate(self.storage.buffer(st, vi), acc)
+        return acc
+
+    def _stage_nest(self, st: Stage) -> Stmt:
+        sb = self.bounds[st]
+        op: ComputeOp = st.op
+        root_vmap = {iv.var: sb.root_index(iv) for iv in sb.root_ranges}
+        out_indices = tuple(sb.root_index(iv) for iv in op.axis)
+        dp_guard = self._guard(sb, op.axis)
+        leaves = st.leaf_iter_vars
+        body = self.bodies[st]
+        if isinstance(body[0], Reduce):
+            core, init, first_red = self._reduction(st, sb, body[0], root_vmap, out_indices, dp_guard)
+        else:
+            stores = [self._store(st, vi, self.loads.visit(substitute(b, root_vmap)), out_indices)
+                      for vi, b in enumerate(body)]
+            core, init, first_red = _guarded(dp_guard, seq(*stores)), None, None
+        content: Stmt = core
+        for depth in reversed(range(len(leaves))):
+            iv = leaves[depth]
+            content = self._produce(self.attached.get((id(st), id(iv)), []), content)
+            content = self._make_for(st, iv, sb.extents[iv], content)
+            if depth == first_red:
+                content = seq(init, content)
+        if first_red is None and init is not None:
+            content = seq(init, content)
+        return content
+
+    def _store(self, st: Stage, vi: int, value: PrimExpr, indices: tuple) -> Stmt:
+        buf = self.storage.buffer(st, vi)
+        return BufferStore(buf, value, self.storage.local_indices(st, vi, indices))
+
+    def _reduction(self, st: Stage, sb: StageBounds, red: Reduce, root_vmap: dict,
+                   out_indices: tuple, dp_guard: PrimExpr) -> tuple:
+        op: ComputeOp = st.op
+        buf = self.storage.buffer(st, 0)
+        local = self.storage.local_indices(st, 0, out_indices)
+        source = self.loads.visit(substitute(red.source[0], root_vmap))
+        cond = self.loads.visit(substitute(red.condition, root_vmap))
+        current = BufferLoad(buf, local)
+        update_value = red.combiner.combine((current,), (source,))[0]
+        red_guard = _op.logical_and(_op.logical_and(dp_guard, self._guard(sb, op.reduce_axis)), cond)
+        core = _guarded(red_guard, BufferStore(buf, update_value, local))
+        leaves = st.leaf_iter_vars
+        reduce_pos = [k for k, iv in enumerate(leaves) if iv.is_reduce]
+        first_red = reduce_pos[0] if reduce_pos else None
+        inner_dp = [iv for k, iv in enumerate(leaves) if not iv.is_reduce and
+                    first_red is not None and k > first_red]
+        fresh = {iv.var: Var(iv.var.name + ".init", iv.var.dtype) for iv in inner_dp}
+        init: Stmt = _guarded(substitute(dp_guard, fresh),
+                              BufferStore(buf, red.combiner.identity[0],
+                                          tuple(substitute(i, fresh) for i in local)))
+        for iv in reversed(inner_dp):
+            kind = self._kind(st, iv)
+            init = For(fresh[iv.var], _op.const(0, iv.var.dtype), sb.extents[iv],
+                       ForKind.SERIAL if kind is ForKind.THREAD_BINDING else kind, init)
+        return core, init, first_red
+
+    def _guard(self, sb: StageBounds, root_ivs: Any) -> PrimExpr:
+        """Conditions that keep non-dividing splits inside each root variable's range."""
+        cond: PrimExpr = _op.const(True)
+        for iv in root_ivs:
+            value, extent = sb.values[iv], sb.extents[iv]
+            if value is iv.var:
+                continue
+            check = _op.cmp("<", value, extent)
+            if not self.analyzer.can_prove(check):
+                cond = _op.logical_and(cond, check)
+        return cond
+
+    def _kind(self, st: Stage, iv: IterVar) -> ForKind:
+        attr = st.iter_var_attrs.get(iv)
+        return attr.kind if attr is not None else ForKind.SERIAL
+
+    def _make_for(self, st: Stage, iv: IterVar, extent: PrimExpr, body: Stmt) -> Stmt:
+        attr = st.iter_var_attrs.get(iv)
+        kind = self._kind(st, iv)
+        tag = attr.bind_thread.thread_tag if attr is not None and attr.bind_thread is not None else ""
+        annotations = tuple(attr.pragmas) if attr is not None else ()
+        return For(iv.var, _op.const(0, iv.var.dtype), extent, kind, body, tag, annotations)
+
+
+def _guarded(cond: PrimExpr, body: Stmt) -> Stmt:
+    if isinstance(cond, _op.IntImm) and cond.value:
+        return body
+    return IfThenElse(cond, body)

@@ -1,0 +1,136 @@
+"""The metadata a compiled library describes itself with, and its validation.
+
+A library built by tecomp exports ``const char* __tecomp_metadata(void)``
+returning JSON (format 1)::
+
+    {"format": 1, "tecomp_version": "0.1.0", "target": "llvm -mcpu=native",
+     "functions": [{"name": "vadd",
+                    "params": [{"name": "A", "dtype": "float32", "shape": [1024, "n"]}],
+                    "size_vars": [{"name": "n", "dtype": "int32"}]}]}
+
+A shape entry is a non-negative int or the name of one of the function's
+size vars; every size var must appear in some parameter's shape (it is bound
+from the arguments). Extra keys are allowed and kept for other readers (the
+graph runtime). This module only parses and checks; it never loads code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..error import TecompError
+from .ndarray import check_dtype
+
+FORMAT_VERSION = 1
+SIZE_VAR_DTYPES = ("int32", "int64")
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One buffer parameter: ``shape`` holds ints and size-var names."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """One exported function: its buffer parameters and its size vars, in ABI order."""
+
+    name: str
+    params: tuple[ParamInfo, ...]
+    size_vars: tuple[tuple[str, str], ...]  # (name, dtype)
+
+
+class _Invalid(Exception):
+    """A problem found while reading; turned into a TecompError naming the library."""
+
+
+def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise _Invalid(f"{where} has no {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise _Invalid(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _name(obj: Any, where: str) -> str:
+    name = _field(obj, "name", str, where)
+    if not name:
+        raise _Invalid(f"{where} has an empty name")
+    return name
+
+
+def _size_vars(fn: dict, where: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for k, sv in enumerate(_field(fn, "size_vars", list, where)):
+        sv_where = f"{where}, size var {k}"
+        name, dtype = _name(sv, sv_where), _field(sv, "dtype", str, sv_where)
+        if dtype not in SIZE_VAR_DTYPES:
+            raise _Invalid(f"{sv_where} ({name}) has dtype {dtype!r}; expected int32 or int64")
+        out.append((name, dtype))
+    if len({name for name, _ in out}) != len(out):
+        raise _Invalid(f"{where} declares a size var twice")
+    return tuple(out)
+
+
+def _dim(dim: Any, size_vars: set[str], where: str) -> int | str:
+    if isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0:
+        return dim
+    if isinstance(dim, str) and dim in size_vars:
+        return dim
+    raise _Invalid(f"{where}: shape entry {dim!r} is neither a non-negative int nor a declared size var")
+
+
+def _param(param: Any, size_vars: set[str], where: str) -> ParamInfo:
+    name = _name(param, where)
+    where = f"{where} ({name})"
+    dtype_name = _field(param, "dtype", str, where)
+    try:
+        dtype = check_dtype(dtype_name)
+    except TecompError as exc:
+        raise _Invalid(f"{where}: {exc}") from None
+    if str(dtype) != dtype_name:  # reject numpy aliases such as "f4": the ABI speaks dtype strings
+        raise _Invalid(f"{where}: dtype {dtype_name!r} is not a tecomp dtype name")
+    shape = tuple(_dim(d, size_vars, where) for d in _field(param, "shape", list, where))
+    return ParamInfo(name, dtype, shape)
+
+
+def _function(fn: Any, index: int) -> FunctionInfo:
+    name = _name(fn, f"function {index}")
+    where = f"function {name!r}"
+    size_vars = _size_vars(fn, where)
+    sv_names = {n for n, _ in size_vars}
+    params = tuple(_param(p, sv_names, f"{where}, param {k}")
+                   for k, p in enumerate(_field(fn, "params", list, where)))
+    unbound = sv_names - {d for p in params for d in p.shape if isinstance(d, str)}
+    if unbound:
+        raise _Invalid(f"{where}: size vars {sorted(unbound)} appear in no parameter shape")
+    return FunctionInfo(name, params, size_vars)
+
+
+def parse_metadata(text: bytes, library: str) -> tuple[dict[str, Any], list[FunctionInfo]]:
+    """The parsed JSON and its functions in order; TecompError naming ``library`` if invalid."""
+    try:
+        doc = json.loads(text.decode("utf-8"))
+        version = _field(doc, "format", int, "metadata")
+        if version != FORMAT_VERSION:
+            raise _Invalid(f"metadata format {version} is not supported (this runtime reads {FORMAT_VERSION})")
+        _field(doc, "tecomp_version", str, "metadata")
+        _field(doc, "target", str, "metadata")
+        functions = [_function(fn, k) for k, fn in enumerate(_field(doc, "functions", list, "metadata"))]
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TecompError(f"{library}: __tecomp_metadata is not valid JSON: {exc}") from None
+    except _Invalid as exc:
+        raise TecompError(f"{library}: invalid metadata: {exc}") from None
+    if not functions:
+        raise TecompError(f"{library}: invalid metadata: it lists no functions")
+    if len({f.name for f in functions}) != len(functions):
+        raise TecompError(f"{library}: invalid metadata: a function name appears twice")
+    return doc, functions

@@ -1,0 +1,184 @@
+"""Module: a compiled shared library, loaded, and ``load_module`` to open one.
+
+Owns opening a tecomp library safely: the file must be an ELF shared object
+(checked before ``dlopen``), must export ``__tecomp_metadata`` whose JSON
+passes ``metadata.parse_metadata``, and every function the metadata lists
+must be exported. Besides what the dynamic loader itself runs (ELF
+constructors, which tecomp libraries have none of), the only code of the
+library called while loading is ``__tecomp_metadata``. Also owns the sources the build driver attaches
+(``Module.sources``), timing and ``export_library``. This module must not
+import the compiler: loading a library needs numpy only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from ..error import TecompError
+from .device import Device
+from .metadata import parse_metadata
+from .packed_func import PackedFunc
+from .profiling import ProfileResult, time_evaluator
+
+_ELF_MAGIC = b"\x7fELF"
+_ET_DYN = 3
+
+# Identity (device, inode, size, mtime) of each file dlopen-ed, by path.
+_opened: dict[str, tuple[int, int, int, int]] = {}
+_opened_lock = threading.Lock()
+
+
+class Module:
+    """A loaded library of compiled functions; the first function is the entry.
+
+    ``sources`` maps a format (``"ll"``, ``"asm"``, ``"cu"``, ...) to its text,
+    or to a callable producing it on first use; the build driver fills it, a
+    library loaded from disk has none. ``owner`` is kept alive as long as the
+    module (for instance the temporary directory holding the library file).
+    """
+
+    def __init__(self, library_path: str, functions: list[PackedFunc], metadata: dict[str, Any],
+                 owner: object = None) -> None:
+        self.library_path = library_path
+        self.metadata = metadata
+        self.target: str = metadata["target"]
+        self.sources: dict[str, str | Callable[[], str]] = {}
+        self._functions = {f.name: f for f in functions}
+        self._owner = owner
+
+    @property
+    def entry_name(self) -> str:
+        return next(iter(self._functions))
+
+    @property
+    def function_names(self) -> tuple[str, ...]:
+        return tuple(self._functions)
+
+    @property
+    def imported_modules(self) -> list["Module"]:
+        return []
+
+    def __call__(self, *args: Any) -> None:
+        self._functions[self.entry_name](*args)
+
+    def get_function(self, name: str, query_imports: bool = False) -> PackedFunc:
+        """The function called ``name`` (``query_imports`` is accepted for TVM compatibility)."""
+        try:
+            return self._functions[name]
+        except (KeyError, TypeError):
+            raise TecompError(f"module {self.library_path} has no function {name!r}; "
+                              f"it has {', '.join(self._functions)}") from None
+
+    def __getitem__(self, name: str) -> PackedFunc:
+        return self.get_function(name)
+
+    def get_source(self, fmt: str = "") -> str:
+        """The source in format ``fmt``; ``""`` means the first format the build driver added."""
+        if fmt == "" and "" not in self.sources and self.sources:
+            fmt = next(iter(self.sources))
+        if fmt not in self.sources:
+            available = ", ".join(repr(k) for k in self.sources) or "none (a loaded library keeps no source)"
+            raise TecompError(f"module {self.library_path} has no source in format {fmt!r}; available: {available}")
+        text = self.sources[fmt]
+        if callable(text):
+            text = self.sources[fmt] = text()
+        return text
+
+    def time_evaluator(self, func_name: str, dev: Device, number: int = 10, repeat: int = 1,
+                       min_repeat_ms: float = 0) -> Callable[..., ProfileResult]:
+        """A callable timing ``func_name`` on its arguments: see ``profiling.time_evaluator``."""
+        if not isinstance(dev, Device) or dev.kind != "cpu":
+            raise TecompError(f"time_evaluator: module {self.library_path} runs on the CPU, got device {dev!r}")
+        return time_evaluator(self.get_function(func_name), number, repeat, min_repeat_ms)
+
+    def export_library(self, path: str | os.PathLike) -> None:
+        """Copy the shared library to ``path``, creating its directory."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and target.samefile(self.library_path):
+            return
+        # Write a new file and rename it over the target: rewriting a library
+        # in place would corrupt a process that has it loaded.
+        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        os.close(fd)
+        try:
+            shutil.copyfile(self.library_path, partial)
+            os.replace(partial, target)
+        except BaseException:
+            os.unlink(partial)
+            raise
+
+    def __repr__(self) -> str:
+        return f"<tecomp.Module {self.library_path} functions=[{', '.join(self._functions)}]>"
+
+
+def _check_shared_object(path: str) -> None:
+    try:
+        with open(path, "rb") as f:
+            header = f.read(18)
+    except OSError as exc:
+        raise TecompError(f"cannot read library {path}: {exc.strerror}") from None
+    if not sys.platform.startswith("linux"):
+        return
+    e_type = int.from_bytes(header[16:18], "little" if header[5:6] == b"\x01" else "big")
+    if header[:4] != _ELF_MAGIC or e_type != _ET_DYN:
+        raise TecompError(f"{path} is not a shared library (ELF shared object)")
+
+
+def _read_metadata(lib: ctypes.CDLL, path: str) -> bytes:
+    try:
+        meta_fn = lib["__tecomp_metadata"]
+    except AttributeError:
+        raise TecompError(f"{path} is not a tecomp library: it exports no __tecomp_metadata") from None
+    meta_fn.argtypes = []
+    meta_fn.restype = ctypes.c_char_p
+    text = meta_fn()
+    if text is None:
+        raise TecompError(f"{path}: __tecomp_metadata returned NULL")
+    return text
+
+
+def _dlopen(path: str) -> tuple[ctypes.CDLL, str, object]:
+    """The loaded library, the file it was loaded from, and what keeps that file alive."""
+    st = os.stat(path)
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    with _opened_lock:
+        first = _opened.setdefault(path, identity)
+    if first == identity:
+        return ctypes.CDLL(path, mode=ctypes.RTLD_LOCAL), path, None
+    # dlopen hands back the library already loaded under this name, not the
+    # new file now at the path; load the new file under a fresh name instead.
+    holder = tempfile.TemporaryDirectory(prefix="tecomp-load-")
+    fresh = os.path.join(holder.name, os.path.basename(path))
+    shutil.copyfile(path, fresh)
+    return ctypes.CDLL(fresh, mode=ctypes.RTLD_LOCAL), fresh, holder
+
+
+def load_module(path: str | os.PathLike, owner: object = None) -> Module:
+    """Open a library written by ``export_library`` (or the build driver); needs numpy only.
+
+    ``owner`` is kept alive with the module (the build driver passes the
+    temporary directory holding the library).
+    """
+    path = os.path.abspath(os.fspath(path))
+    _check_shared_object(path)
+    try:
+        lib, loaded_from, holder = _dlopen(path)
+    except OSError as exc:
+        raise TecompError(f"cannot load library {path}: {exc}") from None
+    metadata, infos = parse_metadata(_read_metadata(lib, path), path)
+    functions = []
+    for info in infos:
+        try:
+            functions.append(PackedFunc(info, lib[info.name]))
+        except AttributeError:
+            raise TecompError(f"{path}: metadata lists function {info.name!r}, "
+                              f"but the library does not export it") from None
+    return Module(loaded_from, functions, metadata, owner if holder is None else (owner, holder))

@@ -1,0 +1,118 @@
+"""PackedFunc: one compiled function of a loaded library, called with checked arguments.
+
+Owns the call ABI of tecomp libraries, ``int32_t NAME(void** args, int64_t*
+size_var_values)``: ``args[i]`` is the data pointer of parameter i and
+``size_var_values[j]`` the value of size var j, both in metadata order; a
+nonzero return is an error. Every call is checked against the function's
+metadata first (arity, array type, device, contiguity, writability, dtype,
+rank, constant extents, consistent size vars), so a bad call raises
+``ArgumentError`` and never reaches machine code. Calls go through ctypes,
+which releases the GIL. This module must not import the compiler.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+
+from ..error import ArgumentError, TecompError
+from .metadata import FunctionInfo, ParamInfo
+from .ndarray import NDArray
+from .threads import ensure_thread_config
+
+_INT32_MAX = 2**31 - 1
+
+
+class PackedFunc:
+    """A callable compiled function: ``f(*arrays)`` with NDArrays or C-contiguous numpy arrays."""
+
+    def __init__(self, info: FunctionInfo, cfunc: Any) -> None:
+        cfunc.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)]
+        cfunc.restype = ctypes.c_int32
+        self.name = info.name
+        self.info = info
+        self._cfunc = cfunc
+        self._ptr_array = ctypes.c_void_p * max(1, len(info.params))
+        self._size_array = ctypes.c_int64 * max(1, len(info.size_vars))
+        sv_index = {name: k for k, (name, _) in enumerate(info.size_vars)}
+        # Per dimension (constant extent, size-var index), -1 where not applicable.
+        self._dims = tuple(tuple((d, -1) if isinstance(d, int) else (-1, sv_index[d]) for d in p.shape)
+                           for p in info.params)
+
+    def __call__(self, *args: Any) -> None:
+        ptrs, sizes = self.prepare(args)
+        ensure_thread_config()
+        self.call_prepared(ptrs, sizes)
+
+    def prepare(self, args: tuple[Any, ...]) -> tuple[Any, Any]:
+        """Check ``args`` and build the ctypes ``void*[]`` and ``int64[]`` of a call."""
+        params = self.info.params
+        if len(args) != len(params):
+            names = ", ".join(p.name for p in params)
+            raise ArgumentError(f"{self.name} expects {len(params)} arguments ({names}), got {len(args)}")
+        ptrs = self._ptr_array()
+        bound: list[tuple[int, int, int] | None] = [None] * len(self.info.size_vars)
+        for i, (arg, param, dims) in enumerate(zip(args, params, self._dims)):
+            arr, ptrs[i] = self._unwrap(i, param, arg)
+            if arr.dtype != param.dtype:
+                raise self._error(i, param, f"expected dtype {param.dtype}, got {arr.dtype}")
+            if arr.ndim != len(dims):
+                raise self._error(i, param, f"expected {len(dims)} dimensions (shape {_spec(param)}), "
+                                            f"got {arr.ndim} (shape {arr.shape})")
+            self._bind_shape(i, param, arr.shape, dims, bound)
+        return ptrs, self._size_values(bound)
+
+    def call_prepared(self, ptrs: Any, sizes: Any) -> None:
+        """Run the machine code on arguments from ``prepare``."""
+        code = self._cfunc(ptrs, sizes)
+        if code != 0:
+            raise TecompError(f"{self.name} failed: the compiled function returned error code {code}")
+
+    def _unwrap(self, i: int, param: ParamInfo, arg: Any) -> tuple[np.ndarray, int]:
+        if isinstance(arg, NDArray):
+            if arg.device.kind != "cpu":
+                raise self._error(i, param, f"array is on {arg.device}, this function runs on the CPU")
+            return arg._array, arg.data_ptr
+        if not isinstance(arg, np.ndarray):
+            raise self._error(i, param, f"expected a tecomp NDArray or a numpy array, got {type(arg).__name__}")
+        if not arg.flags.c_contiguous:
+            raise self._error(i, param, "numpy array is not C-contiguous; pass np.ascontiguousarray(x) "
+                                        "(a silent copy would lose what the function writes)")
+        if not arg.flags.writeable:
+            raise self._error(i, param, "numpy array is read-only; pass a writable copy")
+        return arg, arg.ctypes.data
+
+    def _bind_shape(self, i: int, param: ParamInfo, shape: tuple[int, ...],
+                    dims: tuple[tuple[int, int], ...], bound: list) -> None:
+        for axis, (extent, (const, sv)) in enumerate(zip(shape, dims)):
+            if sv < 0:
+                if extent != const:
+                    raise self._error(i, param, f"expected shape {_spec(param)}, got {shape}: "
+                                                f"dimension {axis} is {extent}, expected {const}")
+            elif bound[sv] is None:
+                bound[sv] = (extent, i, axis)
+            elif bound[sv][0] != extent:
+                value, j, j_axis = bound[sv]
+                sv_name = self.info.size_vars[sv][0]
+                raise self._error(i, param, f"dimension {axis} is {extent}, but size var {sv_name} is {value} "
+                                            f"from argument {j} ({self.info.params[j].name}) dimension {j_axis}")
+
+    def _size_values(self, bound: list[tuple[int, int, int]]) -> Any:
+        sizes = self._size_array()
+        for k, ((value, i, _), (sv_name, dtype)) in enumerate(zip(bound, self.info.size_vars)):
+            if dtype == "int32" and value > _INT32_MAX:
+                raise self._error(i, self.info.params[i], f"size var {sv_name} = {value} does not fit in int32")
+            sizes[k] = value
+        return sizes
+
+    def _error(self, i: int, param: ParamInfo, what: str) -> ArgumentError:
+        return ArgumentError(f"{self.name}: argument {i} ({param.name}): {what}")
+
+    def __repr__(self) -> str:
+        return f"<tecomp.PackedFunc {self.name}({', '.join(p.name for p in self.info.params)})>"
+
+
+def _spec(param: ParamInfo) -> str:
+    return "[" + ", ".join(str(d) for d in param.shape) + "]"

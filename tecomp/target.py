@@ -1,0 +1,144 @@
+"""Compilation targets: parsing target strings and the current-target stack.
+
+A target string is a kind followed by ``-key=value`` options, as in TVM::
+
+    llvm                      the host CPU with all its native features
+    llvm -mcpu=znver3         a named CPU (its default features)
+    llvm -mattr=+avx2,+fma    the host CPU, features adjusted
+    cuda -arch=sm_90          CUDA, for a given compute capability
+
+Plain ``llvm`` deliberately means the *host* CPU with its native features
+(``-mcpu=native``), not TVM's generic x86-64: tecomp compiles for the machine
+it runs on unless ``-mcpu`` names another CPU, because that is where the
+code runs and generic code leaves AVX/AVX-512 unused.
+
+This module owns the string syntax and the ``with Target(...)`` stack. It
+must not import llvmlite or any backend: resolving ``native`` to a CPU name
+and feature list is the LLVM code generator's job.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Optional, Union
+
+from .error import TargetError
+
+KNOWN_KINDS = ("llvm", "cuda")
+
+# option name -> whether the value is a comma-separated list
+_OPTIONS = {
+    "llvm": {"mcpu": False, "mattr": True},
+    "cuda": {"arch": False, "max_num_threads": False},
+}
+_INT_OPTIONS = ("max_num_threads",)
+_KEYS = {"llvm": ("cpu",), "cuda": ("cuda", "gpu")}
+
+_local = threading.local()
+
+
+def _stack() -> list:
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+class Target:
+    """A parsed target string.
+
+    Attributes: ``kind`` ("llvm" or "cuda"), ``mcpu`` (None, "native" or a
+    CPU name), ``mattr`` (tuple of "+feature"/"-feature"), ``arch`` (e.g.
+    "sm_90" or None), ``keys`` (("cpu",) or ("cuda", "gpu")).
+    ``str(Target(s))`` is a canonical string that parses back to an equal target.
+    """
+
+    def __init__(self, target: Union[str, "Target"]):
+        text = str(target) if isinstance(target, Target) else target
+        if not isinstance(text, str):
+            raise TargetError(f"a target must be a string such as 'llvm', got {target!r}")
+        words = text.split()
+        if not words or words[0] not in KNOWN_KINDS:
+            raise _invalid(text, "the kind (first word) is unknown")
+        self.kind: str = words[0]
+        self.options: dict[str, str] = {}
+        for word in words[1:]:
+            key, value = _parse_option(text, self.kind, word)
+            self.options[key] = value
+        self.mcpu: Optional[str] = self.options.get("mcpu")
+        mattr = self.options.get("mattr")
+        self.mattr: tuple = tuple(mattr.split(",")) if mattr else ()
+        self.arch: Optional[str] = self.options.get("arch")
+        self.keys: tuple = _KEYS[self.kind]
+
+    # ------------------------------------------------------------ properties
+    @property
+    def is_host_cpu(self) -> bool:
+        """True for llvm targets that compile for this machine's own CPU."""
+        return self.kind == "llvm" and self.mcpu in (None, "native")
+
+    @property
+    def max_num_threads(self) -> int:
+        """Threads per block (cuda; 1 on CPUs)."""
+        if self.kind != "cuda":
+            return 1
+        return int(self.options.get("max_num_threads", 1024))
+
+    # ------------------------------------------------------------ stack
+    def __enter__(self) -> "Target":
+        _stack().append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _stack().pop()
+
+    @staticmethod
+    def current(allow_none: bool = True) -> Optional["Target"]:
+        """The innermost target of an enclosing ``with Target(...)`` block in this thread."""
+        stack = _stack()
+        if stack:
+            return stack[-1]
+        if not allow_none:
+            raise TargetError("no target is in scope: use 'with Target(\"llvm\"):' or pass target=")
+        return None
+
+    @staticmethod
+    def host() -> "Target":
+        """The LLVM target for this machine's CPU."""
+        return Target("llvm")
+
+    # ------------------------------------------------------------ identity
+    def __str__(self) -> str:
+        return " ".join([self.kind] + [f"-{k}={v}" for k, v in self.options.items()])
+
+    def __repr__(self) -> str:
+        return f"Target({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Target) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+def _invalid(text: str, detail: str) -> TargetError:
+    return TargetError(f"invalid target {text!r}: {detail} (known kinds: {', '.join(KNOWN_KINDS)})")
+
+
+def _parse_option(text: str, kind: str, word: str) -> tuple[str, str]:
+    known = _OPTIONS[kind]
+    known_list = ", ".join("-" + k for k in known)
+    if not word.startswith("-") or "=" not in word:
+        raise _invalid(text, f"malformed option {word!r}: options look like -key=value "
+                             f"(known for {kind}: {known_list})")
+    key, value = word.lstrip("-").split("=", 1)
+    if key not in known:
+        raise _invalid(text, f"unknown option -{key}; known for {kind}: {known_list}")
+    if not value:
+        raise _invalid(text, f"option -{key} has an empty value")
+    if key in _INT_OPTIONS and not value.isdigit():
+        raise _invalid(text, f"option -{key} must be a positive integer, got {value!r}")
+    if known[key] and any(not f or f[0] not in "+-" for f in value.split(",")):
+        raise _invalid(text, f"option -{key} must be a comma-separated list of +feature/-feature, "
+                             f"got {value!r}")
+    return key, value

@@ -1,0 +1,225 @@
+"""Defining tensors: placeholders, compute operations, reductions, variables.
+
+``compute(shape, fcompute)`` calls ``fcompute`` once with fresh axis
+variables named after its parameters and records the resulting expression.
+Reductions (``te.sum`` and friends, or any ``comm_reducer``) must be the
+whole body of a compute, as in TVM.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Optional, Sequence
+
+from ..error import ExprError
+from ..tir import dtype as dt
+from ..tir import op as _op
+from ..tir.expr import CommReducer, PrimExpr, Reduce, SizeVar, Var
+from ..tir.functor import post_order_visit
+from .tensor import IterVar, Operation, Range, Tensor, collect_input_tensors
+
+
+class PlaceholderOp(Operation):
+    """An input tensor of the program."""
+
+    def __init__(self, name: str, shape: tuple, dtype: str):
+        self.name = name
+        self.shape = shape
+        self.dtype = dtype
+        self._outputs = (Tensor(self, 0, shape, dtype),)
+
+
+class ComputeOp(Operation):
+    """Tensors whose elements are ``body[k]`` evaluated at each point of ``axis``."""
+
+    def __init__(self, name: str, tag: str, attrs: dict, axis: tuple, reduce_axis: tuple,
+                 body: tuple, shape: tuple):
+        self.name = name
+        self.tag = tag
+        self.attrs = dict(attrs or {})
+        self.axis = axis
+        self.reduce_axis = reduce_axis
+        self.body = body
+        self.shape = shape
+        self.num_outputs = len(body)
+        self._outputs = tuple(Tensor(self, k, shape, b.dtype) for k, b in enumerate(body))
+        self._inputs: Optional[list] = None
+
+    @property
+    def input_tensors(self) -> list[Tensor]:
+        if self._inputs is None:
+            self._inputs = collect_input_tensors(self.body)
+        return self._inputs
+
+    def with_body(self, body: tuple, name: Optional[str] = None, axis: Optional[tuple] = None,
+                  reduce_axis: Optional[tuple] = None) -> "ComputeOp":
+        """A new op like this one with another body (used by schedule rewrites)."""
+        return ComputeOp(name or self.name, self.tag, self.attrs,
+                         self.axis if axis is None else axis,
+                         self.reduce_axis if reduce_axis is None else reduce_axis,
+                         body, self.shape)
+
+
+def _shape_tuple(shape: Any, what: str) -> tuple:
+    if isinstance(shape, (int, PrimExpr)) or hasattr(shape, "var"):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ExprError(f"shape of {what} must be a tuple of ints or expressions, got {shape!r}") from None
+    result = []
+    for d in dims:
+        e = _op.convert(d)
+        if not dt.is_integral(e.dtype) or dt.is_bool(e.dtype):
+            raise ExprError(f"shape of {what} must be integers, got {d!r}")
+        if isinstance(e, _op.IntImm) and e.value < 0:
+            raise ExprError(f"shape of {what} has a negative dimension {e.value}")
+        result.append(e)
+    return tuple(result)
+
+
+def placeholder(shape: Any, dtype: str = "float32", name: str = "placeholder") -> Tensor:
+    """An input tensor of the given shape and dtype."""
+    dt.parse(dtype)
+    return PlaceholderOp(name, _shape_tuple(shape, f"placeholder {name}"), dtype).output(0)
+
+
+def _axis_names(fcompute: Callable, ndim: int, op_name: str) -> list[str]:
+    try:
+        sig = inspect.signature(fcompute)
+    except (TypeError, ValueError):
+        return [f"i{k}" for k in range(ndim)]
+    params = list(sig.parameters.values())
+    if params and params[0].kind is inspect.Parameter.VAR_POSITIONAL:
+        return [f"i{k}" for k in range(ndim)]
+    names = [p.name for p in params]
+    if len(names) != ndim:
+        raise ExprError(f"compute {op_name}: fcompute takes {len(names)} arguments but the shape has "
+                        f"{ndim} dimensions")
+    return names
+
+
+def compute(shape: Any, fcompute: Callable, name: str = "compute", tag: str = "",
+            attrs: Optional[dict] = None) -> Any:
+    """A tensor (or a list of tensors) defined elementwise by ``fcompute``."""
+    shape = _shape_tuple(shape, f"compute {name}")
+    names = _axis_names(fcompute, len(shape), name)
+    axis = tuple(IterVar(Range(_op.const(0, s.dtype), s), Var(n, s.dtype), IterVar.DataPar)
+                 for n, s in zip(names, shape))
+    result = fcompute(*[iv.var for iv in axis])
+    multi = isinstance(result, (list, tuple))
+    body = tuple(_op.convert(b) for b in (result if multi else (result,)))
+    if not body:
+        raise ExprError(f"compute {name}: fcompute returned no values")
+    reduce_axis = _check_reductions(body, name)
+    op = ComputeOp(name, tag, attrs or {}, axis, reduce_axis, body, shape)
+    outs = [op.output(k) for k in range(op.num_outputs)]
+    return outs if multi else outs[0]
+
+
+def _check_reductions(body: tuple, name: str) -> tuple:
+    """Reductions must be the whole body; returns the reduce axes."""
+    tops = [b for b in body if isinstance(b, Reduce)]
+    for b in body:
+        nested: list = []
+        roots = b.source + (b.condition,) if isinstance(b, Reduce) else (b,)
+        for r in roots:
+            post_order_visit(r, lambda n: nested.append(n) if isinstance(n, Reduce) else None)
+        if nested:
+            raise ExprError(f"compute {name}: a reduction must be the whole body of a compute, "
+                            "not part of a larger expression; compute it as its own tensor")
+    if not tops:
+        return ()
+    if len(tops) != len(body):
+        raise ExprError(f"compute {name}: all outputs must be reductions or none")
+    if len(tops) > 1:
+        raise ExprError(f"compute {name}: multi-output reductions are not supported yet")
+    return tuple(tops[0].axis)
+
+
+def reduce_axis(dom: Any, name: str = "rv") -> IterVar:
+    """A reduction axis over ``dom`` = (min, max) half-open, or a Range."""
+    if isinstance(dom, Range):
+        rng = dom
+    else:
+        try:
+            lo, hi = dom
+        except (TypeError, ValueError):
+            raise ExprError(f"reduce_axis {name}: domain must be (begin, end), got {dom!r}") from None
+        lo_e, hi_e = _op.convert(lo), _op.convert(hi)
+        rng = Range(lo_e, _op.sub(hi_e, lo_e))
+    return IterVar(rng, Var(name, rng.extent.dtype), IterVar.CommReduce)
+
+
+def thread_axis(dom: Any = None, tag: str = "", name: str = "") -> IterVar:
+    """An axis bound to a GPU thread index (``blockIdx.x``, ``threadIdx.y``, ``vthread``)."""
+    if isinstance(dom, str):
+        tag, dom = dom, None
+    if not tag:
+        raise ExprError("thread_axis needs a tag such as 'threadIdx.x' or 'blockIdx.x'")
+    valid = {f"{k}.{a}" for k in ("blockIdx", "threadIdx") for a in "xyz"} | {"vthread", "cthread"}
+    if tag not in valid:
+        raise ExprError(f"unknown thread tag {tag!r}; use one of {sorted(valid)}")
+    rng = None
+    if dom is not None:
+        rng = dom if isinstance(dom, Range) else Range(_op.convert(dom[0]), _op.convert(dom[1] - dom[0]))
+    return IterVar(rng, Var(name or tag, "int32"), IterVar.ThreadIndex, tag)
+
+
+def var(name: str = "tindex", dtype: str = "int32") -> Var:
+    """A symbolic scalar variable (e.g. a shape dimension)."""
+    dt.parse(dtype)
+    return Var(name, dtype)
+
+
+def size_var(name: str = "size", dtype: str = "int32") -> SizeVar:
+    """A symbolic variable known to be non-negative."""
+    dt.parse(dtype)
+    return SizeVar(name, dtype)
+
+
+def comm_reducer(fcombine: Callable, fidentity: Callable, name: str = "reduce") -> Callable:
+    """A commutative reducer: ``reducer(expr, axis, where=None)`` builds a reduction.
+
+    Called with two expressions instead (``te.max(a, b)``) it combines them
+    elementwise, as TVM's reducers do.
+    """
+
+    def reducer(expr: Any, axis: Any, where: Any = None, init: Any = None) -> PrimExpr:
+        if not _is_axis_arg(axis):
+            return fcombine(_op.convert(expr), _op.convert(axis))
+        axes = [axis] if isinstance(axis, IterVar) else list(axis)
+        for a in axes:
+            if not isinstance(a, IterVar) or not a.is_reduce:
+                raise ExprError(f"{name}: axis {a!r} is not a reduce_axis")
+        src = _op.convert(expr)
+        lhs, rhs = Var("x", src.dtype), Var("y", src.dtype)
+        combined = _op.convert(fcombine(lhs, rhs))
+        identity = _op.cast(fidentity(src.dtype), src.dtype) if init is None else _op.cast(init, src.dtype)
+        cond = _op.const(True) if where is None else _op.convert(where)
+        combiner = CommReducer((lhs,), (rhs,), (combined,), (identity,), name)
+        return Reduce(combiner, (src,), tuple(axes), cond, 0)
+
+    reducer.__name__ = name
+    reducer.__doc__ = f"Reduction '{name}' over reduce axes (or elementwise on two expressions)."
+    return reducer
+
+
+def _is_axis_arg(axis: Any) -> bool:
+    if isinstance(axis, IterVar):
+        return axis.is_reduce
+    return isinstance(axis, (list, tuple))
+
+
+sum = comm_reducer(lambda x, y: _op.add(x, y), lambda t: _op.const(0, t), name="sum")  # noqa: A001
+max = comm_reducer(_op.max_expr, _op.min_value, name="max")  # noqa: A001
+min = comm_reducer(_op.min_expr, _op.max_value, name="min")  # noqa: A001
+
+
+def sequence_of_tensors(x: Any) -> list:
+    """A list of Tensors from one tensor or a sequence."""
+    if isinstance(x, Tensor):
+        return [x]
+    if isinstance(x, Sequence):
+        return list(x)
+    raise ExprError(f"expected a tensor or a list of tensors, got {x!r}")

@@ -1,0 +1,477 @@
+"""Schedules: stages, iteration-variable relations, attach points, dataflow rewrites.
+
+Schedule primitives do not build loops. They record relations between
+iteration variables (split, fuse), edit each stage's ordered list of leaf
+variables, annotate leaves (vectorize, unroll, parallel, bind) and record
+where a stage is computed (root, inline, or at a loop of another stage).
+``tecomp.lower`` turns all of that into loop IR. Every invalid request is
+rejected here, at the call, with a ``ScheduleError`` naming the stage and
+the variable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional, Union
+
+from ..error import ScheduleError
+from ..tir import op as _op
+from ..tir.expr import IntImm, PrimExpr, ProducerLoad, Var
+from ..tir.functor import Mutator
+from ..tir.stmt import ForKind
+from .operation import ComputeOp, PlaceholderOp
+from .tensor import IterVar, Operation, Range, Tensor
+
+
+@dataclass(eq=False)
+class Split:
+    parent: IterVar
+    outer: IterVar
+    inner: IterVar
+    factor: Optional[PrimExpr]
+    nparts: Optional[PrimExpr]
+
+
+@dataclass(eq=False)
+class Fuse:
+    outer: IterVar
+    inner: IterVar
+    fused: IterVar
+
+
+@dataclass(eq=False)
+class IterVarAttr:
+    """What a leaf loop becomes: its ForKind, the thread it is bound to, pragmas."""
+
+    kind: ForKind = ForKind.SERIAL
+    bind_thread: Optional[IterVar] = None
+    pragmas: list = field(default_factory=list)
+
+
+class Stage:
+    """The schedule of one operation."""
+
+    def __init__(self, op: Operation, schedule: "Schedule"):
+        self.op = op
+        self.origin_op = op
+        self.schedule = schedule
+        self.scope = "global"
+        self.attach_type = "root"          # root | inline | scope
+        self.attach_stage: Optional[Stage] = None
+        self.attach_ivar: Optional[IterVar] = None
+        self.relations: list = []
+        self.iter_var_attrs: dict = {}
+        self.storage_align_info: list = []
+        self.is_output = False
+        self._reset_iter_vars()
+
+    def _reset_iter_vars(self) -> None:
+        if isinstance(self.op, ComputeOp):
+            roots = list(self.op.axis) + list(self.op.reduce_axis)
+        else:
+            roots = []
+        self.all_iter_vars = list(roots)
+        self.leaf_iter_vars = list(roots)
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    def __repr__(self) -> str:
+        return f"Stage({self.name})"
+
+    # ------------------------------------------------------------ checks
+    def _require_compute(self, primitive: str) -> None:
+        if not isinstance(self.op, ComputeOp):
+            raise ScheduleError(f"{primitive}: stage {self.name} is a placeholder (an input); "
+                                "only compute stages can be scheduled")
+
+    def _leaf(self, iv: Any, primitive: str) -> IterVar:
+        self._require_compute(primitive)
+        if not isinstance(iv, IterVar):
+            raise ScheduleError(f"{primitive} on stage {self.name}: expected an IterVar (an axis), "
+                                f"got {iv!r}")
+        if iv not in self.leaf_iter_vars:
+            leaves = ", ".join(v.name for v in self.leaf_iter_vars)
+            if iv in self.all_iter_vars:
+                reason = "it was already split or fused"
+            else:
+                reason = "it is not an axis of this stage"
+            raise ScheduleError(f"{primitive} on stage {self.name}: axis {iv.name} is not a leaf "
+                                f"iteration variable ({reason}); leaves are [{leaves}]")
+        return iv
+
+    def _attr(self, iv: IterVar) -> IterVarAttr:
+        attr = self.iter_var_attrs.get(iv)
+        if attr is None:
+            attr = self.iter_var_attrs[iv] = IterVarAttr()
+        return attr
+
+    def _annotate(self, iv: Any, kind: ForKind, primitive: str) -> None:
+        iv = self._leaf(iv, primitive)
+        attr = self._attr(iv)
+        if attr.bind_thread is not None:
+            raise ScheduleError(f"{primitive} on stage {self.name}: axis {iv.name} is already bound "
+                                f"to {attr.bind_thread.thread_tag}")
+        if attr.kind not in (ForKind.SERIAL, kind):
+            raise ScheduleError(f"{primitive} on stage {self.name}: axis {iv.name} is already "
+                                f"marked {attr.kind.value}")
+        attr.kind = kind
+
+    # ------------------------------------------------------------ loop shape
+    def split(self, parent: IterVar, factor: Any = None, nparts: Any = None) -> tuple:
+        """Split ``parent`` into (outer, inner) by inner extent ``factor`` or outer extent ``nparts``."""
+        parent = self._leaf(parent, "split")
+        if (factor is None) == (nparts is None):
+            raise ScheduleError(f"split on stage {self.name}, axis {parent.name}: give exactly one "
+                                "of factor= or nparts=")
+        amount = _op.convert(factor if factor is not None else nparts)
+        if isinstance(amount, IntImm) and amount.value <= 0:
+            what = "factor" if factor is not None else "nparts"
+            raise ScheduleError(f"split on stage {self.name}, axis {parent.name}: {what} must be "
+                                f"positive, got {amount.value}")
+        if parent in self.iter_var_attrs and self.iter_var_attrs[parent].kind is not ForKind.SERIAL:
+            raise ScheduleError(f"split on stage {self.name}: axis {parent.name} is already marked "
+                                f"{self.iter_var_attrs[parent].kind.value}; split before annotating")
+        outer = IterVar(None, Var(parent.name + ".outer", parent.var.dtype), parent.iter_type)
+        inner = IterVar(None, Var(parent.name + ".inner", parent.var.dtype), parent.iter_type)
+        self.relations.append(Split(parent, outer, inner,
+                                    amount if factor is not None else None,
+                                    amount if nparts is not None else None))
+        self._replace_leaf(parent, [outer, inner])
+        return outer, inner
+
+    def _replace_leaf(self, old: IterVar, new: list) -> None:
+        pos = self.leaf_iter_vars.index(old)
+        self.leaf_iter_vars[pos:pos + 1] = new
+        self.all_iter_vars.extend(new)
+
+    def tile(self, x_parent: IterVar, y_parent: IterVar, x_factor: Any, y_factor: Any) -> tuple:
+        """Split two axes and reorder to (x.outer, y.outer, x.inner, y.inner)."""
+        xo, xi = self.split(x_parent, factor=x_factor)
+        yo, yi = self.split(y_parent, factor=y_factor)
+        self.reorder(xo, yo, xi, yi)
+        return xo, yo, xi, yi
+
+    def fuse(self, *args: IterVar) -> IterVar:
+        """Fuse adjacent leaves (outermost first) into one loop."""
+        if len(args) == 1 and isinstance(args[0], (list, tuple)):
+            args = tuple(args[0])
+        if not args:
+            raise ScheduleError(f"fuse on stage {self.name}: no axes given")
+        ivs = [self._leaf(a, "fuse") for a in args]
+        fused = ivs[0]
+        for inner in ivs[1:]:
+            fused = self._fuse_two(fused, inner)
+        return fused
+
+    def _fuse_two(self, outer: IterVar, inner: IterVar) -> IterVar:
+        pos_o = self.leaf_iter_vars.index(outer)
+        pos_i = self.leaf_iter_vars.index(inner)
+        if pos_i != pos_o + 1:
+            raise ScheduleError(f"fuse on stage {self.name}: axes {outer.name} and {inner.name} are "
+                                "not adjacent, outer first, in the loop order; reorder them first")
+        if outer.is_reduce != inner.is_reduce:
+            raise ScheduleError(f"fuse on stage {self.name}: cannot fuse reduction axis and "
+                                f"data-parallel axis ({outer.name}, {inner.name})")
+        for iv in (outer, inner):
+            attr = self.iter_var_attrs.get(iv)
+            if attr is not None and (attr.kind is not ForKind.SERIAL or attr.bind_thread is not None):
+                raise ScheduleError(f"fuse on stage {self.name}: axis {iv.name} is already annotated; "
+                                    "fuse before annotating")
+        fused = IterVar(None, Var(f"{outer.name}.{inner.name}.fused", outer.var.dtype), outer.iter_type)
+        self.relations.append(Fuse(outer, inner, fused))
+        self.leaf_iter_vars[pos_o:pos_i + 1] = [fused]
+        self.all_iter_vars.append(fused)
+        return fused
+
+    def reorder(self, *args: IterVar) -> None:
+        """Put the given leaves in this relative order (other leaves keep their places)."""
+        if len(args) == 1 and isinstance(args[0], (list, tuple)):
+            args = tuple(args[0])
+        ivs = [self._leaf(a, "reorder") for a in args]
+        if len(set(map(id, ivs))) != len(ivs):
+            raise ScheduleError(f"reorder on stage {self.name}: an axis appears twice in "
+                                f"({', '.join(v.name for v in ivs)})")
+        positions = sorted(self.leaf_iter_vars.index(v) for v in ivs)
+        for pos, iv in zip(positions, ivs):
+            self.leaf_iter_vars[pos] = iv
+
+    # ------------------------------------------------------------ annotations
+    def vectorize(self, iv: IterVar) -> None:
+        if isinstance(iv, IterVar) and iv.is_reduce:
+            raise ScheduleError(f"vectorize on stage {self.name}: axis {iv.name} is a reduction axis; "
+                                "only data-parallel axes can be vectorized")
+        self._annotate(iv, ForKind.VECTORIZED, "vectorize")
+
+    def unroll(self, iv: IterVar) -> None:
+        self._annotate(iv, ForKind.UNROLLED, "unroll")
+
+    def parallel(self, iv: IterVar) -> None:
+        if isinstance(iv, IterVar) and iv.is_reduce:
+            raise ScheduleError(f"parallel on stage {self.name}: axis {iv.name} is a reduction axis; "
+                                "parallel iterations would race on the output")
+        self._annotate(iv, ForKind.PARALLEL, "parallel")
+
+    def bind(self, iv: IterVar, thread_ivar: IterVar) -> None:
+        """Bind a leaf loop to a GPU thread index created by ``te.thread_axis``."""
+        iv = self._leaf(iv, "bind")
+        if not isinstance(thread_ivar, IterVar) or thread_ivar.iter_type != IterVar.ThreadIndex:
+            raise ScheduleError(f"bind on stage {self.name}, axis {iv.name}: expected a "
+                                f"te.thread_axis(...), got {thread_ivar!r}")
+        if iv.is_reduce:
+            raise ScheduleError(f"bind on stage {self.name}: reduction axis {iv.name} cannot be "
+                                "bound to a thread (cross-thread reduction is not supported)")
+        attr = self._attr(iv)
+        if attr.kind is not ForKind.SERIAL:
+            raise ScheduleError(f"bind on stage {self.name}: axis {iv.name} is already marked "
+                                f"{attr.kind.value}")
+        if attr.bind_thread is not None and attr.bind_thread is not thread_ivar:
+            raise ScheduleError(f"bind on stage {self.name}: axis {iv.name} is already bound to "
+                                f"{attr.bind_thread.thread_tag}")
+        for other, other_attr in self.iter_var_attrs.items():
+            bound = other_attr.bind_thread
+            if other is not iv and bound is not None and bound.thread_tag == thread_ivar.thread_tag \
+                    and thread_ivar.thread_tag != "vthread":
+                raise ScheduleError(f"bind on stage {self.name}: thread {thread_ivar.thread_tag} is "
+                                    f"already bound to axis {other.name}; cannot bind it to {iv.name}")
+        attr.bind_thread = thread_ivar
+        attr.kind = ForKind.THREAD_BINDING
+
+    def pragma(self, iv: IterVar, key: str, value: Any = None) -> None:
+        iv = self._leaf(iv, "pragma")
+        if key == "unroll_explicit" or key == "unroll":
+            self._annotate(iv, ForKind.UNROLLED, "pragma")
+            return
+        self._attr(iv).pragmas.append((key, value))
+
+    def storage_align(self, axis: IterVar, factor: int, offset: int) -> None:
+        self._require_compute("storage_align")
+        if axis not in self.all_iter_vars:
+            raise ScheduleError(f"storage_align on stage {self.name}: {axis!r} is not an axis of it")
+        self.storage_align_info.append((axis, int(factor), int(offset)))
+
+    # ------------------------------------------------------------ placement
+    def compute_at(self, parent: "Stage", scope: IterVar) -> None:
+        """Compute this stage inside loop ``scope`` of stage ``parent``."""
+        self._require_compute("compute_at")
+        if not isinstance(parent, Stage):
+            raise ScheduleError(f"compute_at on stage {self.name}: the first argument must be a stage "
+                                f"(s[tensor]), got {parent!r}")
+        if parent is self:
+            raise ScheduleError(f"compute_at on stage {self.name}: a stage cannot be computed at "
+                                "its own loop")
+        parent._leaf(scope, f"compute_at of {self.name}")
+        if parent.attach_type == "inline":
+            raise ScheduleError(f"compute_at on stage {self.name}: stage {parent.name} is inlined "
+                                "and has no loops")
+        if not self.schedule.reads_transitively(parent, self):
+            raise ScheduleError(f"compute_at on stage {self.name}: stage {parent.name} does not read "
+                                f"{self.name}, so no loop of it can host {self.name}")
+        walker = parent
+        while walker is not None:
+            if walker is self:
+                raise ScheduleError(f"compute_at on stage {self.name}: stage {parent.name} is itself "
+                                    f"computed inside {self.name}; this would form a cycle")
+            walker = walker.attach_stage if walker.attach_type == "scope" else None
+        self.attach_type = "scope"
+        self.attach_stage = parent
+        self.attach_ivar = scope
+
+    def compute_inline(self) -> None:
+        """Substitute this stage's expression into every consumer."""
+        self._require_compute("compute_inline")
+        if self.op.reduce_axis:
+            raise ScheduleError(f"compute_inline on stage {self.name}: a reduction cannot be inlined")
+        if self.is_output:
+            raise ScheduleError(f"compute_inline on stage {self.name}: it is an output of the schedule")
+        for st in self.schedule.stages:
+            if st.attach_type == "scope" and st.attach_stage is self:
+                raise ScheduleError(f"compute_inline on stage {self.name}: stage {st.name} is computed "
+                                    "at one of its loops")
+        self.attach_type = "inline"
+        self.attach_stage = self.attach_ivar = None
+
+    def compute_root(self) -> None:
+        self._require_compute("compute_root")
+        self.attach_type = "root"
+        self.attach_stage = self.attach_ivar = None
+
+    def set_scope(self, scope: str) -> None:
+        self.scope = scope
+
+
+class _ReplaceLoads(Mutator):
+    """Redirect loads of some tensors to others (cache_read / cache_write rewrites)."""
+
+    def __init__(self, mapping: dict):
+        self.mapping = mapping
+
+    def visit_ProducerLoad(self, node: ProducerLoad) -> Any:
+        node = self.generic(node)
+        target = self.mapping.get(node.producer)
+        return ProducerLoad(target, node.indices) if target is not None else node
+
+
+class Schedule:
+    """The schedule of a program: one Stage per operation, producers first."""
+
+    def __init__(self, outputs: list[Operation]):
+        self.outputs = outputs
+        self.stages: list[Stage] = []
+        self.stage_map: dict[Operation, Stage] = {}
+        for op in _post_dfs(outputs):
+            st = Stage(op, self)
+            st.is_output = op in outputs
+            self.stages.append(st)
+            self.stage_map[op] = st
+
+    def __getitem__(self, key: Union[Tensor, Operation]) -> Stage:
+        op = key.op if isinstance(key, Tensor) else key
+        st = self.stage_map.get(op)
+        if st is None:
+            name = getattr(op, "name", repr(op))
+            raise ScheduleError(f"{name} is not part of this schedule (schedules cover the outputs "
+                                "passed to create_schedule and everything they read)")
+        return st
+
+    def stage_of(self, tensor: Tensor) -> Stage:
+        return self[tensor]
+
+    def current_tensor(self, tensor: Tensor) -> Tensor:
+        """The tensor that now holds ``tensor``'s values (its stage's current op)."""
+        return self[tensor].op.output(tensor.value_index)
+
+    def consumers(self, stage: Stage) -> list[Stage]:
+        """Stages that read ``stage``'s outputs directly."""
+        return [st for st in self.stages
+                if any(self[t] is stage for t in st.op.input_tensors)]
+
+    def reads_transitively(self, consumer: Stage, producer: Stage) -> bool:
+        todo, seen = [consumer], set()
+        while todo:
+            st = todo.pop()
+            for t in st.op.input_tensors:
+                src = self[t]
+                if src is producer:
+                    return True
+                if id(src) not in seen:
+                    seen.add(id(src))
+                    todo.append(src)
+        return False
+
+    # ------------------------------------------------------------ dataflow rewrites
+    def cache_read(self, tensor: Tensor, scope: str, readers: Iterable[Any]) -> Tensor:
+        """A copy of ``tensor`` in ``scope`` that ``readers`` read instead of the original."""
+        _check_scope(scope, "cache_read")
+        if not isinstance(tensor, Tensor):
+            raise ScheduleError(f"cache_read: expected a tensor, got {tensor!r}")
+        src_stage = self[tensor]
+        reader_stages = [self[r] for r in (readers if isinstance(readers, (list, tuple)) else [readers])]
+        if not reader_stages:
+            raise ScheduleError(f"cache_read of {tensor.name}: give at least one reader")
+        current = self.current_tensor(tensor)
+        cache = _copy_op(f"{tensor.name}.{scope}", current)
+        for st in reader_stages:
+            reads = {t.op for t in st.op.input_tensors}
+            if current.op not in reads and tensor.op not in reads:
+                raise ScheduleError(f"cache_read of {tensor.name}: stage {st.name} does not read it")
+            mapping = {tensor: cache, current: cache}
+            st.op = _rewrite_op(st.op, mapping)
+            self.stage_map[st.op] = st
+        cache_stage = Stage(cache.op, self)
+        cache_stage.scope = scope
+        self._insert_after(src_stage, cache_stage)
+        return cache
+
+    def cache_write(self, tensor: Tensor, scope: str) -> Tensor:
+        """Compute ``tensor`` into a cache in ``scope``; ``tensor`` becomes a copy of the cache."""
+        _check_scope(scope, "cache_write")
+        stage = self[tensor]
+        stage._require_compute("cache_write")
+        if stage.relations or any(a.kind is not ForKind.SERIAL or a.bind_thread is not None
+                                  for a in stage.iter_var_attrs.values()):
+            raise ScheduleError(f"cache_write on stage {stage.name}: call cache_write before "
+                                "scheduling the stage (it already has splits or annotations)")
+        if stage.op.num_outputs != 1:
+            raise ScheduleError(f"cache_write on stage {stage.name}: multi-output stages are not supported")
+        op: ComputeOp = stage.op
+        fresh_axis = tuple(IterVar(iv.dom, Var(iv.name + ".c", iv.var.dtype), iv.iter_type) for iv in op.axis)
+        from ..tir.functor import substitute
+        vmap = {old.var: new.var for old, new in zip(op.axis, fresh_axis)}
+        cache_body = tuple(substitute(b, vmap) for b in op.body)
+        cache_op = ComputeOp(f"{op.name}.{scope}", op.tag, op.attrs, fresh_axis, op.reduce_axis,
+                             cache_body, op.shape)
+        cache = cache_op.output(0)
+        copy_body = (cache[tuple(iv.var for iv in op.axis)],)
+        stage.op = op.with_body(copy_body, reduce_axis=())
+        stage._reset_iter_vars()
+        cache_stage = Stage(cache_op, self)
+        cache_stage.scope = scope
+        self._insert_before(stage, cache_stage)
+        return cache
+
+    def _insert_after(self, anchor: Stage, new: Stage) -> None:
+        self.stages.insert(self.stages.index(anchor) + 1, new)
+        self.stage_map[new.op] = new
+
+    def _insert_before(self, anchor: Stage, new: Stage) -> None:
+        self.stages.insert(self.stages.index(anchor), new)
+        self.stage_map[new.op] = new
+        self.stage_map[anchor.op] = anchor
+
+    def normalize(self) -> "Schedule":
+        """Kept for TVM compatibility; schedules here are always normalized."""
+        return self
+
+
+def _check_scope(scope: str, primitive: str) -> None:
+    if scope not in ("global", "shared", "local", "warp"):
+        raise ScheduleError(f"{primitive}: unknown storage scope {scope!r}; use global, shared or local")
+
+
+def _copy_op(name: str, tensor: Tensor) -> Tensor:
+    axis = tuple(IterVar(Range(_op.const(0, s.dtype), s), Var(f"ax{k}", s.dtype), IterVar.DataPar)
+                 for k, s in enumerate(tensor.shape))
+    body = (tensor[tuple(iv.var for iv in axis)],)
+    return ComputeOp(name, "", {}, axis, (), body, tensor.shape).output(0)
+
+
+def _rewrite_op(op: Operation, mapping: dict) -> Operation:
+    if not isinstance(op, ComputeOp):
+        return op
+    mutator = _ReplaceLoads(mapping)
+    return op.with_body(tuple(mutator.visit(b) for b in op.body))
+
+
+def _post_dfs(outputs: list[Operation]) -> list[Operation]:
+    """Every operation reachable from ``outputs``, producers before consumers."""
+    order: list[Operation] = []
+    visited: set = set()
+    for root in outputs:
+        stack = [(root, False)]
+        while stack:
+            op, expanded = stack.pop()
+            if expanded:
+                order.append(op)
+                continue
+            if id(op) in visited:
+                continue
+            visited.add(id(op))
+            stack.append((op, True))
+            for t in reversed(op.input_tensors):
+                if id(t.op) not in visited:
+                    stack.append((t.op, False))
+    return order
+
+
+def create_schedule(ops: Any) -> Schedule:
+    """A schedule for the given output operation(s) (or tensors)."""
+    items = ops if isinstance(ops, (list, tuple)) else [ops]
+    outs = []
+    for o in items:
+        op = o.op if isinstance(o, Tensor) else o
+        if not isinstance(op, (ComputeOp, PlaceholderOp)):
+            raise ScheduleError(f"create_schedule expects operations or tensors, got {o!r}")
+        outs.append(op)
+    return Schedule(outs)

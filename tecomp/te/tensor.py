@@ -1,0 +1,147 @@
+"""Tensors, operations and iteration variables of the tensor-expression language.
+
+An ``Operation`` produces one or more ``Tensor``s: a ``PlaceholderOp`` is an
+input, a ``ComputeOp`` defines every element by an expression over its axes
+(``IterVar``s). Indexing a tensor (``A[i, j]``) builds a ``ProducerLoad``.
+Operations are immutable and compared by identity; schedules rewrite the
+dataflow by creating new operations, never by editing these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..error import ExprError
+from ..tir import op as _op
+from ..tir.expr import ExprOp, PrimExpr, ProducerLoad, Var
+from ..tir.functor import post_order_visit
+
+
+@dataclass(frozen=True, eq=False)
+class Range:
+    """The half-open integer interval [min, min + extent)."""
+
+    min: PrimExpr
+    extent: PrimExpr
+
+    @staticmethod
+    def from_min_extent(min_value: Any, extent: Any) -> "Range":
+        return Range(_op.convert(min_value), _op.convert(extent))
+
+    def __repr__(self) -> str:
+        return f"Range(min={self.min}, extent={self.extent})"
+
+
+class IterVar(ExprOp):
+    """An iteration variable: a Var with a domain and a kind.
+
+    Arithmetic on an IterVar uses its ``var``, so ``A[i, k]`` and ``k + 1``
+    work with IterVars as in TVM.
+    """
+
+    DataPar = 0
+    ThreadIndex = 1
+    CommReduce = 2
+    Ordered = 3
+
+    __slots__ = ("dom", "var", "iter_type", "thread_tag")
+
+    def __init__(self, dom: Optional[Range], var: Var, iter_type: int, thread_tag: str = ""):
+        self.dom = dom
+        self.var = var
+        self.iter_type = iter_type
+        self.thread_tag = thread_tag
+
+    @property
+    def name(self) -> str:
+        return self.var.name
+
+    @property
+    def is_reduce(self) -> bool:
+        return self.iter_type == IterVar.CommReduce
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        kind = {0: "", 1: "thread ", 2: "reduce ", 3: "ordered "}[self.iter_type]
+        dom = f", {self.dom.min}..{self.dom.min}+{self.dom.extent}" if self.dom is not None else ""
+        return f"IterVar({kind}{self.var.name}{dom})"
+
+
+class Operation:
+    """Base of operations; ``name`` and ``num_outputs`` are set by subclasses."""
+
+    name: str
+    num_outputs: int = 1
+
+    def output(self, index: int) -> "Tensor":
+        outs = self._outputs
+        if not 0 <= index < len(outs):
+            raise ExprError(f"operation {self.name} has {len(outs)} outputs, asked for output {index}")
+        return outs[index]
+
+    @property
+    def input_tensors(self) -> list["Tensor"]:
+        return []
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name})"
+
+
+class Tensor:
+    """The ``value_index``-th output of ``op``, with a shape and a dtype."""
+
+    __slots__ = ("op", "value_index", "shape", "dtype")
+
+    def __init__(self, op: Operation, value_index: int, shape: tuple, dtype: str):
+        self.op = op
+        self.value_index = value_index
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def name(self) -> str:
+        if self.op.num_outputs == 1:
+            return self.op.name
+        return f"{self.op.name}.v{self.value_index}"
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, indices: Any) -> PrimExpr:
+        if not isinstance(indices, tuple):
+            indices = (indices,)
+        if len(indices) != len(self.shape):
+            raise ExprError(
+                f"tensor {self.name} has {len(self.shape)} dimensions but was indexed with "
+                f"{len(indices)} indices")
+        conv = []
+        for pos, idx in enumerate(indices):
+            e = _op.convert(idx)
+            if not e.dtype.startswith(("int", "uint")):
+                raise ExprError(f"index {pos} of tensor {self.name} must be an integer expression, "
+                                f"got {e} of dtype {e.dtype}")
+            conv.append(e)
+        return ProducerLoad(self, tuple(conv))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        return f"Tensor(name={self.name}, shape={list(self.shape)}, dtype={self.dtype})"
+
+
+def collect_input_tensors(exprs: Any) -> list[Tensor]:
+    """Tensors read by ProducerLoads in ``exprs``, in first-use order, without repeats."""
+    seen: dict[int, Tensor] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, ProducerLoad) and id(node.producer) not in seen:
+            seen[id(node.producer)] = node.producer
+
+    for e in exprs:
+        post_order_visit(e, visit)
+    return list(seen.values())

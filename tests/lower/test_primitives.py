@@ -1,0 +1,284 @@
+"""Every schedule primitive, alone and combined, computes what numpy computes.
+
+Each case runs the lowered loop IR twice, through the reference interpreter
+and through the LLVM backend, and compares both with numpy.
+"""
+
+import numpy as np
+import pytest
+
+import tecomp
+from tecomp import te
+
+
+def _vadd(n=37):
+    A = te.placeholder((n,), name="A")
+    B = te.placeholder((n,), name="B")
+    C = te.compute((n,), lambda i: A[i] + B[i] * 2.0, name="C")
+    return A, B, C
+
+
+def _vadd_case(rng, n=37):
+    A, B, C = _vadd(n)
+    a, b = rng.standard_normal(n).astype("float32"), rng.standard_normal(n).astype("float32")
+    return A, B, C, [a, b], a + b * 2
+
+
+def _matmul(n, m, l, dtype="float32"):
+    A = te.placeholder((n, l), name="A", dtype=dtype)
+    B = te.placeholder((l, m), name="B", dtype=dtype)
+    k = te.reduce_axis((0, l), name="k")
+    C = te.compute((n, m), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    return A, B, C, k
+
+
+def _mm_inputs(rng, n, m, l):
+    a = rng.standard_normal((n, l)).astype("float32")
+    b = rng.standard_normal((l, m)).astype("float32")
+    return [a, b], a @ b
+
+
+@pytest.mark.parametrize("factor", [1, 4, 5, 37, 64])
+def test_split_factor(check, rng, factor):
+    A, B, C, inputs, want = _vadd_case(rng)
+    s = te.create_schedule(C.op)
+    s[C].split(C.op.axis[0], factor=factor)
+    check(s, [A, B, C], inputs, want)
+
+
+@pytest.mark.parametrize("nparts", [1, 3, 8, 40])
+def test_split_nparts(check, rng, nparts):
+    A, B, C, inputs, want = _vadd_case(rng)
+    s = te.create_schedule(C.op)
+    s[C].split(C.op.axis[0], nparts=nparts)
+    check(s, [A, B, C], inputs, want)
+
+
+def test_dividing_split_has_no_guard(rng):
+    A, B, C = _vadd(64)
+    s = te.create_schedule(C.op)
+    s[C].split(C.op.axis[0], factor=16)
+    text = str(tecomp.lower(s, [A, B, C]))
+    assert "if" not in text
+
+
+def test_nested_non_dividing_splits(check, rng):
+    A, B, C, inputs, want = _vadd_case(rng)
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=8)
+    xoo, xoi = s[C].split(xo, factor=3)
+    s[C].split(xi, nparts=3)
+    check(s, [A, B, C], inputs, want)
+
+
+def test_tile_non_dividing(check, rng):
+    A, B, C, k = _matmul(13, 19, 7)
+    s = te.create_schedule(C.op)
+    s[C].tile(C.op.axis[0], C.op.axis[1], 4, 8)
+    inputs, want = _mm_inputs(rng, 13, 19, 7)
+    check(s, [A, B, C], inputs, want)
+
+
+def test_fuse_then_split(check, rng):
+    A, B, C, k = _matmul(6, 10, 5)
+    s = te.create_schedule(C.op)
+    f = s[C].fuse(*C.op.axis)
+    s[C].split(f, factor=7)
+    inputs, want = _mm_inputs(rng, 6, 10, 5)
+    check(s, [A, B, C], inputs, want)
+
+
+def test_fuse_split_axes_back(check, rng):
+    A, B, C, inputs, want = _vadd_case(rng, 48)
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=8)
+    s[C].fuse(xo, xi)
+    check(s, [A, B, C], inputs, want)
+
+
+def test_reorder_reduction_outside(check, rng):
+    A, B, C, k = _matmul(9, 11, 6)
+    s = te.create_schedule(C.op)
+    i, j = C.op.axis
+    ko, ki = s[C].split(k, factor=4)
+    s[C].reorder(ko, i, ki, j)
+    inputs, want = _mm_inputs(rng, 9, 11, 6)
+    func = check(s, [A, B, C], inputs, want)
+    assert "j.init" in str(func) and "i.init" in str(func)
+
+
+@pytest.mark.parametrize("n", [32, 37])
+def test_vectorize(check, rng, n):
+    A, B, C, inputs, want = _vadd_case(rng, n)
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=8)
+    s[C].vectorize(xi)
+    func = check(s, [A, B, C], inputs, want)
+    if n == 32:
+        assert "ramp(" in str(func)
+
+
+def test_vectorize_emits_vector_ir(rng):
+    A, B, C = _vadd(64)
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=8)
+    s[C].vectorize(xi)
+    mod = tecomp.build(s, [A, B, C])
+    assert "<8 x float>" in mod.get_source("ll")
+
+
+def test_unroll(check, rng):
+    A, B, C, inputs, want = _vadd_case(rng, 40)
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=4)
+    s[C].unroll(xi)
+    func = check(s, [A, B, C], inputs, want)
+    assert "xi" not in str(func) and str(func).count("C[") == 4
+
+
+def test_parallel(check, rng):
+    A, B, C, k = _matmul(33, 17, 9)
+    s = te.create_schedule(C.op)
+    s[C].parallel(C.op.axis[0])
+    inputs, want = _mm_inputs(rng, 33, 17, 9)
+    func = check(s, [A, B, C], inputs, want)
+    assert "parallel for" in str(func)
+
+
+def test_compute_inline(check, rng):
+    A = te.placeholder((20,), name="A")
+    B = te.compute((20,), lambda i: A[i] * 3.0, name="B")
+    C = te.compute((20,), lambda i: B[i] + 1.0, name="C")
+    s = te.create_schedule(C.op)
+    s[B].compute_inline()
+    a = rng.standard_normal(20).astype("float32")
+    func = check(s, [A, C], [a], a * 3 + 1)
+    assert "B[" not in str(func)
+
+
+def test_compute_at_stencil(check, rng):
+    n = 30
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[i] * 2.0, name="B")
+    C = te.compute((n - 2,), lambda i: B[i] + B[i + 1] + B[i + 2], name="C")
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=4)
+    s[B].compute_at(s[C], xo)
+    a = rng.standard_normal(n).astype("float32")
+    b = a * 2
+    func = check(s, [A, C], [a], b[:-2] + b[1:-1] + b[2:])
+    alloc = [line for line in str(func).splitlines() if "allocate B" in line][0]
+    assert "6]" in alloc, alloc  # the region is 4 + 2 elements per outer iteration
+
+
+def test_compute_at_chain(check, rng):
+    n = 24
+    A = te.placeholder((n, n), name="A")
+    B = te.compute((n, n), lambda i, j: A[i, j] + 1.0, name="B")
+    C = te.compute((n, n), lambda i, j: B[i, j] * 2.0, name="C")
+    D = te.compute((n, n), lambda i, j: C[i, j] - A[j, i], name="D")
+    s = te.create_schedule(D.op)
+    io, jo, ii, ji = s[D].tile(D.op.axis[0], D.op.axis[1], 5, 7)
+    s[C].compute_at(s[D], jo)
+    s[B].compute_at(s[C], s[C].op.axis[0])
+    a = rng.standard_normal((n, n)).astype("float32")
+    check(s, [A, D], [a], (a + 1) * 2 - a.T)
+
+
+def test_compute_root_after_compute_at(check, rng):
+    A = te.placeholder((16,), name="A")
+    B = te.compute((16,), lambda i: A[i] + 1.0, name="B")
+    C = te.compute((16,), lambda i: B[i] * B[15 - i], name="C")
+    s = te.create_schedule(C.op)
+    s[B].compute_at(s[C], C.op.axis[0])
+    s[B].compute_root()
+    a = rng.standard_normal(16).astype("float32")
+    check(s, [A, C], [a], (a + 1) * (a[::-1] + 1))
+
+
+def test_compute_at_with_reversed_access(check, rng):
+    A = te.placeholder((16,), name="A")
+    B = te.compute((16,), lambda i: A[i] + 1.0, name="B")
+    C = te.compute((16,), lambda i: B[i] * B[15 - i], name="C")
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=4)
+    s[B].compute_at(s[C], xo)
+    a = rng.standard_normal(16).astype("float32")
+    check(s, [A, C], [a], (a + 1) * (a[::-1] + 1))
+
+
+def test_cache_read(check, rng):
+    A, B, C, k = _matmul(16, 16, 16)
+    s = te.create_schedule(C.op)
+    AA = s.cache_read(A, "local", [C])
+    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 4, 4)
+    s[AA].compute_at(s[C], jo)
+    inputs, want = _mm_inputs(rng, 16, 16, 16)
+    func = check(s, [A, B, C], inputs, want)
+    assert "allocate A.local" in str(func)
+
+
+def test_cache_write_vectorize_parallel(check, rng):
+    n = 64
+    A, B, C, k = _matmul(n, n, n)
+    s = te.create_schedule(C.op)
+    CC = s.cache_write(C, "local")
+    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 8, 16)
+    s[CC].compute_at(s[C], jo)
+    xc, yc = s[CC].op.axis
+    (kk,) = s[CC].op.reduce_axis
+    ko, ki = s[CC].split(kk, factor=4)
+    s[CC].reorder(ko, xc, ki, yc)
+    s[CC].vectorize(yc)
+    s[C].vectorize(ji)
+    s[C].parallel(io)
+    inputs, want = _mm_inputs(rng, n, n, n)
+    func = check(s, [A, B, C], inputs, want, rtol=1e-4, atol=1e-4)
+    text = str(func)
+    assert "allocate C.local[float32 * 128], local" in text, text
+
+
+def test_symbolic_shape_split(rng):
+    n = te.var("n")
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[i] * A[i], name="B")
+    s = te.create_schedule(B.op)
+    xo, xi = s[B].split(B.op.axis[0], factor=8)
+    s[B].vectorize(xi)
+    s[B].parallel(xo)
+    f = tecomp.build(s, [A, B])
+    for size in (1, 8, 13, 100):
+        a = rng.standard_normal(size).astype("float32")
+        b = np.zeros(size, "float32")
+        f(a, b)
+        np.testing.assert_allclose(b, a * a, rtol=1e-6)
+
+
+def test_symbolic_matmul_interpreter_and_llvm(check, rng):
+    n, m = te.var("n"), te.var("m")
+    A = te.placeholder((n, m), name="A")
+    B = te.placeholder((m, n), name="B")
+    k = te.reduce_axis((0, m), name="k")
+    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    s = te.create_schedule(C.op)
+    s[C].tile(C.op.axis[0], C.op.axis[1], 4, 4)
+    a = rng.standard_normal((7, 5)).astype("float32")
+    b = rng.standard_normal((5, 7)).astype("float32")
+    check(s, [A, B, C], [a, b], a @ b)
+
+
+def test_multiple_outputs_in_one_schedule(check, rng):
+    A = te.placeholder((10,), name="A")
+    B = te.compute((10,), lambda i: A[i] + 1.0, name="B")
+    C = te.compute((10,), lambda i: B[i] * 2.0, name="C")
+    s = te.create_schedule([B.op, C.op])
+    a = rng.standard_normal(10).astype("float32")
+    check(s, [A, B, C], [a], [a + 1, (a + 1) * 2])
+
+
+def test_multi_output_compute(check, rng):
+    A = te.placeholder((10,), name="A")
+    P, Q = te.compute((10,), lambda i: (A[i] + 1.0, A[i] * 2.0), name="PQ")
+    s = te.create_schedule(P.op)
+    a = rng.standard_normal(10).astype("float32")
+    check(s, [A, P, Q], [a], [a + 1, a * 2])
