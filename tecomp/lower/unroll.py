@@ -29,7 +29,7 @@ MAX_UNROLLED_STMTS = 16384
 
 
 def unroll_loops(stmt: S.Stmt, auto_max_extent: int = 0) -> S.Stmt:
-    """``stmt`` with UNROLLED loops (and small innermost serial ones, see above) unrolled."""
+    """``stmt`` with UNROLLED loops, and serial nests of at most ``auto_max_extent`` steps, unrolled."""
     return _Unroller(auto_max_extent).visit(stmt)
 
 

@@ -283,6 +283,9 @@ class _LaneRewriter:
         indices = tuple(self.expr(i) for i in e.indices)
         if all(_lanes(i) == 1 for i in indices):
             return e if all(i is o for i, o in zip(indices, e.indices)) else E.BufferLoad(e.buffer, indices)
+        uniform = [_scalar(i) for i in indices]
+        if all(u is not None for u in uniform):  # one element for every lane
+            return E.Broadcast(E.BufferLoad(e.buffer, tuple(uniform)), self.n)
         return E.BufferLoad(e.buffer, tuple(_bcast(i, self.n) for i in indices))
 
     # ------------------------------------------------------------ statements

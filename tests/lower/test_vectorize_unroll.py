@@ -103,6 +103,7 @@ def test_floordiv_floormod_of_the_lane_fold_away(rng):
     g = vectorized(tiled(body))
     assert len(loops(g.body)) == 2
     assert "floordiv(ramp" not in str(g) and "floormod(ramp" not in str(g)
+    assert "broadcast(B[jo], 8)" in str(g)  # one element for all lanes: a scalar load, broadcast
     same_results(tiled(body), g, rng)
 
 

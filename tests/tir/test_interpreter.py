@@ -319,6 +319,17 @@ def test_vector_loads_stores_gather_and_lanewise_ops():
     np.testing.assert_array_equal(o, np.where(a > 0, a * 2, np.tile(a[::2], 2)))
 
 
+def test_reversed_and_computed_vector_indices_gather_and_scatter():
+    A, O = decl_buffer((8,), "int32", "A"), decl_buffer((8,), "int32", "O")
+    lanes = Ramp(ZERO, const(1), 8)
+    squares_mod = floormod(lanes * lanes, Broadcast(const(8), 8))  # 0 1 4 1 0 1 4 1
+    body = seq(store(O, load(A, Ramp(const(7), const(-1), 8)), lanes),
+               store(O, load(O, lanes) + load(A, squares_mod), Ramp(const(7), const(-1), 8)))
+    a, o = np.arange(10, 18, dtype="int32"), np.zeros(8, "int32")
+    run(PrimFunc("v", (A, O), body), [a, o])
+    np.testing.assert_array_equal(o, (a[::-1] + a[[0, 1, 4, 1, 0, 1, 4, 1]])[::-1])
+
+
 def test_vector_out_of_bounds_and_int_lanes():
     A, O = decl_buffer((8,), "int32", "A"), decl_buffer((8,), "int32", "O")
     big = Broadcast(const(2**30), 8)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -148,6 +147,7 @@ def test_logic_and_select():
     assert s(And(x < 5, x >= 0), {x: (0, 5)}) == "True"
     assert s(Or(x < 0, y < 3), {x: (0, 5)}) == "(y < 3)"
     assert s(Not(x < 0), {x: (0, 5)}) == "True"
+    assert s(Not(x < y)) == "(y <= x)" and s(Not(x == y)) == "(x != y)"
     assert s(Select(x < 10, y, z), {x: (0, 5)}) == "y"
     assert s(Select(y < 10, x + 1, 1 + x)) == "(x + 1)"
     assert s(op.if_then_else(y < 10, x, z) + 1) == "(if_then_else((y < 10), x, z) + 1)"
@@ -238,6 +238,7 @@ def test_eval_interval_rules():
     assert _iv(max_expr(x, z), d) == ("max(z, 0)", "max(z, 9)")
     assert s(min_expr(3, x)) == "min(x, 3)"
     assert _iv(Select(z < 3, x, y + 20), d) == ("0", "23")
+    assert _iv(op.if_then_else(z < 3, x, y + 20), d) == ("0", "23")
     assert _iv(Cast("int64", x), d) == ("0i64", "9i64")
     assert _iv(x + z, d) == ("z", "(z + 9)")
     assert _iv(z * n, d) == ("(z * n)", "(z * n)")
@@ -283,7 +284,6 @@ def test_stmt_false_condition_and_dead_code():
     assert isinstance(out.body, IfThenElse)
     out = simplify_stmt(_loop(x, 8, IfThenElse(y < 0, IfThenElse(x > 9, a), b)))
     assert str(out.body.condition) == "(0 <= y)" and out.body.then_case is b
-    assert s(Not(x < y)) == "(y <= x)" and s(Not(x == y)) == "(x != y)"
 
 
 def test_stmt_unit_loops_and_flattening():
@@ -310,8 +310,9 @@ def test_stmt_thread_binding_let_and_allocate():
     out = simplify_stmt(Allocate(local, inner))
     assert imm(out.buffer.shape[0]) == 1
     assert out.body.buffer is out.buffer and out.body.value.buffer is out.buffer
-    alloc = Allocate(decl_buffer((4,), "float32", "K"), inner)
-    assert simplify_stmt(alloc) is alloc
+    kept = decl_buffer((4,), "float32", "K")
+    alloc = Allocate(kept, BufferStore(kept, const(0.0), (const(0),)))
+    assert simplify_stmt(alloc) is alloc  # nothing to simplify: same objects back
 
 
 def _gemm_nest():

@@ -1,0 +1,50 @@
+"""Timing helpers shared by the benchmarks: one method for tecomp and its peers.
+
+Both sides are timed the same way: a warm-up call, then ``repeat``
+measurements of back-to-back calls, each lasting at least ``min_repeat_ms``;
+the figure quoted is the median seconds per call. Thread counts are set
+for tecomp (libgomp) and for numpy's BLAS (threadpoolctl) together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from typing import Callable, Iterator
+
+from tecomp.runtime import set_num_threads
+
+
+def median_seconds(fn: Callable[[], object], repeat: int = 5, min_repeat_ms: float = 200.0) -> float:
+    """Median seconds per call of ``fn`` over ``repeat`` measurements."""
+    fn()
+    number = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed * 1000 >= min_repeat_ms or number >= 1 << 20:
+            break
+        number = max(number * 2, int(number * min_repeat_ms / max(elapsed * 1000, 1e-3)))
+    samples = [elapsed / number]
+    for _ in range(repeat - 1):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - start) / number)
+    return statistics.median(samples)
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run tecomp kernels and numpy's BLAS with ``n`` threads inside the block."""
+    from threadpoolctl import threadpool_limits
+    set_num_threads(n)
+    with threadpool_limits(limits=n):
+        yield
+
+
+def gflops(flops: float, seconds: float) -> float:
+    return flops / seconds / 1e9
