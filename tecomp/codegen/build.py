@@ -33,7 +33,8 @@ import llvmlite.binding as llvm
 from ..error import BuildError
 from ..target import Target
 from ..tir import expr as E
-from ..tir.stmt import PrimFunc
+from ..tir.functor import post_order_visit
+from ..tir.stmt import BufferStore, PrimFunc
 from .llvm import ModuleEmitter
 
 METADATA_FORMAT = 1
@@ -96,6 +97,12 @@ def _shape_entry(func: PrimFunc, buf: Any, extent: Any, size_var_names: dict) ->
         f"nor one of the function's size variables ({', '.join(size_var_names.values()) or 'none'})")
 
 
+def _stored_buffers(func: PrimFunc) -> set:
+    stored: set = set()
+    post_order_visit(func.body, lambda n: stored.add(n.buffer) if isinstance(n, BufferStore) else None)
+    return stored
+
+
 def function_metadata(func: PrimFunc) -> dict:
     """The metadata record of one PrimFunc (validates that its shapes are callable)."""
     names: dict = {}
@@ -106,8 +113,10 @@ def function_metadata(func: PrimFunc) -> dict:
         if var.name in names.values():
             raise BuildError(f"function {func.name}: two size variables are named {var.name!r}")
         names[var] = var.name
+    stored = _stored_buffers(func)
     params = [{"name": buf.name, "dtype": buf.dtype,
-               "shape": [_shape_entry(func, buf, s, names) for s in buf.shape]} for buf in func.params]
+               "shape": [_shape_entry(func, buf, s, names) for s in buf.shape],
+               "written": buf in stored} for buf in func.params]
     used = {dim for p in params for dim in p["shape"] if isinstance(dim, str)}
     unused = [name for name in names.values() if name not in used]
     if unused:

@@ -102,9 +102,10 @@ def _plan_storage(sch: Schedule, tensors: list[Tensor], stages: list[Stage], bou
             if storage.is_param(st, vi) or storage.key(st, vi) in storage.buffers:
                 continue
             region = [sb.root_ranges[iv] for iv in st.op.axis]
-            buf = Buffer(st.op.output(vi).name, st.op.output(vi).dtype,
-                         tuple(_allocation_extent(r.extent, analyzer, capacity.get((st, dim)))
-                               for dim, r in enumerate(region)), st.scope)
+            shape = tuple(_allocation_extent(r.extent, analyzer, capacity.get((st, dim)))
+                          for dim, r in enumerate(region))
+            buf = Buffer(st.op.output(vi).name, st.op.output(vi).dtype, shape, st.scope,
+                         strides=_aligned_strides(st, shape, analyzer))
             storage.add(st, vi, buf, tuple(r.min for r in region), False)
     return storage, params
 
@@ -117,6 +118,33 @@ def _allocation_extent(extent: PrimExpr, analyzer: Analyzer, capacity: Optional[
     if capacity is not None and (upper is None or capacity < upper):
         upper = capacity
     return _op.const(upper, extent.dtype) if upper is not None and upper >= 0 else extent
+
+
+def _aligned_strides(stage: Stage, shape: tuple, analyzer: Analyzer) -> tuple:
+    """Row-major strides with ``storage_align`` padding; () when the stage asks for none.
+
+    ``storage_align(axis, factor, offset)`` makes the stride of ``axis`` equal
+    ``k * factor + offset`` for the smallest such value not below the compact one.
+    """
+    if not stage.storage_align_info:
+        return ()
+    align = {}
+    for iv, factor, offset in stage.storage_align_info:
+        if iv not in stage.op.axis:
+            raise LoweringError(f"storage_align on stage {stage.name}: {iv.name} is not a root "
+                                "data-parallel axis of the stage")
+        align[list(stage.op.axis).index(iv)] = (factor, offset)
+    strides: list = [None] * len(shape)
+    stride: PrimExpr = _op.const(1, "int32")
+    for dim in reversed(range(len(shape))):
+        if dim in align:
+            factor, offset = align[dim]
+            stride = analyzer.simplify(
+                _op.add(_op.mul(_op.floordiv(_op.add(_op.sub(stride, offset), factor - 1), factor), factor),
+                        offset))
+        strides[dim] = stride
+        stride = analyzer.simplify(_op.mul(stride, shape[dim]))
+    return tuple(strides)
 
 
 def _check_inputs_passed(sch: Schedule, bodies: dict, storage: StorageMap, stages: list[Stage]) -> None:

@@ -1,7 +1,7 @@
 """Storage flatten: multi-dimensional accesses become one flat element offset.
 
 Parameter buffers keep their (possibly symbolic) shapes and are addressed
-row-major. Each allocated buffer is replaced by a one-dimensional buffer of
+row-major; an allocated buffer with explicit strides (``storage_align``) uses them. Each allocated buffer is replaced by a one-dimensional buffer of
 its total size, so code generators see a single index per access.
 """
 
@@ -20,7 +20,7 @@ def flat_index(buf: Buffer, indices: tuple) -> PrimExpr:
     """Row-major element offset of ``indices`` in ``buf``."""
     if not indices:
         return _op.const(0, "int32")
-    strides = buf.row_major_strides()
+    strides = buf.strides or buf.row_major_strides()
     result: PrimExpr = _op.const(0, indices[0].dtype)
     for idx, stride in zip(indices, strides):
         result = _op.add(result, _op.mul(idx, stride))
@@ -36,8 +36,11 @@ class _Flatten(Mutator):
 
     def visit_Allocate(self, node: Allocate) -> Any:
         size: PrimExpr = _op.const(1, "int32")
-        for extent in node.buffer.shape:
-            size = _op.mul(size, extent)
+        if node.buffer.strides:
+            size = _op.mul(node.buffer.strides[0], node.buffer.shape[0])
+        else:
+            for extent in node.buffer.shape:
+                size = _op.mul(size, extent)
         flat = Buffer(node.buffer.name, node.buffer.dtype, (size,), node.buffer.scope)
         self.flat[node.buffer] = flat
         return Allocate(flat, self.visit(node.body))

@@ -36,6 +36,7 @@ class ParamInfo:
     name: str
     dtype: np.dtype
     shape: tuple[int | str, ...]
+    written: bool = True  # the function stores to it (absent in metadata: assume so)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,10 @@ def _param(param: Any, size_vars: set[str], where: str) -> ParamInfo:
     if str(dtype) != dtype_name:  # reject numpy aliases such as "f4": the ABI speaks dtype strings
         raise _Invalid(f"{where}: dtype {dtype_name!r} is not a tecomp dtype name")
     shape = tuple(_dim(d, size_vars, where) for d in _field(param, "shape", list, where))
-    return ParamInfo(name, dtype, shape)
+    written = param.get("written", True)
+    if not isinstance(written, bool):
+        raise _Invalid(f"{where}: 'written' must be true or false, got {written!r}")
+    return ParamInfo(name, dtype, shape, written)
 
 
 def _function(fn: Any, index: int) -> FunctionInfo:

@@ -53,6 +53,7 @@ class PackedFunc:
             names = ", ".join(p.name for p in params)
             raise ArgumentError(f"{self.name} expects {len(params)} arguments ({names}), got {len(args)}")
         ptrs = self._ptr_array()
+        arrays: list[np.ndarray] = []
         bound: list[tuple[int, int, int] | None] = [None] * len(self.info.size_vars)
         for i, (arg, param, dims) in enumerate(zip(args, params, self._dims)):
             arr, ptrs[i] = self._unwrap(i, param, arg)
@@ -62,6 +63,8 @@ class PackedFunc:
                 raise self._error(i, param, f"expected {len(dims)} dimensions (shape {_spec(param)}), "
                                             f"got {arr.ndim} (shape {arr.shape})")
             self._bind_shape(i, param, arr.shape, dims, bound)
+            arrays.append(arr)
+        self._check_overlap(arrays)
         return ptrs, self._size_values(bound)
 
     def call_prepared(self, ptrs: Any, sizes: Any) -> None:
@@ -98,6 +101,21 @@ class PackedFunc:
                 sv_name = self.info.size_vars[sv][0]
                 raise self._error(i, param, f"dimension {axis} is {extent}, but size var {sv_name} is {value} "
                                             f"from argument {j} ({self.info.params[j].name}) dimension {j_axis}")
+
+    def _check_overlap(self, arrays: list[np.ndarray]) -> None:
+        """Refuse an argument the function writes that shares memory with another argument.
+
+        The compiled code assumes distinct buffers (its pointers are noalias),
+        so such a call would be undefined behaviour, not just a surprise.
+        """
+        params = self.info.params
+        for i, a in enumerate(arrays):
+            if not params[i].written:
+                continue
+            for j, b in enumerate(arrays):
+                if j != i and np.shares_memory(a, b):
+                    raise self._error(i, params[i], f"shares memory with argument {j} ({params[j].name}); "
+                                                    "the function writes it, so pass a separate array")
 
     def _size_values(self, bound: list[tuple[int, int, int]]) -> Any:
         sizes = self._size_array()

@@ -282,3 +282,87 @@ def test_multi_output_compute(check, rng):
     s = te.create_schedule(P.op)
     a = rng.standard_normal(10).astype("float32")
     check(s, [A, P, Q], [a], [a + 1, a * 2])
+
+
+def test_storage_align_pads_rows(check, rng):
+    A = te.placeholder((16, 16), name="A")
+    B = te.compute((16, 16), lambda i, j: A[i, j] * 2.0, name="B")
+    C = te.compute((16, 16), lambda i, j: B[i, j] + 1.0, name="C")
+    s = te.create_schedule(C.op)
+    s[B].storage_align(B.op.axis[0], 8, 1)
+    a = rng.standard_normal((16, 16)).astype("float32")
+    func = check(s, [A, C], [a], a * 2 + 1)
+    text = str(func)
+    assert "allocate B[float32 * 272]" in text, text  # 16 rows of stride 17
+    assert "(i * 17)" in text
+
+
+def test_pragma_unroll_explicit(check, rng):
+    A, B, C, inputs, want = _vadd_case(rng, 12)
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=3)
+    s[C].pragma(xi, "unroll_explicit", 3)
+    func = check(s, [A, B, C], inputs, want)
+    assert str(func).count("C[") == 3
+
+
+def test_where_condition_reduction(check, rng):
+    A = te.placeholder((6, 9), name="A")
+    k = te.reduce_axis((0, 9), name="k")
+    S = te.compute((6,), lambda i: te.sum(A[i, k], axis=k, where=k % 2 == 0), name="S")
+    M = te.compute((6,), lambda i: S[i] + A[i, 0], name="M")
+    s = te.create_schedule(M.op)
+    a = rng.standard_normal((6, 9)).astype("float32")
+    check(s, [A, M], [a], a[:, ::2].sum(axis=1) + a[:, 0])
+
+
+def test_max_min_and_custom_reducers(check, rng):
+    A = te.placeholder((5, 7), name="A")
+    k = te.reduce_axis((0, 7), name="k")
+    Mx = te.compute((5,), lambda i: te.max(A[i, k], axis=k), name="Mx")
+    s = te.create_schedule(Mx.op)
+    a = rng.standard_normal((5, 7)).astype("float32")
+    check(s, [A, Mx], [a], a.max(axis=1))
+    prod = te.comm_reducer(lambda x, y: x * y, lambda t: te.const(1, t), name="prod")
+    k2 = te.reduce_axis((0, 7), name="k2")
+    P = te.compute((5,), lambda i: prod(A[i, k2], axis=k2), name="P")
+    check(te.create_schedule(P.op), [A, P], [a], a.prod(axis=1), rtol=1e-4)
+
+
+def test_padding_with_if_then_else(check, rng):
+    n = 10
+    A = te.placeholder((n,), name="A")
+    P = te.compute((n + 2,), lambda i: te.if_then_else(te.all(i >= 1, i <= n), A[i - 1], 0.0), name="P")
+    C = te.compute((n,), lambda i: P[i] + P[i + 1] + P[i + 2], name="C")
+    s = te.create_schedule(C.op)
+    s[P].compute_inline()
+    a = rng.standard_normal(n).astype("float32")
+    p = np.pad(a, 1)
+    check(s, [A, C], [a], p[:-2] + p[1:-1] + p[2:])
+
+
+def test_int_and_cast_program(check, rng):
+    A = te.placeholder((12,), name="A", dtype="int32")
+    B = te.compute((12,), lambda i: (A[i] * 3 // 2 - A[i] % 5).astype("float32") * 0.5, name="B")
+    C = te.compute((12,), lambda i: B[i].astype("int8"), name="C")
+    s = te.create_schedule(C.op)
+    a = rng.integers(-50, 50, 12).astype("int32")
+    b = ((a * 3 // 2 - a % 5).astype("float32") * 0.5)
+    check(s, [A, C], [a], b.astype("int8"))
+
+
+@pytest.mark.parametrize("fname", ["exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "erf", "abs",
+                                   "floor", "ceil"])
+def test_math_intrinsics(check, rng, fname):
+    import math
+    A = te.placeholder((32,), name="A")
+    fn = getattr(te, fname)
+    B = te.compute((32,), lambda i: fn(A[i]), name="B")
+    s = te.create_schedule(B.op)
+    xo, xi = s[B].split(B.op.axis[0], factor=8)
+    s[B].vectorize(xi)
+    a = rng.uniform(0.1, 3.0, 32).astype("float32")
+    ref = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x),
+           "tanh": np.tanh, "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+           "erf": np.vectorize(math.erf), "abs": np.abs, "floor": np.floor, "ceil": np.ceil}[fname]
+    check(s, [A, B], [a], ref(a).astype("float32"), rtol=2e-6)
