@@ -437,7 +437,9 @@ def test_metadata_describes_functions():
     meta = json.loads(so.__tecomp_metadata())
     assert meta["format"] == 1 and meta["target"] == "llvm"
     assert [f["name"] for f in meta["functions"]] == ["vadd", "vadd16"]
-    assert meta["functions"][0]["params"][0] == {"name": "A", "dtype": "float32", "shape": ["n"]}
+    assert meta["functions"][0]["params"][0] == {"name": "A", "dtype": "float32", "shape": ["n"],
+                                                 "written": False}
+    assert meta["functions"][0]["params"][2]["written"] is True
     assert meta["functions"][0]["size_vars"] == [{"name": "n", "dtype": "int32"}]
     assert meta["functions"][1]["params"][2]["shape"] == [16]
 
