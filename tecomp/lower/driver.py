@@ -1,7 +1,8 @@
 """``tecomp.lower``: from a schedule and its argument tensors to loop IR.
 
 The pipeline: inline -> bound inference -> loop nests with attach points ->
-simplify -> storage flatten -> vectorize -> unroll -> simplify. It ends with
+simplify -> storage flatten -> loop partition -> vectorize -> unroll ->
+simplify. It ends with
 a check that every variable in the body is bound (a loop, a let, or a shape
 variable of an argument), so a symbolic shape that no argument carries is
 reported here rather than miscompiled.
@@ -19,12 +20,14 @@ from ..tir import op as _op
 from ..tir.buffer import Buffer
 from ..tir.expr import IntImm, PrimExpr, Var
 from ..tir.functor import collect_vars, post_order_visit
+from ..tir.interval import Interval
 from ..tir.module import IRModule
 from ..tir.simplify import Analyzer, simplify_stmt
 from ..tir.stmt import For, LetStmt, PrimFunc, Stmt
 from .bound import BoundInferrer
 from .flatten import flatten_storage
 from .inline import inline_bodies
+from .loop_partition import partition_loops
 from .schedule_ops import NestBuilder, StorageMap
 from .unroll import unroll_loops
 from .vectorize import vectorize_loops
@@ -45,7 +48,7 @@ def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str) -> PrimFunc
     tensors, extra_vars = _split_args(args)
     bodies = inline_bodies(sch)
     stages = [st for st in sch.stages if isinstance(st.op, ComputeOp) and st.attach_type != "inline"]
-    analyzer = Analyzer()
+    analyzer = _shape_analyzer(tensors)
     inferrer = BoundInferrer(sch, stages, bodies, analyzer)
     bounds = inferrer.run()
     storage, params = _plan_storage(sch, tensors, stages, bounds, analyzer, inferrer.capacity)
@@ -53,15 +56,26 @@ def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str) -> PrimFunc
     body = NestBuilder(sch, stages, bodies, bounds, storage, analyzer).build()
     if body is None:
         raise LoweringError(f"lower {name}: nothing to compute (no compute stage among the outputs)")
-    body = simplify_stmt(body)
+    body = simplify_stmt(body, analyzer)
     body = flatten_storage(body)
-    body = simplify_stmt(body)
+    body = simplify_stmt(body, analyzer)
+    body = simplify_stmt(partition_loops(body, analyzer), analyzer)
     body = vectorize_loops(body)
     body = unroll_loops(body)
-    body = simplify_stmt(body)
+    body = simplify_stmt(body, analyzer)
     size_vars = _size_vars(params)
     _check_free_vars(body, size_vars, extra_vars, name)
     return PrimFunc(name, tuple(params), body, tuple(size_vars))
+
+
+def _shape_analyzer(tensors: list[Tensor]) -> Analyzer:
+    """An analyzer that knows every shape variable of the arguments is non-negative."""
+    analyzer = Analyzer()
+    for t in tensors:
+        for extent in t.shape:
+            for v in collect_vars(extent):
+                analyzer.bind(v, Interval(_op.const(0, v.dtype), None))
+    return analyzer
 
 
 def _split_args(args: Sequence[Any]) -> tuple[list[Tensor], list[Var]]:

@@ -366,3 +366,26 @@ def test_math_intrinsics(check, rng, fname):
            "tanh": np.tanh, "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
            "erf": np.vectorize(math.erf), "abs": np.abs, "floor": np.floor, "ceil": np.ceil}[fname]
     check(s, [A, B], [a], ref(a).astype("float32"), rtol=2e-6)
+
+
+def test_non_dividing_split_peels_tail_and_vectorizes_main_part(check, rng):
+    A, B, C, inputs, want = _vadd_case(rng, 37)
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=8)
+    s[C].vectorize(xi)
+    func = check(s, [A, B, C], inputs, want)
+    main, tail = func.body.seq
+    assert "ramp(" in str(main) and "if" not in str(main)
+    assert "if ((i.inner < 5))" in str(tail)
+
+
+def test_symbolic_tile_partitions_both_axes(check, rng):
+    n = te.var("n")
+    A = te.placeholder((n, 13), name="A")
+    C = te.compute((n, 13), lambda i, j: A[i, j] * 2.0 + 1.0, name="C")
+    s = te.create_schedule(C.op)
+    io, jo, ii, ji = s[C].tile(C.op.axis[0], C.op.axis[1], 4, 8)
+    s[C].vectorize(ji)
+    a = rng.standard_normal((10, 13)).astype("float32")
+    func = check(s, [A, C], [a], a * 2 + 1)
+    assert "ramp(" in str(func)

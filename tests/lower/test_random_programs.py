@@ -846,6 +846,174 @@ def check_case(case: Case, seed: int) -> None:
     run_and_compare(case, ns, seed)
 
 
+# ============================================================== deliberately invalid requests
+
+class InvalidGen:
+    """One invalid schedule request on top of a valid schedule (drawn from those that apply).
+
+    ``snippet`` is code that must raise TecompError; ``names`` are the stage and axis names the
+    message should mention; ``lower_args`` is set for requests made at lowering time.
+    """
+
+    def __init__(self, draw, sched: ScheduleGen):
+        self.draw = draw
+        self.sched = sched
+        self.p = sched.p
+
+    def live(self) -> list:
+        return [s for s in self.sched.stages if s.attach != "inline" and s.leaves]
+
+    def options(self) -> list:
+        live = self.live()
+        opts = ["split_zero", "split_both", "cache_write_scope", "not_in_schedule",
+                "inline_output", "lower_missing_input", "placeholder_primitive"]
+        if any(s.dead for s in live):
+            opts.append("split_dead")
+        if any(len(s.leaves) >= 3 for s in live):
+            opts.append("fuse_gap")
+        if any(len(s.leaves) >= 2 for s in live):
+            opts += ["fuse_reversed", "reorder_dup"]
+        if any(s.leaves[p].red != s.leaves[p + 1].red for s in live for p in range(len(s.leaves) - 1)):
+            opts.append("fuse_mixed")
+        if any(lf.red for s in live for lf in s.leaves):
+            opts += ["vectorize_reduce", "parallel_reduce"]
+        if len(live) >= 2:
+            opts += ["reorder_foreign", "split_foreign", "compute_at_nonreader"]
+        opts.append("compute_at_self")
+        if any(s.is_reduce for s in self.sched.stages):
+            opts.append("inline_reduce")
+        if any(s.relations for s in live):
+            opts.append("cache_write_late")
+        if any(s.ann for s in live):
+            opts.append("annotate_twice")
+        if any(not s.is_reduce and not s.is_output and self.sched.attached_at(s) for s in live):
+            opts.append("inline_host")
+        if any(s.attach == "inline" for s in self.sched.stages):
+            opts.append("lower_inline_arg")
+        return opts
+
+    def pick(self, stages: list) -> SimStage:
+        return self.draw(st.sampled_from(stages))
+
+    def make(self) -> tuple:
+        """(kind, snippet, names, lower_args)."""
+        draw = self.draw
+        kind = draw(st.sampled_from(self.options()))
+        live = self.live()
+        out = self.sched.stages[-1]
+        args = self.p.inputs + [self.p.stages[-1].name]
+        if kind == "split_zero":
+            s = self.pick(live)
+            lf = draw(st.sampled_from(s.leaves))
+            how = draw(st.sampled_from(["factor=0", "nparts=0", "factor=-2"]))
+            return kind, f"s[{s.var}].split({lf.var}, {how})", [s.opname, lf.ivname], None
+        if kind == "split_both":
+            s = self.pick(live)
+            lf = draw(st.sampled_from(s.leaves))
+            how = draw(st.sampled_from(["factor=2, nparts=2", ""]))
+            return kind, f"s[{s.var}].split({lf.var}{', ' if how else ''}{how})", [s.opname, lf.ivname], None
+        if kind == "split_dead":
+            s = self.pick([s for s in live if s.dead])
+            lf = draw(st.sampled_from(s.dead))
+            return kind, f"s[{s.var}].split({lf.var}, factor=2)", [s.opname, lf.ivname], None
+        if kind == "fuse_gap":
+            s = self.pick([s for s in live if len(s.leaves) >= 3])
+            p = draw(st.integers(0, len(s.leaves) - 3))
+            q = draw(st.integers(p + 2, len(s.leaves) - 1))
+            a, b = s.leaves[p], s.leaves[q]
+            return kind, f"s[{s.var}].fuse({a.var}, {b.var})", [s.opname], None
+        if kind == "fuse_reversed":
+            s = self.pick([s for s in live if len(s.leaves) >= 2])
+            p = draw(st.integers(0, len(s.leaves) - 2))
+            a, b = s.leaves[p], s.leaves[p + 1]
+            return kind, f"s[{s.var}].fuse({b.var}, {a.var})", [s.opname], None
+        if kind == "fuse_mixed":
+            pairs = [(s, p) for s in live for p in range(len(s.leaves) - 1)
+                     if s.leaves[p].red != s.leaves[p + 1].red]
+            s, p = draw(st.sampled_from(pairs))
+            a, b = s.leaves[p], s.leaves[p + 1]
+            return kind, f"s[{s.var}].fuse({a.var}, {b.var})", [s.opname], None
+        if kind in ("vectorize_reduce", "parallel_reduce"):
+            s, lf = draw(st.sampled_from([(s, lf) for s in live for lf in s.leaves if lf.red]))
+            prim = kind.split("_")[0]
+            return kind, f"s[{s.var}].{prim}({lf.var})", [s.opname, lf.ivname], None
+        if kind == "reorder_dup":
+            s = self.pick([s for s in live if len(s.leaves) >= 2])
+            lf = draw(st.sampled_from(s.leaves))
+            others = [o.var for o in s.leaves if o is not lf]
+            return kind, f"s[{s.var}].reorder({lf.var}, {others[0]}, {lf.var})", [s.opname], None
+        if kind in ("reorder_foreign", "split_foreign"):
+            s = self.pick(live)
+            t = self.pick([t for t in live if t is not s])
+            lf, alien = draw(st.sampled_from(s.leaves)), draw(st.sampled_from(t.leaves))
+            if kind == "split_foreign":
+                return kind, f"s[{s.var}].split({alien.var}, factor=2)", [s.opname, alien.ivname], None
+            return kind, f"s[{s.var}].reorder({alien.var}, {lf.var})", [s.opname, alien.ivname], None
+        if kind == "compute_at_nonreader":
+            # nothing reads the output, so no loop of another stage can host it
+            t = self.pick([t for t in live if t is not out])
+            lf = draw(st.sampled_from(t.leaves))
+            return kind, f"s[{out.var}].compute_at(s[{t.var}], {lf.var})", [out.opname, t.opname], None
+        if kind == "compute_at_self":
+            s = self.pick(live)
+            lf = draw(st.sampled_from(s.leaves))
+            return kind, f"s[{s.var}].compute_at(s[{s.var}], {lf.var})", [s.opname], None
+        if kind == "inline_reduce":
+            s = self.pick([s for s in self.sched.stages if s.is_reduce])
+            return kind, f"s[{s.var}].compute_inline()", [s.opname], None
+        if kind == "inline_output":
+            return kind, f"s[{out.var}].compute_inline()", [out.opname], None
+        if kind == "inline_host":
+            s = self.pick([s for s in live if not s.is_reduce and not s.is_output and self.sched.attached_at(s)])
+            return kind, f"s[{s.var}].compute_inline()", [s.opname], None
+        if kind == "cache_write_late":
+            s = self.pick([s for s in live if s.relations])
+            return kind, f"s.cache_write({s.var}, 'local')", [s.opname], None
+        if kind == "cache_write_scope":
+            s = self.pick(live)
+            return kind, f"s.cache_write({s.var}, 'texture')", [], None
+        if kind == "annotate_twice":
+            s = self.pick([s for s in live if s.ann])
+            var = draw(st.sampled_from(sorted(s.ann)))
+            lf = next(x for x in s.leaves if x.var == var)
+            prim = draw(st.sampled_from([k for k in ("vectorize", "unroll", "parallel") if k != s.ann[var]]))
+            return kind, f"s[{s.var}].{prim}({var})", [s.opname, lf.ivname], None
+        if kind == "not_in_schedule":
+            code = ("s[te.compute((3,), lambda i: te.const(1.0, 'float32'), name='Stranger')]"
+                    ".split(0, factor=2)")
+            return kind, code, ["Stranger"], None
+        if kind == "placeholder_primitive":
+            x = draw(st.sampled_from(self.p.inputs))
+            prim = draw(st.sampled_from(["compute_inline()", f"compute_at(s[{out.var}], "
+                                         f"s[{out.var}].op.axis[0])"]))
+            return kind, f"s[{x}].{prim}", [x], None
+        if kind == "lower_missing_input":
+            x = draw(st.sampled_from(self.p.inputs))
+            return kind, None, [x], [a for a in args if a != x]
+        if kind == "lower_inline_arg":
+            s = self.pick([s for s in self.sched.stages if s.attach == "inline"])
+            return kind, None, [s.opname], args[:-1] + [s.var, args[-1]]
+        raise AssertionError(kind)
+
+
+class InvalidCase(Case):
+    def __init__(self, program: Program, sched: ScheduleGen, invalid: tuple):
+        super().__init__(program, sched)
+        self.kind, self.snippet, self.names, self.lower_args = invalid
+
+    def __repr__(self) -> str:
+        bad = self.snippet if self.snippet else f"tecomp.lower(s, [{', '.join(self.lower_args)}])"
+        return f"InvalidCase({self.kind}, <<<\n{self.code}\n# must raise TecompError:\n{bad}\n>>>)"
+
+
+@st.composite
+def invalid_cases(draw):
+    program = draw(st.one_of(elementwise_programs(), reduction_programs()))
+    sched = ScheduleGen(draw, program)
+    sched.run()
+    return InvalidCase(program, sched, InvalidGen(draw, sched).make())
+
+
 FAST = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SLOW = settings(max_examples=400, deadline=None,
@@ -870,3 +1038,30 @@ def test_random_reduction_programs(case, seed):
 @given(case=cases(st.one_of(elementwise_programs(), reduction_programs())), seed=SEEDS)
 def test_random_programs_slow(case, seed):
     check_case(case, seed)
+
+
+def check_invalid(case: InvalidCase, seed: int) -> None:
+    ns = build_case(case)
+    with pytest.raises(tecomp.TecompError) as info:
+        if case.snippet is not None:
+            exec(compile(case.snippet, "<invalid request>", "exec"), ns)
+        else:
+            tecomp.lower(ns["s"], [ns[a] for a in case.lower_args])
+    message = str(info.value)
+    for name in case.names:
+        assert name in message, f"the message should name {name!r}: {message}"
+    # A rejected request leaves a schedule that still computes the right thing.
+    run_and_compare(case, ns, seed)
+
+
+@FAST
+@given(case=invalid_cases(), seed=SEEDS)
+def test_invalid_requests_raise_tecomp_error(case, seed):
+    check_invalid(case, seed)
+
+
+@pytest.mark.slow
+@SLOW
+@given(case=invalid_cases(), seed=SEEDS)
+def test_invalid_requests_raise_tecomp_error_slow(case, seed):
+    check_invalid(case, seed)
