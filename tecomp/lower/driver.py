@@ -97,6 +97,12 @@ def _plan_storage(sch: Schedule, tensors: list[Tensor], stages: list[Stage], bou
     params: list[Buffer] = []
     seen: set = set()
     for t in tensors:
+        if t.op not in sch.stage_map:
+            if not isinstance(t.op, PlaceholderOp):
+                raise LoweringError(f"tensor {t.name} is an argument but this schedule does not compute "
+                                    "it; create the schedule over the outputs that include it")
+            params.append(Buffer(t.name, t.dtype, tuple(t.shape)))  # an input nothing reads
+            continue
         stage = sch[t]
         if stage.attach_type == "inline":
             raise LoweringError(f"tensor {t.name} is an argument but its stage is inlined; "

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..te.operation import ComputeOp
-from ..te.schedule import Stage
+from ..te.schedule import Split, Stage
 from ..te.tensor import IterVar
 from ..tir import op as _op
 from ..tir.buffer import Buffer
@@ -103,7 +103,7 @@ class NestBuilder:
         op: ComputeOp = st.op
         root_vmap = {iv.var: sb.root_index(iv) for iv in sb.root_ranges}
         out_indices = tuple(sb.root_index(iv) for iv in op.axis)
-        dp_guard = self._guard(sb, op.axis)
+        dp_guard = self._guard(st, sb, reduce=False)
         leaves = st.leaf_iter_vars
         body = self.bodies[st]
         if isinstance(body[0], Reduce):
@@ -136,7 +136,7 @@ class NestBuilder:
         cond = self.loads.visit(substitute(red.condition, root_vmap))
         current = BufferLoad(buf, local)
         update_value = red.combiner.combine((current,), (source,))[0]
-        red_guard = _op.logical_and(_op.logical_and(dp_guard, self._guard(sb, op.reduce_axis)), cond)
+        red_guard = _op.logical_and(_op.logical_and(dp_guard, self._guard(st, sb, reduce=True)), cond)
         core = _guarded(red_guard, BufferStore(buf, update_value, local))
         leaves = st.leaf_iter_vars
         reduce_pos = [k for k, iv in enumerate(leaves) if iv.is_reduce]
@@ -153,14 +153,18 @@ class NestBuilder:
                        ForKind.SERIAL if kind is ForKind.THREAD_BINDING else kind, init)
         return core, init, first_red
 
-    def _guard(self, sb: StageBounds, root_ivs: Any) -> PrimExpr:
-        """Conditions that keep non-dividing splits inside each root variable's range."""
+    def _guard(self, st: Stage, sb: StageBounds, reduce: bool) -> PrimExpr:
+        """Conditions that keep every split variable (of one kind) inside its range.
+
+        Checking only the root is not enough: a split of an inner variable by a
+        factor that does not divide it revisits some root values instead of
+        running past the root's end.
+        """
         cond: PrimExpr = _op.const(True)
-        for iv in root_ivs:
-            value, extent = sb.values[iv], sb.extents[iv]
-            if value is iv.var:
+        for rel in st.relations:
+            if not isinstance(rel, Split) or rel.parent.is_reduce != reduce:
                 continue
-            check = _op.cmp("<", value, extent)
+            check = _op.cmp("<", sb.values[rel.parent], sb.extents[rel.parent])
             if not self.analyzer.can_prove(check):
                 cond = _op.logical_and(cond, check)
         return cond
