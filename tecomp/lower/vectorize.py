@@ -26,7 +26,7 @@ from ..tir import dtype as dt
 from ..tir import expr as E
 from ..tir import op as _op
 from ..tir import stmt as S
-from ..tir.functor import Mutator, post_order_visit, structural_equal, substitute
+from ..tir.functor import Mutator, find_handler, post_order_visit, structural_equal, substitute
 
 MAX_LANES = 64
 
@@ -187,11 +187,7 @@ class _LaneRewriter:
 
     # ------------------------------------------------------------ expressions
     def expr(self, e: E.PrimExpr) -> E.PrimExpr:
-        method = getattr(self, "e_" + type(e).__name__, None)
-        if method is None:
-            for cls, name in ((E.CmpOp, "e_cmp"), (E.BinaryOp, "e_binary")):
-                if isinstance(e, cls):
-                    method = getattr(self, name)
+        method = find_handler(self, "e_", e)
         if method is None:
             raise _Unvectorizable(type(e).__name__)
         return method(e)

@@ -87,6 +87,22 @@ class Visitor:
                 self._visit_field(v)
 
 
+def find_handler(owner: Any, prefix: str, node: Any) -> Callable | None:
+    """``owner``'s method ``prefix + ClassName`` for ``node``, else its family handler.
+
+    Comparisons fall back to ``prefix + "cmp"`` and binary arithmetic to
+    ``prefix + "binary"``, so a pass can treat a whole family alike.
+    """
+    method = getattr(owner, prefix + type(node).__name__, None)
+    if method is not None:
+        return method
+    from .expr import BinaryOp, CmpOp
+    for cls, family in ((CmpOp, "cmp"), (BinaryOp, "binary")):
+        if isinstance(node, cls):
+            return getattr(owner, prefix + family, None)
+    return None
+
+
 def post_order_visit(node: Any, fn: Callable[[Any], None]) -> None:
     """Call ``fn`` on every expression/statement node under ``node``, children first."""
 

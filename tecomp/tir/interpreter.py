@@ -46,6 +46,7 @@ from . import dtype as dt
 from . import expr as E
 from . import stmt as S
 from .buffer import Buffer
+from .functor import find_handler
 
 Fn = Callable[[list], Any]
 
@@ -327,11 +328,7 @@ class _Compiler:
 
     # ------------------------------------------------------------ expressions
     def expr(self, e: E.PrimExpr) -> Fn:
-        method = getattr(self, "e_" + type(e).__name__, None)
-        if method is None:
-            for cls, name in ((E.CmpOp, "e_cmp"), (E.BinaryOp, "e_binary")):
-                if isinstance(e, cls):
-                    method = getattr(self, name)
+        method = find_handler(self, "e_", e)
         if method is None:
             raise TecompError(f"the interpreter cannot evaluate {type(e).__name__} ({e}); lower it first")
         return method(e)
