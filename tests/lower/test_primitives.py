@@ -389,3 +389,32 @@ def test_symbolic_tile_partitions_both_axes(check, rng):
     a = rng.standard_normal((10, 13)).astype("float32")
     func = check(s, [A, C], [a], a * 2 + 1)
     assert "ramp(" in str(func)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int8", "int32", "int64", "uint8"])
+def test_every_dtype_elementwise(check, rng, dtype):
+    A = te.placeholder((24,), name="A", dtype=dtype)
+    B = te.placeholder((24,), name="B", dtype=dtype)
+    C = te.compute((24,), lambda i: A[i] * B[i] + A[i], name="C")
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=8)
+    s[C].vectorize(xi)
+    if dtype.startswith("float"):
+        a, b = (rng.uniform(-2, 2, 24).astype(dtype) for _ in range(2))
+    else:
+        info = np.iinfo(dtype)
+        a, b = (rng.integers(info.min, info.max, 24, endpoint=True).astype(dtype) for _ in range(2))
+    with np.errstate(over="ignore"):
+        want = a * b + a  # integers wrap around, as in C
+    check(s, [A, B, C], [a, b], want, rtol=1e-3 if dtype == "float16" else 1e-6)
+
+
+def test_bool_tensors(check, rng):
+    A = te.placeholder((16,), name="A", dtype="bool")
+    X = te.placeholder((16,), name="X")
+    C = te.compute((16,), lambda i: te.if_then_else(A[i], X[i], -X[i]), name="C")
+    D = te.compute((16,), lambda i: C[i] > 0.0, name="D")
+    s = te.create_schedule(D.op)
+    a = rng.integers(0, 2, 16).astype(bool)
+    x = rng.standard_normal(16).astype("float32")
+    check(s, [A, X, D], [a, x], np.where(a, x, -x) > 0)
