@@ -27,7 +27,7 @@ from typing import Any, Optional
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 import tecomp
@@ -1014,9 +1014,11 @@ def invalid_cases(draw):
     return InvalidCase(program, sched, InvalidGen(draw, sched).make())
 
 
-FAST = settings(max_examples=60, deadline=None, derandomize=True,
+# No "explain" phase: it re-runs failing examples many times and the reproducer is already printed.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
+FAST = settings(max_examples=60, deadline=None, derandomize=True, phases=PHASES,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-SLOW = settings(max_examples=400, deadline=None,
+SLOW = settings(max_examples=400, deadline=None, phases=PHASES,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SEEDS = st.integers(0, 2**31 - 1)
 
