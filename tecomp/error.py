@@ -33,3 +33,7 @@ class TargetError(TecompError):
 
 class ArgumentError(TecompError):
     """A compiled function was called with wrong arity, shape, dtype or device."""
+
+
+class TuningError(TecompError):
+    """A tuning template, config space, config record or dispatch request is at fault."""
