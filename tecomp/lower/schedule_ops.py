@@ -129,7 +129,6 @@ class NestBuilder:
 
     def _reduction(self, st: Stage, sb: StageBounds, red: Reduce, root_vmap: dict,
                    out_indices: tuple, dp_guard: PrimExpr) -> tuple:
-        op: ComputeOp = st.op
         buf = self.storage.buffer(st, 0)
         local = self.storage.local_indices(st, 0, out_indices)
         source = self.loads.visit(substitute(red.source[0], root_vmap))

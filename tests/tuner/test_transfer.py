@@ -5,31 +5,12 @@ import time
 
 import pytest
 
-from tecomp import te
 from tecomp import tuner as autotvm
+import templates  # noqa: F401  (registers the shared templates)
 from tecomp.tuner.callback import log_to_db
 from tecomp.tuner.random_tuner import RandomTuner
 from tecomp.tuner.records import Record, RecordDB
 from tecomp.tuner.xgb_tuner import XGBTuner
-
-
-@autotvm.template("test_transfer/matmul")
-def matmul_template(n, m, k):
-    A = te.placeholder((n, k), name="A")
-    B = te.placeholder((k, m), name="B")
-    r = te.reduce_axis((0, k), name="r")
-    C = te.compute((n, m), lambda i, j: te.sum(A[i, r] * B[r, j], axis=r), name="C")
-    s = te.create_schedule(C.op)
-    cfg = autotvm.get_config()
-    cfg.define_split("tile_y", C.op.axis[0], num_outputs=2)
-    cfg.define_split("tile_x", C.op.axis[1], num_outputs=2)
-    cfg.define_knob("vec", [0, 1])
-    yo, yi = cfg["tile_y"].apply(s, C, C.op.axis[0])
-    xo, xi = cfg["tile_x"].apply(s, C, C.op.axis[1])
-    s[C].reorder(yo, xo, r, yi, xi)
-    if cfg["vec"].val:
-        s[C].vectorize(xi)
-    return s, [A, B, C]
 
 
 @pytest.fixture
@@ -51,12 +32,12 @@ def _first_batch_probe(seen):
 
 def test_second_task_starts_from_the_first_tasks_records(tmp_path, option, caplog):
     db_path = tmp_path / "tune.db"
-    task_a = autotvm.task.create("test_transfer/matmul", (32, 32, 32), "llvm")
+    task_a = autotvm.task.create("tests/matmul_tile_vec", (32, 32, 32), "llvm")
     RandomTuner(task_a, seed=0).tune(24, option, callbacks=[log_to_db(db_path)])
     n_valid = sum(rec.error_no == 0 for rec in RecordDB(db_path).records())
     assert n_valid > 0
 
-    task_b = autotvm.task.create("test_transfer/matmul", (32, 48, 32), "llvm")
+    task_b = autotvm.task.create("tests/matmul_tile_vec", (32, 48, 32), "llvm")
     tuner = XGBTuner(task_b, plan_size=64, seed=0, eps_greedy=0.0)
     proposed = []
     propose = tuner._propose
@@ -75,7 +56,7 @@ def test_second_task_starts_from_the_first_tasks_records(tmp_path, option, caplo
 
 def test_unknown_templates_and_stale_configs_are_skipped(tmp_path, option, caplog):
     db_path = tmp_path / "tune.db"
-    task = autotvm.task.create("test_transfer/matmul", (16, 16, 16), "llvm")
+    task = autotvm.task.create("tests/matmul_tile_vec", (16, 16, 16), "llvm")
     good = task.config_space.get(len(task.config_space) - 1).to_json_dict()  # 16-wide tiles
     now = time.time()
 
@@ -85,7 +66,7 @@ def test_unknown_templates_and_stale_configs_are_skipped(tmp_path, option, caplo
 
     with RecordDB(db_path) as db:
         db.add_records([record('["no_such_template",[1]]', good),
-                        record('["test_transfer/matmul",[8,8,8]]', good),  # tile sizes of 16: stale
+                        record('["tests/matmul_tile_vec",[8,8,8]]', good),  # tile sizes of 16: stale
                         record("not json", good)])
     tuner = XGBTuner(task, plan_size=64, seed=0)
     with caplog.at_level(logging.INFO, logger="tecomp.tuner.xgb_tuner"):
@@ -96,8 +77,8 @@ def test_unknown_templates_and_stale_configs_are_skipped(tmp_path, option, caplo
 
 
 def test_knob_features_do_not_transfer(tmp_path):
-    task = autotvm.task.create("test_transfer/matmul", (16, 16, 16), "llvm")
-    other = autotvm.task.create("test_transfer/matmul", (16, 32, 16), "llvm")
+    task = autotvm.task.create("tests/matmul_tile_vec", (16, 16, 16), "llvm")
+    other = autotvm.task.create("tests/matmul_tile_vec", (16, 32, 16), "llvm")
     with RecordDB(tmp_path / "tune.db") as db:
         db.add_records([Record(task_key=other.key, target="llvm",
                                config=other.config_space.get(0).to_json_dict(), costs=(1e-4,), error_no=0, error_msg="", all_cost=0.1, timestamp=1.0,

@@ -16,8 +16,8 @@ import time
 import numpy as np
 import pytest
 
-from tecomp import te
 from tecomp import tuner as autotvm
+import templates  # noqa: F401  (registers the shared templates)
 from tecomp.tuner import tuner as tuner_module
 from tecomp.tuner.callback import log_to_db
 from tecomp.tuner.cost_model import XGBoostCostModel
@@ -290,27 +290,8 @@ def test_strategies_are_reachable_as_autotvm_tuner_names():
 
 # ------------------------------------------------------------------ a real template, end to end
 
-@autotvm.template("test_tuners/matmul")
-def matmul_template(n):
-    A = te.placeholder((n, n), name="A")
-    B = te.placeholder((n, n), name="B")
-    k = te.reduce_axis((0, n), name="k")
-    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
-    s = te.create_schedule(C.op)
-    cfg = autotvm.get_config()
-    cfg.define_split("tile_y", C.op.axis[0], num_outputs=2)
-    cfg.define_split("tile_x", C.op.axis[1], num_outputs=2)
-    cfg.define_knob("vec", [0, 1])
-    yo, yi = cfg["tile_y"].apply(s, C, C.op.axis[0])
-    xo, xi = cfg["tile_x"].apply(s, C, C.op.axis[1])
-    s[C].reorder(yo, xo, k, yi, xi)
-    if cfg["vec"].val:
-        s[C].vectorize(xi)
-    return s, [A, B, C]
-
-
 def test_xgb_tunes_a_real_matmul(tmp_path):
-    task = autotvm.task.create("test_tuners/matmul", (32,), "llvm")
+    task = autotvm.task.create("tests/matmul_tile_vec", (32, 32, 32), "llvm")
     builder = autotvm.measure.LocalBuilder(n_parallel=2)
     runner = autotvm.measure.LocalRunner(number=2, timeout=20)
     option = autotvm.measure.measure_option(builder, runner)
