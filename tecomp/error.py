@@ -37,3 +37,7 @@ class ArgumentError(TecompError):
 
 class TuningError(TecompError):
     """A tuning template, config space, config record or dispatch request is at fault."""
+
+
+class OperatorError(TecompError):
+    """An operator of the library was defined with bad arguments (names the operator and argument)."""

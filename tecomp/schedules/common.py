@@ -1,0 +1,80 @@
+"""Helpers every operator of the library shares: argument checks and the injective schedule.
+
+Operators raise ``OperatorError`` when they are *defined* with bad arguments
+(shape mismatch, bad stride/padding/groups, unsupported dtype), naming the
+operator and the argument, never later inside lowering.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..error import OperatorError
+from ..te.operation import ComputeOp
+from ..te.schedule import Schedule, create_schedule
+from ..te.tensor import Tensor
+from ..tir.expr import IntImm
+
+FLOAT_DTYPES = ("float16", "float32", "float64")
+
+
+def fail(op_name: str, argument: str, what: str) -> OperatorError:
+    """The error to raise: ``<op>: argument <argument>: <what>``."""
+    return OperatorError(f"{op_name}: argument {argument}: {what}")
+
+
+def const_shape(t: Tensor, op_name: str, argument: str) -> tuple[int, ...]:
+    """The shape of ``t`` as ints; symbolic dimensions are an OperatorError."""
+    dims = []
+    for k, d in enumerate(t.shape):
+        if not isinstance(d, IntImm):
+            raise fail(op_name, argument, f"dimension {k} is symbolic ({d}); this operator needs a "
+                                          "constant shape")
+        dims.append(d.value)
+    return tuple(dims)
+
+
+def check_dtype(t: Tensor, op_name: str, argument: str, allowed: Sequence[str] = FLOAT_DTYPES) -> None:
+    if t.dtype not in allowed:
+        raise fail(op_name, argument, f"dtype {t.dtype} is not supported (use one of {', '.join(allowed)})")
+
+
+def as_list(outs: Any) -> list[Tensor]:
+    return list(outs) if isinstance(outs, (list, tuple)) else [outs]
+
+
+def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -> None:
+    """Fuse all axes of an elementwise stage, run chunks in parallel, vectorize the innermost part."""
+    stage = s[out]
+    axes = list(stage.op.axis)
+    if not axes:
+        return
+    fused = stage.fuse(*axes) if len(axes) > 1 else axes[0]
+    total = 1
+    for d in out.shape:
+        total = total * d.value if isinstance(d, IntImm) else None
+        if total is None:
+            break
+    if total is not None and total >= 4 * vector_lanes:
+        outer, inner = stage.split(fused, factor=vector_lanes)
+        stage.vectorize(inner)
+        stage.parallel(outer)
+    elif total is None or total > 1:
+        stage.parallel(fused)
+
+
+def schedule_injective(outs: Any) -> Schedule:
+    """Default schedule of injective (elementwise, broadcast, layout) operators.
+
+    Intermediate elementwise stages are inlined into their consumers; each
+    output is fused, parallelized and vectorized.
+    """
+    outs = as_list(outs)
+    s = create_schedule([o.op for o in outs])
+    for stage in s.stages:
+        op = stage.op
+        if isinstance(op, ComputeOp) and not stage.is_output and not op.reduce_axis:
+            stage.compute_inline()
+    for o in outs:
+        schedule_injective_stage(s, o)
+    return s
