@@ -9,7 +9,7 @@ whole body of a compute, as in TVM.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from ..error import ExprError
 from ..tir import dtype as dt
@@ -214,12 +214,3 @@ def _is_axis_arg(axis: Any) -> bool:
 sum = comm_reducer(lambda x, y: _op.add(x, y), lambda t: _op.const(0, t), name="sum")  # noqa: A001
 max = comm_reducer(_op.max_expr, _op.min_value, name="max")  # noqa: A001
 min = comm_reducer(_op.min_expr, _op.max_value, name="min")  # noqa: A001
-
-
-def sequence_of_tensors(x: Any) -> list:
-    """A list of Tensors from one tensor or a sequence."""
-    if isinstance(x, Tensor):
-        return [x]
-    if isinstance(x, Sequence):
-        return list(x)
-    raise ExprError(f"expected a tensor or a list of tensors, got {x!r}")

@@ -335,17 +335,9 @@ class Schedule:
                                 "passed to create_schedule and everything they read)")
         return st
 
-    def stage_of(self, tensor: Tensor) -> Stage:
-        return self[tensor]
-
     def current_tensor(self, tensor: Tensor) -> Tensor:
         """The tensor that now holds ``tensor``'s values (its stage's current op)."""
         return self[tensor].op.output(tensor.value_index)
-
-    def consumers(self, stage: Stage) -> list[Stage]:
-        """Stages that read ``stage``'s outputs directly."""
-        return [st for st in self.stages
-                if any(self[t] is stage for t in st.op.input_tensors)]
 
     def reads_transitively(self, consumer: Stage, producer: Stage) -> bool:
         todo, seen = [consumer], set()

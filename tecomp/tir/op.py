@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -333,10 +333,3 @@ def min_value(dtype: str) -> PrimExpr:
     if t.is_bool:
         return const(False)
     return const(int(np.iinfo(dt.numpy_name(dtype)).min), dtype)
-
-
-def sum_of(values: Sequence[PrimExpr]) -> PrimExpr:
-    result: PrimExpr = const(0)
-    for v in values:
-        result = add(result, v)
-    return result
