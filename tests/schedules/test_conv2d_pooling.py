@@ -1,0 +1,217 @@
+"""conv2d_nchw and the pooling operators against numpy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tecomp
+from tecomp import te
+from tecomp import tuner as autotvm
+from tecomp.error import OperatorError
+from tecomp.schedules.conv2d import conv2d_nchw, schedule_conv2d_nchw
+from tecomp.schedules.pooling import (
+    avg_pool2d,
+    global_avg_pool2d,
+    max_pool2d,
+    schedule_pool,
+)
+
+# ----------------------------------------------------------------------------- references
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _pads(p):
+    p = (p,) * 4 if isinstance(p, int) else tuple(p)
+    return p * 2 if len(p) == 2 else p
+
+
+def ref_conv(x, w, strides=1, padding=0, dilation=1, groups=1, bias=None, activation=None):
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = _pair(strides), _pair(dilation), _pads(padding)
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    oc_n, cpg, kh, kw = w.shape
+    oh = (xp.shape[2] - (kh - 1) * dh - 1) // sh + 1
+    ow = (xp.shape[3] - (kw - 1) * dw - 1) // sw + 1
+    out = np.zeros((x.shape[0], oc_n, oh, ow), np.float64)
+    opg = oc_n // groups
+    for oc in range(oc_n):
+        g = oc // opg
+        for ry in range(kh):
+            for rx in range(kw):
+                patch = xp[:, g * cpg:(g + 1) * cpg, ry * dh:ry * dh + sh * (oh - 1) + 1:sh,
+                           rx * dw:rx * dw + sw * (ow - 1) + 1:sw]
+                out[:, oc] += np.einsum("nchw,c->nhw", patch, w[oc, :, ry, rx])
+    if bias is not None:
+        out += bias[None, :, None, None]
+    if activation == "relu":
+        out = np.maximum(out, 0)
+    elif activation is not None:
+        out = np.clip(out, activation[1], activation[2])
+    return out.astype(x.dtype)
+
+
+def ref_pool(x, kind, kernel, strides, padding, ceil_mode=False, count_include_pad=False):
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = _pair(kernel), _pair(strides), _pads(padding)
+    n, c, h, w = x.shape
+
+    def size(n_in, k, s, p0, p1):
+        span = n_in + p0 + p1 - k
+        out = -(-span // s) + 1 if ceil_mode else span // s + 1
+        return out - 1 if ceil_mode and (out - 1) * s >= n_in + p0 else out
+
+    oh, ow = size(h, kh, sh, pt, pb), size(w, kw, sw, pl, pr)
+    out = np.zeros((n, c, oh, ow), x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            y0, x0 = i * sh - pt, j * sw - pl
+            win = x[:, :, max(y0, 0):min(y0 + kh, h), max(x0, 0):min(x0 + kw, w)]
+            if kind == "max":
+                out[:, :, i, j] = win.max(axis=(2, 3))
+                continue
+            if count_include_pad:
+                count = ((min(y0 + kh, h + pb) - max(y0, -pt)) * (min(x0 + kw, w + pr) - max(x0, -pl)))
+            else:
+                count = win.shape[2] * win.shape[3]
+            out[:, :, i, j] = win.sum(axis=(2, 3)) / count
+    return out
+
+
+def _build(s, args):
+    return tecomp.build(tecomp.lower(s, args)["main"], target="llvm")
+
+
+def _shape(t):
+    return tuple(d.value for d in t.shape)
+
+
+# ----------------------------------------------------------------------------- conv2d
+
+CONV_CASES = {
+    "3x3_pad1": {"x": (1, 2, 6, 6), "w": (3, 2, 3, 3), "padding": 1},
+    "stride2": {"x": (1, 2, 7, 7), "w": (2, 2, 3, 3), "strides": 2, "padding": 1},
+    "dilation2": {"x": (1, 2, 7, 6), "w": (2, 2, 3, 3), "dilation": 2, "padding": (2, 1)},
+    "groups2": {"x": (1, 4, 5, 5), "w": (6, 2, 3, 3), "groups": 2, "padding": 1},
+    "depthwise": {"x": (1, 3, 6, 6), "w": (3, 1, 3, 3), "groups": 3, "padding": 1},
+    "odd_batch2_asym": {"x": (2, 3, 5, 7), "w": (2, 3, 2, 3), "padding": (1, 0, 0, 2), "strides": (2, 1)},
+    "1x1_bias_relu": {"x": (1, 3, 4, 5), "w": (4, 3, 1, 1), "bias": True, "activation": "relu"},
+    "bias_clip": {"x": (1, 2, 6, 6), "w": (2, 2, 3, 3), "padding": 1, "bias": True, "activation": ("clip", -1.0, 1.5)},
+}
+
+
+def _conv_problem(rng, case):
+    x_np = rng.uniform(-1, 1, case["x"]).astype("float32")
+    w_np = rng.uniform(-1, 1, case["w"]).astype("float32")
+    x, w = te.placeholder(case["x"], name="x"), te.placeholder(case["w"], name="w")
+    kwargs = {k: v for k, v in case.items() if k not in ("x", "w", "bias")}
+    args, inputs, b_np = [x, w], [x_np, w_np], None
+    if case.get("bias"):
+        b = te.placeholder((case["w"][0],), name="b")
+        b_np = rng.uniform(-1, 1, case["w"][0]).astype("float32")
+        args, inputs, kwargs["bias"] = args + [b], inputs + [b_np], b
+    out = conv2d_nchw(x, w, **kwargs)
+    ref_kwargs = {k: v for k, v in kwargs.items() if k != "bias"}
+    expected = ref_conv(x_np, w_np, bias=b_np, **ref_kwargs)
+    return out, args + [out], inputs, expected
+
+
+@pytest.mark.parametrize("name", list(CONV_CASES))
+def test_conv2d_default_schedule(check, rng, name):
+    out, args, inputs, expected = _conv_problem(rng, CONV_CASES[name])
+    check(schedule_conv2d_nchw(out), args, inputs, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_resnet_layer(rng):
+    x, w = te.placeholder((1, 64, 56, 56), name="x"), te.placeholder((64, 64, 3, 3), name="w")
+    out = conv2d_nchw(x, w, padding=1)
+    mod = _build(schedule_conv2d_nchw(out), [x, w, out])
+    x_np = rng.uniform(-1, 1, _shape(x)).astype("float32")
+    w_np = rng.uniform(-1, 1, _shape(w)).astype("float32")
+    got = np.zeros(_shape(out), "float32")
+    mod(x_np, w_np, got)
+    np.testing.assert_allclose(got, ref_conv(x_np, w_np, padding=1), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("index", [0, 5, 17, 23])
+def test_conv2d_template_configs(rng, index):
+    args = ((2, 4, 9, 11), (6, 2, 3, 3), 1, 1, 1, 2, "float32")
+    task = autotvm.task.create("schedules/conv2d_nchw", args, target="llvm")
+    assert len(task.config_space) == 24
+    s, tensors = task.instantiate(task.config_space.get(index))
+    x_np = rng.uniform(-1, 1, args[0]).astype("float32")
+    w_np = rng.uniform(-1, 1, args[1]).astype("float32")
+    got = np.zeros(_shape(tensors[2]), "float32")
+    _build(s, tensors)(x_np, w_np, got)
+    np.testing.assert_allclose(got, ref_conv(x_np, w_np, padding=1, groups=2), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    ({"w": (3, 3, 3, 3)}, "kernel"),
+    ({"w": (3, 2, 3, 3), "groups": 2}, "groups"),
+    ({"strides": 0}, "strides"),
+    ({"dilation": (1, -1)}, "dilation"),
+    ({"padding": -1}, "padding"),
+    ({"w": (2, 2, 9, 3)}, "kernel"),
+    ({"dtype": "int32"}, "data"),
+    ({"activation": "gelu"}, "activation"),
+])
+def test_conv2d_errors(kwargs, argument):
+    kwargs = dict(kwargs)
+    x = te.placeholder((1, 2, 6, 6), kwargs.pop("dtype", "float32"), name="x")
+    w = te.placeholder(kwargs.pop("w", (2, 2, 3, 3)), x.dtype, name="w")
+    with pytest.raises(OperatorError, match=f"conv2d_nchw: argument {argument}"):
+        conv2d_nchw(x, w, **kwargs)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+POOL_CASES = [
+    ("max", {"kernel": 3, "strides": 2, "padding": 1}),
+    ("max", {"kernel": 2, "strides": 2, "padding": 0, "ceil_mode": True}),
+    ("max", {"kernel": (3, 2), "strides": (1, 2), "padding": (1, 0, 0, 1)}),
+    ("avg", {"kernel": 3, "strides": 2, "padding": 1}),
+    ("avg", {"kernel": 3, "strides": 2, "padding": 1, "count_include_pad": True}),
+    ("avg", {"kernel": 2, "strides": 2, "padding": 1, "ceil_mode": True, "count_include_pad": True}),
+]
+
+
+@pytest.mark.parametrize("kind, kwargs", POOL_CASES)
+def test_pool(check, rng, kind, kwargs):
+    x_np = rng.uniform(-2, 2, (2, 2, 7, 6)).astype("float32")
+    x = te.placeholder(x_np.shape, name="x")
+    out = (max_pool2d if kind == "max" else avg_pool2d)(x, **kwargs)
+    expected = ref_pool(x_np, kind, **kwargs)
+    assert _shape(out) == expected.shape
+    check(schedule_pool(out), [x, out], [x_np], expected)
+
+
+def test_max_pool_never_reads_padding(check):
+    x_np = -np.arange(1, 37, dtype="float32").reshape(1, 1, 6, 6) - 100
+    x = te.placeholder(x_np.shape, name="x")
+    out = max_pool2d(x, 3, 1, 1)
+    check(schedule_pool(out), [x, out], [x_np], ref_pool(x_np, "max", 3, 1, 1))
+
+
+def test_global_avg_pool(check, rng):
+    x_np = rng.uniform(-2, 2, (2, 3, 5, 4)).astype("float32")
+    x = te.placeholder(x_np.shape, name="x")
+    out = global_avg_pool2d(x)
+    check(schedule_pool(out), [x, out], [x_np], x_np.mean(axis=(2, 3), keepdims=True))
+
+
+@pytest.mark.parametrize("fn, kwargs, argument", [
+    (max_pool2d, {"kernel": 0}, "kernel"),
+    (max_pool2d, {"kernel": 9}, "kernel"),
+    (avg_pool2d, {"kernel": 2, "strides": 0}, "strides"),
+    (avg_pool2d, {"kernel": 2, "padding": (1, -1)}, "padding"),
+])
+def test_pool_errors(fn, kwargs, argument):
+    x = te.placeholder((1, 1, 6, 6), name="x")
+    with pytest.raises(OperatorError, match=f"{fn.__name__}: argument {argument}"):
+        fn(x, **kwargs)
+
+
+def test_global_avg_pool_dtype_error():
+    with pytest.raises(OperatorError, match="global_avg_pool2d: argument x"):
+        global_avg_pool2d(te.placeholder((1, 1, 2, 2), "int32", name="x"))
