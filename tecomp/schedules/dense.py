@@ -1,0 +1,258 @@
+"""Dense layers and matrix products: ``dense``, ``matmul``, ``batch_matmul``, their default
+register-blocked CPU schedules and their tuning templates.
+
+Every product packs its right-hand operand into ``nr``-column panels (``[N/nr, K, nr]``, the
+last panel clamped at the edge) so that the innermost loop reads contiguous vectors; the
+schedule keeps an ``mr x nr`` accumulator tile in registers, unrolls its rows, vectorizes
+its columns and runs the (batch, row block, column block) tiles in parallel (as
+``examples/matmul.py``, which parallelizes row blocks only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import te
+from .. import tuner as autotvm
+from ..te.schedule import Schedule
+from ..te.tensor import Tensor
+from ..tir import op as tir_op
+from .common import as_list, check_dtype, const_shape, fail
+
+PRODUCT_TAG = "matmul_product"
+PACK_TAG = "matmul_pack"
+ROW_TILES = (8, 6, 4, 3, 2, 1)
+COL_TILES = (32, 16, 8)
+
+
+@dataclass(frozen=True)
+class GemmSchedule:
+    """The knobs of one register-blocked product schedule."""
+
+    mr: int = 8
+    k_inner: int = 1
+    unroll: bool = True
+    vectorize: bool = True
+
+
+def row_tile(m: int, wanted: tuple[int, ...] = ROW_TILES) -> int:
+    """The first of ``wanted`` that divides ``m`` (rows are never guarded), else 1."""
+    return next((t for t in wanted if m % t == 0), 1)
+
+
+def panel_width(n: int) -> int:
+    """Columns per packed panel: a vector multiple dividing ``n``, else 32 (padded), or ``n`` if small."""
+    if n < COL_TILES[-1]:
+        return n
+    return next((t for t in COL_TILES if n % t == 0), COL_TILES[0])
+
+
+def _check_tensor(t: Any, op_name: str, argument: str, rank: int) -> tuple[int, ...]:
+    if not isinstance(t, Tensor):
+        raise fail(op_name, argument, f"expected a tensor, got {type(t).__name__}")
+    check_dtype(t, op_name, argument)
+    shape = const_shape(t, op_name, argument)
+    if len(shape) != rank:
+        raise fail(op_name, argument, f"expected rank {rank}, got shape {shape}")
+    return shape
+
+
+def _pack(b: Tensor, batched: bool, transpose_b: bool, n: int, k: int, nr: int) -> Tensor:
+    """B as ``[(batch,) ceil(N/nr), K, nr]`` panels; columns past N repeat column N-1."""
+    panels = -(-n // nr)
+
+    def col(x: Any, z: Any) -> Any:
+        return tir_op.min_expr(x * nr + z, n - 1) if n % nr else x * nr + z
+
+    if batched:
+        bb = b.shape[0].value
+        return te.compute((bb, panels, k, nr), lambda q, x, y, z: (
+            b[q, col(x, z), y] if transpose_b else b[q, y, col(x, z)]), name="packed_b", tag=PACK_TAG)
+    return te.compute((panels, k, nr), lambda x, y, z: (
+        b[col(x, z), y] if transpose_b else b[y, col(x, z)]), name="packed_b", tag=PACK_TAG)
+
+
+def _dense(data: Tensor, weight: Tensor, bias: Tensor | None, transpose_a: bool, transpose_b: bool,
+           nr: int | None, op_name: str, names: tuple[str, str] = ("data", "weight")) -> Tensor:
+    ashape = _check_tensor(data, op_name, names[0], 2)
+    wshape = _check_tensor(weight, op_name, names[1], 2)
+    m, k = (ashape[1], ashape[0]) if transpose_a else ashape
+    n, kw = wshape if transpose_b else (wshape[1], wshape[0])
+    if k != kw:
+        raise fail(op_name, names[1], f"reduction size {kw} does not match {names[0]}'s {k} "
+                                      f"({names[0]} {ashape}, {names[1]} {wshape})")
+    if data.dtype != weight.dtype:
+        raise fail(op_name, names[1], f"dtype {weight.dtype} differs from {names[0]}'s {data.dtype}")
+    if bias is not None:
+        bshape = _check_tensor(bias, op_name, "bias", 1)
+        if bshape != (n,) or bias.dtype != data.dtype:
+            raise fail(op_name, "bias", f"expected shape ({n},) and dtype {data.dtype}, "
+                                        f"got {bshape} {bias.dtype}")
+    nr = nr or panel_width(n)
+    packed = _pack(weight, False, transpose_b, n, k, nr)
+    r = te.reduce_axis((0, k), name="k")
+
+    def a_at(i: Any) -> Any:
+        return data[r, i] if transpose_a else data[i, r]
+
+    out = te.compute((m, n), lambda i, j: te.sum(a_at(i) * packed[j // nr, r, j % nr], axis=r),
+                     name=op_name, tag=PRODUCT_TAG)
+    if bias is None:
+        return out
+    return te.compute((m, n), lambda i, j: out[i, j] + bias[j], name=f"{op_name}_bias")
+
+
+def dense(data: Tensor, weight: Tensor, bias: Tensor | None = None, transpose_a: bool = False,
+          transpose_b: bool = True) -> Tensor:
+    """``out[M, N] = op(A) · op(B) + bias`` (ONNX Gemm with alpha = beta = 1, as TVM's nn.dense).
+
+    By default ``data`` is ``[M, K]`` and ``weight`` is ``[N, K]`` (``out = A · Bᵀ``);
+    ``transpose_a`` reads ``data`` as ``[K, M]``, ``transpose_b=False`` reads ``weight`` as
+    ``[K, N]``. ``bias`` (optional) is ``[N]``, broadcast over rows.
+    """
+    return _dense(data, weight, bias, transpose_a, transpose_b, None, "dense")
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """``a[M, K] @ b[K, N]`` (ONNX MatMul for 2-D operands): ``dense`` with ``transpose_b=False``."""
+    return _dense(a, b, None, False, False, None, "matmul", ("a", "b"))
+
+
+def _batch_matmul(a: Tensor, b: Tensor, transpose_b: bool, nr: int | None) -> Tensor:
+    op_name = "batch_matmul"
+    ashape = _check_tensor(a, op_name, "a", 3)
+    bshape = _check_tensor(b, op_name, "b", 3)
+    ba, m, k = ashape
+    bb, n, kb = bshape if transpose_b else (bshape[0], bshape[2], bshape[1])
+    if k != kb:
+        raise fail(op_name, "b", f"reduction size {kb} does not match a's {k} (a {ashape}, b {bshape})")
+    if ba != bb and 1 not in (ba, bb):
+        raise fail(op_name, "b", f"batch {bb} does not broadcast with a's batch {ba}")
+    if a.dtype != b.dtype:
+        raise fail(op_name, "b", f"dtype {b.dtype} differs from a's {a.dtype}")
+    nr = nr or panel_width(n)
+    packed = _pack(b, True, transpose_b, n, k, nr)
+    r = te.reduce_axis((0, k), name="k")
+
+    def fcompute(q: Any, i: Any, j: Any) -> Any:
+        qa = 0 if ba == 1 else q
+        qb = 0 if bb == 1 else q
+        return te.sum(a[qa, i, r] * packed[qb, j // nr, r, j % nr], axis=r)
+
+    return te.compute((max(ba, bb), m, n), fcompute, name=op_name, tag=PRODUCT_TAG)
+
+
+def batch_matmul(a: Tensor, b: Tensor, transpose_b: bool = False) -> Tensor:
+    """``out[B, M, N] = a[B, M, K] @ b[B, K, N]`` (ONNX MatMul for 3-D operands).
+
+    ``transpose_b`` reads ``b`` as ``[B, N, K]``. A batch of 1 on either side broadcasts.
+    """
+    return _batch_matmul(a, b, transpose_b, None)
+
+
+def _find(t: Tensor, tag: str) -> Tensor | None:
+    if getattr(t.op, "tag", None) == tag:
+        return t
+    for inp in t.op.input_tensors:
+        found = _find(inp, tag)
+        if found is not None:
+            return found
+    return None
+
+
+def _schedule_pack(s: Schedule, packed: Tensor) -> None:
+    stage = s[packed]
+    axes = list(stage.op.axis)
+    stage.parallel(stage.fuse(*axes[:-2]) if len(axes) > 3 else axes[0])
+    if packed.shape[-1].value >= 4:
+        stage.vectorize(axes[-1])
+
+
+def schedule_product_output(s: Schedule, out: Tensor, knobs: GemmSchedule) -> None:
+    """Register-block the product ending in ``out`` (the product itself or its bias epilogue)."""
+    product = _find(out, PRODUCT_TAG)
+    packed = _find(product, PACK_TAG)
+    _schedule_pack(s, packed)
+    acc = s.cache_write(out, "local") if product is out else product
+    nr = packed.shape[-1].value
+    m = out.shape[-2].value
+    mr = row_tile(m, (knobs.mr,) + ROW_TILES)
+    stage = s[out]
+    *batch, i, j = stage.op.axis
+    io, jo, _, ji = stage.tile(i, j, mr, nr)
+    block = stage.fuse(*batch, io, jo)
+    stage.parallel(block)
+    if knobs.vectorize:
+        stage.vectorize(ji)
+    s[acc].compute_at(stage, block)
+    *_, ai, aj = s[acc].op.axis
+    (ak,) = s[acc].op.reduce_axis
+    if knobs.k_inner > 1:
+        ko, ki = s[acc].split(ak, factor=knobs.k_inner)
+        s[acc].reorder(ko, ki, ai, aj)
+        s[acc].unroll(ki)
+    else:
+        s[acc].reorder(ak, ai, aj)
+    if knobs.unroll:
+        s[acc].unroll(ai)
+    if knobs.vectorize:
+        s[acc].vectorize(aj)
+
+
+def schedule_dense(outs: Any) -> Schedule:
+    """Default schedule of ``dense``/``matmul``/``batch_matmul``: packed panels, an ``mr x nr``
+    register accumulator (rows unrolled, columns vectorized), parallel output tiles."""
+    outs = as_list(outs)
+    s = te.create_schedule([o.op for o in outs])
+    for o in outs:
+        schedule_product_output(s, o, GemmSchedule())
+    return s
+
+
+schedule_matmul = schedule_dense
+schedule_batch_matmul = schedule_dense
+
+
+def _define_gemm_knobs(n: int) -> None:
+    cfg = autotvm.get_config()
+    cfg.define_knob("tile_n", [t for t in COL_TILES if t <= max(n, COL_TILES[-1])])
+    cfg.define_knob("tile_m", [8, 4, 2])
+    cfg.define_knob("tile_k", [1, 4])
+    cfg.define_knob("unroll", [1, 0])
+    cfg.define_knob("vectorize", [1, 0])
+
+
+def _knobs() -> tuple[int, GemmSchedule]:
+    cfg = autotvm.get_config()
+    return cfg["tile_n"].val, GemmSchedule(cfg["tile_m"].val, cfg["tile_k"].val,
+                                           bool(cfg["unroll"].val), bool(cfg["vectorize"].val))
+
+
+@autotvm.template("schedules/dense")
+def dense_template(m: int, n: int, k: int, dtype: str = "float32", with_bias: bool = False,
+                   transpose_a: bool = False, transpose_b: bool = True) -> tuple[Schedule, list[Tensor]]:
+    """Tunable dense: knobs panel width, row tile, unrolled k split, row unroll, vectorize."""
+    _define_gemm_knobs(n)
+    nr, knobs = _knobs()
+    data = te.placeholder((k, m) if transpose_a else (m, k), dtype, name="data")
+    weight = te.placeholder((n, k) if transpose_b else (k, n), dtype, name="weight")
+    bias = te.placeholder((n,), dtype, name="bias") if with_bias else None
+    out = _dense(data, weight, bias, transpose_a, transpose_b, nr, "dense")
+    s = te.create_schedule(out.op)
+    schedule_product_output(s, out, knobs)
+    return s, [data, weight] + ([bias] if bias is not None else []) + [out]
+
+
+@autotvm.template("schedules/batch_matmul")
+def batch_matmul_template(a_shape: tuple, b_shape: tuple, dtype: str = "float32",
+                          transpose_b: bool = False) -> tuple[Schedule, list[Tensor]]:
+    """Tunable batch_matmul: the same knobs as the dense template."""
+    _define_gemm_knobs(b_shape[1] if transpose_b else b_shape[2])
+    nr, knobs = _knobs()
+    a = te.placeholder(tuple(a_shape), dtype, name="a")
+    b = te.placeholder(tuple(b_shape), dtype, name="b")
+    out = _batch_matmul(a, b, transpose_b, nr)
+    s = te.create_schedule(out.op)
+    schedule_product_output(s, out, knobs)
+    return s, [a, b, out]

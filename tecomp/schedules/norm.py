@@ -1,0 +1,166 @@
+"""Normalisation operators: ``layer_norm`` (with its default schedule and tuning template) and
+``batch_norm_inference`` (elementwise, scheduled by ``schedule_injective``).
+
+Layer norm is three stages: the mean and the (two-pass, so stable) variance over the
+normalised trailing axes, then the scaled output. The schedule runs the leading axes
+fused in parallel and computes both statistics per row inside that loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .. import te
+from .. import tuner as autotvm
+from ..te.schedule import Schedule
+from ..te.tensor import Tensor
+from .common import as_list, check_dtype, const_shape, fail, schedule_injective
+
+LEAD_ATTR = "layer_norm_lead"
+
+
+def _tensor(op_name: str, t: Any, argument: str) -> tuple[int, ...]:
+    if not isinstance(t, Tensor):
+        raise fail(op_name, argument, f"expected a tensor, got {type(t).__name__}")
+    check_dtype(t, op_name, argument)
+    return const_shape(t, op_name, argument)
+
+
+def _first_normalised(axis: int | Sequence[int], ndim: int) -> int:
+    """The first normalised axis; a list must name the trailing axes, each once, in order."""
+    axes = [axis] if isinstance(axis, int) else list(axis)
+    if not axes or any(not isinstance(a, int) or not -ndim <= a < ndim for a in axes):
+        raise fail("layer_norm", "axis", f"{axis!r} is out of range for a tensor of rank {ndim}")
+    axes = [a % ndim for a in axes]
+    if isinstance(axis, int):
+        return axes[0]
+    if axes != list(range(ndim - len(axes), ndim)):
+        raise fail("layer_norm", "axis", f"{axis!r} must list the trailing axes in order")
+    return axes[0]
+
+
+def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, axis: int | Sequence[int] = -1,
+               epsilon: float = 1e-5) -> Tensor:
+    """ONNX LayerNormalization: normalise over the axes from ``axis`` to the last.
+
+    ``out = (x - mean) / sqrt(var + epsilon) * gamma + beta`` with the mean and the biased
+    variance taken over ``x.shape[axis:]``; ``gamma`` and ``beta`` have that shape. ``axis``
+    may also be the list of those trailing axes.
+    """
+    shape = _tensor("layer_norm", x, "x")
+    lead = _first_normalised(axis, len(shape))
+    norm_shape = shape[lead:]
+    for name, t in (("gamma", gamma), ("beta", beta)):
+        if _tensor("layer_norm", t, name) != norm_shape or t.dtype != x.dtype:
+            raise fail("layer_norm", name, f"expected shape {norm_shape} and dtype {x.dtype}, "
+                                           f"got {tuple(d.value for d in t.shape)} {t.dtype}")
+    if not isinstance(epsilon, (int, float)) or epsilon < 0:
+        raise fail("layer_norm", "epsilon", f"must be a non-negative number, got {epsilon!r}")
+    count = 1
+    for d in norm_shape:
+        count *= d
+    inv = te.const(1.0 / count, x.dtype)
+    mean = _row_reduce(x, lead, lambda v, i: v, "ln_mean", inv)
+    var = _row_reduce(x, lead, lambda v, i: (v - mean[i]) * (v - mean[i]), "ln_var", inv)
+    eps = te.const(float(epsilon), x.dtype)
+
+    def fcompute(*i: Any) -> Any:
+        row, tail = i[:lead], i[lead:]
+        return (x[i] - mean[row]) * te.rsqrt(var[row] + eps) * gamma[tail] + beta[tail]
+
+    return te.compute(shape, fcompute, name="layer_norm", attrs={LEAD_ATTR: lead})
+
+
+def _row_reduce(x: Tensor, lead: int, term: Any, name: str, scale: Any) -> Tensor:
+    """``scale * sum(term(x[row, r...], row))`` over the axes from ``lead`` on."""
+    shape = tuple(d.value for d in x.shape)
+    rs = [te.reduce_axis((0, d), name=f"r{k}") for k, d in enumerate(shape[lead:])]
+    total = te.compute(shape[:lead], lambda *i: te.sum(term(x[tuple(i) + tuple(rs)], i), axis=rs),
+                       name=f"{name}_sum")
+    return te.compute(shape[:lead], lambda *i: total[i] * scale, name=name)
+
+
+def _vectorize_inner(s: Schedule, t: Tensor, lanes: int) -> None:
+    stage = s[t]
+    extent = t.shape[-1].value
+    if lanes > 1 and extent >= lanes and extent % lanes == 0:
+        _, vi = stage.split(stage.op.axis[-1], factor=lanes)
+        stage.vectorize(vi)
+
+
+def schedule_layer_norm_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
+    """Parallel over the fused leading axes; mean and variance computed per row there."""
+    lead = out.op.attrs[LEAD_ATTR]
+    stats = _stat_stages(out)
+    stage = s[out]
+    if lead:
+        row = stage.fuse(*stage.op.axis[:lead]) if lead > 1 else stage.op.axis[0]
+        stage.parallel(row)
+        for t in stats:
+            s[t].compute_at(stage, row)
+    _vectorize_inner(s, out, lanes)
+
+
+def _stat_stages(out: Tensor) -> list[Tensor]:
+    """The mean/variance stages feeding ``out`` (sums and scales), each once."""
+    found: dict[str, Tensor] = {}
+    pending = list(out.op.input_tensors)
+    while pending:
+        t = pending.pop()
+        if t.op.name.startswith("ln_") and t.op.name not in found:
+            found[t.op.name] = t
+            pending.extend(t.op.input_tensors)
+    return list(found.values())
+
+
+def schedule_layer_norm(outs: Any) -> Schedule:
+    """Default schedule of ``layer_norm`` (see the module docstring)."""
+    outs = as_list(outs)
+    s = te.create_schedule([o.op for o in outs])
+    for o in outs:
+        schedule_layer_norm_output(s, o)
+    return s
+
+
+@autotvm.template("schedules/layer_norm")
+def layer_norm_template(shape: tuple, axis: int | list = -1, dtype: str = "float32",
+                        epsilon: float = 1e-5) -> tuple[Schedule, list[Tensor]]:
+    """Tunable layer_norm: knob vector lanes of the output stage."""
+    x = te.placeholder(tuple(shape), dtype, name="x")
+    lead = _first_normalised(axis if isinstance(axis, int) else list(axis), len(shape))
+    gamma = te.placeholder(tuple(shape[lead:]), dtype, name="gamma")
+    beta = te.placeholder(tuple(shape[lead:]), dtype, name="beta")
+    out = layer_norm(x, gamma, beta, axis, epsilon)
+    cfg = autotvm.get_config()
+    cfg.define_knob("lanes", [16, 8, 4, 1])
+    s = te.create_schedule(out.op)
+    schedule_layer_norm_output(s, out, cfg["lanes"].val)
+    return s, [x, gamma, beta, out]
+
+
+def batch_norm_inference(x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, var: Tensor,
+                         epsilon: float = 1e-5, axis: int = 1) -> Tensor:
+    """ONNX BatchNormalization in inference mode: per channel ``c`` along ``axis``,
+    ``out = (x - mean[c]) / sqrt(var[c] + epsilon) * gamma[c] + beta[c]``."""
+    op_name = "batch_norm_inference"
+    shape = _tensor(op_name, x, "x")
+    if not isinstance(axis, int) or not -len(shape) <= axis < len(shape):
+        raise fail(op_name, "axis", f"{axis!r} is out of range for a tensor of rank {len(shape)}")
+    axis %= len(shape)
+    for name, t in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)):
+        if _tensor(op_name, t, name) != (shape[axis],) or t.dtype != x.dtype:
+            raise fail(op_name, name, f"expected shape ({shape[axis]},) and dtype {x.dtype}, "
+                                      f"got {tuple(d.value for d in t.shape)} {t.dtype}")
+    if not isinstance(epsilon, (int, float)) or epsilon < 0:
+        raise fail(op_name, "epsilon", f"must be a non-negative number, got {epsilon!r}")
+    eps = te.const(float(epsilon), x.dtype)
+
+    def fcompute(*i: Any) -> Any:
+        c = i[axis]
+        return (x[i] - mean[c]) * te.rsqrt(var[c] + eps) * gamma[c] + beta[c]
+
+    return te.compute(shape, fcompute, name=op_name)
+
+
+schedule_batch_norm_inference = schedule_injective

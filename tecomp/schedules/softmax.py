@@ -1,0 +1,126 @@
+"""Softmax and log-softmax over one axis (numerically stable), their default CPU schedule and
+tuning template.
+
+Both are four stages: the row maximum, ``exp(x - max)``, the row sum, and the output. The
+schedule runs the fused axes before ``axis`` in parallel and computes the three
+intermediate stages per row inside that loop, so a row stays in cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import te
+from .. import tuner as autotvm
+from ..te.schedule import Schedule
+from ..te.tensor import Tensor
+from .common import as_list, check_dtype, const_shape, fail
+
+ROW_STAGE_ATTR = "softmax_axis"
+
+
+def _axis(op_name: str, x: Any, axis: int) -> tuple[tuple[int, ...], int]:
+    if not isinstance(x, Tensor):
+        raise fail(op_name, "x", f"expected a tensor, got {type(x).__name__}")
+    check_dtype(x, op_name, "x")
+    shape = const_shape(x, op_name, "x")
+    if not isinstance(axis, int) or not -len(shape) <= axis < len(shape):
+        raise fail(op_name, "axis", f"{axis!r} is out of range for a tensor of rank {len(shape)}")
+    return shape, axis % len(shape)
+
+
+def _row_stages(x: Tensor, shape: tuple[int, ...], axis: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The row maximum, ``exp(x - max)`` and its row sum (reduced stages drop ``axis``)."""
+    rows = shape[:axis] + shape[axis + 1:]
+
+    def at(i: tuple, r: Any) -> tuple:
+        return tuple(i[:axis]) + (r,) + tuple(i[axis:])
+
+    r1 = te.reduce_axis((0, shape[axis]), name="r")
+    xmax = te.compute(rows, lambda *i: te.max(x[at(i, r1)], axis=r1), name="row_max")
+    shifted = te.compute(shape, lambda *i: te.exp(x[i] - xmax[i[:axis] + i[axis + 1:]]), name="row_exp")
+    r2 = te.reduce_axis((0, shape[axis]), name="r")
+    total = te.compute(rows, lambda *i: te.sum(shifted[at(i, r2)], axis=r2), name="row_sum")
+    return xmax, shifted, total
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (ONNX Softmax, opset 13)."""
+    shape, axis = _axis("softmax", x, axis)
+    _, shifted, total = _row_stages(x, shape, axis)
+    return te.compute(shape, lambda *i: shifted[i] / total[i[:axis] + i[axis + 1:]], name="softmax",
+                      attrs={ROW_STAGE_ATTR: axis})
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """``x - max - log(sum(exp(x - max)))`` along ``axis`` (ONNX LogSoftmax, opset 13)."""
+    shape, axis = _axis("log_softmax", x, axis)
+    xmax, _, total = _row_stages(x, shape, axis)
+
+    def fcompute(*i: Any) -> Any:
+        row = i[:axis] + i[axis + 1:]
+        return x[i] - xmax[row] - te.log(total[row])
+
+    return te.compute(shape, fcompute, name="log_softmax", attrs={ROW_STAGE_ATTR: axis})
+
+
+def _vectorize_inner(s: Schedule, t: Tensor, lanes: int) -> None:
+    """Split the innermost data axis of ``t`` by ``lanes`` and vectorize it, when it divides."""
+    stage = s[t]
+    inner = stage.op.axis[-1]
+    extent = t.shape[-1].value
+    if lanes > 1 and extent >= lanes and extent % lanes == 0:
+        _, vi = stage.split(inner, factor=lanes)
+        stage.vectorize(vi)
+
+
+def schedule_softmax_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
+    """Parallel over the fused axes before ``axis``; max, exp and sum computed per row there."""
+    axis = out.op.attrs[ROW_STAGE_ATTR]
+    stages = _row_producers(out)
+    stage = s[out]
+    outer = list(stage.op.axis[:axis])
+    if outer:
+        row = stage.fuse(*outer) if len(outer) > 1 else outer[0]
+        stage.parallel(row)
+        for t in stages:
+            s[t].compute_at(stage, row)
+    for t in [out] + [t for t in stages if t.op.name == "row_exp"]:
+        _vectorize_inner(s, t, lanes)
+
+
+def _row_producers(out: Tensor) -> list[Tensor]:
+    """The max, exp and sum stages feeding ``out``, each once."""
+    found: dict[str, Tensor] = {}
+    pending = list(out.op.input_tensors)
+    while pending:
+        t = pending.pop()
+        if t.op.name in ("row_max", "row_exp", "row_sum") and t.op.name not in found:
+            found[t.op.name] = t
+            pending.extend(t.op.input_tensors)
+    return list(found.values())
+
+
+def schedule_softmax(outs: Any) -> Schedule:
+    """Default schedule of ``softmax``/``log_softmax`` (see the module docstring)."""
+    outs = as_list(outs)
+    s = te.create_schedule([o.op for o in outs])
+    for o in outs:
+        schedule_softmax_output(s, o)
+    return s
+
+
+schedule_log_softmax = schedule_softmax
+
+
+@autotvm.template("schedules/softmax")
+def softmax_template(shape: tuple, axis: int = -1, dtype: str = "float32",
+                     log: bool = False) -> tuple[Schedule, list[Tensor]]:
+    """Tunable softmax/log_softmax: knob vector lanes of the elementwise stages."""
+    x = te.placeholder(tuple(shape), dtype, name="x")
+    out = (log_softmax if log else softmax)(x, axis)
+    cfg = autotvm.get_config()
+    cfg.define_knob("lanes", [16, 8, 4, 1])
+    s = te.create_schedule(out.op)
+    schedule_softmax_output(s, out, cfg["lanes"].val)
+    return s, [x, out]

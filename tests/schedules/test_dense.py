@@ -1,0 +1,77 @@
+"""dense, matmul and batch_matmul against numpy: default schedules, template configs, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tecomp import te
+from tecomp import tuner as autotvm
+from tecomp.error import OperatorError
+from tecomp.schedules import dense as D
+
+
+def _rand(rng, shape):
+    return rng.uniform(-1, 1, size=shape).astype("float32")
+
+
+@pytest.mark.parametrize("m,n,k", [(4, 16, 8), (7, 13, 5), (1, 40, 9), (9, 3, 4)])
+@pytest.mark.parametrize("transpose_a,transpose_b", [(False, True), (True, False)])
+def test_dense(check, rng, m, n, k, transpose_a, transpose_b):
+    a_shape, w_shape = ((k, m) if transpose_a else (m, k)), ((n, k) if transpose_b else (k, n))
+    A, W, B = te.placeholder(a_shape, name="A"), te.placeholder(w_shape, name="W"), te.placeholder((n,), name="b")
+    out = D.dense(A, W, B, transpose_a, transpose_b)
+    a, w, b = _rand(rng, a_shape), _rand(rng, w_shape), _rand(rng, (n,))
+    expected = (a.T if transpose_a else a) @ (w.T if transpose_b else w) + b
+    check(D.schedule_dense(out), [A, W, B, out], [a, w, b], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul(check, rng):
+    A, B = te.placeholder((6, 11), name="A"), te.placeholder((11, 33), name="B")
+    out = D.matmul(A, B)
+    a, b = _rand(rng, (6, 11)), _rand(rng, (11, 33))
+    check(D.schedule_dense(out), [A, B, out], [a, b], a @ b, atol=1e-5)
+
+
+@pytest.mark.parametrize("a_shape,b_shape,transpose_b", [
+    ((2, 5, 7), (2, 7, 16), False), ((3, 4, 6), (1, 9, 6), True), ((1, 3, 5), (4, 5, 10), False),
+])
+def test_batch_matmul(check, rng, a_shape, b_shape, transpose_b):
+    A, B = te.placeholder(a_shape, name="A"), te.placeholder(b_shape, name="B")
+    out = D.batch_matmul(A, B, transpose_b)
+    a, b = _rand(rng, a_shape), _rand(rng, b_shape)
+    expected = a @ (b.transpose(0, 2, 1) if transpose_b else b)
+    check(D.schedule_batch_matmul(out), [A, B, out], [a, b], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("index", [0, 7, 29, 47])
+def test_dense_template_configs(check, rng, index):
+    task = autotvm.task.create("schedules/dense", (8, 24, 12, "float32", True), target="llvm")
+    assert len(task.config_space) == 48
+    s, tensors = task.instantiate(task.config_space.get(index))
+    a, w, b = _rand(rng, (8, 12)), _rand(rng, (24, 12)), _rand(rng, (24,))
+    check(s, tensors, [a, w, b], a @ w.T + b, atol=1e-5)
+
+
+@pytest.mark.parametrize("index", [0, 13, 46])
+def test_batch_matmul_template_configs(check, rng, index):
+    task = autotvm.task.create("schedules/batch_matmul", ((2, 4, 8), (2, 8, 16)), target="llvm")
+    s, tensors = task.instantiate(task.config_space.get(index))
+    a, b = _rand(rng, (2, 4, 8)), _rand(rng, (2, 8, 16))
+    check(s, tensors, [a, b], a @ b, atol=1e-5)
+
+
+@pytest.mark.parametrize("make,pattern", [
+    (lambda: D.dense(te.placeholder((3, 4)), te.placeholder((5, 6))), "dense: argument weight: reduction"),
+    (lambda: D.dense(te.placeholder((3, 4, 1)), te.placeholder((5, 4))), "dense: argument data: expected rank 2"),
+    (lambda: D.dense(te.placeholder((3, 4)), te.placeholder((5, 4)), te.placeholder((4,))),
+     "dense: argument bias"),
+    (lambda: D.dense(te.placeholder((3, 4), "int32"), te.placeholder((5, 4))), "dense: argument data: dtype"),
+    (lambda: D.matmul(te.placeholder((3, 4)), te.placeholder((5, 4))), "matmul: argument b: reduction"),
+    (lambda: D.batch_matmul(te.placeholder((2, 3, 4)), te.placeholder((3, 4, 5))),
+     "batch_matmul: argument b: batch"),
+    (lambda: D.batch_matmul(te.placeholder((2, 3, 4)), te.placeholder((2, 5, 5))), "batch_matmul: argument b"),
+    (lambda: D.dense("x", te.placeholder((5, 4))), "dense: argument data: expected a tensor"),
+])
+def test_dense_errors(make, pattern):
+    with pytest.raises(OperatorError, match=pattern):
+        make()
