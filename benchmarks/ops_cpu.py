@@ -135,94 +135,69 @@ def gap_case() -> Case:
     return Case("global_avg_pool 512@7", "pool", {"X": x}, {}, node, (1, 512, 1, 1), build, 512 * 49.0)
 
 
-def _first(module, *names):
-    for n in names:
-        if hasattr(module, n):
-            return getattr(module, n)
-    return None
-
-
-def optional_cases() -> list:
-    """Dense, softmax, layer norm: only when their schedule modules have landed."""
+def dense_case() -> Case:
     from onnx import helper
-    cases = []
+    from tecomp.schedules.dense import dense, schedule_dense
+
     rng = _rng()
+    x = rng.standard_normal((1, 512), dtype=np.float32)
+    w = rng.standard_normal((1000, 512), dtype=np.float32) / np.float32(math.sqrt(512))
 
-    try:
-        from tecomp.schedules import dense as dense_mod
-    except ImportError:
-        print("dense 1x512 @ 512x1000: not built yet (tecomp.schedules.dense missing)")
-    else:
-        op = _first(dense_mod, "dense")
-        sched = _first(dense_mod, "schedule_dense")
-        if op is None or sched is None:
-            print("dense: tecomp.schedules.dense has no dense/schedule_dense yet; skipped")
-        else:
-            x = rng.standard_normal((1, 512), dtype=np.float32)
-            w = rng.standard_normal((1000, 512), dtype=np.float32) / np.float32(math.sqrt(512))
+    def node():  # dense(x, w) = x @ w.T, like TVM's nn.dense
+        return helper.make_node("Gemm", ["X", "W"], ["Y"], transB=1)
 
-            def node():  # dense(x, w) = x @ w.T, like TVM's nn.dense
-                return helper.make_node("Gemm", ["X", "W"], ["Y"], transB=1)
+    def build():
+        X = te.placeholder(x.shape, name="X")
+        W = te.placeholder(w.shape, name="W")
+        Y = dense(X, W)
+        return schedule_dense(Y), [X, W, Y]
 
-            def build():
-                X = te.placeholder(x.shape, name="X")
-                W = te.placeholder(w.shape, name="W")
-                Y = op(X, W)
-                return sched(Y), [X, W, Y]
+    return Case("dense 1x512 @ 512x1000", "other", {"X": x}, {"W": w}, node, (1, 1000), build,
+                2.0 * 512 * 1000)
 
-            cases.append(Case("dense 1x512 @ 512x1000", "other", {"X": x}, {"W": w}, node, (1, 1000),
-                              build, 2.0 * 512 * 1000))
 
-    try:
-        from tecomp.schedules import softmax as softmax_mod
-    except ImportError:
-        print("softmax 128x256: not built yet (tecomp.schedules.softmax missing)")
-    else:
-        op = _first(softmax_mod, "softmax")
-        sched = _first(softmax_mod, "schedule_softmax")
-        if op is None or sched is None:
-            print("softmax: tecomp.schedules.softmax has no softmax/schedule_softmax yet; skipped")
-        else:
-            x = rng.standard_normal((128, 256), dtype=np.float32)
+def softmax_case() -> Case:
+    from onnx import helper
+    from tecomp.schedules.softmax import schedule_softmax, softmax
 
-            def node():
-                return helper.make_node("Softmax", ["X"], ["Y"], axis=-1)
+    x = _rng().standard_normal((128, 256), dtype=np.float32)
 
-            def build():
-                X = te.placeholder(x.shape, name="X")
-                Y = op(X, axis=-1)
-                return sched(Y), [X, Y]
+    def node():
+        return helper.make_node("Softmax", ["X"], ["Y"], axis=-1)
 
-            cases.append(Case("softmax 128x256", "other", {"X": x}, {}, node, (128, 256), build,
-                              5.0 * 128 * 256))
+    def build():
+        X = te.placeholder(x.shape, name="X")
+        Y = softmax(X, axis=-1)
+        return schedule_softmax(Y), [X, Y]
 
-    try:
-        from tecomp.schedules import norm as norm_mod
-    except ImportError:
-        print("layer_norm 128x256: not built yet (tecomp.schedules.norm missing)")
-    else:
-        op = _first(norm_mod, "layer_norm")
-        sched = _first(norm_mod, "schedule_layer_norm", "schedule_norm")
-        if op is None or sched is None:
-            print("layer_norm: tecomp.schedules.norm has no layer_norm/schedule_layer_norm yet; skipped")
-        else:
-            x = rng.standard_normal((128, 256), dtype=np.float32)
-            g = rng.standard_normal((256,), dtype=np.float32)
-            b = rng.standard_normal((256,), dtype=np.float32)
+    return Case("softmax 128x256", "other", {"X": x}, {}, node, (128, 256), build, 5.0 * 128 * 256)
 
-            def node():
-                return helper.make_node("LayerNormalization", ["X", "G", "B"], ["Y"], axis=-1, epsilon=1e-5)
 
-            def build():
-                X = te.placeholder(x.shape, name="X")
-                G = te.placeholder(g.shape, name="G")
-                B = te.placeholder(b.shape, name="B")
-                Y = op(X, G, B, axis=-1, epsilon=1e-5)
-                return sched(Y), [X, G, B, Y]
+def layer_norm_case() -> Case:
+    from onnx import helper
+    from tecomp.schedules.norm import layer_norm, schedule_layer_norm
 
-            cases.append(Case("layer_norm 128x256", "other", {"X": x}, {"G": g, "B": b}, node, (128, 256),
-                              build, 8.0 * 128 * 256))
-    return cases
+    rng = _rng()
+    x = rng.standard_normal((128, 256), dtype=np.float32)
+    g = rng.standard_normal((256,), dtype=np.float32)
+    b = rng.standard_normal((256,), dtype=np.float32)
+
+    def node():
+        return helper.make_node("LayerNormalization", ["X", "G", "B"], ["Y"], axis=-1, epsilon=1e-5)
+
+    def build():
+        X = te.placeholder(x.shape, name="X")
+        G = te.placeholder(g.shape, name="G")
+        B = te.placeholder(b.shape, name="B")
+        Y = layer_norm(X, G, B, axis=-1, epsilon=1e-5)
+        return schedule_layer_norm(Y), [X, G, B, Y]
+
+    return Case("layer_norm 128x256", "other", {"X": x}, {"G": g, "B": b}, node, (128, 256), build,
+                8.0 * 128 * 256)
+
+
+def other_cases() -> list:
+    return [dense_case(), softmax_case(), layer_norm_case()]
 
 
 def resnet18_cases() -> list:
@@ -255,8 +230,8 @@ def all_cases(quick: bool) -> list:
     if quick:
         res = resnet18_cases()
         mb = mbv2_cases()
-        return [res[1], res[3], res[10], mb[2], maxpool_case(), gap_case()] + optional_cases()
-    return resnet18_cases() + mbv2_cases() + [maxpool_case(), gap_case()] + optional_cases()
+        return [res[1], res[3], res[10], mb[2], maxpool_case(), gap_case()] + other_cases()
+    return resnet18_cases() + mbv2_cases() + [maxpool_case(), gap_case()] + other_cases()
 
 
 # ----------------------------------------------------------------------------- driver
