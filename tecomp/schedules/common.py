@@ -7,7 +7,7 @@ operator and the argument, never later inside lowering.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, Union
 
 from ..error import OperatorError
 from ..te.operation import ComputeOp
@@ -16,6 +16,8 @@ from ..te.tensor import Tensor
 from ..tir.expr import IntImm
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
+
+IntPair = Union[int, Sequence[int]]
 
 
 def fail(op_name: str, argument: str, what: str) -> OperatorError:
@@ -37,6 +39,40 @@ def const_shape(t: Tensor, op_name: str, argument: str) -> tuple[int, ...]:
 def check_dtype(t: Tensor, op_name: str, argument: str, allowed: Sequence[str] = FLOAT_DTYPES) -> None:
     if t.dtype not in allowed:
         raise fail(op_name, argument, f"dtype {t.dtype} is not supported (use one of {', '.join(allowed)})")
+
+
+def int_pair(op_name: str, value: IntPair, argument: str, minimum: int) -> tuple[int, int]:
+    """(h, w) from an int or a pair of ints, each at least ``minimum`` (strides, kernels, dilation)."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise fail(op_name, argument, f"expected an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise fail(op_name, argument, f"values must be >= {minimum}, got {value!r}")
+    return pair
+
+
+def padding4(op_name: str, padding: IntPair) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) from an int, (ph, pw) or (top, left, bottom, right)."""
+    pads = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+    if len(pads) == 2:
+        pads = pads * 2
+    if len(pads) != 4 or not all(isinstance(p, int) for p in pads):
+        raise fail(op_name, "padding", f"expected an int, (ph, pw) or (top, left, bottom, right), "
+                                       f"got {padding!r}")
+    if min(pads) < 0:
+        raise fail(op_name, "padding", f"must be non-negative, got {padding!r}")
+    return pads
+
+
+def find_by_tag(t: Tensor, tag: str) -> Optional[Tensor]:
+    """The first tensor at or above ``t`` in the dataflow whose op carries ``tag``."""
+    if getattr(t.op, "tag", None) == tag:
+        return t
+    for inp in t.op.input_tensors:
+        found = find_by_tag(inp, tag)
+        if found is not None:
+            return found
+    return None
 
 
 def as_list(outs: Any) -> list[Tensor]:

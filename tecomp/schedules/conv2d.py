@@ -8,7 +8,6 @@ reduction) and ``conv2d_epilogue`` (bias and activation, elementwise).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,36 +16,14 @@ from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import as_list, check_dtype, const_shape, fail
+from .common import IntPair, as_list, check_dtype, const_shape, fail, find_by_tag, int_pair, padding4
 
 OP = "conv2d_nchw"
 PAD_TAG = "conv2d_pad"
 CONV_TAG = "conv2d_nchw"
 EPILOGUE_TAG = "conv2d_epilogue"
 
-IntPair = int | Sequence[int]
 Activation = str | tuple | None
-
-
-def _pair(value: IntPair, argument: str, minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
-        raise fail(OP, argument, f"expected an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise fail(OP, argument, f"values must be >= {minimum}, got {value!r}")
-    return pair
-
-
-def _pads(padding: IntPair) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) from an int, (ph, pw) or (top, left, bottom, right)."""
-    pads = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
-    if len(pads) == 2:
-        pads = pads * 2
-    if len(pads) != 4 or not all(isinstance(p, int) for p in pads):
-        raise fail(OP, "padding", f"expected an int, (ph, pw) or (top, left, bottom, right), got {padding!r}")
-    if min(pads) < 0:
-        raise fail(OP, "padding", f"must be non-negative, got {padding!r}")
-    return pads
 
 
 def _pad(data: Tensor, pads: tuple[int, int, int, int]) -> Tensor:
@@ -126,8 +103,8 @@ def conv2d_nchw(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: Int
         raise fail(OP, "kernel", f"dtype {kernel.dtype} differs from data dtype {data.dtype}")
     dshape, kshape = const_shape(data, OP, "data"), const_shape(kernel, OP, "kernel")
     _check_channels(dshape, kshape, groups)
-    (sh, sw), (dh, dw) = _pair(strides, "strides", 1), _pair(dilation, "dilation", 1)
-    pads = _pads(padding)
+    (sh, sw), (dh, dw) = int_pair(OP, strides, "strides", 1), int_pair(OP, dilation, "dilation", 1)
+    pads = padding4(OP, padding)
     _check_epilogue(bias, activation, kshape[0], data.dtype)
     n, _, h, w = dshape
     c_out, cpg, kh, kw = kshape
@@ -168,16 +145,6 @@ class ConvSchedule:
 REDUCE_ORDERS = ("rc_ry_rx", "ry_rx_rc")
 
 
-def _find(t: Tensor, tag: str) -> Tensor | None:
-    if getattr(t.op, "tag", None) == tag:
-        return t
-    for inp in t.op.input_tensors:
-        found = _find(inp, tag)
-        if found is not None:
-            return found
-    return None
-
-
 def _tile(extent: int, wanted: int) -> int:
     """``wanted`` if the axis is at least that long, else the whole axis."""
     return max(1, min(wanted, extent))
@@ -198,8 +165,8 @@ def _schedule_accumulator(s: Schedule, acc: Tensor, knobs: ConvSchedule, ow_tile
 
 def schedule_conv_output(s: Schedule, out: Tensor, knobs: ConvSchedule) -> None:
     """Schedule the conv2d ending in ``out`` (conv itself or its epilogue) inside ``s``."""
-    conv = _find(out, CONV_TAG)
-    padded = _find(conv, PAD_TAG)
+    conv = find_by_tag(out, CONV_TAG)
+    padded = find_by_tag(conv, PAD_TAG)
     if padded is not None:
         s[padded].compute_inline()
     acc = s.cache_write(out, "local") if conv is out else conv

@@ -18,7 +18,7 @@ from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import as_list, check_dtype, const_shape, fail
+from .common import as_list, check_dtype, const_shape, fail, find_by_tag
 
 PRODUCT_TAG = "matmul_product"
 PACK_TAG = "matmul_pack"
@@ -151,16 +151,6 @@ def batch_matmul(a: Tensor, b: Tensor, transpose_b: bool = False) -> Tensor:
     return _batch_matmul(a, b, transpose_b, None)
 
 
-def _find(t: Tensor, tag: str) -> Tensor | None:
-    if getattr(t.op, "tag", None) == tag:
-        return t
-    for inp in t.op.input_tensors:
-        found = _find(inp, tag)
-        if found is not None:
-            return found
-    return None
-
-
 def _schedule_pack(s: Schedule, packed: Tensor) -> None:
     stage = s[packed]
     axes = list(stage.op.axis)
@@ -171,8 +161,8 @@ def _schedule_pack(s: Schedule, packed: Tensor) -> None:
 
 def schedule_product_output(s: Schedule, out: Tensor, knobs: GemmSchedule) -> None:
     """Register-block the product ending in ``out`` (the product itself or its bias epilogue)."""
-    product = _find(out, PRODUCT_TAG)
-    packed = _find(product, PACK_TAG)
+    product = find_by_tag(out, PRODUCT_TAG)
+    packed = find_by_tag(product, PACK_TAG)
     _schedule_pack(s, packed)
     acc = s.cache_write(out, "local") if product is out else product
     nr = packed.shape[-1].value

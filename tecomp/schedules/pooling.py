@@ -6,7 +6,6 @@ left out of the sum and, unless ``count_include_pad``, out of the divisor (avera
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from .. import te
@@ -14,29 +13,7 @@ from ..te.operation import ComputeOp
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import as_list, check_dtype, const_shape, fail
-
-IntPair = int | Sequence[int]
-
-
-def _pair(op: str, value: IntPair, argument: str, minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
-        raise fail(op, argument, f"expected an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise fail(op, argument, f"values must be >= {minimum}, got {value!r}")
-    return pair
-
-
-def _pads(op: str, padding: IntPair) -> tuple[int, int, int, int]:
-    pads = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
-    if len(pads) == 2:
-        pads = pads * 2
-    if len(pads) != 4 or not all(isinstance(p, int) for p in pads):
-        raise fail(op, "padding", f"expected an int, (ph, pw) or (top, left, bottom, right), got {padding!r}")
-    if min(pads) < 0:
-        raise fail(op, "padding", f"must be non-negative, got {padding!r}")
-    return pads
+from .common import IntPair, as_list, check_dtype, const_shape, fail, int_pair, padding4
 
 
 def _out_size(op: str, size: int, pad_begin: int, pad_end: int, kernel: int, stride: int,
@@ -56,7 +33,7 @@ def _geometry(op: str, x: Tensor, kernel: IntPair, strides: IntPair, padding: In
     shape = const_shape(x, op, "x")
     if len(shape) != 4:
         raise fail(op, "x", f"expected 4 dimensions (N, C, H, W), got shape {shape}")
-    k, s, p = _pair(op, kernel, "kernel", 1), _pair(op, strides, "strides", 1), _pads(op, padding)
+    k, s, p = int_pair(op, kernel, "kernel", 1), int_pair(op, strides, "strides", 1), padding4(op, padding)
     out = tuple(_out_size(op, shape[2 + i], p[i], p[i + 2], k[i], s[i], ceil_mode) for i in range(2))
     return shape, k, s, p, out
 
