@@ -79,6 +79,31 @@ def as_list(outs: Any) -> list[Tensor]:
     return list(outs) if isinstance(outs, (list, tuple)) else [outs]
 
 
+def vectorize_innermost(s: Schedule, t: Tensor, lanes: int) -> None:
+    """Split the innermost axis of ``t``'s stage by ``lanes`` and vectorize it, when it divides."""
+    stage = s[t]
+    extent = t.shape[-1].value
+    if lanes > 1 and extent >= lanes and extent % lanes == 0:
+        _, vi = stage.split(stage.op.axis[-1], factor=lanes)
+        stage.vectorize(vi)
+
+
+def parallel_rows(s: Schedule, out: Tensor, lead: int, per_row: Sequence[Tensor]) -> None:
+    """Fuse ``out``'s first ``lead`` axes into one parallel loop and compute ``per_row`` stages there.
+
+    The shape of row-wise operators (softmax, layer norm): each row's
+    statistics are produced inside the row loop that consumes them.
+    """
+    if not lead:
+        return
+    stage = s[out]
+    axes = stage.op.axis[:lead]
+    row = stage.fuse(*axes) if lead > 1 else axes[0]
+    stage.parallel(row)
+    for t in per_row:
+        s[t].compute_at(stage, row)
+
+
 def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -> None:
     """Fuse all axes of an elementwise stage, run chunks in parallel, vectorize the innermost part."""
     stage = s[out]

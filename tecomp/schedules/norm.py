@@ -15,7 +15,8 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import as_list, check_dtype, const_shape, fail, schedule_injective
+from .common import (as_list, check_dtype, const_shape, fail, parallel_rows, schedule_injective,
+                     vectorize_innermost)
 
 LEAD_ATTR = "layer_norm_lead"
 
@@ -81,25 +82,11 @@ def _row_reduce(x: Tensor, lead: int, term: Any, name: str, scale: Any) -> Tenso
     return te.compute(shape[:lead], lambda *i: total[i] * scale, name=name)
 
 
-def _vectorize_inner(s: Schedule, t: Tensor, lanes: int) -> None:
-    stage = s[t]
-    extent = t.shape[-1].value
-    if lanes > 1 and extent >= lanes and extent % lanes == 0:
-        _, vi = stage.split(stage.op.axis[-1], factor=lanes)
-        stage.vectorize(vi)
-
-
 def schedule_layer_norm_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
     """Parallel over the fused leading axes; mean and variance computed per row there."""
     lead = out.op.attrs[LEAD_ATTR]
-    stats = _stat_stages(out)
-    stage = s[out]
-    if lead:
-        row = stage.fuse(*stage.op.axis[:lead]) if lead > 1 else stage.op.axis[0]
-        stage.parallel(row)
-        for t in stats:
-            s[t].compute_at(stage, row)
-    _vectorize_inner(s, out, lanes)
+    parallel_rows(s, out, lead, _stat_stages(out))
+    vectorize_innermost(s, out, lanes)
 
 
 def _stat_stages(out: Tensor) -> list[Tensor]:

@@ -14,7 +14,7 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import as_list, check_dtype, const_shape, fail
+from .common import as_list, check_dtype, const_shape, fail, parallel_rows, vectorize_innermost
 
 ROW_STAGE_ATTR = "softmax_axis"
 
@@ -64,29 +64,13 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return te.compute(shape, fcompute, name="log_softmax", attrs={ROW_STAGE_ATTR: axis})
 
 
-def _vectorize_inner(s: Schedule, t: Tensor, lanes: int) -> None:
-    """Split the innermost data axis of ``t`` by ``lanes`` and vectorize it, when it divides."""
-    stage = s[t]
-    inner = stage.op.axis[-1]
-    extent = t.shape[-1].value
-    if lanes > 1 and extent >= lanes and extent % lanes == 0:
-        _, vi = stage.split(inner, factor=lanes)
-        stage.vectorize(vi)
-
-
 def schedule_softmax_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
     """Parallel over the fused axes before ``axis``; max, exp and sum computed per row there."""
     axis = out.op.attrs[ROW_STAGE_ATTR]
     stages = _row_producers(out)
-    stage = s[out]
-    outer = list(stage.op.axis[:axis])
-    if outer:
-        row = stage.fuse(*outer) if len(outer) > 1 else outer[0]
-        stage.parallel(row)
-        for t in stages:
-            s[t].compute_at(stage, row)
+    parallel_rows(s, out, axis, stages)
     for t in [out] + [t for t in stages if t.op.name == "row_exp"]:
-        _vectorize_inner(s, t, lanes)
+        vectorize_innermost(s, t, lanes)
 
 
 def _row_producers(out: Tensor) -> list[Tensor]:
