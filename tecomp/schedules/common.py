@@ -7,7 +7,7 @@ operator and the argument, never later inside lowering.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from ..error import OperatorError
 from ..te.operation import ComputeOp
@@ -73,6 +73,18 @@ def find_by_tag(t: Tensor, tag: str) -> Optional[Tensor]:
         if found is not None:
             return found
     return None
+
+
+def producers_named(out: Tensor, wanted: Callable[[str], bool]) -> list[Tensor]:
+    """The stages feeding ``out`` through a chain of stages whose op names ``wanted`` accepts, each once."""
+    found: dict[str, Tensor] = {}
+    pending = list(out.op.input_tensors)
+    while pending:
+        t = pending.pop()
+        if wanted(t.op.name) and t.op.name not in found:
+            found[t.op.name] = t
+            pending.extend(t.op.input_tensors)
+    return list(found.values())
 
 
 def as_list(outs: Any) -> list[Tensor]:

@@ -15,8 +15,8 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import (as_list, check_dtype, const_shape, fail, parallel_rows, schedule_injective,
-                     vectorize_innermost)
+from .common import (as_list, check_dtype, const_shape, fail, parallel_rows, producers_named,
+                     schedule_injective, vectorize_innermost)
 
 LEAD_ATTR = "layer_norm_lead"
 
@@ -85,20 +85,8 @@ def _row_reduce(x: Tensor, lead: int, term: Any, name: str, scale: Any) -> Tenso
 def schedule_layer_norm_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
     """Parallel over the fused leading axes; mean and variance computed per row there."""
     lead = out.op.attrs[LEAD_ATTR]
-    parallel_rows(s, out, lead, _stat_stages(out))
+    parallel_rows(s, out, lead, producers_named(out, lambda name: name.startswith("ln_")))
     vectorize_innermost(s, out, lanes)
-
-
-def _stat_stages(out: Tensor) -> list[Tensor]:
-    """The mean/variance stages feeding ``out`` (sums and scales), each once."""
-    found: dict[str, Tensor] = {}
-    pending = list(out.op.input_tensors)
-    while pending:
-        t = pending.pop()
-        if t.op.name.startswith("ln_") and t.op.name not in found:
-            found[t.op.name] = t
-            pending.extend(t.op.input_tensors)
-    return list(found.values())
 
 
 def schedule_layer_norm(outs: Any) -> Schedule:

@@ -14,7 +14,8 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import as_list, check_dtype, const_shape, fail, parallel_rows, vectorize_innermost
+from .common import (as_list, check_dtype, const_shape, fail, parallel_rows, producers_named,
+                     vectorize_innermost)
 
 ROW_STAGE_ATTR = "softmax_axis"
 
@@ -67,22 +68,10 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 def schedule_softmax_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
     """Parallel over the fused axes before ``axis``; max, exp and sum computed per row there."""
     axis = out.op.attrs[ROW_STAGE_ATTR]
-    stages = _row_producers(out)
+    stages = producers_named(out, lambda name: name in ("row_max", "row_exp", "row_sum"))
     parallel_rows(s, out, axis, stages)
     for t in [out] + [t for t in stages if t.op.name == "row_exp"]:
         vectorize_innermost(s, t, lanes)
-
-
-def _row_producers(out: Tensor) -> list[Tensor]:
-    """The max, exp and sum stages feeding ``out``, each once."""
-    found: dict[str, Tensor] = {}
-    pending = list(out.op.input_tensors)
-    while pending:
-        t = pending.pop()
-        if t.op.name in ("row_max", "row_exp", "row_sum") and t.op.name not in found:
-            found[t.op.name] = t
-            pending.extend(t.op.input_tensors)
-    return list(found.values())
 
 
 def schedule_softmax(outs: Any) -> Schedule:
