@@ -19,9 +19,9 @@ and feature list is the LLVM code generator's job.
 
 from __future__ import annotations
 
-import threading
 from typing import Optional, Union
 
+from .context_stack import ThreadLocalStack
 from .error import TargetError
 
 KNOWN_KINDS = ("llvm", "cuda")
@@ -34,14 +34,7 @@ _OPTIONS = {
 _INT_OPTIONS = ("max_num_threads",)
 _KEYS = {"llvm": ("cpu",), "cuda": ("cuda", "gpu")}
 
-_local = threading.local()
-
-
-def _stack() -> list:
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    return stack
+_contexts = ThreadLocalStack()
 
 
 class Target:
@@ -86,16 +79,16 @@ class Target:
 
     # ------------------------------------------------------------ stack
     def __enter__(self) -> "Target":
-        _stack().append(self)
+        _contexts.items.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        _stack().pop()
+        _contexts.items.pop()
 
     @staticmethod
     def current(allow_none: bool = True) -> Optional["Target"]:
         """The innermost target of an enclosing ``with Target(...)`` block in this thread."""
-        stack = _stack()
+        stack = _contexts.items
         if stack:
             return stack[-1]
         if not allow_none:

@@ -16,21 +16,15 @@ import os
 import threading
 from typing import Any, Iterable, Iterator, Optional, Union
 
+from ..context_stack import ThreadLocalStack
 from ..error import TuningError
 from .space import ConfigEntity, FallbackConfigEntity
 
 logger = logging.getLogger("tecomp.tuner")
 
-_local = threading.local()
+_contexts = ThreadLocalStack()
 _noticed: set = set()
 _noticed_lock = threading.Lock()
-
-
-def _stack() -> list:
-    stack = getattr(_local, "stack", None)
-    if stack is None:
-        stack = _local.stack = []
-    return stack
 
 
 class DispatchContext:
@@ -41,22 +35,22 @@ class DispatchContext:
         raise NotImplementedError
 
     def __enter__(self) -> "DispatchContext":
-        _stack().append(self)
+        _contexts.items.append(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        _stack().pop()
+        _contexts.items.pop()
 
     @staticmethod
     def current() -> Optional["DispatchContext"]:
         """The innermost context entered in this thread, or None."""
-        stack = _stack()
+        stack = _contexts.items
         return stack[-1] if stack else None
 
 
 def query(task: Any) -> ConfigEntity:
     """The config for ``task``: from the innermost context that has one, else the fallback."""
-    for context in reversed(_stack()):
+    for context in reversed(_contexts.items):
         config = context.lookup(task)
         if config is not None:
             return config

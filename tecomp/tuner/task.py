@@ -17,9 +17,9 @@ import functools
 import json
 import math
 import numbers
-import threading
 from typing import Any, Callable, Union
 
+from ..context_stack import ThreadLocalStack
 from ..error import TuningError
 from ..target import Target
 from ..te.operation import ComputeOp
@@ -32,19 +32,12 @@ from . import dispatch
 from .space import ConfigEntity, ConfigSpace
 
 _TEMPLATES: dict[str, Callable] = {}
-_local = threading.local()
-
-
-def _config_stack() -> list:
-    stack = getattr(_local, "configs", None)
-    if stack is None:
-        stack = _local.configs = []
-    return stack
+_configs = ThreadLocalStack()
 
 
 def get_config() -> Union[ConfigSpace, ConfigEntity]:
     """The config of the running template: its space while defining it, else the chosen point."""
-    stack = _config_stack()
+    stack = _configs.items
     if not stack:
         raise TuningError("get_config() was called outside a tuning template; call it in a function "
                           "decorated with @tuner.template(name)")
@@ -133,7 +126,7 @@ class Task:
 
 def _run(func: Callable, args: tuple, config: Union[ConfigSpace, ConfigEntity], target: Target,
          name: str) -> tuple:
-    stack = _config_stack()
+    stack = _configs.items
     stack.append(config)
     try:
         with target:
