@@ -116,6 +116,15 @@ def parallel_rows(s: Schedule, out: Tensor, lead: int, per_row: Sequence[Tensor]
         s[t].compute_at(stage, row)
 
 
+def schedule_each_output(outs: Any, schedule_output: Callable[[Schedule, Tensor], None]) -> Schedule:
+    """A schedule over ``outs`` with ``schedule_output(s, out)`` applied to each output."""
+    outs = as_list(outs)
+    s = create_schedule([o.op for o in outs])
+    for o in outs:
+        schedule_output(s, o)
+    return s
+
+
 def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -> None:
     """Fuse all axes of an elementwise stage, run chunks in parallel, vectorize the innermost part."""
     stage = s[out]

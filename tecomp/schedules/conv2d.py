@@ -16,7 +16,8 @@ from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import IntPair, as_list, check_dtype, const_shape, fail, find_by_tag, int_pair, padding4
+from .common import (IntPair, check_dtype, const_shape, fail, find_by_tag, int_pair, padding4,
+                     schedule_each_output)
 
 OP = "conv2d_nchw"
 PAD_TAG = "conv2d_pad"
@@ -186,11 +187,7 @@ def schedule_conv_output(s: Schedule, out: Tensor, knobs: ConvSchedule) -> None:
 def schedule_conv2d_nchw(outs: Any) -> Schedule:
     """Default direct CPU schedule: parallel over (n, oc block); a local accumulator per
     (row, ow block) of an oc block, its reduction loops outside the vectorized ow loop."""
-    outs = as_list(outs)
-    s = te.create_schedule([o.op for o in outs])
-    for o in outs:
-        schedule_conv_output(s, o, ConvSchedule())
-    return s
+    return schedule_each_output(outs, lambda s, o: schedule_conv_output(s, o, ConvSchedule()))
 
 
 @autotvm.template("schedules/conv2d_nchw")

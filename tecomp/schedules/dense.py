@@ -18,7 +18,7 @@ from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import as_list, check_dtype, const_shape, fail, find_by_tag
+from .common import check_dtype, const_shape, fail, find_by_tag, schedule_each_output
 
 PRODUCT_TAG = "matmul_product"
 PACK_TAG = "matmul_pack"
@@ -193,11 +193,7 @@ def schedule_product_output(s: Schedule, out: Tensor, knobs: GemmSchedule) -> No
 def schedule_dense(outs: Any) -> Schedule:
     """Default schedule of ``dense``/``matmul``/``batch_matmul``: packed panels, an ``mr x nr``
     register accumulator (rows unrolled, columns vectorized), parallel output tiles."""
-    outs = as_list(outs)
-    s = te.create_schedule([o.op for o in outs])
-    for o in outs:
-        schedule_product_output(s, o, GemmSchedule())
-    return s
+    return schedule_each_output(outs, lambda s, o: schedule_product_output(s, o, GemmSchedule()))
 
 
 schedule_matmul = schedule_dense

@@ -15,8 +15,8 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import (as_list, check_dtype, const_shape, fail, parallel_rows, producers_named,
-                     schedule_injective, vectorize_innermost)
+from .common import (check_dtype, const_shape, fail, parallel_rows, producers_named,
+                     schedule_each_output, schedule_injective, vectorize_innermost)
 
 LEAD_ATTR = "layer_norm_lead"
 
@@ -91,11 +91,7 @@ def schedule_layer_norm_output(s: Schedule, out: Tensor, lanes: int = 16) -> Non
 
 def schedule_layer_norm(outs: Any) -> Schedule:
     """Default schedule of ``layer_norm`` (see the module docstring)."""
-    outs = as_list(outs)
-    s = te.create_schedule([o.op for o in outs])
-    for o in outs:
-        schedule_layer_norm_output(s, o)
-    return s
+    return schedule_each_output(outs, schedule_layer_norm_output)
 
 
 @autotvm.template("schedules/layer_norm")

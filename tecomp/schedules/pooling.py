@@ -13,7 +13,8 @@ from ..te.operation import ComputeOp
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import IntPair, as_list, check_dtype, const_shape, fail, int_pair, padding4
+from .common import (IntPair, check_dtype, const_shape, fail, int_pair, padding4,
+                     schedule_each_output)
 
 
 def _out_size(op: str, size: int, pad_begin: int, pad_end: int, kernel: int, stride: int,
@@ -113,8 +114,4 @@ def _schedule_output(s: Schedule, out: Tensor) -> None:
 def schedule_pool(outs: Any) -> Schedule:
     """Default CPU schedule of the pooling operators: parallel over (n, c); the window sum of
     an average is computed inside that loop, next to its division."""
-    outs = as_list(outs)
-    s = te.create_schedule([o.op for o in outs])
-    for o in outs:
-        _schedule_output(s, o)
-    return s
+    return schedule_each_output(outs, _schedule_output)

@@ -14,8 +14,8 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import (as_list, check_dtype, const_shape, fail, parallel_rows, producers_named,
-                     vectorize_innermost)
+from .common import (check_dtype, const_shape, fail, parallel_rows, producers_named,
+                     schedule_each_output, vectorize_innermost)
 
 ROW_STAGE_ATTR = "softmax_axis"
 
@@ -76,11 +76,7 @@ def schedule_softmax_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
 
 def schedule_softmax(outs: Any) -> Schedule:
     """Default schedule of ``softmax``/``log_softmax`` (see the module docstring)."""
-    outs = as_list(outs)
-    s = te.create_schedule([o.op for o in outs])
-    for o in outs:
-        schedule_softmax_output(s, o)
-    return s
+    return schedule_each_output(outs, schedule_softmax_output)
 
 
 schedule_log_softmax = schedule_softmax
