@@ -41,3 +41,7 @@ class TuningError(TecompError):
 
 class OperatorError(TecompError):
     """An operator of the library was defined with bad arguments (names the operator and argument)."""
+
+
+class GraphError(TecompError):
+    """An ill-formed model graph, an unsupported model operator, or a graph artifact that cannot be loaded."""
