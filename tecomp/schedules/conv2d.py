@@ -55,41 +55,46 @@ def _check_channels(dshape: tuple, kshape: tuple, groups: int) -> None:
         raise fail(OP, "kernel", f"dimension 1 is {kshape[1]}, expected C_in/groups = {c_in // groups}")
 
 
-def _out_size(size: int, kernel: int, stride: int, dilation: int, axis: str) -> int:
+def output_size(op_name: str, size: int, kernel: int, stride: int, dilation: int, axis: str) -> int:
+    """Output extent of a (padded) input ``size`` under a dilated, strided kernel."""
     extent = (kernel - 1) * dilation + 1
     if extent > size:
-        raise fail(OP, "kernel", f"dilated kernel {axis} extent {extent} exceeds padded input {axis} {size}")
+        raise fail(op_name, "kernel", f"dilated kernel {axis} extent {extent} exceeds padded input {axis} {size}")
     return (size - extent) // stride + 1
+
+
+def apply_epilogue(v: Any, bias_value: Any, activation: Activation) -> Any:
+    """``activation(v + bias_value)``; ``bias_value`` None for no bias."""
+    dtype = v.dtype
+    if bias_value is not None:
+        v = v + bias_value
+    if activation == "relu":
+        return tir_op.max_expr(v, te.const(0, dtype))
+    if activation is not None:
+        return tir_op.min_expr(tir_op.max_expr(v, te.const(activation[1], dtype)), te.const(activation[2], dtype))
+    return v
 
 
 def _epilogue(conv: Tensor, bias: Tensor | None, activation: Activation) -> Tensor:
     if bias is None and activation is None:
         return conv
-    dtype = conv.dtype
-
-    def body(n, oc, y, x):
-        v = conv[n, oc, y, x]
-        if bias is not None:
-            v = v + bias[oc]
-        if activation == "relu":
-            return tir_op.max_expr(v, te.const(0, dtype))
-        if activation is not None:
-            return tir_op.min_expr(tir_op.max_expr(v, te.const(activation[1], dtype)), te.const(activation[2], dtype))
-        return v
-
-    return te.compute(conv.shape, body, name="conv2d_out", tag=EPILOGUE_TAG)
+    return te.compute(conv.shape, lambda n, oc, y, x: apply_epilogue(
+        conv[n, oc, y, x], None if bias is None else bias[oc], activation), name="conv2d_out", tag=EPILOGUE_TAG)
 
 
-def _check_epilogue(bias: Tensor | None, activation: Activation, c_out: int, dtype: str) -> None:
+def check_epilogue(op_name: str, bias: Tensor | None, activation: Activation, c_out: int, dtype: str) -> None:
+    """Raise OperatorError unless ``bias`` is ``[c_out]`` of ``dtype`` and ``activation`` is
+    None, "relu" or ("clip", lo, hi) with lo <= hi."""
     if bias is not None:
-        if const_shape(bias, OP, "bias") != (c_out,):
-            raise fail(OP, "bias", f"expected shape ({c_out},), got {const_shape(bias, OP, 'bias')}")
+        if const_shape(bias, op_name, "bias") != (c_out,):
+            raise fail(op_name, "bias", f"expected shape ({c_out},), got {const_shape(bias, op_name, 'bias')}")
         if bias.dtype != dtype:
-            raise fail(OP, "bias", f"dtype {bias.dtype} differs from data dtype {dtype}")
+            raise fail(op_name, "bias", f"dtype {bias.dtype} differs from data dtype {dtype}")
     ok = activation in (None, "relu") or (isinstance(activation, tuple) and len(activation) == 3
                                           and activation[0] == "clip" and activation[1] <= activation[2])
     if not ok:
-        raise fail(OP, "activation", f"expected None, 'relu' or ('clip', lo, hi) with lo <= hi, got {activation!r}")
+        raise fail(op_name, "activation", f"expected None, 'relu' or ('clip', lo, hi) with lo <= hi, "
+                                          f"got {activation!r}")
 
 
 def conv2d_nchw(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: IntPair = 0,
@@ -106,11 +111,11 @@ def conv2d_nchw(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: Int
     _check_channels(dshape, kshape, groups)
     (sh, sw), (dh, dw) = int_pair(OP, strides, "strides", 1), int_pair(OP, dilation, "dilation", 1)
     pads = padding4(OP, padding)
-    _check_epilogue(bias, activation, kshape[0], data.dtype)
+    check_epilogue(OP, bias, activation, kshape[0], data.dtype)
     n, _, h, w = dshape
     c_out, cpg, kh, kw = kshape
-    oh = _out_size(h + pads[0] + pads[2], kh, sh, dh, "height")
-    ow = _out_size(w + pads[1] + pads[3], kw, sw, dw, "width")
+    oh = output_size(OP, h + pads[0] + pads[2], kh, sh, dh, "height")
+    ow = output_size(OP, w + pads[1] + pads[3], kw, sw, dw, "width")
     padded = _pad(data, pads)
     rc = te.reduce_axis((0, cpg), name="rc")
     ry = te.reduce_axis((0, kh), name="ry")

@@ -61,14 +61,28 @@ def template(name: str) -> Callable[[Callable], Callable]:
 
         @functools.wraps(func)
         def dispatched(*args: Any) -> tuple:
-            target = Target.current(allow_none=True) or Target("llvm")
-            task = _cached_task(name, _canonical_args(name, args), str(target))
+            task = _task_in_scope(name, args)
             return task.instantiate(dispatch.query(task))
 
         dispatched.template_name = name  # type: ignore[attr-defined]
         return dispatched
 
     return register
+
+
+def dispatched_config(name: str, args: tuple) -> ConfigEntity:
+    """The config the dispatch contexts pick for template ``name`` on ``args`` and the target in
+    scope (``llvm`` if none): the best record under ``apply_history_best``, else the fallback.
+
+    Operator schedules use it to apply tuned knobs to kernels they build outside the template
+    (a fused epilogue, a layout chosen for a model).
+    """
+    return dispatch.query(_task_in_scope(name, args))
+
+
+def _task_in_scope(name: str, args: tuple) -> "Task":
+    target = Target.current(allow_none=True) or Target("llvm")
+    return _cached_task(name, _canonical_args(name, args), str(target))
 
 
 def create(name: str, args: tuple, target: Union[str, Target, None] = None) -> "Task":

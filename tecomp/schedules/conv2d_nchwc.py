@@ -1,0 +1,396 @@
+"""2-D convolution in the blocked NCHW[x]c layout: layout transforms, the packed operators,
+their CPU schedules and tuning templates.
+
+Data in ``NCHW{b}c`` is ``[N, C/b, H, W, b]``: channel ``c`` lives in block ``c // b`` at lane
+``c % b``. A packed kernel is ``[OC/ob, C/ib, KH, KW, ib, ob]``, so the innermost loop of a
+convolution multiplies one broadcast input value by ``ob`` contiguous weights and accumulates
+``ob`` output channels at once: a register tile of ``reg_n`` output columns times ``ob``
+channels stays in vector registers over the whole reduction.
+
+``conv2d_nchwc`` (groups == 1) and ``depthwise_conv2d_nchwc`` (one input channel per output
+channel, kernel ``[C/b, KH, KW, b]``) take and return blocked tensors. A model keeps conv
+chains blocked; ``layout_transform`` converts at the edges and packs weights (constant folded
+in a model). The block sizes come from the tuned config (``conv2d_nchwc_blocks``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .. import te
+from .. import tuner as autotvm
+from ..te.schedule import Schedule
+from ..te.tensor import Tensor
+from .common import (IntPair, check_dtype, const_shape, fail, find_by_tag, int_pair, padding4,
+                     schedule_each_output, schedule_injective_stage)
+from .conv2d import Activation, check_epilogue, output_size, apply_epilogue
+
+OP = "conv2d_nchwc"
+DW_OP = "depthwise_conv2d_nchwc"
+PAD_TAG = "conv2d_nchwc_pad"
+CONV_TAG = "conv2d_nchwc"
+LAYOUT_TAG = "layout_transform"
+TEMPLATE = "schedules/conv2d_nchwc"
+DW_TEMPLATE = "schedules/depthwise_conv2d_nchwc"
+VECTOR_LANES = 16
+
+_BLOCKED = re.compile(r"NCHW(\d+)c")
+
+
+# ----------------------------------------------------------------------------- layouts
+
+def _block_of(layout: str, argument: str) -> int:
+    """0 for "NCHW", b for "NCHW{b}c"."""
+    if layout == "NCHW":
+        return 0
+    m = _BLOCKED.fullmatch(layout)
+    if m is None or int(m.group(1)) < 1:
+        raise fail(LAYOUT_TAG, argument, f"expected 'NCHW' or 'NCHW<b>c' with b >= 1, got {layout!r}")
+    return int(m.group(1))
+
+
+def layout_transform(x: Tensor, src_layout: str, dst_layout: str) -> Tensor:
+    """Convert ``x`` between ``NCHW`` and blocked ``NCHW{b}c`` layouts (either direction, or
+    between two block sizes). The channel count must be a multiple of every block size."""
+    src, dst = _block_of(src_layout, "src_layout"), _block_of(dst_layout, "dst_layout")
+    shape = const_shape(x, LAYOUT_TAG, "x")
+    if len(shape) != (5 if src else 4):
+        raise fail(LAYOUT_TAG, "x", f"shape {shape} does not match layout {src_layout}")
+    if src and shape[-1] != src:
+        raise fail(LAYOUT_TAG, "x", f"last dimension {shape[-1]} is not the block size of {src_layout}")
+    n, c, h, w = (shape[0], shape[1] * src, shape[2], shape[3]) if src else shape
+    if dst and c % dst:
+        raise fail(LAYOUT_TAG, "dst_layout", f"{c} channels are not a multiple of the block size {dst}")
+    if src == dst:
+        return x
+
+    def load(b: Any, ch: Any, y: Any, z: Any) -> Any:
+        return x[b, ch // src, y, z, ch % src] if src else x[b, ch, y, z]
+
+    if dst:
+        return te.compute((n, c // dst, h, w, dst), lambda b, cc, y, z, cb: load(b, cc * dst + cb, y, z),
+                          name="layout_transform", tag=LAYOUT_TAG)
+    return te.compute((n, c, h, w), load, name="layout_transform", tag=LAYOUT_TAG)
+
+
+def pack_conv2d_kernel(kernel: Tensor, ic_block: int, oc_block: int) -> Tensor:
+    """An ``OIHW`` kernel as ``[OC/ob, C/ib, KH, KW, ib, ob]`` (for ``conv2d_nchwc``)."""
+    oc, ic, kh, kw = _rank4(kernel, "kernel", LAYOUT_TAG)
+    if ic % ic_block or oc % oc_block:
+        raise fail(LAYOUT_TAG, "kernel", f"channels ({oc} out, {ic} in) are not multiples of the blocks "
+                                         f"({oc_block} out, {ic_block} in)")
+    return te.compute((oc // oc_block, ic // ic_block, kh, kw, ic_block, oc_block),
+                      lambda o, i, y, x, ib, ob: kernel[o * oc_block + ob, i * ic_block + ib, y, x],
+                      name="packed_kernel", tag=LAYOUT_TAG)
+
+
+def pack_depthwise_kernel(kernel: Tensor, block: int) -> Tensor:
+    """A depthwise ``[C, 1, KH, KW]`` kernel as ``[C/b, KH, KW, b]`` (for ``depthwise_conv2d_nchwc``)."""
+    c, one, kh, kw = _rank4(kernel, "kernel", LAYOUT_TAG)
+    if one != 1 or c % block:
+        raise fail(LAYOUT_TAG, "kernel", f"expected [C, 1, KH, KW] with C a multiple of {block}, "
+                                         f"got {(c, one, kh, kw)}")
+    return te.compute((c // block, kh, kw, block), lambda o, y, x, b: kernel[o * block + b, 0, y, x],
+                      name="packed_kernel", tag=LAYOUT_TAG)
+
+
+def _rank4(t: Tensor, argument: str, op_name: str) -> tuple[int, int, int, int]:
+    shape = const_shape(t, op_name, argument)
+    if len(shape) != 4:
+        raise fail(op_name, argument, f"expected 4 dimensions, got shape {shape}")
+    return shape
+
+
+# ----------------------------------------------------------------------------- operators
+
+def _pad_blocked(data: Tensor, pads: tuple[int, int, int, int]) -> Tensor:
+    top, left, bottom, right = pads
+    if not any(pads):
+        return data
+    n, cc, h, w, b = (d.value for d in data.shape)
+    zero = te.const(0, data.dtype)
+
+    def body(i, c, y, x, lane):
+        inside = te.all(y >= top, y < h + top, x >= left, x < w + left)
+        return te.if_then_else(inside, data[i, c, y - top, x - left, lane], zero)
+
+    return te.compute((n, cc, h + top + bottom, w + left + right, b), body, name="pad", tag=PAD_TAG)
+
+
+def _workload(data_shape: tuple, kernel_shape: tuple, g: "_Geometry", dtype: str) -> tuple:
+    """The template arguments of a conv (layout-free: NCHW data and OIHW kernel shapes)."""
+    return (data_shape, kernel_shape, g.strides, g.pads, g.dilation, dtype)
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    strides: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    out_h: int
+    out_w: int
+
+
+def _geometry(op_name: str, h: int, w: int, kh: int, kw: int, strides: IntPair, padding: IntPair,
+              dilation: IntPair) -> _Geometry:
+    st, dl = int_pair(op_name, strides, "strides", 1), int_pair(op_name, dilation, "dilation", 1)
+    pads = padding4(op_name, padding)
+    oh = output_size(op_name, h + pads[0] + pads[2], kh, st[0], dl[0], "height")
+    ow = output_size(op_name, w + pads[1] + pads[3], kw, st[1], dl[1], "width")
+    return _Geometry(st, dl, pads, oh, ow)
+
+
+def _blocked_data(data: Tensor, op_name: str) -> tuple[int, ...]:
+    check_dtype(data, op_name, "data")
+    shape = const_shape(data, op_name, "data")
+    if len(shape) != 5:
+        raise fail(op_name, "data", f"expected 5 dimensions (N, C/b, H, W, b), got shape {shape}")
+    return shape
+
+
+def _blocked_epilogue(conv: Tensor, bias: Tensor | None, activation: Activation, op_name: str) -> Tensor:
+    """``conv`` plus bias (``[OC]``, in plain channel order) and activation, still blocked."""
+    _, occ, _, _, ob = (d.value for d in conv.shape)
+    check_epilogue(op_name, bias, activation, occ * ob, conv.dtype)
+    if bias is None and activation is None:
+        return conv
+    return te.compute(conv.shape, lambda n, c, y, x, b: apply_epilogue(
+        conv[n, c, y, x, b], None if bias is None else bias[c * ob + b], activation),
+        name=f"{op_name}_out", tag=f"{op_name}_epilogue")
+
+
+def conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: IntPair = 0,
+                 dilation: IntPair = 1, bias: Tensor | None = None, activation: Activation = None) -> Tensor:
+    """Blocked convolution (groups = 1): ``data [N, C/ib, H, W, ib]``, ``kernel [OC/ob, C/ib, KH, KW, ib, ob]``
+    (see ``pack_conv2d_kernel``) -> ``[N, OC/ob, OH, OW, ob]``; the arithmetic of ``conv2d_nchw``.
+
+    ``bias`` is ``[OC]``; ``activation`` None, "relu" or ("clip", lo, hi).
+    """
+    n, icc, h, w, ib = _blocked_data(data, OP)
+    kshape = const_shape(kernel, OP, "kernel")
+    if kernel.dtype != data.dtype:
+        raise fail(OP, "kernel", f"dtype {kernel.dtype} differs from data dtype {data.dtype}")
+    if len(kshape) != 6 or kshape[1] != icc or kshape[4] != ib:
+        raise fail(OP, "kernel", f"expected [OC/ob, {icc}, KH, KW, {ib}, ob] for data {(n, icc, h, w, ib)}, "
+                                 f"got {kshape}")
+    occ, _, kh, kw, _, ob = kshape
+    g = _geometry(OP, h, w, kh, kw, strides, padding, dilation)
+    padded = _pad_blocked(data, g.pads)
+    (sh, sw), (dh, dw) = g.strides, g.dilation
+    ric = te.reduce_axis((0, icc), name="ic_outer")
+    rib = te.reduce_axis((0, ib), name="ic_inner")
+    ry = te.reduce_axis((0, kh), name="ry")
+    rx = te.reduce_axis((0, kw), name="rx")
+    conv = te.compute(
+        (n, occ, g.out_h, g.out_w, ob),
+        lambda b, oc, y, x, lane: te.sum(
+            padded[b, ric, y * sh + ry * dh, x * sw + rx * dw, rib] * kernel[oc, ric, ry, rx, rib, lane],
+            axis=[ric, ry, rx, rib]),
+        name="conv2d_nchwc", tag=CONV_TAG,
+        attrs={"template": TEMPLATE, "workload": _workload((n, icc * ib, h, w), (occ * ob, icc * ib, kh, kw),
+                                                           g, data.dtype)})
+    return _blocked_epilogue(conv, bias, activation, OP)
+
+
+def depthwise_conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: IntPair = 0,
+                           dilation: IntPair = 1, bias: Tensor | None = None,
+                           activation: Activation = None) -> Tensor:
+    """Blocked depthwise convolution: ``data [N, C/b, H, W, b]``, ``kernel [C/b, KH, KW, b]``
+    (see ``pack_depthwise_kernel``) -> ``[N, C/b, OH, OW, b]``."""
+    n, cc, h, w, b = _blocked_data(data, DW_OP)
+    kshape = const_shape(kernel, DW_OP, "kernel")
+    if kernel.dtype != data.dtype:
+        raise fail(DW_OP, "kernel", f"dtype {kernel.dtype} differs from data dtype {data.dtype}")
+    if len(kshape) != 4 or kshape[0] != cc or kshape[3] != b:
+        raise fail(DW_OP, "kernel", f"expected [{cc}, KH, KW, {b}] for data {(n, cc, h, w, b)}, got {kshape}")
+    _, kh, kw, _ = kshape
+    g = _geometry(DW_OP, h, w, kh, kw, strides, padding, dilation)
+    padded = _pad_blocked(data, g.pads)
+    (sh, sw), (dh, dw) = g.strides, g.dilation
+    ry = te.reduce_axis((0, kh), name="ry")
+    rx = te.reduce_axis((0, kw), name="rx")
+    conv = te.compute(
+        (n, cc, g.out_h, g.out_w, b),
+        lambda i, c, y, x, lane: te.sum(padded[i, c, y * sh + ry * dh, x * sw + rx * dw, lane]
+                                        * kernel[c, ry, rx, lane], axis=[ry, rx]),
+        name="depthwise_conv2d_nchwc", tag=CONV_TAG,
+        attrs={"template": DW_TEMPLATE, "workload": _workload((n, cc * b, h, w), (cc * b, 1, kh, kw), g,
+                                                              data.dtype)})
+    return _blocked_epilogue(conv, bias, activation, DW_OP)
+
+
+# ----------------------------------------------------------------------------- schedule
+
+@dataclass(frozen=True)
+class NchwcSchedule:
+    """Knobs of the blocked schedule: output columns per register tile, kw unrolled."""
+
+    reg_n: int = 8
+    unroll_kw: bool = True
+
+
+def default_reg_n(out_w: int, limit: int = 16) -> int:
+    """The widest register tile up to ``limit`` that divides the output width (never guarded)."""
+    return next(t for t in range(min(limit, out_w), 0, -1) if out_w % t == 0)
+
+
+def _schedule_inputs(s: Schedule, conv: Tensor) -> None:
+    """Layout transforms and padding feeding ``conv`` run as parallel root stages (a transform
+    feeding the padding is inlined into it), so the conv's inner loop reads plain memory."""
+    for t in conv.op.input_tensors:
+        tag = getattr(t.op, "tag", None)
+        if tag == PAD_TAG:
+            source = t.op.input_tensors[0]
+            if getattr(source.op, "tag", None) == LAYOUT_TAG:
+                s[source].compute_inline()
+            schedule_injective_stage(s, t)
+        elif tag == LAYOUT_TAG:
+            schedule_injective_stage(s, t)
+
+
+def _inline_between(s: Schedule, out: Tensor, conv: Tensor) -> None:
+    """Inline the elementwise stages between ``conv`` and ``out`` (a fused epilogue chain)."""
+    pending, seen = list(out.op.input_tensors), {conv.op}
+    while pending:
+        t = pending.pop()
+        if t.op in seen or not find_by_tag(t, CONV_TAG):
+            continue
+        seen.add(t.op)
+        s[t].compute_inline()
+        pending.extend(t.op.input_tensors)
+
+
+def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> None:
+    """Schedule the blocked conv ending in ``out`` (the conv or its epilogue) inside ``s``.
+
+    ``out`` may be any chain of elementwise ops after the conv (inlined into one epilogue).
+    Output rows run in parallel; per ``reg_n`` output columns an accumulator tile
+    ``[reg_n, ob]`` is computed with the reduction outside the unrolled columns and the
+    vectorized channel lanes.
+    """
+    conv = find_by_tag(out, CONV_TAG)
+    _schedule_inputs(s, conv)
+    _inline_between(s, out, conv)
+    acc = s.cache_write(out, "local") if conv is out else conv
+    out_w = out.shape[3].value
+    reg_n = knobs.reg_n if out_w % knobs.reg_n == 0 else default_reg_n(out_w, knobs.reg_n)
+    stage = s[out]
+    n, oc, y, x, lane = stage.op.axis
+    xo, xi = stage.split(x, factor=reg_n)
+    stage.reorder(n, oc, y, xo, xi, lane)
+    stage.parallel(stage.fuse(n, oc, y))
+    stage.vectorize(lane)
+    s[acc].compute_at(stage, xo)
+    acc_stage = s[acc]
+    *_, ax, alane = acc_stage.op.axis
+    reduce = acc_stage.op.reduce_axis
+    acc_stage.reorder(*reduce, ax, alane)
+    acc_stage.unroll(ax)
+    acc_stage.vectorize(alane)
+    if knobs.unroll_kw:
+        rx = reduce[-2] if len(reduce) == 4 else reduce[-1]
+        acc_stage.unroll(rx)
+
+
+def _knobs_of(cfg: Any) -> NchwcSchedule:
+    return NchwcSchedule(cfg["tile_ow"].val, bool(cfg["unroll_kw"].val))
+
+
+def schedule_conv2d_nchwc(outs: Any) -> Schedule:
+    """Schedule of ``conv2d_nchwc``/``depthwise_conv2d_nchwc`` and any elementwise ops after them,
+    with the knobs the dispatch context picks for the conv's workload (tuned under
+    ``apply_history_best``, else the fallback)."""
+    def schedule_output(s: Schedule, out: Tensor) -> None:
+        conv = find_by_tag(out, CONV_TAG)
+        cfg = autotvm.task.dispatched_config(conv.op.attrs["template"], conv.op.attrs["workload"])
+        schedule_nchwc_output(s, out, _knobs_of(cfg))
+
+    return schedule_each_output(outs, schedule_output)
+
+
+schedule_depthwise_conv2d_nchwc = schedule_conv2d_nchwc
+
+
+def conv2d_nchwc_blocks(data_shape: tuple, kernel_shape: tuple, strides: IntPair = 1, padding: IntPair = 0,
+                        dilation: IntPair = 1, dtype: str = "float32") -> tuple[int, int]:
+    """(input block, output block) for a conv of NCHW ``data_shape`` and OIHW ``kernel_shape``: the
+    layout the dispatched config (tuned or fallback) was measured with. Depthwise kernels
+    (``[C, 1, KH, KW]`` with C == data channels > 1) get one block for both."""
+    depthwise = kernel_shape[1] == 1 and kernel_shape[0] == data_shape[1] > 1
+    name = DW_TEMPLATE if depthwise else TEMPLATE
+    args = (tuple(data_shape), tuple(kernel_shape), int_pair(name, strides, "strides", 1),
+            padding4(name, padding), int_pair(name, dilation, "dilation", 1), dtype)
+    cfg = autotvm.task.dispatched_config(name, args)
+    if depthwise:
+        return cfg["tile_c"].val, cfg["tile_c"].val
+    return cfg["tile_ic"].val, cfg["tile_oc"].val
+
+
+# ----------------------------------------------------------------------------- templates
+
+def _block_candidates(channels: int, preferred: tuple[int, ...]) -> list[int]:
+    """Blocks dividing ``channels`` in order of preference; all channels in one block if few."""
+    blocks = [b for b in preferred if channels % b == 0]
+    if channels <= max(preferred) and channels not in blocks:
+        blocks.insert(0, channels)
+    return blocks or [1]
+
+
+def _reg_n_candidates(out_w: int, count: int = 5) -> list[int]:
+    """Divisors of the output width up to 32, those nearest 14 columns first."""
+    divisors = [d for d in range(1, min(out_w, 32) + 1) if out_w % d == 0]
+    return sorted(divisors, key=lambda d: (abs(d - 14), -d))[:count]
+
+
+def _template_geometry(name: str, data_shape: tuple, kernel_shape: tuple, strides: IntPair,
+                       padding: IntPair, dilation: IntPair) -> _Geometry:
+    _, _, h, w = data_shape
+    _, _, kh, kw = kernel_shape
+    return _geometry(name, h, w, kh, kw, strides, padding, dilation)
+
+
+@autotvm.template(TEMPLATE)
+def conv2d_nchwc_template(data_shape: tuple, kernel_shape: tuple, strides: IntPair, padding: IntPair,
+                          dilation: IntPair, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    """Tunable blocked conv (groups = 1) of NCHW ``data_shape`` and OIHW ``kernel_shape``; the
+    kernel takes blocked data and a packed kernel. Knobs: input block, output block, register
+    tile width, unroll kw."""
+    n, c, h, w = data_shape
+    oc, _, kh, kw = kernel_shape
+    g = _template_geometry(TEMPLATE, data_shape, kernel_shape, strides, padding, dilation)
+    cfg = autotvm.get_config()
+    cfg.define_knob("tile_ic", _block_candidates(c, (16, 8, 32, 4, 2)))
+    cfg.define_knob("tile_oc", _block_candidates(oc, (32, 16, 64, 8)))
+    cfg.define_knob("tile_ow", _reg_n_candidates(g.out_w))
+    cfg.define_knob("unroll_kw", [1, 0])
+    ib, ob = cfg["tile_ic"].val, cfg["tile_oc"].val
+    data = te.placeholder((n, c // ib, h, w, ib), dtype, name="data")
+    kernel = te.placeholder((oc // ob, c // ib, kh, kw, ib, ob), dtype, name="kernel")
+    out = conv2d_nchwc(data, kernel, g.strides, g.pads, g.dilation)
+    s = te.create_schedule(out.op)
+    schedule_nchwc_output(s, out, _knobs_of(cfg))
+    return s, [data, kernel, out]
+
+
+@autotvm.template(DW_TEMPLATE)
+def depthwise_conv2d_nchwc_template(data_shape: tuple, kernel_shape: tuple, strides: IntPair,
+                                    padding: IntPair, dilation: IntPair,
+                                    dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    """Tunable blocked depthwise conv of NCHW ``data_shape`` and ``[C, 1, KH, KW]`` kernel.
+    Knobs: channel block, register tile width, unroll kw."""
+    n, c, h, w = data_shape
+    _, _, kh, kw = kernel_shape
+    g = _template_geometry(DW_TEMPLATE, data_shape, kernel_shape, strides, padding, dilation)
+    cfg = autotvm.get_config()
+    cfg.define_knob("tile_c", _block_candidates(c, (16, 32, 8)))
+    cfg.define_knob("tile_ow", _reg_n_candidates(g.out_w))
+    cfg.define_knob("unroll_kw", [1, 0])
+    b = cfg["tile_c"].val
+    data = te.placeholder((n, c // b, h, w, b), dtype, name="data")
+    kernel = te.placeholder((c // b, kh, kw, b), dtype, name="kernel")
+    out = depthwise_conv2d_nchwc(data, kernel, g.strides, g.pads, g.dilation)
+    s = te.create_schedule(out.op)
+    schedule_nchwc_output(s, out, _knobs_of(cfg))
+    return s, [data, kernel, out]

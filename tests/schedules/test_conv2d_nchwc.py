@@ -1,0 +1,196 @@
+"""Blocked NCHW[x]c convolutions and layout transforms against numpy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tecomp
+from tecomp import te
+from tecomp import tuner as autotvm
+from tecomp.error import OperatorError
+from tecomp.schedules import elementwise
+from tecomp.schedules.conv2d_nchwc import (
+    conv2d_nchwc,
+    conv2d_nchwc_blocks,
+    depthwise_conv2d_nchwc,
+    layout_transform,
+    pack_conv2d_kernel,
+    pack_depthwise_kernel,
+    schedule_conv2d_nchwc,
+)
+
+from references import ref_conv
+
+
+def _blocked(x, b):
+    n, c, h, w = x.shape
+    return x.reshape(n, c // b, b, h, w).transpose(0, 1, 3, 4, 2).copy()
+
+
+def _unblocked(y):
+    n, cc, h, w, b = y.shape
+    return y.transpose(0, 1, 4, 2, 3).reshape(n, cc * b, h, w)
+
+
+def _shape(t):
+    return tuple(d.value for d in t.shape)
+
+
+def _run(s, args, inputs):
+    mod = tecomp.build(s, args)
+    outs = [np.zeros(_shape(a), a.dtype) for a in args[len(inputs):]]
+    mod(*inputs, *outs)
+    return outs
+
+
+# (data NCHW, kernel OIHW, strides, padding, dilation, ib, ob)
+CASES = {
+    "3x3_pad1": ((1, 8, 9, 9), (32, 8, 3, 3), 1, 1, 1, 4, 16),
+    "stride2_batch2": ((2, 4, 11, 10), (16, 4, 3, 3), 2, 1, 1, 4, 8),
+    "dilation2_asym": ((1, 6, 9, 8), (8, 6, 3, 2), (1, 2), (2, 1, 0, 1), 2, 3, 8),
+    "1x1_stride2": ((1, 16, 8, 8), (32, 16, 1, 1), 2, 0, 1, 16, 32),
+    "7x7_3in": ((1, 3, 15, 15), (16, 3, 7, 7), 2, 3, 1, 3, 16),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_conv2d_nchwc_matches_reference(check, rng, name):
+    xs, ws, strides, padding, dilation, ib, ob = CASES[name]
+    x_np = rng.uniform(-1, 1, xs).astype("float32")
+    w_np = rng.uniform(-1, 1, ws).astype("float32")
+    x = te.placeholder((xs[0], xs[1] // ib, xs[2], xs[3], ib), name="x")
+    w = te.placeholder((ws[0] // ob, ws[1] // ib, ws[2], ws[3], ib, ob), name="w")
+    out = conv2d_nchwc(x, w, strides, padding, dilation)
+    expected = ref_conv(x_np, w_np, strides, padding, dilation)
+    w_packed = w_np.reshape(ws[0] // ob, ob, ws[1] // ib, ib, *ws[2:]).transpose(0, 2, 4, 5, 3, 1).copy()
+    check(schedule_conv2d_nchwc(out), [x, w, out], [_blocked(x_np, ib), w_packed], _blocked(expected, ob),
+          rtol=1e-4, atol=1e-4)
+
+
+def test_nchw_in_and_out_with_packing_and_fused_epilogue(rng):
+    """NCHW data and OIHW kernel packed in the program, bias + residual add + relu fused, NCHW out."""
+    x_np = rng.uniform(-1, 1, (1, 8, 7, 7)).astype("float32")
+    w_np = rng.uniform(-1, 1, (32, 8, 3, 3)).astype("float32")
+    b_np = rng.uniform(-1, 1, (32,)).astype("float32")
+    r_np = rng.uniform(-1, 1, (1, 32, 7, 7)).astype("float32")
+    x, w = te.placeholder(x_np.shape, name="x"), te.placeholder(w_np.shape, name="w")
+    b, r = te.placeholder(b_np.shape, name="b"), te.placeholder(r_np.shape, name="r")
+    conv = conv2d_nchwc(layout_transform(x, "NCHW", "NCHW4c"), pack_conv2d_kernel(w, 4, 16), 1, 1, bias=b)
+    y = elementwise.relu(elementwise.add(conv, layout_transform(r, "NCHW", "NCHW16c")))
+    s = schedule_conv2d_nchwc(y)
+    (got_blocked,) = _run(s, [x, w, b, r, y], [x_np, w_np, b_np, r_np])
+    blocked = te.placeholder(_shape(y), name="blocked")  # unpacking is a kernel of its own in a model
+    out = layout_transform(blocked, "NCHW16c", "NCHW")
+    (got,) = _run(te.create_schedule(out.op), [blocked, out], [got_blocked])
+    expected = np.maximum(ref_conv(x_np, w_np, padding=1, bias=b_np) + r_np, 0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("strides, padding, dilation", [(1, 1, 1), (2, (0, 1, 1, 0), 1), (1, 2, 2)])
+def test_depthwise_conv2d_nchwc(check, rng, strides, padding, dilation):
+    c, b = 32, 16
+    x_np = rng.uniform(-1, 1, (1, c, 9, 10)).astype("float32")
+    w_np = rng.uniform(-1, 1, (c, 1, 3, 3)).astype("float32")
+    bias_np = rng.uniform(-1, 1, (c,)).astype("float32")
+    x = te.placeholder((1, c // b, 9, 10, b), name="x")
+    w = te.placeholder((c // b, 3, 3, b), name="w")
+    bias = te.placeholder((c,), name="bias")
+    out = depthwise_conv2d_nchwc(x, w, strides, padding, dilation, bias=bias, activation=("clip", 0.0, 6.0))
+    expected = ref_conv(x_np, w_np, strides, padding, dilation, groups=c, bias=bias_np,
+                        activation=("clip", 0.0, 6.0))
+    w_packed = w_np[:, 0].reshape(c // b, b, 3, 3).transpose(0, 2, 3, 1).copy()
+    check(schedule_conv2d_nchwc(out), [x, w, bias, out], [_blocked(x_np, b), w_packed, bias_np],
+          _blocked(expected, b), rtol=1e-4, atol=1e-4)
+
+
+def test_layout_transforms_round_trip(rng):
+    x_np = rng.uniform(-1, 1, (2, 24, 3, 5)).astype("float32")
+    x = te.placeholder(x_np.shape, name="x")
+    to8 = layout_transform(x, "NCHW", "NCHW8c")
+    to4 = layout_transform(to8, "NCHW8c", "NCHW4c")
+    back = layout_transform(to4, "NCHW4c", "NCHW")
+    s = te.create_schedule(back.op)
+    got8, got4, got = _run(s, [x, to8, to4, back], [x_np])
+    np.testing.assert_array_equal(got8, _blocked(x_np, 8))
+    np.testing.assert_array_equal(got4, _blocked(x_np, 4))
+    np.testing.assert_array_equal(got, x_np)
+    np.testing.assert_array_equal(_unblocked(got8), x_np)
+
+
+def test_packed_kernels(rng):
+    w_np = rng.uniform(-1, 1, (32, 8, 3, 2)).astype("float32")
+    d_np = rng.uniform(-1, 1, (32, 1, 3, 3)).astype("float32")
+    w, d = te.placeholder(w_np.shape, name="w"), te.placeholder(d_np.shape, name="d")
+    pw, pd = pack_conv2d_kernel(w, 4, 16), pack_depthwise_kernel(d, 8)
+    got_w, got_d = _run(te.create_schedule([pw.op, pd.op]), [w, d, pw, pd], [w_np, d_np])
+    assert got_w[1, 0, 2, 1, 3, 5] == w_np[16 + 5, 3, 2, 1]
+    assert got_d[2, 1, 0, 7] == d_np[16 + 7, 0, 1, 0]
+
+
+@pytest.mark.parametrize("index", [0, 7, 30])
+def test_conv2d_nchwc_template_configs(rng, index):
+    args = ((1, 16, 14, 14), (32, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32")
+    task = autotvm.task.create("schedules/conv2d_nchwc", args, target="llvm")
+    config = task.config_space.get(index % len(task.config_space))
+    s, (data, kernel, out) = task.instantiate(config)
+    ib, ob = config["tile_ic"].val, config["tile_oc"].val
+    assert _shape(data)[-1] == ib and _shape(out)[-1] == ob
+    x_np = rng.uniform(-1, 1, args[0]).astype("float32")
+    w_np = rng.uniform(-1, 1, args[1]).astype("float32")
+    w_packed = w_np.reshape(32 // ob, ob, 16 // ib, ib, 3, 3).transpose(0, 2, 4, 5, 3, 1).copy()
+    (got,) = _run(s, [data, kernel, out], [_blocked(x_np, ib), w_packed])
+    np.testing.assert_allclose(_unblocked(got), ref_conv(x_np, w_np, padding=1), rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_template_config(rng):
+    args = ((1, 32, 10, 10), (32, 1, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), "float32")
+    task = autotvm.task.create("schedules/depthwise_conv2d_nchwc", args, target="llvm")
+    config = task.config_space.get(len(task.config_space) - 1)
+    s, (data, kernel, out) = task.instantiate(config)
+    b = config["tile_c"].val
+    x_np = rng.uniform(-1, 1, args[0]).astype("float32")
+    w_np = rng.uniform(-1, 1, args[1]).astype("float32")
+    w_packed = w_np[:, 0].reshape(32 // b, b, 3, 3).transpose(0, 2, 3, 1).copy()
+    (got,) = _run(s, [data, kernel, out], [_blocked(x_np, b), w_packed])
+    np.testing.assert_allclose(_unblocked(got), ref_conv(x_np, w_np, 2, 1, groups=32), rtol=1e-4, atol=1e-4)
+
+
+def test_blocks_follow_the_dispatched_config(tmp_path):
+    args = ((1, 16, 14, 14), (32, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32")
+    assert conv2d_nchwc_blocks(args[0], args[1], 1, 1) == (16, 32)  # the fallback's first choices
+    task = autotvm.task.create("schedules/conv2d_nchwc", args, target="llvm")
+    wanted = next(c for c in (task.config_space.get(i) for i in range(len(task.config_space)))
+                  if c["tile_ic"].val == 8 and c["tile_oc"].val == 16)
+
+    class Pick(autotvm.DispatchContext):
+        def lookup(self, t):
+            return wanted if t.key == task.key else None
+
+    with Pick():
+        assert conv2d_nchwc_blocks(args[0], args[1], 1, 1) == (8, 16)
+    assert conv2d_nchwc_blocks((1, 32, 8, 8), (32, 1, 3, 3), 1, 1) == (16, 16)  # depthwise
+
+
+@pytest.mark.parametrize("build, argument", [
+    (lambda: conv2d_nchwc(te.placeholder((1, 2, 5, 5, 4)), te.placeholder((2, 3, 3, 3, 4, 8))), "kernel"),
+    (lambda: conv2d_nchwc(te.placeholder((1, 2, 5, 5)), te.placeholder((2, 2, 3, 3, 4, 8))), "data"),
+    (lambda: conv2d_nchwc(te.placeholder((1, 2, 5, 5, 4)), te.placeholder((2, 2, 3, 3, 4, 8)), 0), "strides"),
+    (lambda: conv2d_nchwc(te.placeholder((1, 2, 5, 5, 4)), te.placeholder((2, 2, 7, 3, 4, 8))), "kernel"),
+    (lambda: depthwise_conv2d_nchwc(te.placeholder((1, 2, 5, 5, 4)), te.placeholder((2, 3, 3, 8))), "kernel"),
+    (lambda: conv2d_nchwc(te.placeholder((1, 2, 5, 5, 4)), te.placeholder((2, 2, 3, 3, 4, 8)),
+                          activation="gelu"), "activation"),
+])
+def test_conv2d_nchwc_errors(build, argument):
+    with pytest.raises(OperatorError, match=f"conv2d_nchwc: argument {argument}"):
+        build()
+
+
+@pytest.mark.parametrize("src, dst, shape, argument", [
+    ("NCHW", "NCHW5c", (1, 8, 2, 2), "dst_layout"),
+    ("NHWC", "NCHW4c", (1, 8, 2, 2), "src_layout"),
+    ("NCHW8c", "NCHW", (1, 2, 2, 2, 4), "x"),
+])
+def test_layout_transform_errors(src, dst, shape, argument):
+    with pytest.raises(OperatorError, match=f"layout_transform: argument {argument}"):
+        layout_transform(te.placeholder(shape), src, dst)
