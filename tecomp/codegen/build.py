@@ -36,6 +36,7 @@ from ..tir import expr as E
 from ..tir.functor import post_order_visit
 from ..tir.stmt import BufferStore, PrimFunc
 from .llvm import ModuleEmitter
+from .vecmath import needs_libmvec
 
 METADATA_FORMAT = 1
 
@@ -157,7 +158,7 @@ def generate_ir(funcs: Sequence[PrimFunc], target: Target) -> str:
     """Unoptimized LLVM IR text of ``funcs`` plus the metadata function."""
     tm = target_machine(target)
     meta = metadata_json(funcs, target)
-    emitter = ModuleEmitter(tm.triple, str(tm.target_data))
+    emitter = ModuleEmitter(tm.triple, str(tm.target_data), cpu_and_features(target)[1])
     for func in funcs:
         emitter.add_primfunc(func)
     emitter.add_metadata(meta)
@@ -191,15 +192,15 @@ def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     pb.getModulePassManager().run(mod, pb)
 
 
-def _link(obj: bytes, directory: Path, stem: str) -> Path:
+def _link(obj: bytes, directory: Path, stem: str, libraries: Sequence[str]) -> Path:
     gcc = shutil.which("gcc")
     if gcc is None:
         raise BuildError("linking needs gcc on PATH, and none was found")
     obj_path, so_path = directory / f"{stem}.o", directory / f"{stem}.so"
     obj_path.write_bytes(obj)
     # -z defs: an unresolved symbol fails here, with gcc's message, not later at load time
-    proc = subprocess.run([gcc, "-shared", "-Wl,-z,defs", "-o", str(so_path), str(obj_path), "-lgomp", "-lm"],
-                          capture_output=True, text=True)
+    proc = subprocess.run([gcc, "-shared", "-Wl,-z,defs", "-o", str(so_path), str(obj_path),
+                           *(f"-l{lib}" for lib in libraries)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"linking {stem} failed (gcc exit {proc.returncode}):\n{proc.stderr.strip()}")
     return so_path
@@ -227,7 +228,8 @@ def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = N
     obj = tm.emit_object(mod)
     t4 = time.perf_counter()
     tmp = _TempDir()
-    so_path = _link(obj, tmp.path, funcs[0].name)
+    libraries = ["gomp", "m"] + (["mvec"] if needs_libmvec(text) else [])
+    so_path = _link(obj, tmp.path, funcs[0].name, libraries)
     t5 = time.perf_counter()
     sources = {"ll": optimized, "ll-unopt": text, "asm": functools.partial(_emit_asm, tm, optimized)}
     timings = {"ir": t1 - t0, "verify": t2 - t1, "optimize": t3 - t2, "codegen": t4 - t3, "link": t5 - t4}

@@ -25,6 +25,7 @@ from ..tir import stmt as S
 from ..tir.buffer import Buffer
 from ..tir.op import add, convert
 from . import llvm_ops as ops
+from .vecmath import VectorMath
 
 # Constant-size allocations up to this many bytes live on the stack; larger
 # ones go to the heap so that worker threads' stacks cannot overflow.
@@ -40,8 +41,9 @@ _CMP = {E.EQ: "==", E.NE: "!=", E.LT: "<", E.LE: "<=", E.GT: ">", E.GE: ">="}
 class ModuleEmitter:
     """Builds one ``ir.Module`` holding any number of PrimFuncs."""
 
-    def __init__(self, triple: str = "", data_layout: str = ""):
+    def __init__(self, triple: str = "", data_layout: str = "", features: str = ""):
         self.module = ir.Module(name="tecomp")
+        self.vector_math = VectorMath(features)
         self.module.triple = triple
         self.module.data_layout = data_layout
         self._counter = 0
@@ -485,7 +487,8 @@ class FunctionEmitter:
             return self._if_then_else(e)
         if e.op in ops.MATH_OPS:
             args = [self.typed(a, e.dtype) for a in e.args]
-            return ops.math_call(self.builder, e.op, args, e.dtype)
+            vector = self.mod.vector_math.call(self.builder, e.op, args, e.dtype)
+            return vector if vector is not None else ops.math_call(self.builder, e.op, args, e.dtype)
         raise self.error(f"unknown intrinsic {e.op!r} for the llvm target; known: "
                          f"if_then_else, {', '.join(sorted(ops.MATH_OPS))}")
 

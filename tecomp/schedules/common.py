@@ -87,6 +87,22 @@ def producers_named(out: Tensor, wanted: Callable[[str], bool]) -> list[Tensor]:
     return list(found.values())
 
 
+def inline_between(s: Schedule, out: Tensor, anchor: Tensor) -> None:
+    """Inline every stage between ``anchor`` and ``out`` (a fused elementwise epilogue chain)."""
+    pending, seen = list(out.op.input_tensors), {anchor.op}
+    while pending:
+        t = pending.pop()
+        if t.op in seen or not _depends_on(t, anchor):
+            continue
+        seen.add(t.op)
+        s[t].compute_inline()
+        pending.extend(t.op.input_tensors)
+
+
+def _depends_on(t: Tensor, anchor: Tensor) -> bool:
+    return t.op is anchor.op or any(_depends_on(i, anchor) for i in t.op.input_tensors)
+
+
 def as_list(outs: Any) -> list[Tensor]:
     return list(outs) if isinstance(outs, (list, tuple)) else [outs]
 

@@ -23,7 +23,7 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import (IntPair, check_dtype, const_shape, fail, find_by_tag, int_pair, padding4,
+from .common import (IntPair, check_dtype, const_shape, fail, find_by_tag, inline_between, int_pair, padding4,
                      schedule_each_output, schedule_injective_stage)
 from .conv2d import Activation, check_epilogue, output_size, apply_epilogue
 
@@ -250,18 +250,6 @@ def _schedule_inputs(s: Schedule, conv: Tensor) -> None:
             schedule_injective_stage(s, t)
 
 
-def _inline_between(s: Schedule, out: Tensor, conv: Tensor) -> None:
-    """Inline the elementwise stages between ``conv`` and ``out`` (a fused epilogue chain)."""
-    pending, seen = list(out.op.input_tensors), {conv.op}
-    while pending:
-        t = pending.pop()
-        if t.op in seen or not find_by_tag(t, CONV_TAG):
-            continue
-        seen.add(t.op)
-        s[t].compute_inline()
-        pending.extend(t.op.input_tensors)
-
-
 def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> None:
     """Schedule the blocked conv ending in ``out`` (the conv or its epilogue) inside ``s``.
 
@@ -272,7 +260,7 @@ def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> Non
     """
     conv = find_by_tag(out, CONV_TAG)
     _schedule_inputs(s, conv)
-    _inline_between(s, out, conv)
+    inline_between(s, out, conv)
     acc = s.cache_write(out, "local") if conv is out else conv
     out_w = out.shape[3].value
     reg_n = knobs.reg_n if out_w % knobs.reg_n == 0 else default_reg_n(out_w, knobs.reg_n)

@@ -18,10 +18,12 @@ from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import check_dtype, const_shape, fail, find_by_tag, schedule_each_output
+from .common import check_dtype, const_shape, fail, find_by_tag, inline_between, schedule_each_output
 
 PRODUCT_TAG = "matmul_product"
 PACK_TAG = "matmul_pack"
+DENSE_TEMPLATE = "schedules/dense"
+BATCH_MATMUL_TEMPLATE = "schedules/batch_matmul"
 ROW_TILES = (8, 6, 4, 3, 2, 1)
 COL_TILES = (32, 16, 8)
 
@@ -73,8 +75,51 @@ def _pack(b: Tensor, batched: bool, transpose_b: bool, n: int, k: int, nr: int) 
         b[col(x, z), y] if transpose_b else b[y, col(x, z)]), name="packed_b", tag=PACK_TAG)
 
 
+def pack_dense_weight(weight: Tensor, panel: int, transpose_b: bool = True) -> Tensor:
+    """``weight`` (``[N, K]``, or ``[K, N]`` with ``transpose_b=False``) as ``ceil(N/panel)`` panels
+    ``[N/panel, K, panel]`` for ``dense_packed``; a model packs its constant weights once, at build time."""
+    shape = _check_tensor(weight, "pack_dense_weight", "weight", 2)
+    if not isinstance(panel, int) or panel < 1:
+        raise fail("pack_dense_weight", "panel", f"must be a positive int, got {panel!r}")
+    n, k = shape if transpose_b else shape[::-1]
+    return _pack(weight, False, transpose_b, n, k, panel)
+
+
+def dense_packed(data: Tensor, packed_weight: Tensor, units: int, bias: Tensor | None = None,
+                 transpose_a: bool = False) -> Tensor:
+    """``dense`` with the weight already packed by ``pack_dense_weight``: ``out[M, units]``."""
+    op_name = "dense"
+    ashape = _check_tensor(data, op_name, "data", 2)
+    pshape = _check_tensor(packed_weight, op_name, "packed_weight", 3)
+    m, k = (ashape[1], ashape[0]) if transpose_a else ashape
+    panels, kw, nr = pshape
+    if k != kw:
+        raise fail(op_name, "packed_weight", f"reduction size {kw} does not match data's {k} "
+                                             f"(data {ashape}, packed_weight {pshape})")
+    if not isinstance(units, int) or not panels * nr - nr < units <= panels * nr:
+        raise fail(op_name, "units", f"{units!r} does not fit {panels} panels of {nr} columns")
+    if data.dtype != packed_weight.dtype:
+        raise fail(op_name, "packed_weight", f"dtype {packed_weight.dtype} differs from data's {data.dtype}")
+    if bias is not None:
+        bshape = _check_tensor(bias, op_name, "bias", 1)
+        if bshape != (units,) or bias.dtype != data.dtype:
+            raise fail(op_name, "bias", f"expected shape ({units},) and dtype {data.dtype}, "
+                                        f"got {bshape} {bias.dtype}")
+    r = te.reduce_axis((0, k), name="k")
+
+    def a_at(i: Any) -> Any:
+        return data[r, i] if transpose_a else data[i, r]
+
+    out = te.compute((m, units), lambda i, j: te.sum(a_at(i) * packed_weight[j // nr, r, j % nr], axis=r),
+                     name=op_name, tag=PRODUCT_TAG,
+                     attrs={"template": DENSE_TEMPLATE, "workload": (m, units, k, data.dtype, transpose_a)})
+    if bias is None:
+        return out
+    return te.compute((m, units), lambda i, j: out[i, j] + bias[j], name=f"{op_name}_bias")
+
+
 def _dense(data: Tensor, weight: Tensor, bias: Tensor | None, transpose_a: bool, transpose_b: bool,
-           nr: int | None, op_name: str, names: tuple[str, str] = ("data", "weight")) -> Tensor:
+           op_name: str, names: tuple[str, str] = ("data", "weight")) -> Tensor:
     ashape = _check_tensor(data, op_name, names[0], 2)
     wshape = _check_tensor(weight, op_name, names[1], 2)
     m, k = (ashape[1], ashape[0]) if transpose_a else ashape
@@ -84,23 +129,14 @@ def _dense(data: Tensor, weight: Tensor, bias: Tensor | None, transpose_a: bool,
                                       f"({names[0]} {ashape}, {names[1]} {wshape})")
     if data.dtype != weight.dtype:
         raise fail(op_name, names[1], f"dtype {weight.dtype} differs from {names[0]}'s {data.dtype}")
-    if bias is not None:
-        bshape = _check_tensor(bias, op_name, "bias", 1)
-        if bshape != (n,) or bias.dtype != data.dtype:
-            raise fail(op_name, "bias", f"expected shape ({n},) and dtype {data.dtype}, "
-                                        f"got {bshape} {bias.dtype}")
-    nr = nr or panel_width(n)
-    packed = _pack(weight, False, transpose_b, n, k, nr)
-    r = te.reduce_axis((0, k), name="k")
+    nr = dense_panel_width(m, n, k, data.dtype, transpose_a)
+    return dense_packed(data, _pack(weight, False, transpose_b, n, k, nr), n, bias, transpose_a)
 
-    def a_at(i: Any) -> Any:
-        return data[r, i] if transpose_a else data[i, r]
 
-    out = te.compute((m, n), lambda i, j: te.sum(a_at(i) * packed[j // nr, r, j % nr], axis=r),
-                     name=op_name, tag=PRODUCT_TAG)
-    if bias is None:
-        return out
-    return te.compute((m, n), lambda i, j: out[i, j] + bias[j], name=f"{op_name}_bias")
+def dense_panel_width(m: int, n: int, k: int, dtype: str = "float32", transpose_a: bool = False) -> int:
+    """Columns per weight panel for a dense of this shape: the dispatched config's (tuned under
+    ``apply_history_best``, else the fallback)."""
+    return autotvm.task.dispatched_config(DENSE_TEMPLATE, (m, n, k, dtype, transpose_a))["tile_n"].val
 
 
 def dense(data: Tensor, weight: Tensor, bias: Tensor | None = None, transpose_a: bool = False,
@@ -109,14 +145,15 @@ def dense(data: Tensor, weight: Tensor, bias: Tensor | None = None, transpose_a:
 
     By default ``data`` is ``[M, K]`` and ``weight`` is ``[N, K]`` (``out = A · Bᵀ``);
     ``transpose_a`` reads ``data`` as ``[K, M]``, ``transpose_b=False`` reads ``weight`` as
-    ``[K, N]``. ``bias`` (optional) is ``[N]``, broadcast over rows.
+    ``[K, N]``. ``bias`` (optional) is ``[N]``, broadcast over rows. The weight is packed into
+    panels inside the program; with a constant weight use ``pack_dense_weight`` + ``dense_packed``.
     """
-    return _dense(data, weight, bias, transpose_a, transpose_b, None, "dense")
+    return _dense(data, weight, bias, transpose_a, transpose_b, "dense")
 
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """``a[M, K] @ b[K, N]`` (ONNX MatMul for 2-D operands): ``dense`` with ``transpose_b=False``."""
-    return _dense(a, b, None, False, False, None, "matmul", ("a", "b"))
+    return _dense(a, b, None, False, False, "matmul", ("a", "b"))
 
 
 def _batch_matmul(a: Tensor, b: Tensor, transpose_b: bool, nr: int | None) -> Tensor:
@@ -131,7 +168,8 @@ def _batch_matmul(a: Tensor, b: Tensor, transpose_b: bool, nr: int | None) -> Te
         raise fail(op_name, "b", f"batch {bb} does not broadcast with a's batch {ba}")
     if a.dtype != b.dtype:
         raise fail(op_name, "b", f"dtype {b.dtype} differs from a's {a.dtype}")
-    nr = nr or panel_width(n)
+    workload = (ashape, bshape, a.dtype, transpose_b)
+    nr = nr or autotvm.task.dispatched_config(BATCH_MATMUL_TEMPLATE, workload)["tile_n"].val
     packed = _pack(b, True, transpose_b, n, k, nr)
     r = te.reduce_axis((0, k), name="k")
 
@@ -140,7 +178,8 @@ def _batch_matmul(a: Tensor, b: Tensor, transpose_b: bool, nr: int | None) -> Te
         qb = 0 if bb == 1 else q
         return te.sum(a[qa, i, r] * packed[qb, j // nr, r, j % nr], axis=r)
 
-    return te.compute((max(ba, bb), m, n), fcompute, name=op_name, tag=PRODUCT_TAG)
+    return te.compute((max(ba, bb), m, n), fcompute, name=op_name, tag=PRODUCT_TAG,
+                      attrs={"template": BATCH_MATMUL_TEMPLATE, "workload": workload})
 
 
 def batch_matmul(a: Tensor, b: Tensor, transpose_b: bool = False) -> Tensor:
@@ -160,10 +199,13 @@ def _schedule_pack(s: Schedule, packed: Tensor) -> None:
 
 
 def schedule_product_output(s: Schedule, out: Tensor, knobs: GemmSchedule) -> None:
-    """Register-block the product ending in ``out`` (the product itself or its bias epilogue)."""
+    """Register-block the product ending in ``out`` (the product itself or a chain of elementwise
+    ops after it, such as a bias add and an activation, inlined into one epilogue)."""
     product = find_by_tag(out, PRODUCT_TAG)
-    packed = find_by_tag(product, PACK_TAG)
-    _schedule_pack(s, packed)
+    packed = product.op.input_tensors[-1]
+    if getattr(packed.op, "tag", None) == PACK_TAG:
+        _schedule_pack(s, packed)
+    inline_between(s, out, product)
     acc = s.cache_write(out, "local") if product is out else product
     nr = packed.shape[-1].value
     m = out.shape[-2].value
@@ -191,54 +233,61 @@ def schedule_product_output(s: Schedule, out: Tensor, knobs: GemmSchedule) -> No
 
 
 def schedule_dense(outs: Any) -> Schedule:
-    """Default schedule of ``dense``/``matmul``/``batch_matmul``: packed panels, an ``mr x nr``
-    register accumulator (rows unrolled, columns vectorized), parallel output tiles."""
-    return schedule_each_output(outs, lambda s, o: schedule_product_output(s, o, GemmSchedule()))
+    """Schedule of ``dense``/``dense_packed``/``matmul``/``batch_matmul`` and elementwise ops after
+    them: packed panels, an ``mr x nr`` register accumulator (rows unrolled, columns vectorized),
+    parallel output tiles, with the knobs the dispatch context picks for the product's workload."""
+    def schedule_output(s: Schedule, out: Tensor) -> None:
+        product = find_by_tag(out, PRODUCT_TAG)
+        cfg = autotvm.task.dispatched_config(product.op.attrs["template"], product.op.attrs["workload"])
+        schedule_product_output(s, out, _knobs_of(cfg))
+
+    return schedule_each_output(outs, schedule_output)
 
 
 schedule_matmul = schedule_dense
 schedule_batch_matmul = schedule_dense
 
 
-def _define_gemm_knobs(n: int) -> None:
+def _define_gemm_knobs(m: int, n: int) -> None:
     cfg = autotvm.get_config()
-    cfg.define_knob("tile_n", [t for t in COL_TILES if t <= max(n, COL_TILES[-1])])
-    cfg.define_knob("tile_m", [8, 4, 2])
+    first = panel_width(n)  # the fallback's choice
+    cfg.define_knob("tile_n", [first] + [t for t in COL_TILES if t != first and t <= max(n, COL_TILES[-1])])
+    cfg.define_knob("tile_m", list(dict.fromkeys(row_tile(m, (t,) + ROW_TILES) for t in (8, 4, 2))))
     cfg.define_knob("tile_k", [1, 4])
     cfg.define_knob("unroll", [1, 0])
     cfg.define_knob("vectorize", [1, 0])
 
 
-def _knobs() -> tuple[int, GemmSchedule]:
+def _knobs_of(cfg: Any) -> GemmSchedule:
+    return GemmSchedule(cfg["tile_m"].val, cfg["tile_k"].val, bool(cfg["unroll"].val), bool(cfg["vectorize"].val))
+
+
+@autotvm.template(DENSE_TEMPLATE)
+def dense_template(m: int, n: int, k: int, dtype: str = "float32",
+                   transpose_a: bool = False) -> tuple[Schedule, list[Tensor]]:
+    """Tunable dense over a packed weight (as a model runs it: weights packed at build time).
+    Knobs: panel width, row tile, unrolled k split, row unroll, vectorize."""
+    _define_gemm_knobs(m, n)
     cfg = autotvm.get_config()
-    return cfg["tile_n"].val, GemmSchedule(cfg["tile_m"].val, cfg["tile_k"].val,
-                                           bool(cfg["unroll"].val), bool(cfg["vectorize"].val))
-
-
-@autotvm.template("schedules/dense")
-def dense_template(m: int, n: int, k: int, dtype: str = "float32", with_bias: bool = False,
-                   transpose_a: bool = False, transpose_b: bool = True) -> tuple[Schedule, list[Tensor]]:
-    """Tunable dense: knobs panel width, row tile, unrolled k split, row unroll, vectorize."""
-    _define_gemm_knobs(n)
-    nr, knobs = _knobs()
+    nr = cfg["tile_n"].val
     data = te.placeholder((k, m) if transpose_a else (m, k), dtype, name="data")
-    weight = te.placeholder((n, k) if transpose_b else (k, n), dtype, name="weight")
-    bias = te.placeholder((n,), dtype, name="bias") if with_bias else None
-    out = _dense(data, weight, bias, transpose_a, transpose_b, nr, "dense")
+    packed = te.placeholder((-(-n // nr), k, nr), dtype, name="packed_weight")
+    out = dense_packed(data, packed, n, None, transpose_a)
     s = te.create_schedule(out.op)
-    schedule_product_output(s, out, knobs)
-    return s, [data, weight] + ([bias] if bias is not None else []) + [out]
+    schedule_product_output(s, out, _knobs_of(cfg))
+    return s, [data, packed, out]
 
 
-@autotvm.template("schedules/batch_matmul")
+@autotvm.template(BATCH_MATMUL_TEMPLATE)
 def batch_matmul_template(a_shape: tuple, b_shape: tuple, dtype: str = "float32",
                           transpose_b: bool = False) -> tuple[Schedule, list[Tensor]]:
-    """Tunable batch_matmul: the same knobs as the dense template."""
-    _define_gemm_knobs(b_shape[1] if transpose_b else b_shape[2])
-    nr, knobs = _knobs()
+    """Tunable batch_matmul (both operands computed at run time, so packing b is timed too):
+    the knobs of the dense template."""
+    _define_gemm_knobs(a_shape[1], b_shape[1] if transpose_b else b_shape[2])
+    cfg = autotvm.get_config()
     a = te.placeholder(tuple(a_shape), dtype, name="a")
     b = te.placeholder(tuple(b_shape), dtype, name="b")
-    out = _batch_matmul(a, b, transpose_b, nr)
+    out = _batch_matmul(a, b, transpose_b, cfg["tile_n"].val)
     s = te.create_schedule(out.op)
-    schedule_product_output(s, out, knobs)
+    schedule_product_output(s, out, _knobs_of(cfg))
     return s, [a, b, out]

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 
+import tecomp
 from tecomp.codegen.build import compile_llvm
 from tecomp.error import BuildError, TargetError
 from tecomp.target import Target
@@ -511,7 +512,7 @@ def test_size_var_in_no_shape_is_a_build_error():
 def test_linker_failure_is_a_build_error_with_gcc_output(tmp_path):
     from tecomp.codegen.build import _link
     with pytest.raises(BuildError, match=r"linking broken failed.*\n.*"):
-        _link(b"not an object file", tmp_path, "broken")
+        _link(b"not an object file", tmp_path, "broken", ["m"])
 
 
 def test_unflattened_access_is_a_build_error():
@@ -554,3 +555,23 @@ def test_target_context_stack():
     with pytest.raises(TargetError):
         Target.current(allow_none=False)
     assert Target.host() == Target("llvm")
+
+
+@pytest.mark.parametrize("fname, ref", [("exp", np.exp), ("tanh", np.tanh), ("sigmoid", lambda v: 1 / (1 + np.exp(-v))),
+                                        ("log", np.log)])
+@pytest.mark.parametrize("lanes", [4, 16, 32])
+def test_vector_math_through_libmvec_matches_numpy(fname, ref, lanes):
+    """Vectorized transcendental functions (libmvec calls where the host has them) stay accurate,
+    for vectors narrower than, as wide as, and wider than a register."""
+    from tecomp import te
+    n = 64
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: getattr(te, fname)(A[i]), name="B")
+    s = te.create_schedule(B.op)
+    _, inner = s[B].split(B.op.axis[0], factor=lanes)
+    s[B].vectorize(inner)
+    mod = tecomp.build(s, [A, B])
+    a = np.linspace(0.05 if fname == "log" else -8, 8, n, dtype="float32")
+    b = np.zeros(n, "float32")
+    mod(a, b)
+    np.testing.assert_allclose(b, ref(a.astype("float64")), rtol=2e-6, atol=1e-7)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tecomp import te
 from tecomp import tuner as autotvm
 from tecomp.error import OperatorError
 from tecomp.schedules import dense as D
+from tecomp.schedules import elementwise as E
 
 
 def _rand(rng, shape):
@@ -45,17 +47,41 @@ def test_batch_matmul(check, rng, a_shape, b_shape, transpose_b):
 
 @pytest.mark.parametrize("index", [0, 7, 29, 47])
 def test_dense_template_configs(check, rng, index):
-    task = autotvm.task.create("schedules/dense", (8, 24, 12, "float32", True), target="llvm")
+    task = autotvm.task.create("schedules/dense", (8, 24, 12, "float32"), target="llvm")
     assert len(task.config_space) == 48
-    s, tensors = task.instantiate(task.config_space.get(index))
-    a, w, b = _rand(rng, (8, 12)), _rand(rng, (24, 12)), _rand(rng, (24,))
-    check(s, tensors, [a, w, b], a @ w.T + b, atol=1e-5)
+    config = task.config_space.get(index)
+    s, tensors = task.instantiate(config)
+    a, w = _rand(rng, (8, 12)), _rand(rng, (24, 12))
+    nr = config["tile_n"].val
+    packed = np.stack([np.pad(w, ((0, -24 % nr), (0, 0)))[p * nr:(p + 1) * nr].T for p in range(-(-24 // nr))])
+    check(s, tensors, [a, packed], a @ w.T, atol=1e-5)
+
+
+def test_dense_packed_with_fused_epilogue_and_tuned_panel(check, rng):
+    """A constant weight packed by its own kernel; bias + relu fused after the product; the panel
+    width and row tile come from the dispatched config."""
+    task = autotvm.task.create("schedules/dense", (3, 40, 9, "float32", False), target="llvm")
+    wanted = next(task.config_space.get(i) for i in range(len(task.config_space))
+                  if task.config_space.get(i)["tile_n"].val == 16)
+
+    class Pick(autotvm.DispatchContext):
+        def lookup(self, t):
+            return wanted if t.key == task.key else None
+
+    A, W, B = te.placeholder((3, 9), name="A"), te.placeholder((40, 9), name="W"), te.placeholder((40,), name="b")
+    with Pick():
+        assert D.dense_panel_width(3, 40, 9) == 16
+        packed = D.pack_dense_weight(W, D.dense_panel_width(3, 40, 9))
+        out = E.relu(D.dense_packed(A, packed, 40, B))
+        s = D.schedule_dense(out)
+    a, w, b = _rand(rng, (3, 9)), _rand(rng, (40, 9)), _rand(rng, (40,))
+    check(s, [A, W, B, out], [a, w, b], np.maximum(a @ w.T + b, 0), atol=1e-5)
 
 
 @pytest.mark.parametrize("index", [0, 13, 46])
 def test_batch_matmul_template_configs(check, rng, index):
     task = autotvm.task.create("schedules/batch_matmul", ((2, 4, 8), (2, 8, 16)), target="llvm")
-    s, tensors = task.instantiate(task.config_space.get(index))
+    s, tensors = task.instantiate(task.config_space.get(index % len(task.config_space)))
     a, b = _rand(rng, (2, 4, 8)), _rand(rng, (2, 8, 16))
     check(s, tensors, [a, b], a @ b, atol=1e-5)
 
@@ -71,6 +97,10 @@ def test_batch_matmul_template_configs(check, rng, index):
      "batch_matmul: argument b: batch"),
     (lambda: D.batch_matmul(te.placeholder((2, 3, 4)), te.placeholder((2, 5, 5))), "batch_matmul: argument b"),
     (lambda: D.dense("x", te.placeholder((5, 4))), "dense: argument data: expected a tensor"),
+    (lambda: D.dense_packed(te.placeholder((3, 4)), te.placeholder((2, 4, 8)), 17), "dense: argument units"),
+    (lambda: D.dense_packed(te.placeholder((3, 4)), te.placeholder((2, 5, 8)), 16),
+     "dense: argument packed_weight: reduction"),
+    (lambda: D.pack_dense_weight(te.placeholder((3, 4)), 0), "pack_dense_weight: argument panel"),
 ])
 def test_dense_errors(make, pattern):
     with pytest.raises(OperatorError, match=pattern):
