@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence, Union
 
+from .. import te
 from ..error import OperatorError
 from ..te.operation import ComputeOp
 from ..te.schedule import Schedule, create_schedule
@@ -101,6 +102,39 @@ def inline_between(s: Schedule, out: Tensor, anchor: Tensor) -> None:
 
 def _depends_on(t: Tensor, anchor: Tensor) -> bool:
     return t.op is anchor.op or any(_depends_on(i, anchor) for i in t.op.input_tensors)
+
+
+PARTIAL_TAG = "lane_partial"
+
+
+def lane_split_reduce(reducer: Callable[..., Any], rows: tuple, extent: int,
+                      value: Callable[[tuple, Any], Any], name: str, lanes: int = 16) -> Tensor:
+    """``reducer`` (``te.sum``/``te.max``/...) of ``value(row, r)`` over ``r < extent`` for each row.
+
+    A float reduction is a chain of dependent adds that the compiler may not reorder. When
+    ``extent`` is a multiple of ``lanes`` (at least two vectors) it is computed in two stages:
+    ``<name>_partial[row, lane]`` over ``r = k * lanes + lane`` (``lanes`` independent
+    accumulators: one vector, see ``schedule_lane_partials``), then ``name`` over the lanes.
+    """
+    if extent % lanes or extent < 2 * lanes:
+        r = te.reduce_axis((0, extent), name="r")
+        return te.compute(rows, lambda *i: reducer(value(i, r), axis=r), name=name)
+    ko = te.reduce_axis((0, extent // lanes), name="r_outer")
+    partial = te.compute(rows + (lanes,), lambda *i: reducer(value(i[:-1], ko * lanes + i[-1]), axis=ko),
+                         name=f"{name}_partial", tag=PARTIAL_TAG)
+    rl = te.reduce_axis((0, lanes), name="r_lane")
+    return te.compute(rows, lambda *i: reducer(partial[i + (rl,)], axis=rl), name=name)
+
+
+def schedule_lane_partials(s: Schedule, stages: Sequence[Tensor]) -> None:
+    """Vectorize the lane axis of the ``lane_split_reduce`` partial stages among ``stages``,
+    with their reduction outside it."""
+    for t in stages:
+        if getattr(t.op, "tag", None) == PARTIAL_TAG:
+            stage = s[t]
+            lane = stage.op.axis[-1]
+            stage.reorder(*stage.op.reduce_axis, lane)
+            stage.vectorize(lane)
 
 
 def as_list(outs: Any) -> list[Tensor]:

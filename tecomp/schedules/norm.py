@@ -15,8 +15,8 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import (check_dtype, const_shape, fail, parallel_rows, producers_named,
-                     schedule_each_output, schedule_injective, vectorize_innermost)
+from .common import (check_dtype, const_shape, fail, lane_split_reduce, parallel_rows, producers_named,
+                     schedule_each_output, schedule_injective, schedule_lane_partials, vectorize_innermost)
 
 LEAD_ATTR = "layer_norm_lead"
 
@@ -76,16 +76,22 @@ def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, axis: int | Sequence[int]
 def _row_reduce(x: Tensor, lead: int, term: Any, name: str, scale: Any) -> Tensor:
     """``scale * sum(term(x[row, r...], row))`` over the axes from ``lead`` on."""
     shape = tuple(d.value for d in x.shape)
-    rs = [te.reduce_axis((0, d), name=f"r{k}") for k, d in enumerate(shape[lead:])]
-    total = te.compute(shape[:lead], lambda *i: te.sum(term(x[tuple(i) + tuple(rs)], i), axis=rs),
-                       name=f"{name}_sum")
+    if lead == len(shape) - 1:
+        total = lane_split_reduce(te.sum, shape[:lead], shape[lead], lambda i, r: term(x[i + (r,)], i),
+                                  f"{name}_sum")
+    else:
+        rs = [te.reduce_axis((0, d), name=f"r{k}") for k, d in enumerate(shape[lead:])]
+        total = te.compute(shape[:lead], lambda *i: te.sum(term(x[tuple(i) + tuple(rs)], i), axis=rs),
+                           name=f"{name}_sum")
     return te.compute(shape[:lead], lambda *i: total[i] * scale, name=name)
 
 
 def schedule_layer_norm_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
     """Parallel over the fused leading axes; mean and variance computed per row there."""
     lead = out.op.attrs[LEAD_ATTR]
-    parallel_rows(s, out, lead, producers_named(out, lambda name: name.startswith("ln_")))
+    stages = producers_named(out, lambda name: name.startswith("ln_"))
+    parallel_rows(s, out, lead, stages)
+    schedule_lane_partials(s, stages)
     vectorize_innermost(s, out, lanes)
 
 

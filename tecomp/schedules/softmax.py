@@ -14,8 +14,8 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import (check_dtype, const_shape, fail, parallel_rows, producers_named,
-                     schedule_each_output, vectorize_innermost)
+from .common import (check_dtype, const_shape, fail, lane_split_reduce, parallel_rows, producers_named,
+                     schedule_each_output, schedule_lane_partials, vectorize_innermost)
 
 ROW_STAGE_ATTR = "softmax_axis"
 
@@ -37,11 +37,11 @@ def _row_stages(x: Tensor, shape: tuple[int, ...], axis: int) -> tuple[Tensor, T
     def at(i: tuple, r: Any) -> tuple:
         return tuple(i[:axis]) + (r,) + tuple(i[axis:])
 
-    r1 = te.reduce_axis((0, shape[axis]), name="r")
-    xmax = te.compute(rows, lambda *i: te.max(x[at(i, r1)], axis=r1), name="row_max")
+    # the lane split pays only when the reduced axis is the contiguous one
+    lanes = 16 if axis == len(shape) - 1 else shape[axis] + 1
+    xmax = lane_split_reduce(te.max, rows, shape[axis], lambda i, r: x[at(i, r)], "row_max", lanes)
     shifted = te.compute(shape, lambda *i: te.exp(x[i] - xmax[i[:axis] + i[axis + 1:]]), name="row_exp")
-    r2 = te.reduce_axis((0, shape[axis]), name="r")
-    total = te.compute(rows, lambda *i: te.sum(shifted[at(i, r2)], axis=r2), name="row_sum")
+    total = lane_split_reduce(te.sum, rows, shape[axis], lambda i, r: shifted[at(i, r)], "row_sum", lanes)
     return xmax, shifted, total
 
 
@@ -68,8 +68,9 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 def schedule_softmax_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
     """Parallel over the fused axes before ``axis``; max, exp and sum computed per row there."""
     axis = out.op.attrs[ROW_STAGE_ATTR]
-    stages = producers_named(out, lambda name: name in ("row_max", "row_exp", "row_sum"))
+    stages = producers_named(out, lambda name: name.startswith("row_"))
     parallel_rows(s, out, axis, stages)
+    schedule_lane_partials(s, stages)
     for t in [out] + [t for t in stages if t.op.name == "row_exp"]:
         vectorize_innermost(s, t, lanes)
 

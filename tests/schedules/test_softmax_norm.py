@@ -30,7 +30,7 @@ def ref_layer_norm(x, gamma, beta, lead, eps=1e-5):
 
 
 @pytest.mark.parametrize("shape,axis", [((4, 32), -1), ((3, 7), -1), ((2, 5, 6), 1), ((5,), 0),
-                                        ((2, 3, 16), 2)])
+                                        ((2, 3, 16), 2), ((2, 3, 48), -1)])
 @pytest.mark.parametrize("log", [False, True])
 def test_softmax(check, rng, shape, axis, log):
     X = te.placeholder(shape, name="X")
@@ -48,7 +48,7 @@ def test_softmax_template_configs(check, rng, index):
 
 
 @pytest.mark.parametrize("shape,axis,lead", [((4, 32), -1, 1), ((3, 5, 7), 1, 1), ((2, 3, 16), [1, 2], 1),
-                                             ((6,), 0, 0), ((2, 3, 8), -1, 2)])
+                                             ((6,), 0, 0), ((2, 3, 8), -1, 2), ((2, 3, 64), -1, 2)])
 def test_layer_norm(check, rng, shape, axis, lead):
     X = te.placeholder(shape, name="X")
     G, B = te.placeholder(shape[lead:], name="g"), te.placeholder(shape[lead:], name="b")
