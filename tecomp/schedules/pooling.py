@@ -1,4 +1,4 @@
-"""2-D pooling in NCHW layout (ONNX MaxPool, AveragePool, GlobalAveragePool) and its schedule.
+"""2-D pooling (ONNX MaxPool, AveragePool, GlobalAveragePool) in NCHW or blocked NCHW<b>c layout, and its schedule.
 
 Padding is never read: window positions outside the input are skipped by a guard (max) or
 left out of the sum and, unless ``count_include_pad``, out of the divisor (average).
@@ -6,6 +6,7 @@ left out of the sum and, unless ``count_include_pad``, out of the divisor (avera
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .. import te
@@ -15,6 +16,10 @@ from ..te.tensor import Tensor
 from ..tir import op as tir_op
 from .common import (IntPair, check_dtype, const_shape, fail, int_pair, padding4,
                      schedule_each_output)
+
+POOL_TAG = "pool"
+EPILOGUE_TAG = "pool_epilogue"
+_BLOCKED = re.compile(r"NCHW(\d+)c")
 
 
 def _out_size(op: str, size: int, pad_begin: int, pad_end: int, kernel: int, stride: int,
@@ -29,30 +34,51 @@ def _out_size(op: str, size: int, pad_begin: int, pad_end: int, kernel: int, str
     return out
 
 
-def _geometry(op: str, x: Tensor, kernel: IntPair, strides: IntPair, padding: IntPair, ceil_mode: bool):
+def _layout_shape(op: str, x: Tensor, layout: str) -> tuple[int, ...]:
+    """``x``'s shape, checked against ``layout``: "NCHW" (4-D) or blocked "NCHW<b>c" (5-D)."""
     check_dtype(x, op, "x")
     shape = const_shape(x, op, "x")
-    if len(shape) != 4:
-        raise fail(op, "x", f"expected 4 dimensions (N, C, H, W), got shape {shape}")
+    if layout == "NCHW":
+        if len(shape) != 4:
+            raise fail(op, "x", f"expected 4 dimensions (N, C, H, W), got shape {shape}")
+        return shape
+    m = _BLOCKED.fullmatch(layout) if isinstance(layout, str) else None
+    if m is None:
+        raise fail(op, "layout", f"expected 'NCHW' or 'NCHW<b>c', got {layout!r}")
+    if len(shape) != 5 or shape[4] != int(m.group(1)):
+        raise fail(op, "x", f"expected 5 dimensions (N, C/{m.group(1)}, H, W, {m.group(1)}) for layout "
+                            f"{layout}, got shape {shape}")
+    return shape
+
+
+def _geometry(op: str, x: Tensor, kernel: IntPair, strides: IntPair, padding: IntPair, ceil_mode: bool,
+              layout: str):
+    shape = _layout_shape(op, x, layout)
     k, s, p = int_pair(op, kernel, "kernel", 1), int_pair(op, strides, "strides", 1), padding4(op, padding)
     out = tuple(_out_size(op, shape[2 + i], p[i], p[i + 2], k[i], s[i], ceil_mode) for i in range(2))
     return shape, k, s, p, out
 
 
+def _out_shape(shape: tuple, out_hw: tuple) -> tuple:
+    return shape[:2] + tuple(out_hw) + shape[4:]
+
+
 def max_pool2d(x: Tensor, kernel: IntPair, strides: IntPair = 1, padding: IntPair = 0,
-               ceil_mode: bool = False) -> Tensor:
-    """ONNX MaxPool (NCHW): the maximum over each window's in-bounds elements."""
-    (n, c, h, w), (kh, kw), (sh, sw), pads, (oh, ow) = _geometry("max_pool2d", x, kernel, strides,
-                                                                  padding, ceil_mode)
+               ceil_mode: bool = False, layout: str = "NCHW") -> Tensor:
+    """ONNX MaxPool: the maximum over each window's in-bounds elements. ``layout`` "NCHW", or
+    "NCHW<b>c" for blocked data (``[N, C/b, H, W, b]``, as the blocked convolutions produce)."""
+    shape, (kh, kw), (sh, sw), pads, (oh, ow) = _geometry("max_pool2d", x, kernel, strides, padding,
+                                                          ceil_mode, layout)
+    h, w = shape[2:4]
     ry, rx = te.reduce_axis((0, kh), name="ry"), te.reduce_axis((0, kw), name="rx")
     lowest = te.min_value(x.dtype)
 
-    def body(b, ch, i, j):
+    def body(b, ch, i, j, *lane):
         y, z = i * sh + ry - pads[0], j * sw + rx - pads[1]
         inside = te.all(y >= 0, y < h, z >= 0, z < w)
-        return te.max(te.if_then_else(inside, x[b, ch, y, z], lowest), axis=[ry, rx])
+        return te.max(te.if_then_else(inside, x[(b, ch, y, z) + lane], lowest), axis=[ry, rx])
 
-    return te.compute((n, c, oh, ow), body, name="max_pool2d", tag="pool")
+    return te.compute(_out_shape(shape, (oh, ow)), body, name="max_pool2d", tag=POOL_TAG)
 
 
 def _window_count(i, stride: int, kernel: int, pad: int, lo: int, hi: int):
@@ -62,49 +88,63 @@ def _window_count(i, stride: int, kernel: int, pad: int, lo: int, hi: int):
 
 
 def avg_pool2d(x: Tensor, kernel: IntPair, strides: IntPair = 1, padding: IntPair = 0,
-               ceil_mode: bool = False, count_include_pad: bool = False) -> Tensor:
-    """ONNX AveragePool (NCHW): window sum over in-bounds elements divided by the count of
-    in-bounds elements, or of elements inside the padded input with ``count_include_pad``."""
-    (n, c, h, w), (kh, kw), (sh, sw), pads, (oh, ow) = _geometry("avg_pool2d", x, kernel, strides,
-                                                                  padding, ceil_mode)
+               ceil_mode: bool = False, count_include_pad: bool = False, layout: str = "NCHW") -> Tensor:
+    """ONNX AveragePool: window sum over in-bounds elements divided by the count of in-bounds
+    elements, or of elements inside the padded input with ``count_include_pad``. ``layout`` as
+    for ``max_pool2d``."""
+    shape, (kh, kw), (sh, sw), pads, (oh, ow) = _geometry("avg_pool2d", x, kernel, strides, padding,
+                                                          ceil_mode, layout)
+    h, w = shape[2:4]
     ry, rx = te.reduce_axis((0, kh), name="ry"), te.reduce_axis((0, kw), name="rx")
     zero = te.const(0, x.dtype)
 
-    def window_sum(b, ch, i, j):
+    def window_sum(b, ch, i, j, *lane):
         y, z = i * sh + ry - pads[0], j * sw + rx - pads[1]
         inside = te.all(y >= 0, y < h, z >= 0, z < w)
-        return te.sum(te.if_then_else(inside, x[b, ch, y, z], zero), axis=[ry, rx])
+        return te.sum(te.if_then_else(inside, x[(b, ch, y, z) + lane], zero), axis=[ry, rx])
 
-    total = te.compute((n, c, oh, ow), window_sum, name="avg_pool2d_sum", tag="pool")
+    out_shape = _out_shape(shape, (oh, ow))
+    total = te.compute(out_shape, window_sum, name="avg_pool2d_sum", tag=POOL_TAG)
     lo_y, hi_y = (-pads[0], h + pads[2]) if count_include_pad else (0, h)
     lo_x, hi_x = (-pads[1], w + pads[3]) if count_include_pad else (0, w)
 
-    def average(b, ch, i, j):
+    def average(b, ch, i, j, *lane):
         count = (_window_count(i, sh, kh, pads[0], lo_y, hi_y)
                  * _window_count(j, sw, kw, pads[1], lo_x, hi_x))
-        return total[b, ch, i, j] / tir_op.cast(count, x.dtype)
+        return total[(b, ch, i, j) + lane] / tir_op.cast(count, x.dtype)
 
-    return te.compute((n, c, oh, ow), average, name="avg_pool2d", tag="pool_epilogue")
+    return te.compute(out_shape, average, name="avg_pool2d", tag=EPILOGUE_TAG)
 
 
-def global_avg_pool2d(x: Tensor) -> Tensor:
-    """ONNX GlobalAveragePool (NCHW): the mean over H and W, shape (N, C, 1, 1)."""
-    check_dtype(x, "global_avg_pool2d", "x")
-    shape = const_shape(x, "global_avg_pool2d", "x")
-    if len(shape) != 4:
-        raise fail("global_avg_pool2d", "x", f"expected 4 dimensions (N, C, H, W), got shape {shape}")
-    n, c, h, w = shape
+def global_avg_pool2d(x: Tensor, layout: str = "NCHW") -> Tensor:
+    """ONNX GlobalAveragePool: the mean over H and W, shape (N, C, 1, 1) (``[N, C/b, 1, 1, b]``
+    for a blocked ``layout``)."""
+    shape = _layout_shape("global_avg_pool2d", x, layout)
+    h, w = shape[2:4]
     ry, rx = te.reduce_axis((0, h), name="ry"), te.reduce_axis((0, w), name="rx")
-    total = te.compute((n, c, 1, 1), lambda b, ch, i, j: te.sum(x[b, ch, ry, rx], axis=[ry, rx]),
-                       name="global_avg_pool2d_sum", tag="pool")
-    return te.compute((n, c, 1, 1), lambda b, ch, i, j: total[b, ch, i, j] / te.const(h * w, x.dtype),
-                      name="global_avg_pool2d", tag="pool_epilogue")
+    out_shape = _out_shape(shape, (1, 1))
+    total = te.compute(out_shape, lambda b, ch, i, j, *lane: te.sum(x[(b, ch, ry, rx) + lane], axis=[ry, rx]),
+                       name="global_avg_pool2d_sum", tag=POOL_TAG)
+    return te.compute(out_shape, lambda *i: total[i] / te.const(h * w, x.dtype),
+                      name="global_avg_pool2d", tag=EPILOGUE_TAG)
 
 
 def _schedule_output(s: Schedule, out: Tensor) -> None:
     stage = s[out]
     op = stage.op
     producers = [t for t in op.input_tensors if isinstance(t.op, ComputeOp) and t.op.reduce_axis]
+    if len(op.axis) == 5:  # blocked: rows in parallel, the channel lanes as one vector
+        n, c, y, x, lane = op.axis
+        row = stage.fuse(n, c, y)
+        stage.parallel(row)
+        stage.vectorize(lane)
+        for p in producers:
+            s[p].compute_at(stage, x)
+        for t in producers + ([out] if op.reduce_axis else []):
+            pstage = s[t]
+            pstage.reorder(*pstage.op.reduce_axis, pstage.op.axis[-1])
+            pstage.vectorize(pstage.op.axis[-1])
+        return
     fused = stage.fuse(*op.axis[:2])
     stage.parallel(fused)
     for p in producers:
@@ -112,6 +152,7 @@ def _schedule_output(s: Schedule, out: Tensor) -> None:
 
 
 def schedule_pool(outs: Any) -> Schedule:
-    """Default CPU schedule of the pooling operators: parallel over (n, c); the window sum of
-    an average is computed inside that loop, next to its division."""
+    """Default CPU schedule of the pooling operators: parallel over (n, c) (blocked layouts: over
+    (n, c block, output row), with the channel lanes vectorized); the window sum of an average
+    is computed inside that loop, next to its division."""
     return schedule_each_output(outs, _schedule_output)

@@ -90,9 +90,9 @@ def _axis_names(fcompute: Callable, ndim: int, op_name: str) -> list[str]:
     except (TypeError, ValueError):
         return [f"i{k}" for k in range(ndim)]
     params = list(sig.parameters.values())
-    if params and params[0].kind is inspect.Parameter.VAR_POSITIONAL:
-        return [f"i{k}" for k in range(ndim)]
-    names = [p.name for p in params]
+    names = [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    if len(names) < len(params) and len(names) <= ndim:  # (a, b, *rest): rest takes the remaining axes
+        return names + [f"i{k}" for k in range(len(names), ndim)]
     if len(names) != ndim:
         raise ExprError(f"compute {op_name}: fcompute takes {len(names)} arguments but the shape has "
                         f"{ndim} dimensions")

@@ -157,3 +157,30 @@ def test_pool_errors(fn, kwargs, argument):
 def test_global_avg_pool_dtype_error():
     with pytest.raises(OperatorError, match="global_avg_pool2d: argument x"):
         global_avg_pool2d(te.placeholder((1, 1, 2, 2), "int32", name="x"))
+
+
+def _blocked(x, b):
+    n, c, h, w = x.shape
+    return x.reshape(n, c // b, b, h, w).transpose(0, 1, 3, 4, 2).copy()
+
+
+@pytest.mark.parametrize("kind, kwargs", POOL_CASES[:1] + POOL_CASES[3:5])
+def test_pool_blocked_layout(check, rng, kind, kwargs):
+    x_np = rng.uniform(-2, 2, (1, 32, 7, 6)).astype("float32")
+    x = te.placeholder((1, 2, 7, 6, 16), name="x")
+    out = (max_pool2d if kind == "max" else avg_pool2d)(x, layout="NCHW16c", **kwargs)
+    check(schedule_pool(out), [x, out], [_blocked(x_np, 16)], _blocked(ref_pool(x_np, kind, **kwargs), 16))
+
+
+def test_global_avg_pool_blocked_layout(check, rng):
+    x_np = rng.uniform(-2, 2, (2, 16, 5, 4)).astype("float32")
+    x = te.placeholder((2, 2, 5, 4, 8), name="x")
+    out = global_avg_pool2d(x, layout="NCHW8c")
+    check(schedule_pool(out), [x, out], [_blocked(x_np, 8)], _blocked(x_np.mean(axis=(2, 3), keepdims=True), 8))
+
+
+@pytest.mark.parametrize("shape, layout, argument", [
+    ((1, 2, 5, 5, 8), "NCHW16c", "x"), ((1, 2, 5, 5), "NHWC", "layout"), ((1, 2, 5, 5), "NCHW8c", "x")])
+def test_pool_layout_errors(shape, layout, argument):
+    with pytest.raises(OperatorError, match=f"max_pool2d: argument {argument}"):
+        max_pool2d(te.placeholder(shape), 2, layout=layout)
