@@ -236,6 +236,30 @@ def default_reg_n(out_w: int, limit: int = 16) -> int:
     return next(t for t in range(min(limit, out_w), 0, -1) if out_w % t == 0)
 
 
+def schedule_layout_stage(s: Schedule, t: Tensor) -> None:
+    """A layout transform (or blocked padding) as rows in parallel and a vector per row step:
+    into a blocked layout the lanes are the vector, out of one a 16-wide run of columns."""
+    stage = s[t]
+    axes = list(stage.op.axis)
+    if len(axes) != 4 and len(axes) != 5:
+        schedule_injective_stage(s, t)
+        return
+    row = stage.fuse(*axes[:3])
+    stage.parallel(row)
+    if len(axes) == 5:
+        stage.vectorize(axes[4])
+        return
+    width = t.shape[3].value
+    if width % VECTOR_LANES == 0:
+        _, lanes = stage.split(axes[3], factor=VECTOR_LANES)
+        stage.vectorize(lanes)
+
+
+def schedule_layout_transform(outs: Any) -> Schedule:
+    """Schedule of ``layout_transform`` kernels (see ``schedule_layout_stage``)."""
+    return schedule_each_output(outs, schedule_layout_stage)
+
+
 def _schedule_inputs(s: Schedule, conv: Tensor) -> None:
     """Layout transforms and padding feeding ``conv`` run as parallel root stages (a transform
     feeding the padding is inlined into it), so the conv's inner loop reads plain memory."""
@@ -245,9 +269,9 @@ def _schedule_inputs(s: Schedule, conv: Tensor) -> None:
             source = t.op.input_tensors[0]
             if getattr(source.op, "tag", None) == LAYOUT_TAG:
                 s[source].compute_inline()
-            schedule_injective_stage(s, t)
+            schedule_layout_stage(s, t)
         elif tag == LAYOUT_TAG:
-            schedule_injective_stage(s, t)
+            schedule_layout_stage(s, t)
 
 
 def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> None:
