@@ -173,14 +173,14 @@ def maxpool_case() -> Case:
     def node():
         return helper.make_node("MaxPool", ["X"], ["Y"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4)
 
+    args = ("max", (1, 4, 112, 112, 16), 3, 2, 1, "NCHW16c")
+
     def program():
-        X = te.placeholder((1, 4, 112, 112, 16), name="Xb")
-        Y = pooling.max_pool2d(X, 3, 2, 1, layout="NCHW16c")
-        main = kernel(pooling.schedule_pool(Y), [X, Y], ["Xb", "Yb"])
+        main = kernel(*pooling.pool2d_template(*args), ["Xb", "Yb"])
         return Program(main, [], *_blocked_io(x.shape, 16, main.shape))
 
     return Case("max_pool 3x3/2 64@112", "pool", {"X": x}, {}, node, (1, 64, 56, 56), program,
-                64 * 56 * 56 * 9.0)
+                64 * 56 * 56 * 9.0, ("schedules/pool2d", args))
 
 
 def gap_case() -> Case:

@@ -7,9 +7,11 @@ left out of the sum and, unless ``count_include_pad``, out of the divisor (avera
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from .. import te
+from .. import tuner as autotvm
 from ..te.operation import ComputeOp
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
@@ -129,21 +131,42 @@ def global_avg_pool2d(x: Tensor, layout: str = "NCHW") -> Tensor:
                       name="global_avg_pool2d", tag=EPILOGUE_TAG)
 
 
-def _schedule_output(s: Schedule, out: Tensor) -> None:
+@dataclass(frozen=True)
+class PoolSchedule:
+    """Knobs of the blocked pooling schedule: output columns per step (their windows reduced
+    together, the columns unrolled) and whether the window's columns are unrolled."""
+
+    tile_ow: int = 1
+    unroll_kw: bool = False
+
+
+def _schedule_blocked(s: Schedule, out: Tensor, producers: list, knobs: PoolSchedule) -> None:
+    stage = s[out]
+    n, c, y, x, lane = stage.op.axis
+    row = stage.fuse(n, c, y)
+    stage.parallel(row)
+    tile = knobs.tile_ow if out.shape[3].value % knobs.tile_ow == 0 else 1
+    xo, xi = stage.split(x, factor=tile)
+    stage.vectorize(lane)
+    for p in producers:
+        s[p].compute_at(stage, xo)
+    for t in producers + ([out] if stage.op.reduce_axis else []):
+        rstage = s[t]
+        *_, rxi, rlane = rstage.op.axis if t is not out else (None, xi, lane)
+        ry, rx = rstage.op.reduce_axis
+        rstage.reorder(ry, rx, rxi, rlane)
+        rstage.unroll(rxi)
+        rstage.vectorize(rlane)
+        if knobs.unroll_kw:
+            rstage.unroll(rx)
+
+
+def _schedule_output(s: Schedule, out: Tensor, knobs: PoolSchedule = PoolSchedule()) -> None:
     stage = s[out]
     op = stage.op
     producers = [t for t in op.input_tensors if isinstance(t.op, ComputeOp) and t.op.reduce_axis]
     if len(op.axis) == 5:  # blocked: rows in parallel, the channel lanes as one vector
-        n, c, y, x, lane = op.axis
-        row = stage.fuse(n, c, y)
-        stage.parallel(row)
-        stage.vectorize(lane)
-        for p in producers:
-            s[p].compute_at(stage, x)
-        for t in producers + ([out] if op.reduce_axis else []):
-            pstage = s[t]
-            pstage.reorder(*pstage.op.reduce_axis, pstage.op.axis[-1])
-            pstage.vectorize(pstage.op.axis[-1])
+        _schedule_blocked(s, out, producers, knobs)
         return
     fused = stage.fuse(*op.axis[:2])
     stage.parallel(fused)
@@ -156,3 +179,21 @@ def schedule_pool(outs: Any) -> Schedule:
     (n, c block, output row), with the channel lanes vectorized); the window sum of an average
     is computed inside that loop, next to its division."""
     return schedule_each_output(outs, _schedule_output)
+
+
+@autotvm.template("schedules/pool2d")
+def pool2d_template(kind: str, shape: tuple, kernel: IntPair, strides: IntPair, padding: IntPair,
+                    layout: str = "NCHW", dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+    """Tunable max ("max") or average ("avg") pooling; knobs (blocked layouts): output columns
+    per step and unrolling the window's columns."""
+    x = te.placeholder(tuple(shape), dtype, name="x")
+    if kind not in ("max", "avg"):
+        raise fail("pool2d", "kind", f"expected 'max' or 'avg', got {kind!r}")
+    out = (max_pool2d if kind == "max" else avg_pool2d)(x, kernel, strides, padding, layout=layout)
+    ow = out.shape[3].value
+    cfg = autotvm.get_config()
+    cfg.define_knob("tile_ow", [t for t in (1, 2, 4, 7, 8) if ow % t == 0])
+    cfg.define_knob("unroll_kw", [0, 1])
+    s = te.create_schedule(out.op)
+    _schedule_output(s, out, PoolSchedule(cfg["tile_ow"].val, bool(cfg["unroll_kw"].val)))
+    return s, [x, out]

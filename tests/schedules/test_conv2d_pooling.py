@@ -184,3 +184,12 @@ def test_global_avg_pool_blocked_layout(check, rng):
 def test_pool_layout_errors(shape, layout, argument):
     with pytest.raises(OperatorError, match=f"max_pool2d: argument {argument}"):
         max_pool2d(te.placeholder(shape), 2, layout=layout)
+
+
+@pytest.mark.parametrize("kind, index", [("max", 0), ("max", 5), ("avg", 3), ("avg", 4)])
+def test_pool_template_configs(check, rng, kind, index):
+    args = (kind, (1, 2, 9, 8, 16), 3, 2, 1, "NCHW16c")
+    task = autotvm.task.create("schedules/pool2d", args, target="llvm")
+    s, tensors = task.instantiate(task.config_space.get(index % len(task.config_space)))
+    x_np = rng.uniform(-2, 2, (1, 32, 9, 8)).astype("float32")
+    check(s, tensors, [_blocked(x_np, 16)], _blocked(ref_pool(x_np, kind, 3, 2, 1), 16))
