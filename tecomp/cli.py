@@ -1,9 +1,11 @@
 """The ``tecomp`` command line.
 
 Owns argument parsing and printing; each subcommand is a thin layer over the
-library (``records``: :mod:`tecomp.tuner.records`). Errors tecomp raises on
-purpose are printed as one line and exit with status 1; nothing here may
-hold logic the library lacks.
+library (``records``: :mod:`tecomp.tuner.records`; ``compile``, ``tune``,
+``run``: :mod:`tecomp.graph`, with models read by the ONNX frontend, or a
+graph JSON file plus a params ``.npz``). Errors tecomp raises on purpose are
+printed as one line and exit with status 1; nothing here may hold logic the
+library lacks.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import argparse
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Optional, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from .error import TecompError
+from .error import ArgumentError, GraphError, TecompError
 
 if TYPE_CHECKING:
     from .tuner.records import RecordDB
@@ -59,6 +62,169 @@ def _records(args: argparse.Namespace) -> None:
             print(f"exported {db.export_jsonl(args.export)} records to {args.export}")
 
 
+# ---------------------------------------------------------------------------- models
+
+def _shapes(specs: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """``name=1,3,224,224`` -> {name: (1, 3, 224, 224)}."""
+    shapes = {}
+    for spec in specs or ():
+        name, sep, dims = spec.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(",") if d.strip())
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 0:
+            raise ArgumentError(f"--shape {spec!r}: expected NAME=D0,D1,... with non-negative integer dims")
+        shapes[name] = shape
+    return shapes
+
+
+def _load_npz(path: str, what: str) -> dict[str, Any]:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise ArgumentError(f"{what} {path}: cannot read it as a .npz of arrays: {exc}") from None
+
+
+def _load_model(path: str, shapes: dict, params_path: Optional[str]) -> tuple[Any, dict]:
+    """(graph, params) of an ONNX file (through the frontend) or of a tecomp graph JSON + params .npz."""
+    if not os.path.exists(path):
+        raise GraphError(f"{path}: no such model file")
+    if path.endswith(".json"):
+        from .graph import Graph
+
+        graph = Graph.from_json(Path(path).read_text())
+        if shapes:
+            raise ArgumentError("--shape applies to ONNX models; a graph JSON has static shapes already")
+        return graph, _load_npz(params_path, "--params") if params_path else {}
+    try:
+        import onnx
+        from .frontend import from_onnx
+    except ImportError as exc:
+        raise GraphError(f"reading {path} needs the ONNX frontend (onnx and tecomp.frontend.from_onnx): {exc}") \
+            from None
+    try:
+        model = onnx.load(path)
+    except Exception as exc:  # noqa: BLE001 - onnx raises assorted errors for unreadable files
+        raise GraphError(f"{path}: not a readable ONNX model: {exc}") from None
+    return from_onnx(model, shape=shapes or None)
+
+
+def _dispatch(records: Optional[str]) -> Any:
+    """The configs a compile uses: the records' best, else every kernel's default without a notice each."""
+    if not records:
+        from .graph.ops import untuned
+        print("no --records: every kernel uses its default (untuned) config")
+        return untuned()
+    from .tuner import apply_history_best
+    return apply_history_best(records)
+
+
+def _default_records() -> Path:
+    from .config import cache_dir
+
+    path = cache_dir() / "tuning" / "records.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _compile(args: argparse.Namespace) -> None:
+    import tecomp.graph
+
+    graph, params = _load_model(args.model, _shapes(args.shape), args.params)
+    with _dispatch(args.records):
+        module = tecomp.graph.build(graph, args.target, params, progress=not args.quiet)
+    module.export_library(args.output)
+    print(module.summary().replace(module.library_path, args.output, 1))
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from .graph.tuning import tune_model
+
+    graph, params = _load_model(args.model, _shapes(args.shape), args.params)
+    records = args.records or _default_records()
+    option = None
+    if args.scheduler:
+        try:
+            from .tuner.dask_measure import measure_option_for_scheduler
+        except ImportError as exc:
+            raise ArgumentError(f"--scheduler needs tecomp.tuner.dask_measure and distributed: {exc}") from None
+        option = measure_option_for_scheduler(args.scheduler, args.target)
+    try:
+        tasks = tune_model(graph, params, records, args.trials, args.tuner, args.target, option,
+                           args.early_stopping, progress=not args.quiet)
+    finally:
+        if option is not None:
+            option["runner"].close()
+    print(f"tuned {len(tasks)} tasks, records in {records}")
+    params = f" --params {args.params}" if args.params else ""
+    print(f"compile with: tecomp compile {args.model}{params} -o MODEL.so --records {records}")
+
+
+def _inputs(module: Any, specs: Sequence[str]) -> dict[str, Any]:
+    import numpy as np
+
+    given: dict[str, Any] = {}
+    for k, spec in enumerate(specs or ()):
+        name, sep, path = spec.partition("=")
+        if not sep:
+            if k >= len(module.inputs):
+                raise ArgumentError(f"--input {spec}: the model has only {len(module.inputs)} inputs")
+            name, path = module.inputs[k].name, spec
+        try:
+            given[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ArgumentError(f"--input {spec}: cannot read {path} as a .npy array: {exc}") from None
+        if not isinstance(given[name], np.ndarray):
+            raise ArgumentError(f"--input {spec}: cannot read {path} as a .npy array: it is a .npz archive")
+    rng = np.random.default_rng(0)
+    for t in module.inputs:
+        if t.name not in given:
+            print(f"input {t.name}: random {t.dtype}{list(t.shape)} (no --input given)")
+            given[t.name] = rng.standard_normal(t.shape).astype(t.dtype)
+    return given
+
+
+def _run(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    import tecomp.graph
+
+    module = tecomp.graph.load(args.library)
+    inputs = _inputs(module, args.input)
+    outputs = module.run(**inputs)
+    for spec, value in zip(module.outputs, outputs):
+        flat = value.reshape(-1)
+        stats = f"min {flat.min():.6g} max {flat.max():.6g} mean {flat.mean():.6g}" if flat.size else "empty"
+        print(f"output {spec.name}: {value.dtype}{list(value.shape)} {stats}")
+        print(f"  {np.array2string(flat[:8], precision=6)}{' ...' if flat.size > 8 else ''}")
+    if args.save:
+        np.savez(args.save, **{spec.name: value for spec, value in zip(module.outputs, outputs)})
+        print(f"outputs saved to {args.save}")
+    if args.repeat:
+        t = module.benchmark(**inputs, repeat=args.repeat)
+        print(f"latency over {args.repeat} runs: mean {t['mean'] * 1e3:.4f} ms  median {t['median'] * 1e3:.4f} ms  "
+              f"min {t['min'] * 1e3:.4f} ms")
+    if args.profile:
+        steps = module.profile(**inputs, repeat=max(args.repeat or 10, 1))
+        total = sum(s.seconds for s in steps) or 1.0
+        print(f"profile (median per step, {len(steps)} steps, {total * 1e3:.4f} ms in all):")
+        for k, s in sorted(enumerate(steps), key=lambda ks: -ks[1].seconds):
+            print(f"  {s.seconds * 1e3:10.4f} ms {s.seconds / total:6.1%}  step {k:3d}  {s.label}")
+
+
+def _add_model_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("model", help="ONNX model (.onnx), or a tecomp graph JSON (.json) with --params")
+    cmd.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
+                     help="static shape of an input of an ONNX model (repeatable)")
+    cmd.add_argument("--params", metavar="PARAMS.npz", help="param values of a graph JSON model")
+    cmd.add_argument("--target", default="llvm", help="target (default: llvm)")
+    cmd.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tecomp", description="tecomp: a tensor-expression compiler")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -68,6 +234,30 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("--import", dest="import_path", metavar="IN.jsonl",
                          help="append the records of a JSON-lines file first")
     records.set_defaults(run=_records)
+
+    compile_ = commands.add_parser("compile", help="compile a model into one shared library (code + weights)")
+    _add_model_arguments(compile_)
+    compile_.add_argument("-o", "--output", required=True, metavar="MODEL.so", help="library to write")
+    compile_.add_argument("--records", metavar="DB", help="tuning records to apply (best config per kernel)")
+    compile_.set_defaults(run=_compile)
+
+    tune = commands.add_parser("tune", help="tune every kernel of a model, logging to a records database")
+    _add_model_arguments(tune)
+    tune.add_argument("--records", metavar="DB",
+                      help="records database (default: tuning/records.db under the tecomp cache dir)")
+    tune.add_argument("--trials", type=int, default=200, help="trials per kernel (default: 200)")
+    tune.add_argument("--tuner", choices=("xgb", "ga", "random", "grid"), default="xgb")
+    tune.add_argument("--early-stopping", type=int, metavar="N", help="stop a kernel after N trials without gain")
+    tune.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="measure on a Dask cluster")
+    tune.set_defaults(run=_tune)
+
+    run = commands.add_parser("run", help="run a compiled model library and print its outputs")
+    run.add_argument("library", help="model library written by tecomp compile")
+    run.add_argument("--input", action="append", metavar="[NAME=]X.npy", help="an input (repeatable)")
+    run.add_argument("--repeat", type=int, default=0, metavar="N", help="time N runs and print the latency")
+    run.add_argument("--profile", action="store_true", help="print the time of each kernel")
+    run.add_argument("--save", metavar="OUT.npz", help="write the outputs to a .npz file")
+    run.set_defaults(run=_run)
     return parser
 
 

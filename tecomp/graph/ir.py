@@ -5,7 +5,10 @@ is the function's name (``"conv2d_nchw"``, ``"dense"``, ``"add"``, ...),
 ``inputs`` name the values passed positionally as its tensor arguments, and
 ``attrs`` are its keyword arguments (JSON-able: ints, floats, strings, bools,
 lists, None). ``outputs`` name what it returns (one value, or one per element
-of the list an operator like ``split`` returns).
+of the list an operator like ``split`` returns). ``kwinputs`` (optional) name
+values passed as tensor *keyword* arguments, such as ``conv2d_nchw``'s and
+``dense``'s ``bias=``; an operator taking a list of tensors (``concatenate``)
+gets all of ``inputs`` as that list.
 
 A ``Graph`` has runtime ``inputs``, constant ``params`` (their values travel
 beside the graph as a ``{name: numpy array}`` dict, never inside it), the
@@ -43,6 +46,11 @@ class Node:
     outputs: list[str]
     attrs: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    kwinputs: dict[str, str] = field(default_factory=dict)
+
+    def all_inputs(self) -> list[str]:
+        """Every value the node reads: positional inputs, then keyword tensor inputs."""
+        return list(self.inputs) + list(self.kwinputs.values())
 
 
 @dataclass
@@ -65,7 +73,7 @@ class Graph:
             if node.name in names:
                 raise GraphError(f"graph: two nodes are named {node.name!r}")
             names.add(node.name)
-            for value in node.inputs:
+            for value in node.all_inputs():
                 if value not in defined:
                     raise GraphError(f"node {node.name!r} ({node.op}): input {value!r} is not defined before it")
             for value in node.outputs:
@@ -84,7 +92,8 @@ class Graph:
         for name, t in self.params.items():
             lines.append(f"  param {name}: {t}")
         for node in self.nodes:
-            attrs = ", ".join(f"{k}={v!r}" for k, v in node.attrs.items())
+            attrs = ", ".join([f"{k}={v}" for k, v in node.kwinputs.items()]
+                              + [f"{k}={v!r}" for k, v in node.attrs.items()])
             outs = ", ".join(f"{o}: {self.types[o]}" for o in node.outputs)
             lines.append(f"  {outs} = {node.op}({', '.join(node.inputs)}{', ' if attrs else ''}{attrs})"
                          f"  # {node.name}")
@@ -98,7 +107,8 @@ class Graph:
 
         return json.dumps({"inputs": types(self.inputs), "params": types(self.params),
                            "nodes": [{"op": n.op, "inputs": n.inputs, "outputs": n.outputs, "attrs": n.attrs,
-                                      "name": n.name} for n in self.nodes],
+                                      "name": n.name, **({"kwinputs": n.kwinputs} if n.kwinputs else {})}
+                                     for n in self.nodes],
                            "outputs": self.outputs, "types": types(self.types)})
 
     @staticmethod
@@ -110,7 +120,8 @@ class Graph:
                 return {k: TensorType(tuple(int(x) for x in t["shape"]), str(t["dtype"])) for k, t in d.items()}
 
             graph = Graph(types(data["inputs"]), types(data["params"]),
-                          [Node(n["op"], list(n["inputs"]), list(n["outputs"]), dict(n["attrs"]), n["name"])
+                          [Node(n["op"], list(n["inputs"]), list(n["outputs"]), dict(n["attrs"]), n["name"],
+                                dict(n.get("kwinputs", {})))
                            for n in data["nodes"]],
                           list(data["outputs"]), types(data["types"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -3,7 +3,8 @@
 Owns the ``@template(name)`` registry, ``get_config()`` (the config in effect
 while a template runs), ``Task`` (a template bound to arguments and a
 target, with its config space and FLOP count), workload keys and
-``create``. It must not choose configs (``dispatch.py`` does) nor measure
+``create``, and ``extract_from_graph`` (the tasks of a model, found by
+``tecomp.graph``). It must not choose configs (``dispatch.py`` does) nor measure
 them.
 
 Workload arguments are canonicalized (sequences become tuples, numpy
@@ -94,6 +95,17 @@ def create(name: str, args: tuple, target: Union[str, Target, None] = None) -> "
     elif not isinstance(target, Target):
         raise TuningError(f"task {name}: target must be a string or a Target, got {target!r}")
     return Task(name, args, target)
+
+
+def extract_from_graph(graph: Any, params: Any = None, target: Union[str, Target, None] = "llvm") -> list["Task"]:
+    """The tunable kernels of a model graph (``tecomp.graph.Graph``) as tasks, one per workload.
+
+    They are found after the passes and fusion ``tecomp.graph.build`` applies, so a record of
+    one of these tasks is what the model's build dispatches. ``params`` (optional) is checked
+    against the graph; the tasks depend on shapes only.
+    """
+    from ..graph.tasks import extract_tasks  # the graph compiler imports the tuner, not the reverse
+    return extract_tasks(graph, params, target)
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,0 +1,89 @@
+"""Linking a model into one shared library: kernels + C executor + weights blob.
+
+The kernels (all PrimFuncs of the model) become one LLVM module, optimized
+and emitted as an object by tecomp's LLVM backend; the executor C source
+(``executor_c.py``) is compiled by gcc; the weights are a raw blob placed in
+read-only data by an assembler ``.incbin`` (symbols ``tecomp_model_weights``
+and ``tecomp_model_weights_end``). gcc links the three like
+``tecomp.codegen.build`` links a kernel library. The result is the file a
+``GraphModule`` loads and ``export_library`` copies.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..error import BuildError
+from ..target import Target
+
+_WEIGHTS_ASM = """\
+  .section .rodata.tecomp_weights,"a",@progbits
+  .balign 64
+  .globl tecomp_model_weights
+  .type tecomp_model_weights, @object
+tecomp_model_weights:
+  .incbin "{blob}"
+  .globl tecomp_model_weights_end
+  .type tecomp_model_weights_end, @object
+tecomp_model_weights_end:
+  .byte 0
+  .section .note.GNU-stack,"",@progbits
+"""
+
+
+def _gcc() -> str:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise BuildError("building a model needs gcc on PATH, and none was found")
+    return gcc
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"{what} failed (gcc exit {proc.returncode}):\n{proc.stderr.strip()[-4000:]}")
+
+
+def kernels_object(funcs: Sequence[Any], target: Target) -> bytes:
+    """The kernels as one optimized object file (with their ``__tecomp_metadata``)."""
+    import llvmlite.binding as llvm
+
+    from ..codegen.build import generate_ir, optimize, target_machine
+
+    tm = target_machine(target)
+    text = generate_ir(funcs, target)
+    try:
+        mod = llvm.parse_assembly(text)
+        mod.verify()
+    except RuntimeError as exc:
+        raise BuildError(f"LLVM rejected the IR generated for the model's kernels: {exc}") from exc
+    optimize(mod, tm)
+    return tm.emit_object(mod)
+
+
+def link_model(funcs: Sequence[Any], target: Target, executor_c: str, weights: bytes, directory: Path) -> Path:
+    """Compile and link ``directory/model.so`` from the kernels, the executor and the weights."""
+    gcc = _gcc()
+    objects = []
+    if funcs:
+        kernels = directory / "kernels.o"
+        kernels.write_bytes(kernels_object(funcs, target))
+        objects.append(kernels)
+    (directory / "executor.c").write_text(executor_c)
+    _run([gcc, "-O2", "-fPIC", "-std=c11", "-D_POSIX_C_SOURCE=200112L", "-c", str(directory / "executor.c"),
+          "-o", str(directory / "executor.o")], "compiling the graph executor")
+    objects.append(directory / "executor.o")
+    blob = directory / "weights.bin"
+    blob.write_bytes(weights)
+    (directory / "weights.S").write_text(_WEIGHTS_ASM.format(blob=blob.resolve()))
+    _run([gcc, "-c", str(directory / "weights.S"), "-o", str(directory / "weights.o")], "assembling the weights")
+    objects.append(directory / "weights.o")
+    so_path = directory / "model.so"
+    # -z nodelete: dlclose must not unmap the model, or libgomp with it, while libgomp's idle
+    # worker threads (started by the model's parallel loops) still run in libgomp's code.
+    _run([gcc, "-shared", "-Wl,-z,defs", "-Wl,-z,nodelete", "-o", str(so_path), *map(str, objects), "-lgomp", "-lm"],
+         "linking the model library")
+    return so_path

@@ -1,0 +1,215 @@
+"""Layout choice: conv2d_nchw chains run blocked (NCHW[x]c), dense weights are packed at build time.
+
+``conv2d_nchw`` with a constant kernel (groups 1, or depthwise) becomes
+``layout_transform -> conv2d_nchwc -> layout_transform`` with the kernel
+packed by a new ``pack_conv2d_kernel`` node (constant folded). The blocks are
+those the dispatched config of the conv's workload was measured with
+(``conv2d_nchwc_blocks``), so a tuned model runs the layout it was tuned in.
+Then layouts propagate: an elementwise node whose tensor inputs are all
+unpacked from one blocked layout runs blocked too, and an unpack followed by a
+pack becomes one transform (or none), so a chain of convs with residual adds and
+activations stays blocked end to end. ``dense``/``matmul`` with a constant
+weight become ``pack_dense_weight`` (folded) + ``dense_packed``.
+
+Both rewrites need operators the library may lack (``tecomp.schedules.conv2d_nchwc``,
+``dense_packed``); without them the graph is returned unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import numpy as np
+
+from ...tuner import dispatch
+from ...tuner.dispatch import DispatchContext
+from ...tuner.space import FallbackConfigEntity
+from .. import ops
+from ..ir import Graph, Node
+from .rewrite import Rewriter, constant_values
+
+NCHW = "NCHW"
+
+
+def _emit(rw: Rewriter, op: str, inputs: list[str], hint: str, attrs: dict,
+          kwinputs: Optional[dict] = None, output: Optional[str] = None) -> tuple[Node, str]:
+    out_type = ops.output_types(op, [rw.types[v] for v in inputs], attrs,
+                                {k: rw.types[v] for k, v in (kwinputs or {}).items()})[0]
+    return rw.node(op, inputs, out_type, hint, attrs, kwinputs, output)
+
+
+# ---------------------------------------------------------------------------- conv layout
+
+class _Probe(DispatchContext):
+    """Records the tasks dispatched inside it and defers each to the contexts beneath."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Any] = []
+
+    def lookup(self, task: Any) -> None:
+        self.tasks.append(task)
+        return None
+
+    def tuned(self) -> bool:
+        """Whether some outer context has a record for a task seen (call after leaving the probe)."""
+        return any(not isinstance(dispatch.query(t), FallbackConfigEntity) for t in self.tasks)
+
+
+def _block(layout: str) -> int:
+    return int(layout[len(NCHW):-1])
+
+
+def _blocked_conv(node: Node, rw: Rewriter, nchwc: Any, producers: dict[str, Node]) -> Optional[list[Node]]:
+    data, kernel = node.inputs[:2]
+    dt, kt = rw.types[data], rw.types[kernel]
+    groups = node.attrs.get("groups", 1)
+    depthwise = groups > 1 and groups == dt.shape[1] == kt.shape[0] and kt.shape[1] == 1
+    if len(node.inputs) != 2 or (groups != 1 and not depthwise) or dt.dtype != "float32":
+        return None
+    geometry = {k: node.attrs[k] for k in ("strides", "padding", "dilation") if k in node.attrs}
+    probe = _Probe()
+    with probe:
+        ib, ob = nchwc.conv2d_nchwc_blocks(dt.shape, kt.shape, **geometry, dtype=dt.dtype)
+    incoming = _unpacked_from(data, producers)
+    if incoming is not None and not probe.tuned():
+        # untuned: take the data in the block it arrives in, so no repacking runs between convs
+        block = _block(incoming[1])
+        if dt.shape[1] % block == 0:
+            ib, ob = block, block if depthwise else ob
+    hint = node.name or node.outputs[0]
+    new = []
+    pack_x, xb = _emit(rw, "layout_transform", [data], hint, {"src_layout": NCHW, "dst_layout": f"NCHW{ib}c"})
+    if depthwise:
+        pack_w, wb = _emit(rw, "pack_depthwise_kernel", [kernel], hint, {"block": ib})
+        op = "depthwise_conv2d_nchwc"
+    else:
+        pack_w, wb = _emit(rw, "pack_conv2d_kernel", [kernel], hint, {"ic_block": ib, "oc_block": ob})
+        op = "conv2d_nchwc"
+    attrs = {**geometry, **{k: v for k, v in node.attrs.items() if k == "activation"}}
+    conv, yb = _emit(rw, op, [xb, wb], hint, attrs, node.kwinputs)
+    conv.name = node.name
+    unpack, _ = _emit(rw, "layout_transform", [yb], hint, {"src_layout": f"NCHW{ob}c", "dst_layout": NCHW},
+                      output=node.outputs[0])
+    new += [pack_x, pack_w, conv, unpack]
+    return new
+
+
+def _unpacked_from(value: str, producers: dict[str, Node]) -> Optional[tuple[str, str]]:
+    """(blocked source, its layout) when ``value`` is ``layout_transform(source, L, "NCHW")``."""
+    node = producers.get(value)
+    if node is None or node.op != "layout_transform" or node.attrs.get("dst_layout") != NCHW:
+        return None
+    return node.inputs[0], node.attrs["src_layout"]
+
+
+def _propagate(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
+    """An elementwise node reading a value unpacked from a blocked layout runs in that layout (its
+    other operands, of the same shape, packed to it), then its result is unpacked."""
+    if ops.pattern(node.op) not in (ops.ELEMWISE, ops.BROADCAST) or node.kwinputs or len(node.outputs) != 1:
+        return None
+    out_type = rw.types[node.outputs[0]]
+    if node.op == "batch_norm_inference" or any(rw.types[v] != out_type for v in node.inputs):
+        return None
+    sources = [_unpacked_from(v, producers) for v in node.inputs]
+    layout = next((s[1] for s in sources if s is not None), None)
+    if layout is None:
+        return None
+    hint = node.name or node.outputs[0]
+    new, blocked_inputs = [], []
+    for value, source in zip(node.inputs, sources):
+        if source is not None and source[1] == layout:
+            blocked_inputs.append(source[0])
+            continue
+        pack, packed = _emit(rw, "layout_transform", [value], hint, {"src_layout": NCHW, "dst_layout": layout})
+        pack = (_cancel(pack, rw, producers) or [pack])[0]
+        producers[packed] = pack
+        new.append(pack)
+        blocked_inputs.append(packed)
+    blocked, yb = _emit(rw, node.op, blocked_inputs, hint, node.attrs)
+    blocked.name = node.name
+    unpack, _ = _emit(rw, "layout_transform", [yb], hint, {"src_layout": layout, "dst_layout": NCHW},
+                      output=node.outputs[0])
+    return new + [blocked, unpack]
+
+
+def _cancel(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
+    """``pack(unpack(x))`` -> one transform from x's layout (a copy when the layouts agree)."""
+    if node.op != "layout_transform" or node.attrs.get("src_layout") != NCHW:
+        return None
+    source = _unpacked_from(node.inputs[0], producers)
+    if source is None:
+        return None
+    new, _ = _emit(rw, "layout_transform", [source[0]], node.name,
+                   {"src_layout": source[1], "dst_layout": node.attrs["dst_layout"]}, output=node.outputs[0])
+    new.name = node.name
+    return [new]
+
+
+def alter_conv_layout(graph: Graph, params: Optional[dict[str, np.ndarray]]) -> tuple[Graph, Optional[dict]]:
+    """Rewrite convs with constant kernels into the blocked layout and keep chains blocked."""
+    nchwc = ops.library_module("conv2d_nchwc")
+    if nchwc is None:
+        return graph, params
+    rw = Rewriter(graph)
+    const = constant_values(graph)
+    nodes: list[Node] = []
+    producers: dict[str, Node] = {}
+    for original in graph.nodes:
+        pending = None
+        if original.op == "conv2d_nchw" and original.inputs[1] in const and original.inputs[0] not in const:
+            pending = _blocked_conv(original, rw, nchwc, producers)
+        for node in pending or [original]:
+            replacement = _propagate(node, rw, producers) or _cancel(node, rw, producers) or [node]
+            for n in replacement:
+                producers.update({v: n for v in n.outputs})
+            nodes.extend(replacement)
+    return _drop_identities(rw.graph_with(nodes)), params
+
+
+def _drop_identities(graph: Graph) -> Graph:
+    """Remove transforms between equal layouts, pointing their readers at the source value."""
+    rename: dict[str, str] = {}
+    kept = []
+    for node in graph.nodes:
+        if rename:
+            node = dataclasses.replace(node, inputs=[rename.get(v, v) for v in node.inputs],
+                                       kwinputs={k: rename.get(v, v) for k, v in node.kwinputs.items()})
+        same = node.op == "layout_transform" and node.attrs.get("src_layout") == node.attrs.get("dst_layout")
+        if same and node.outputs[0] not in graph.outputs:
+            rename[node.outputs[0]] = node.inputs[0]
+            continue
+        kept.append(node)
+    return Graph(graph.inputs, graph.params, kept, graph.outputs, graph.types)
+
+
+# ---------------------------------------------------------------------------- dense weights
+
+def pack_dense_weights(graph: Graph, params: Optional[dict[str, np.ndarray]]) -> tuple[Graph, Optional[dict]]:
+    """``dense``/``matmul`` with a constant weight -> ``pack_dense_weight`` (folded) + ``dense_packed``."""
+    dense = ops.library_module("dense")
+    if dense is None or not hasattr(dense, "dense_packed") or not hasattr(dense, "pack_dense_weight"):
+        return graph, params
+    rw = Rewriter(graph)
+    const = constant_values(graph)
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if node.op not in ("dense", "matmul") or len(node.inputs) != 2 or node.inputs[1] not in const \
+                or node.inputs[0] in const:
+            nodes.append(node)
+            continue
+        data, weight = node.inputs
+        transpose_a = bool(node.attrs.get("transpose_a", False))
+        transpose_b = bool(node.attrs.get("transpose_b", node.op == "dense"))
+        dt, wt = rw.types[data], rw.types[weight]
+        m, k = (dt.shape[1], dt.shape[0]) if transpose_a else dt.shape
+        n = wt.shape[0] if transpose_b else wt.shape[1]
+        panel = dense.dense_panel_width(m, n, k, dt.dtype, transpose_a)
+        hint = node.name or node.outputs[0]
+        pack, packed = _emit(rw, "pack_dense_weight", [weight], hint, {"panel": panel, "transpose_b": transpose_b})
+        product, _ = _emit(rw, "dense_packed", [data, packed], hint, {"units": n, "transpose_a": transpose_a},
+                           node.kwinputs, output=node.outputs[0])
+        product.name = node.name
+        nodes += [pack, product]
+    return rw.graph_with(nodes), params
+

@@ -1,0 +1,221 @@
+"""Graph passes one by one (results preserved, the rewrite they promise), fusion rules and the
+memory planner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graph_models as models
+import tecomp.graph
+import tecomp.graph.passes
+from tecomp.graph import Graph, Node, TensorType
+from tecomp.graph.fuse import fuse
+from tecomp.graph.memory import ALIGN, plan_memory
+from tecomp.graph.passes import (absorb_epilogues, alter_conv_layout, eliminate_dead_nodes, fold_batch_norm,
+                                 fold_constants, pack_dense_weights)
+from tecomp.target import Target
+
+LLVM = Target("llvm")
+
+
+def _ops(graph: Graph) -> list[str]:
+    return [n.op for n in graph.nodes]
+
+
+def _same_results(before: Graph, after: Graph, params_before, params_after):
+    """Both graphs, built without further passes, give the same outputs."""
+    a = tecomp.graph.build(before, "llvm", params_before, optimize=False, fuse_ops=False)
+    b = tecomp.graph.build(after, "llvm", params_after, optimize=False)
+    inputs = models.random_inputs(before, seed=7)
+    for x, y in zip(a.run(**inputs), b.run(**inputs)):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+
+
+def test_dead_nodes_and_unread_params_are_removed():
+    t = TensorType((4,), "float32")
+    graph = Graph({"x": t, "unused": t}, {"p": t, "q": t},
+                  [Node("relu", ["x"], ["a"], name="live"), Node("add", ["a", "q"], ["dead"], name="dead"),
+                   Node("exp", ["x"], ["dead2"], name="dead2")], ["a"],
+                  {"x": t, "unused": t, "p": t, "q": t, "a": t, "dead": t, "dead2": t})
+    pruned, params = eliminate_dead_nodes(graph, {"p": np.zeros(4), "q": np.zeros(4)})
+    assert _ops(pruned) == ["relu"] and pruned.params == {} and params == {}
+    assert list(pruned.inputs) == ["x", "unused"]  # inputs are the model's signature
+    pruned.validate()
+
+
+def test_batch_norm_folds_into_the_conv():
+    graph, params, _ = models.cnn()
+    absorbed, p1 = absorb_epilogues(graph, params)
+    folded, p2 = fold_batch_norm(absorbed, p1)
+    assert "batch_norm_inference" not in _ops(folded)
+    convs = [n for n in folded.nodes if n.op == "conv2d_nchw"]
+    assert len(convs) == 3 and all("bias" in c.kwinputs for c in convs)
+    folded.validate()
+    _same_results(graph, folded, params, p2)
+
+
+def test_epilogues_become_conv_and_dense_arguments():
+    graph, params, _ = models.cnn()
+    graph, params = fold_batch_norm(*absorb_epilogues(graph, params))
+    graph, params = absorb_epilogues(graph, params)
+    convs = [n for n in graph.nodes if n.op == "conv2d_nchw"]
+    assert [c.attrs.get("activation") for c in convs] == ["relu", "relu", None]  # the last relu follows an add
+    dense = next(n for n in graph.nodes if n.op == "dense")
+    assert dense.kwinputs == {"bias": "b4"}
+    mlp, mlp_params, _ = models.mlp()
+    absorbed, _ = absorb_epilogues(mlp, mlp_params)
+    assert _ops(absorbed).count("add") == 0 and _ops(absorbed).count("matmul") == 0  # matmul+add -> dense(bias)
+    _same_results(mlp, absorbed, mlp_params, mlp_params)
+
+
+def test_clip_becomes_a_conv_activation_and_a_late_bias_is_left_alone():
+    n = models.Net(5)
+    x = n.input("x", (1, 4, 6, 6))
+    y = n.op("conv2d_nchw", x, n.weight("w", (4, 4, 3, 3)), padding=1)
+    y = n.op("clip", y, a_min=-0.5, a_max=0.5)
+    y = n.op("add", y, n.weight("b", (1, 4, 1, 1)))  # after the activation: not a bias
+    graph = n.graph(y)
+    absorbed, _ = absorb_epilogues(graph, n.values)
+    assert _ops(absorbed) == ["conv2d_nchw", "add"]
+    assert absorbed.nodes[0].attrs["activation"] == ["clip", -0.5, 0.5]
+    _same_results(graph, absorbed, n.values, n.values)
+
+
+def test_constant_folding_evaluates_param_only_nodes_with_tecomp():
+    n = models.Net(6)
+    x = n.input("x", (3, 4))
+    scale = n.op("exp", n.op("transpose", n.weight("s", (4, 3)), axes=[1, 0]))
+    y = n.op("multiply", x, scale)
+    graph = n.graph(y, scale)
+    folded, values = fold_constants(graph, n.values, LLVM)
+    assert _ops(folded) == ["multiply"]
+    (const,) = [v for v in folded.params if v not in graph.params]
+    np.testing.assert_allclose(values[const], np.exp(n.values["s"].T), rtol=1e-6)
+    _same_results(graph, folded, n.values, values)
+    typed_only, none = fold_constants(graph, None, LLVM)
+    assert none is None and set(typed_only.params) == set(folded.params)
+
+
+def test_layout_pass_keeps_conv_chains_blocked():
+    graph, params, _ = models.cnn()
+    graph, params = fold_batch_norm(*absorb_epilogues(graph, params))
+    graph, params = absorb_epilogues(graph, params)
+    blocked, _ = eliminate_dead_nodes(*alter_conv_layout(graph, params))
+    ops = _ops(blocked)
+    assert "conv2d_nchw" not in ops and ops.count("conv2d_nchwc") == 3
+    assert ops.count("pack_conv2d_kernel") == 3
+    # packs: the input and after the pool; unpacks: before the pool and before global pooling
+    assert ops.count("layout_transform") == 4
+    relu = next(n for n in blocked.nodes if n.op == "relu")
+    assert len(blocked.types[relu.outputs[0]].shape) == 5  # the residual add and relu run blocked
+    _same_results(graph, blocked, params, params)
+
+
+def test_dense_weights_are_packed_at_build_time():
+    graph, params, _ = models.transformer()
+    packed, _ = pack_dense_weights(graph, params)
+    ops = _ops(packed)
+    assert "dense" not in ops and "matmul" not in ops
+    assert ops.count("dense_packed") == ops.count("pack_dense_weight") == 6
+    assert ops.count("batch_matmul") == 2  # both operands computed at run time: left alone
+    _same_results(graph, packed, params, params)
+
+
+def test_passes_leave_the_callers_graph_alone():
+    graph, params, _ = models.cnn()
+    before = graph.to_json()
+    tecomp.graph.build(graph, "llvm", params)
+    assert graph.to_json() == before
+
+
+# ---------------------------------------------------------------------------- fusion
+
+def _chain_graph():
+    """x -> exp -> (a) ; a -> relu -> b ; b + a -> c ; c -> sum -> d ; d -> negative -> e"""
+    t, r = TensorType((4, 4), "float32"), TensorType((4,), "float32")
+    nodes = [Node("exp", ["x"], ["a"], name="exp"), Node("relu", ["a"], ["b"], name="relu"),
+             Node("add", ["b", "a"], ["c"], name="add"), Node("sum", ["c"], ["d"], {"axis": 1}, name="sum"),
+             Node("negative", ["d"], ["e"], name="neg")]
+    return Graph({"x": t}, {}, nodes, ["e"], {"x": t, "a": t, "b": t, "c": t, "d": r, "e": r})
+
+
+def test_fusion_keeps_values_read_twice_visible_and_orders_kernels():
+    graph = _chain_graph()
+    kernels = fuse(graph)
+    # "a" is read by relu and add: it ends the first kernel; the rest (injective, reduce, epilogue) is one
+    assert [k.label for k in kernels] == ["exp", "relu+add+sum+negative"]
+    assert kernels[0].outputs == ["a"] and kernels[1].inputs == ["a"] and kernels[1].outputs == ["e"]
+    assert [k.label for k in fuse(graph, enabled=False)] == ["exp", "relu", "add", "sum", "negative"]
+    x = np.random.default_rng(0).standard_normal((4, 4)).astype("float32")
+    a = np.exp(x)
+    np.testing.assert_allclose(tecomp.graph.build(graph, "llvm", {}).run(x)[0], -(np.maximum(a, 0) + a).sum(1),
+                               rtol=1e-5)
+
+
+def test_opaque_operators_and_graph_outputs_end_kernels():
+    t = TensorType((2, 8), "float32")
+    nodes = [Node("softmax", ["x"], ["s"], name="sm"), Node("relu", ["s"], ["r"], name="r"),
+             Node("exp", ["r"], ["e"], name="e"), Node("negative", ["e"], ["n"], name="n")]
+    graph = Graph({"x": t}, {}, nodes, ["e", "n"], {v: t for v in "xsren"})
+    assert [k.label for k in fuse(graph)] == ["softmax", "relu+exp", "negative"]
+
+
+def test_an_epilogue_must_keep_the_anchor_shape():
+    n = models.Net(8)
+    x = n.input("x", (2, 8))
+    y = n.op("dense", x, n.weight("w", (4, 8)))
+    y = n.op("add", y, n.input("z", (3, 2, 4)))  # broadcasts to a bigger shape: not an epilogue
+    assert [k.label for k in fuse(n.graph(y))] == ["dense", "add"]
+
+
+# ---------------------------------------------------------------------------- memory planning
+
+def test_memory_plan_reuses_dead_buffers():
+    steps = [([], ["a"]), (["a"], ["b"]), (["b"], ["c"]), (["c"], ["d"])]
+    plan = plan_memory(steps, {v: 1000 for v in "abcd"})
+    assert plan.offsets["a"] == plan.offsets["c"] and plan.offsets["b"] == plan.offsets["d"]
+    assert plan.arena_bytes == 2 * 1024 and plan.unplanned_bytes == 4 * 1024
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_memory_plan_never_overlaps_live_values(seed):
+    rng = np.random.default_rng(seed)
+    values = [f"v{k}" for k in range(30)]
+    sizes = {v: int(rng.integers(1, 5000)) for v in values}
+    steps = []
+    for k, v in enumerate(values):
+        reads = list(rng.choice(values[:k], size=min(k, int(rng.integers(0, 4))), replace=False)) if k else []
+        steps.append((reads, [v]))
+    plan = plan_memory(steps, sizes)
+    last = {v: max([i for i, (r, w) in enumerate(steps) if v in r or v in w]) for v in values}
+    first = {v: next(i for i, (_, w) in enumerate(steps) if v in w) for v in values}
+    for a in values:
+        assert plan.offsets[a] % ALIGN == 0 and plan.offsets[a] + sizes[a] <= plan.arena_bytes
+        for b in values:
+            live_together = a != b and first[a] <= last[b] and first[b] <= last[a]
+            if live_together:
+                disjoint = (plan.offsets[a] + sizes[a] <= plan.offsets[b]
+                            or plan.offsets[b] + sizes[b] <= plan.offsets[a])
+                assert disjoint, (a, b)
+    assert plan.arena_bytes <= plan.unplanned_bytes
+
+
+def test_depthwise_separable_block_runs_blocked_end_to_end():
+    n = models.Net(10)
+    x = n.input("x", (1, 8, 10, 10))
+    y = n.op("conv2d_nchw", x, n.weight("pw1", (16, 8, 1, 1)))
+    y = n.op("clip", n.op("add", y, n.weight("b1", (1, 16, 1, 1))), a_min=0.0, a_max=6.0)
+    y = n.op("conv2d_nchw", y, n.weight("dw", (16, 1, 3, 3)), padding=1, groups=16)
+    y = n.op("clip", y, a_min=0.0, a_max=6.0)
+    y = n.op("conv2d_nchw", y, n.weight("pw2", (8, 16, 1, 1)))
+    out = n.op("add", y, x)
+    graph = n.graph(out)
+    optimized, _ = tecomp.graph.passes.optimize(graph, None, LLVM)
+    ops = _ops(optimized)
+    assert ops.count("conv2d_nchwc") == 2 and ops.count("depthwise_conv2d_nchwc") == 1
+    assert ops.count("layout_transform") == 3  # pack x (for the conv, and for the residual add), unpack the result
+    module = tecomp.graph.build(graph, "llvm", n.values)
+    plain = tecomp.graph.build(graph, "llvm", n.values, optimize=False, fuse_ops=False)
+    xv = models.random_inputs(graph, seed=12)["x"]
+    np.testing.assert_allclose(module.run(xv)[0], plain.run(xv)[0], rtol=1e-4, atol=1e-5)
