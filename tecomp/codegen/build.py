@@ -198,8 +198,9 @@ def _link(obj: bytes, directory: Path, stem: str, libraries: Sequence[str]) -> P
         raise BuildError("linking needs gcc on PATH, and none was found")
     obj_path, so_path = directory / f"{stem}.o", directory / f"{stem}.so"
     obj_path.write_bytes(obj)
-    # -z defs: an unresolved symbol fails here, with gcc's message, not later at load time
-    proc = subprocess.run([gcc, "-shared", "-Wl,-z,defs", "-o", str(so_path), str(obj_path),
+    # -z defs: an unresolved symbol fails here, with gcc's message, not later at load time.
+    # -z nodelete: a dlclose (from C users) must not unmap code libgomp's idle threads still run.
+    proc = subprocess.run([gcc, "-shared", "-Wl,-z,defs", "-Wl,-z,nodelete", "-o", str(so_path), str(obj_path),
                            *(f"-l{lib}" for lib in libraries)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"linking {stem} failed (gcc exit {proc.returncode}):\n{proc.stderr.strip()}")
