@@ -19,6 +19,7 @@ from .common import (check_dtype, const_shape, fail, lane_split_reduce, parallel
                      schedule_each_output, schedule_injective, schedule_lane_partials, vectorize_innermost)
 
 LEAD_ATTR = "layer_norm_lead"
+TEMPLATE = "schedules/layer_norm"
 
 
 def _tensor(op_name: str, t: Any, argument: str) -> tuple[int, ...]:
@@ -70,7 +71,8 @@ def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, axis: int | Sequence[int]
         row, tail = i[:lead], i[lead:]
         return (x[i] - mean[row]) * te.rsqrt(var[row] + eps) * gamma[tail] + beta[tail]
 
-    return te.compute(shape, fcompute, name="layer_norm", attrs={LEAD_ATTR: lead})
+    return te.compute(shape, fcompute, name="layer_norm",
+                      attrs={LEAD_ATTR: lead, "template": TEMPLATE, "workload": (shape, axis, x.dtype, epsilon)})
 
 
 def _row_reduce(x: Tensor, lead: int, term: Any, name: str, scale: Any) -> Tensor:
@@ -96,11 +98,16 @@ def schedule_layer_norm_output(s: Schedule, out: Tensor, lanes: int = 16) -> Non
 
 
 def schedule_layer_norm(outs: Any) -> Schedule:
-    """Default schedule of ``layer_norm`` (see the module docstring)."""
-    return schedule_each_output(outs, schedule_layer_norm_output)
+    """Schedule of ``layer_norm`` (see the module docstring), with the vector width the dispatch
+    context picks for the workload (tuned under ``apply_history_best``, else the fallback)."""
+    def schedule_output(s: Schedule, out: Tensor) -> None:
+        cfg = autotvm.task.dispatched_config(TEMPLATE, out.op.attrs["workload"])
+        schedule_layer_norm_output(s, out, cfg["lanes"].val)
+
+    return schedule_each_output(outs, schedule_output)
 
 
-@autotvm.template("schedules/layer_norm")
+@autotvm.template(TEMPLATE)
 def layer_norm_template(shape: tuple, axis: int | list = -1, dtype: str = "float32",
                         epsilon: float = 1e-5) -> tuple[Schedule, list[Tensor]]:
     """Tunable layer_norm: knob vector lanes of the output stage."""

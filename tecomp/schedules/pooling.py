@@ -16,10 +16,11 @@ from ..te.operation import ComputeOp
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import (IntPair, check_dtype, const_shape, fail, int_pair, padding4,
+from .common import (IntPair, check_dtype, const_shape, fail, find_by_tag, int_pair, padding4,
                      schedule_each_output)
 
 POOL_TAG = "pool"
+TEMPLATE = "schedules/pool2d"
 EPILOGUE_TAG = "pool_epilogue"
 _BLOCKED = re.compile(r"NCHW(\d+)c")
 
@@ -65,6 +66,15 @@ def _out_shape(shape: tuple, out_hw: tuple) -> tuple:
     return shape[:2] + tuple(out_hw) + shape[4:]
 
 
+def _attrs(kind: str, shape: tuple, kernel: tuple, strides: tuple, pads: tuple, layout: str, dtype: str,
+           ceil_mode: bool, count_include_pad: bool) -> dict:
+    """The tuning workload of a blocked pooling (its knobs do nothing for NCHW)."""
+    if layout == "NCHW":
+        return {}
+    return {"template": TEMPLATE, "workload": (kind, shape, kernel, strides, pads, layout, dtype, ceil_mode,
+                                               count_include_pad)}
+
+
 def max_pool2d(x: Tensor, kernel: IntPair, strides: IntPair = 1, padding: IntPair = 0,
                ceil_mode: bool = False, layout: str = "NCHW") -> Tensor:
     """ONNX MaxPool: the maximum over each window's in-bounds elements. ``layout`` "NCHW", or
@@ -80,7 +90,8 @@ def max_pool2d(x: Tensor, kernel: IntPair, strides: IntPair = 1, padding: IntPai
         inside = te.all(y >= 0, y < h, z >= 0, z < w)
         return te.max(te.if_then_else(inside, x[(b, ch, y, z) + lane], lowest), axis=[ry, rx])
 
-    return te.compute(_out_shape(shape, (oh, ow)), body, name="max_pool2d", tag=POOL_TAG)
+    return te.compute(_out_shape(shape, (oh, ow)), body, name="max_pool2d", tag=POOL_TAG,
+                      attrs=_attrs("max", shape, (kh, kw), (sh, sw), pads, layout, x.dtype, ceil_mode, False))
 
 
 def _window_count(i, stride: int, kernel: int, pad: int, lo: int, hi: int):
@@ -106,7 +117,9 @@ def avg_pool2d(x: Tensor, kernel: IntPair, strides: IntPair = 1, padding: IntPai
         return te.sum(te.if_then_else(inside, x[(b, ch, y, z) + lane], zero), axis=[ry, rx])
 
     out_shape = _out_shape(shape, (oh, ow))
-    total = te.compute(out_shape, window_sum, name="avg_pool2d_sum", tag=POOL_TAG)
+    total = te.compute(out_shape, window_sum, name="avg_pool2d_sum", tag=POOL_TAG,
+                       attrs=_attrs("avg", shape, (kh, kw), (sh, sw), pads, layout, x.dtype, ceil_mode,
+                                    count_include_pad))
     lo_y, hi_y = (-pads[0], h + pads[2]) if count_include_pad else (0, h)
     lo_x, hi_x = (-pads[1], w + pads[3]) if count_include_pad else (0, w)
 
@@ -175,21 +188,35 @@ def _schedule_output(s: Schedule, out: Tensor, knobs: PoolSchedule = PoolSchedul
 
 
 def schedule_pool(outs: Any) -> Schedule:
-    """Default CPU schedule of the pooling operators: parallel over (n, c) (blocked layouts: over
-    (n, c block, output row), with the channel lanes vectorized); the window sum of an average
-    is computed inside that loop, next to its division."""
-    return schedule_each_output(outs, _schedule_output)
+    """CPU schedule of the pooling operators: parallel over (n, c) (blocked layouts: over
+    (n, c block, output row), with the channel lanes vectorized and the knobs the dispatch
+    context picks for the workload); the window sum of an average is computed inside that
+    loop, next to its division."""
+    def schedule_output(s: Schedule, out: Tensor) -> None:
+        pool = find_by_tag(out, POOL_TAG)
+        workload = pool.op.attrs.get("workload") if pool is not None else None
+        if workload is None:
+            _schedule_output(s, out)
+            return
+        cfg = autotvm.task.dispatched_config(TEMPLATE, workload)
+        _schedule_output(s, out, PoolSchedule(cfg["tile_ow"].val, bool(cfg["unroll_kw"].val)))
+
+    return schedule_each_output(outs, schedule_output)
 
 
-@autotvm.template("schedules/pool2d")
+@autotvm.template(TEMPLATE)
 def pool2d_template(kind: str, shape: tuple, kernel: IntPair, strides: IntPair, padding: IntPair,
-                    layout: str = "NCHW", dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+                    layout: str = "NCHW", dtype: str = "float32", ceil_mode: bool = False,
+                    count_include_pad: bool = False) -> tuple[Schedule, list[Tensor]]:
     """Tunable max ("max") or average ("avg") pooling; knobs (blocked layouts): output columns
     per step and unrolling the window's columns."""
     x = te.placeholder(tuple(shape), dtype, name="x")
     if kind not in ("max", "avg"):
         raise fail("pool2d", "kind", f"expected 'max' or 'avg', got {kind!r}")
-    out = (max_pool2d if kind == "max" else avg_pool2d)(x, kernel, strides, padding, layout=layout)
+    if kind == "max":
+        out = max_pool2d(x, kernel, strides, padding, ceil_mode, layout)
+    else:
+        out = avg_pool2d(x, kernel, strides, padding, ceil_mode, count_include_pad, layout)
     ow = out.shape[3].value
     cfg = autotvm.get_config()
     cfg.define_knob("tile_ow", [t for t in (1, 2, 4, 7, 8) if ow % t == 0])

@@ -18,6 +18,7 @@ from .common import (check_dtype, const_shape, fail, lane_split_reduce, parallel
                      schedule_each_output, schedule_lane_partials, vectorize_innermost)
 
 ROW_STAGE_ATTR = "softmax_axis"
+TEMPLATE = "schedules/softmax"
 
 
 def _axis(op_name: str, x: Any, axis: int) -> tuple[tuple[int, ...], int]:
@@ -45,12 +46,16 @@ def _row_stages(x: Tensor, shape: tuple[int, ...], axis: int) -> tuple[Tensor, T
     return xmax, shifted, total
 
 
+def _attrs(shape: tuple, axis: int, dtype: str, log: bool) -> dict:
+    return {ROW_STAGE_ATTR: axis, "template": TEMPLATE, "workload": (shape, axis, dtype, log)}
+
+
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (ONNX Softmax, opset 13)."""
     shape, axis = _axis("softmax", x, axis)
     _, shifted, total = _row_stages(x, shape, axis)
     return te.compute(shape, lambda *i: shifted[i] / total[i[:axis] + i[axis + 1:]], name="softmax",
-                      attrs={ROW_STAGE_ATTR: axis})
+                      attrs=_attrs(shape, axis, x.dtype, False))
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -62,7 +67,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
         row = i[:axis] + i[axis + 1:]
         return x[i] - xmax[row] - te.log(total[row])
 
-    return te.compute(shape, fcompute, name="log_softmax", attrs={ROW_STAGE_ATTR: axis})
+    return te.compute(shape, fcompute, name="log_softmax", attrs=_attrs(shape, axis, x.dtype, True))
 
 
 def schedule_softmax_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
@@ -76,14 +81,19 @@ def schedule_softmax_output(s: Schedule, out: Tensor, lanes: int = 16) -> None:
 
 
 def schedule_softmax(outs: Any) -> Schedule:
-    """Default schedule of ``softmax``/``log_softmax`` (see the module docstring)."""
-    return schedule_each_output(outs, schedule_softmax_output)
+    """Schedule of ``softmax``/``log_softmax`` (see the module docstring), with the vector width the
+    dispatch context picks for the workload (tuned under ``apply_history_best``, else the fallback)."""
+    def schedule_output(s: Schedule, out: Tensor) -> None:
+        cfg = autotvm.task.dispatched_config(TEMPLATE, out.op.attrs["workload"])
+        schedule_softmax_output(s, out, cfg["lanes"].val)
+
+    return schedule_each_output(outs, schedule_output)
 
 
 schedule_log_softmax = schedule_softmax
 
 
-@autotvm.template("schedules/softmax")
+@autotvm.template(TEMPLATE)
 def softmax_template(shape: tuple, axis: int = -1, dtype: str = "float32",
                      log: bool = False) -> tuple[Schedule, list[Tensor]]:
     """Tunable softmax/log_softmax: knob vector lanes of the elementwise stages."""

@@ -193,3 +193,21 @@ def test_pool_template_configs(check, rng, kind, index):
     s, tensors = task.instantiate(task.config_space.get(index % len(task.config_space)))
     x_np = rng.uniform(-2, 2, (1, 32, 9, 8)).astype("float32")
     check(s, tensors, [_blocked(x_np, 16)], _blocked(ref_pool(x_np, kind, 3, 2, 1), 16))
+
+
+def test_pool_schedule_applies_the_dispatched_config(rng):
+    """A blocked pool built outside its template gets the dispatched config's knobs."""
+    x = te.placeholder((1, 2, 9, 8, 16), name="x")
+    out = max_pool2d(x, 3, 2, 1, layout="NCHW16c")
+    task = autotvm.task.create("schedules/pool2d", out.op.attrs["workload"], target="llvm")
+    wanted = next(task.config_space.get(i) for i in range(len(task.config_space))
+                  if task.config_space.get(i)["tile_ow"].val == 4)
+
+    class Pick(autotvm.DispatchContext):
+        def lookup(self, t):
+            return wanted if t.key == task.key else None
+
+    with Pick():
+        text = str(tecomp.lower(schedule_pool(out), [x, out]))
+    assert text == str(tecomp.lower(*task.instantiate(wanted)))
+    assert text != str(tecomp.lower(schedule_pool(out), [x, out]))  # the fallback (tile 1) differs
