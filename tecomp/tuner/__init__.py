@@ -2,8 +2,12 @@
 
 docs/tuner.md is the contract between this package's modules. Importing the
 package must stay light: no xgboost (only ``cost_model`` imports it, when a
-model is trained) and no matplotlib (only ``plot``, when a curve is drawn).
+model is trained), no matplotlib (only ``plot``, when a curve is drawn) and
+no ``distributed`` (``DaskBuilder``/``DaskRunner`` come from ``dask_measure``
+on first use, and it imports ``distributed`` only when connecting).
 """
+
+from typing import Any
 
 from . import callback, measure, records, task, tuner
 from .dispatch import ApplyHistoryBest, DispatchContext, apply_history_best
@@ -15,8 +19,16 @@ from .space import ConfigEntity, ConfigSpace, FallbackConfigEntity
 from .task import Task, get_config, template
 
 __all__ = [
-    "ApplyHistoryBest", "ConfigEntity", "ConfigSpace", "DispatchContext", "FallbackConfigEntity",
-    "LocalBuilder", "LocalRunner", "MeasureErrorNo", "MeasureInput", "MeasureResult", "RecordDB", "Task",
-    "apply_history_best", "callback", "get_config", "measure", "measure_batch", "measure_option",
-    "plot_curve", "records", "task", "template", "tuner",
+    "ApplyHistoryBest", "ConfigEntity", "ConfigSpace", "DaskBuilder", "DaskRunner", "DispatchContext",
+    "FallbackConfigEntity", "LocalBuilder", "LocalRunner", "MeasureErrorNo", "MeasureInput", "MeasureResult",
+    "RecordDB", "Task", "apply_history_best", "callback", "get_config", "measure", "measure_batch",
+    "measure_option", "plot_curve", "records", "task", "template", "tuner",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use, so that ``python -m tecomp.tuner.dask_measure`` runs a module not yet imported.
+    if name in ("DaskBuilder", "DaskRunner"):
+        from . import dask_measure
+        return getattr(dask_measure, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

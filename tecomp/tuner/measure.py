@@ -2,7 +2,9 @@
 
 Owns ``MeasureInput``/``MeasureResult``/``MeasureErrorNo`` (AutoTVM's
 numbering), ``measure_option``, ``LocalBuilder``, ``LocalRunner`` and
-``measure_batch``, and the pool of spawned worker processes both use.
+``measure_batch``, and the pool of spawned worker processes both use
+(``WorkerPool``, whose job outcomes are ``Outcome``s; ``dask_measure`` runs
+the same pool inside each Dask worker).
 
 Isolation: candidates are instantiated, lowered and compiled in worker
 processes of the builder, and timed in a worker process of the runner. A
@@ -130,8 +132,9 @@ def _signal_name(exitcode: Optional[int]) -> str:
 
 # ---------------------------------------------------------------- worker processes
 
-class _Outcome(NamedTuple):
-    """How a job ended: kind is "ok" (value: the handler's dict), "error", "died" or "timeout"."""
+class Outcome(NamedTuple):
+    """How a job ended: kind is "ok" (value: the handler's dict), "error", "died" or "timeout";
+    ``seconds``: how long the job ran once a ready worker had it."""
 
     kind: str
     value: Any
@@ -180,7 +183,7 @@ class _Worker:
         self.started = time.monotonic()
         self.deadline = self.started + timeout
 
-    def handle_message(self, timeout: float) -> Optional[_Outcome]:
+    def handle_message(self, timeout: float) -> Optional[Outcome]:
         """Read what the worker sent: None if it only said it is ready, else the job's outcome."""
         try:
             kind, value = self.conn.recv()
@@ -197,15 +200,15 @@ class _Worker:
             return None
         return self._finish(kind, value)
 
-    def expire(self) -> _Outcome:
+    def expire(self) -> Outcome:
         if not self.ready:
             raise TuningError(f"a {self.process.name} worker process did not start within "
                               f"{_STARTUP_TIMEOUT_S:.0f} s")
         self.kill()
         return self._finish("timeout", None)
 
-    def _finish(self, kind: str, value: Any) -> _Outcome:
-        outcome = _Outcome(kind, value, time.monotonic() - self.started)
+    def _finish(self, kind: str, value: Any) -> Outcome:
+        outcome = Outcome(kind, value, time.monotonic() - self.started)
         self.job_index, self.job = None, None
         return outcome
 
@@ -226,7 +229,7 @@ def _stop_workers(workers: list) -> None:
             worker.kill()
 
 
-class _WorkerPool:
+class WorkerPool:
     """``size`` reusable worker processes of one role; a crashed or hung one is replaced."""
 
     def __init__(self, role: str, size: int) -> None:
@@ -244,9 +247,9 @@ class _WorkerPool:
                 return worker
         return None
 
-    def run(self, jobs: Sequence[Any], timeout: float) -> list[_Outcome]:
+    def run(self, jobs: Sequence[Any], timeout: float) -> list[Outcome]:
         """Every job's outcome, in order; each job gets ``timeout`` seconds once a worker has it."""
-        outcomes: list[Optional[_Outcome]] = [None] * len(jobs)
+        outcomes: list[Optional[Outcome]] = [None] * len(jobs)
         queue = deque(enumerate(jobs))
         try:
             while queue or any(w is not None and w.job is not None for w in self.workers):
@@ -369,11 +372,11 @@ class LocalBuilder:
 
     def __init__(self, timeout: float = 10, n_parallel: Optional[int] = None) -> None:
         if timeout <= 0 or (n_parallel is not None and n_parallel < 1):
-            raise TuningError(f"LocalBuilder: timeout must be positive and n_parallel at least 1, "
+            raise TuningError(f"{type(self).__name__}: timeout must be positive and n_parallel at least 1, "
                               f"got timeout={timeout!r}, n_parallel={n_parallel!r}")
         self.timeout = timeout
         self.n_parallel = n_parallel or _config.available_cores()
-        self._pool: Optional[_WorkerPool] = None
+        self._pool: Optional[WorkerPool] = None
         self._dir: Optional[str] = None
         self._count = 0
 
@@ -391,11 +394,11 @@ class LocalBuilder:
     def build(self, inputs: Sequence[MeasureInput]) -> list[BuildResult]:
         """One BuildResult per input, in order."""
         if self._pool is None:
-            self._pool = _WorkerPool("builder", self.n_parallel)
+            self._pool = WorkerPool("builder", self.n_parallel)
         outcomes = self._pool.run([self._job(inp) for inp in inputs], self.timeout)
         return [self._result(inp, outcome) for inp, outcome in zip(inputs, outcomes)]
 
-    def _result(self, inp: MeasureInput, outcome: _Outcome) -> BuildResult:
+    def _result(self, inp: MeasureInput, outcome: Outcome) -> BuildResult:
         where = f"config {inp.config.index} of {inp.task.name}"
         if outcome.kind == "timeout":
             return BuildResult(None, MeasureErrorNo.BUILD_TIMEOUT,
@@ -487,18 +490,20 @@ class _RunHandler:
 _HANDLERS: dict[str, Callable[[], Callable[[Any], dict]]] = {"builder": _BuildHandler, "runner": _RunHandler}
 
 
-def reference_outputs(task: Any, config: Any, seed: int = _INPUT_SEED) -> dict[int, np.ndarray]:
+def reference_outputs(task: Any, config: Any, seed: int = _INPUT_SEED,
+                      target: Any = None) -> dict[int, np.ndarray]:
     """Outputs of ``task``'s default schedule (no config applied) on the seeded random inputs.
 
     Built and run in this process: the default schedule is the plain loop nest
     of the compute definition, the trusted reference for ``check_correctness``.
+    ``target``: what to build it for, by default the task's own.
     """
     from .. import te
     from ..build_module import build
 
     _, tensors = task.instantiate(config)
     computed = [t.op for t in tensors if not isinstance(t.op, te.PlaceholderOp)]
-    module = build(te.create_schedule(computed), tensors, target=task.target, name="reference")
+    module = build(te.create_schedule(computed), tensors, target=target or task.target, name="reference")
     params = module.get_function(module.entry_name).info.params
     args = random_arguments(params, seed)
     module(*args)
@@ -517,15 +522,17 @@ class LocalRunner:
     Inputs are seeded random arrays of the parameters' shapes and dtypes.
     """
 
+    _reference_target: Optional[str] = None  # what check_correctness builds the reference for; None: the task's
+
     def __init__(self, number: int = 5, repeat: int = 1, min_repeat_ms: float = 0, timeout: float = 10,
                  cooldown_interval: float = 0.0, check_correctness: bool = False) -> None:
         if number < 1 or repeat < 1 or min_repeat_ms < 0 or timeout <= 0 or cooldown_interval < 0:
-            raise TuningError("LocalRunner: number and repeat must be >= 1, min_repeat_ms and "
+            raise TuningError(f"{type(self).__name__}: number and repeat must be >= 1, min_repeat_ms and "
                               "cooldown_interval >= 0, timeout > 0")
         self.number, self.repeat, self.min_repeat_ms = number, repeat, min_repeat_ms
         self.timeout, self.cooldown_interval = timeout, cooldown_interval
         self.check_correctness = check_correctness
-        self._pool: Optional[_WorkerPool] = None
+        self._pool: Optional[WorkerPool] = None
         self._references: dict = {}
 
     def _reference(self, inp: MeasureInput) -> Optional[dict]:
@@ -533,7 +540,7 @@ class LocalRunner:
             return None
         key = (inp.task.key, str(inp.task.target))
         if key not in self._references:
-            self._references[key] = reference_outputs(inp.task, inp.config)
+            self._references[key] = reference_outputs(inp.task, inp.config, target=self._reference_target)
         return self._references[key]
 
     def _job(self, inp: MeasureInput, built: BuildResult) -> dict:
@@ -544,11 +551,11 @@ class LocalRunner:
     def run(self, inputs: Sequence[MeasureInput], build_results: Sequence[BuildResult]) -> list[MeasureResult]:
         """One MeasureResult per input; build errors pass through with their kind."""
         if self._pool is None:
-            self._pool = _WorkerPool("runner", 1)
+            self._pool = WorkerPool("runner", 1)
         results = []
         for i, (inp, built) in enumerate(zip(inputs, build_results)):
             if built.error_no != MeasureErrorNo.NO_ERROR:
-                results.append(MeasureResult((), int(built.error_no), built.error_msg, built.time_cost, time.time()))
+                results.append(self._unbuilt(built))
                 continue
             if i and self.cooldown_interval:
                 time.sleep(self.cooldown_interval)
@@ -556,7 +563,12 @@ class LocalRunner:
             results.append(self._result(inp, built, outcome))
         return results
 
-    def _result(self, inp: MeasureInput, built: BuildResult, outcome: _Outcome) -> MeasureResult:
+    @staticmethod
+    def _unbuilt(built: BuildResult) -> MeasureResult:
+        """The result of a candidate that did not build: its build error, passed through."""
+        return MeasureResult((), int(built.error_no), built.error_msg, built.time_cost, time.time())
+
+    def _result(self, inp: MeasureInput, built: BuildResult, outcome: Outcome) -> MeasureResult:
         where = f"config {inp.config.index} of {inp.task.name}"
         all_cost = built.time_cost + outcome.seconds
         if outcome.kind == "timeout":
