@@ -6,7 +6,7 @@ packed by a new ``pack_conv2d_kernel`` node (constant folded). The blocks are
 those the dispatched config of the conv's workload was measured with
 (``conv2d_nchwc_blocks``), so a tuned model runs the layout it was tuned in.
 Then layouts propagate: an elementwise node whose tensor inputs are all
-unpacked from one blocked layout runs blocked too, and an unpack followed by a
+unpacked from one blocked layout runs blocked too (as does pooling), and an unpack followed by a
 pack becomes one transform (or none), so a chain of convs with residual adds and
 activations stays blocked end to end. ``dense``/``matmul`` with a constant
 weight become ``pack_dense_weight`` (folded) + ``dense_packed``.
@@ -133,6 +133,24 @@ def _propagate(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional
     return new + [blocked, unpack]
 
 
+_POOLS = ("max_pool2d", "avg_pool2d", "global_avg_pool2d")
+
+
+def _propagate_pool(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
+    """A pooling node reading a value unpacked from a blocked layout pools in that layout."""
+    if node.op not in _POOLS or node.attrs.get("layout", NCHW) != NCHW or len(node.inputs) != 1 or node.kwinputs:
+        return None
+    source = _unpacked_from(node.inputs[0], producers)
+    if source is None:
+        return None
+    hint = node.name or node.outputs[0]
+    pooled, yb = _emit(rw, node.op, [source[0]], hint, {**node.attrs, "layout": source[1]})
+    pooled.name = node.name
+    unpack, _ = _emit(rw, "layout_transform", [yb], hint, {"src_layout": source[1], "dst_layout": NCHW},
+                      output=node.outputs[0])
+    return [pooled, unpack]
+
+
 def _cancel(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
     """``pack(unpack(x))`` -> one transform from x's layout (a copy when the layouts agree)."""
     if node.op != "layout_transform" or node.attrs.get("src_layout") != NCHW:
@@ -160,7 +178,8 @@ def alter_conv_layout(graph: Graph, params: Optional[dict[str, np.ndarray]]) -> 
         if original.op == "conv2d_nchw" and original.inputs[1] in const and original.inputs[0] not in const:
             pending = _blocked_conv(original, rw, nchwc, producers)
         for node in pending or [original]:
-            replacement = _propagate(node, rw, producers) or _cancel(node, rw, producers) or [node]
+            replacement = (_propagate(node, rw, producers) or _propagate_pool(node, rw, producers)
+                           or _cancel(node, rw, producers) or [node])
             for n in replacement:
                 producers.update({v: n for v in n.outputs})
             nodes.extend(replacement)
