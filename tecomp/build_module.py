@@ -1,7 +1,8 @@
 """``tecomp.build``: lower (if needed) and compile for a target.
 
 Owns target resolution (argument, then the ``with Target(...)`` context,
-then the host CPU) and dispatch to a code generator. Code generators are
+then the host CPU) and dispatch to a code generator (LLVM for ``llvm``,
+CUDA C + nvcc for ``cuda``, whose lowering adds the GPU passes). Code generators are
 imported here, lazily, so ``import tecomp`` needs numpy only.
 """
 
@@ -40,7 +41,7 @@ def build(inputs: Union[Schedule, IRModule, PrimFunc], args: Optional[Sequence[A
     if isinstance(inputs, Schedule):
         if args is None:
             raise BuildError("build(schedule, args): give the argument tensors, e.g. [A, B, C]")
-        funcs = list(lower(inputs, args, name=name))
+        funcs = list(lower(inputs, args, name=name, target=tgt if tgt.kind == "cuda" else None))
     elif isinstance(inputs, IRModule):
         funcs = list(inputs)
     elif isinstance(inputs, PrimFunc):
@@ -50,5 +51,7 @@ def build(inputs: Union[Schedule, IRModule, PrimFunc], args: Optional[Sequence[A
     if tgt.kind == "llvm":
         from .codegen import build_llvm
         return build_llvm(funcs, tgt)
-    raise TargetError(f"target {tgt} is not supported by this version of tecomp (only llvm builds); "
-                      "the CUDA backend is a separate piece of work")
+    if tgt.kind == "cuda":
+        from .codegen import build_cuda
+        return build_cuda(funcs, tgt)
+    raise TargetError(f"target {tgt} is not supported by this version of tecomp (llvm and cuda build)")

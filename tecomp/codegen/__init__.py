@@ -17,3 +17,12 @@ def build_llvm(funcs: Sequence[Any], target: Any = None) -> Any:
     """
     from .build import build_llvm as _build_llvm
     return _build_llvm(funcs, target)
+
+
+def build_cuda(funcs: Sequence[Any], target: Any, fast_math: bool = False) -> Any:
+    """Compile lowered PrimFuncs for a cuda target (nvcc) and load them as a runtime Module.
+
+    See :func:`tecomp.codegen.cuda_build.build_cuda`.
+    """
+    from .cuda_build import build_cuda as _build_cuda
+    return _build_cuda(funcs, target, fast_math)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 from llvmlite import ir
 
@@ -23,8 +23,11 @@ from ..tir import dtype as dt
 from ..tir import expr as E
 from ..tir import stmt as S
 from ..tir.buffer import Buffer
-from ..tir.op import add, convert
+from ..tir.op import convert
 from . import llvm_ops as ops
+from .common import const_product as _const_product
+from .common import contiguous_base as _contiguous_base
+from .common import method_for as _method
 from .vecmath import VectorMath
 
 # Constant-size allocations up to this many bytes live on the stack; larger
@@ -518,31 +521,6 @@ _FLOAT_ARITH = {
     E.Div: lambda b, x, y: b.fdiv(x, y),
 }
 
-_METHODS: dict = {}
-
-
-def _method(owner: type, prefix: str, cls: type) -> Optional[Callable]:
-    """The ``prefix + ClassName`` method for ``cls`` or its nearest base class (cached)."""
-    key = (owner, prefix, cls)
-    if key not in _METHODS:
-        found = None
-        for base in cls.__mro__:
-            found = getattr(owner, prefix + base.__name__, None)
-            if found is not None:
-                break
-        _METHODS[key] = found
-    return _METHODS[key]
-
-
-def _const_product(shape: tuple) -> Optional[int]:
-    count = 1
-    for extent in shape:
-        if not isinstance(extent, (E.IntImm, int)):
-            return None
-        count *= int(extent)
-    return count
-
-
 def _int_flags(dtype: str) -> tuple:
     """``nsw`` on signed integer arithmetic (as TVM): lets LLVM widen int32 indices."""
     return ("nsw",) if dt.parse(dtype).is_int else ()
@@ -551,16 +529,3 @@ def _int_flags(dtype: str) -> tuple:
 def _iota(vec_dtype: str) -> ir.Constant:
     t = dt.parse(vec_dtype)
     return ir.Constant(ops.llvm_type(vec_dtype), [ops.const(str(t.element()), k) for k in range(t.lanes)])
-
-
-def _contiguous_base(index: E.PrimExpr) -> Optional[E.PrimExpr]:
-    """The first offset of a stride-1 vector index (Ramp, or Ramp plus a Broadcast), else None."""
-    if isinstance(index, E.Ramp):
-        return index.base if E.is_const_int(index.stride, 1) else None
-    if isinstance(index, E.Add):
-        for ramp, other in ((index.a, index.b), (index.b, index.a)):
-            if isinstance(other, E.Broadcast) and isinstance(ramp, E.Ramp):
-                base = _contiguous_base(ramp)
-                if base is not None:
-                    return add(base, other.value)
-    return None

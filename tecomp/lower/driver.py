@@ -2,7 +2,10 @@
 
 The pipeline: inline -> bound inference -> loop nests with attach points ->
 simplify -> storage flatten -> loop partition -> vectorize -> unroll ->
-simplify. It ends with
+simplify; for a cuda target loop partition is skipped (a guard costs a GPU
+thread little, a duplicated loop nest costs code size) and the GPU passes
+follow (``launch.lower_for_gpu``: binding checks, kernels in launch form,
+barriers). It ends with
 a check that every variable in the body is bound (a loop, a let, or a shape
 variable of an argument), so a symbolic shape that no argument carries is
 reported here rather than miscompiled.
@@ -23,10 +26,12 @@ from ..tir.functor import collect_vars, post_order_visit
 from ..tir.interval import Interval
 from ..tir.module import IRModule
 from ..tir.simplify import Analyzer, simplify_stmt
+from ..target import Target
 from ..tir.stmt import For, LetStmt, PrimFunc, Stmt
 from .bound import BoundInferrer
 from .flatten import flatten_storage
 from .inline import inline_bodies
+from .launch import lower_for_gpu
 from .loop_partition import partition_loops
 from .schedule_ops import NestBuilder, StorageMap
 from .unroll import unroll_loops
@@ -34,17 +39,24 @@ from .vectorize import vectorize_loops
 
 
 def lower(sch: Schedule, args: Sequence[Any], name: str = "main", binds: Optional[dict] = None,
-          simple_mode: bool = False) -> IRModule:
-    """Lower a schedule to an IRModule holding one PrimFunc called ``name``."""
+          simple_mode: bool = False, target: Any = None) -> IRModule:
+    """Lower a schedule to an IRModule holding one PrimFunc called ``name``.
+
+    With a cuda ``target`` (a string or Target; the enclosing ``with Target``
+    is not consulted) the function is also split into kernels in launch form.
+    """
     if not isinstance(sch, Schedule):
         raise LoweringError(f"lower expects a schedule from te.create_schedule, got {type(sch).__name__}")
     if binds:
         raise LoweringError("lower: binds= is not supported; buffers are compact row-major")
-    func = lower_to_primfunc(sch, args, name)
+    gpu = Target(target) if target is not None and Target(target).kind == "cuda" else None
+    func = lower_to_primfunc(sch, args, name, partition=gpu is None)
+    if gpu is not None:
+        func = lower_for_gpu(func, gpu)
     return IRModule({name: func})
 
 
-def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str) -> PrimFunc:
+def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str, partition: bool = True) -> PrimFunc:
     tensors, extra_vars = _split_args(args)
     bodies = inline_bodies(sch)
     stages = [st for st in sch.stages if isinstance(st.op, ComputeOp) and st.attach_type != "inline"]
@@ -59,7 +71,8 @@ def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str) -> PrimFunc
     body = simplify_stmt(body, analyzer)
     body = flatten_storage(body)
     body = simplify_stmt(body, analyzer)
-    body = simplify_stmt(partition_loops(body, analyzer), analyzer)
+    if partition:
+        body = simplify_stmt(partition_loops(body, analyzer), analyzer)
     body = vectorize_loops(body)
     body = unroll_loops(body)
     body = simplify_stmt(body, analyzer)

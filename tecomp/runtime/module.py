@@ -5,9 +5,12 @@ Owns opening a tecomp library safely: the file must be an ELF shared object
 passes ``metadata.parse_metadata``, and every function the metadata lists
 must be exported. Besides what the dynamic loader itself runs (ELF
 constructors, which tecomp libraries have none of), the only code of the
-library called while loading is ``__tecomp_metadata``. Also owns the sources the build driver attaches
-(``Module.sources``), timing and ``export_library``. This module must not
-import the compiler: loading a library needs numpy only.
+library called while loading is ``__tecomp_metadata``. A library whose
+metadata has a ``"cuda"`` section holds device code instead of host
+functions (``cuda_module.py``); its functions launch kernels through pycuda.
+Also owns the sources the build driver attaches (``Module.sources``), timing
+and ``export_library``. This module must not import the compiler: loading a
+library needs numpy only.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class Module:
         self.library_path = library_path
         self.metadata = metadata
         self.target: str = metadata["target"]
+        self.device_kind = "cuda" if "cuda" in metadata else "cpu"
         self.sources: dict[str, str | Callable[[], str]] = {}
         self._functions = {f.name: f for f in functions}
         self._owner = owner
@@ -94,8 +98,9 @@ class Module:
     def time_evaluator(self, func_name: str, dev: Device, number: int = 10, repeat: int = 1,
                        min_repeat_ms: float = 0) -> Callable[..., ProfileResult]:
         """A callable timing ``func_name`` on its arguments: see ``profiling.time_evaluator``."""
-        if not isinstance(dev, Device) or dev.kind != "cpu":
-            raise TecompError(f"time_evaluator: module {self.library_path} runs on the CPU, got device {dev!r}")
+        if not isinstance(dev, Device) or dev.kind != self.device_kind:
+            where = "the CPU" if self.device_kind == "cpu" else "a CUDA GPU"
+            raise TecompError(f"time_evaluator: module {self.library_path} runs on {where}, got device {dev!r}")
         return time_evaluator(self.get_function(func_name), number, repeat, min_repeat_ms)
 
     def export_library(self, path: str | os.PathLike) -> None:
@@ -174,6 +179,14 @@ def load_module(path: str | os.PathLike, owner: object = None) -> Module:
     except OSError as exc:
         raise TecompError(f"cannot load library {path}: {exc}") from None
     metadata, infos = parse_metadata(_read_metadata(lib, path), path)
+    if "cuda" in metadata:
+        from .cuda_module import functions_from_metadata
+        module = Module(loaded_from, list(functions_from_metadata(metadata, infos, path)), metadata,
+                        owner if holder is None else (owner, holder))
+        source = metadata["cuda"].get("source")
+        if isinstance(source, str):
+            module.sources["cuda"] = source
+        return module
     functions = []
     for info in infos:
         try:

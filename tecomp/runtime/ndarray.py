@@ -3,8 +3,9 @@
 Owns allocation (64-byte-aligned host storage, so vector loads of any width
 are aligned at the base), conversion from numpy / ``__array__`` / DLPack
 producers, and the dtypes the runtime supports. CPU arrays wrap a numpy
-array; CUDA arrays need the cuda backend and are refused with a clear error
-until it exists. This module must not import the compiler.
+array; ``empty``/``array`` on a CUDA device return a ``CUDANDArray``
+(``cuda_driver.py``, device memory through pycuda, imported only then). This
+module must not import the compiler.
 """
 
 from __future__ import annotations
@@ -40,11 +41,15 @@ def check_dtype(dtype: Any) -> np.dtype:
 
 
 def _require_host(dev: Device) -> None:
-    # The single gate for device memory: a CUDA backend adds its storage here.
     if not isinstance(dev, Device):
         raise TecompError(f"expected a tecomp Device such as tecomp.cpu(0), got {type(dev).__name__}")
     if dev.kind != "cpu":
-        raise TecompError(f"cannot place an array on {dev}: CUDA NDArrays need the cuda backend (pycuda)")
+        raise TecompError(f"an NDArray wrapping a numpy array lives on the CPU, not {dev}; copy data to the "
+                          f"GPU with tecomp.nd.array(x, {dev!r}) or allocate with tecomp.nd.empty(..., device=...)")
+
+
+def _on_gpu(dev: Any) -> bool:
+    return isinstance(dev, Device) and dev.kind == "cuda"
 
 
 def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -111,7 +116,7 @@ class NDArray:
 
     def copyfrom(self, source: Any) -> "NDArray":
         """Copy ``source`` (NDArray, numpy array or array-like) in, casting to this dtype."""
-        src = source._array if isinstance(source, NDArray) else np.asarray(source)
+        src = _to_numpy(source) if isinstance(source, NDArray) else np.asarray(source)
         if src.shape != self.shape:
             raise TecompError(f"copyfrom: source shape {src.shape} does not match array shape {self.shape}")
         np.copyto(self._array, src, casting="unsafe")
@@ -126,8 +131,7 @@ class NDArray:
         elif (target.shape, target.dtype) != (self.shape, self.dtype):
             raise TecompError(f"copyto: target is {target.dtype}{list(target.shape)}, "
                               f"source is {self.dtype}{list(self.shape)}")
-        np.copyto(target._array, self._array)
-        return target
+        return target.copyfrom(self)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if copy is False and dtype is not None and np.dtype(dtype) != self._array.dtype:
@@ -148,13 +152,16 @@ class NDArray:
 def empty(shape: Any, dtype: Any = "float32", device: Device | None = None) -> NDArray:
     """An uninitialised array in fresh 64-byte-aligned storage."""
     device = cpu(0) if device is None else device
+    if _on_gpu(device):
+        from .cuda_driver import CUDANDArray
+        return CUDANDArray(_check_shape(shape), check_dtype(dtype), device)
     _require_host(device)
     return NDArray(_aligned_empty(_check_shape(shape), check_dtype(dtype)), device)
 
 
 def _to_numpy(data: Any) -> np.ndarray:
     if isinstance(data, NDArray):
-        return data._array
+        return data._array if data._array is not None else data.numpy()
     if isinstance(data, np.ndarray):
         return data
     if hasattr(data, "__dlpack__"):
@@ -172,8 +179,10 @@ def _to_numpy(data: Any) -> np.ndarray:
 def array(data: Any, device: Device | None = None) -> NDArray:
     """Copy ``data`` (numpy array, ``__array__`` or DLPack producer, nested lists) into a new NDArray."""
     device = cpu(0) if device is None else device
-    _require_host(device)
     src = _to_numpy(data)
+    if _on_gpu(device):
+        return empty(src.shape, check_dtype(src.dtype), device).copyfrom(src)
+    _require_host(device)
     out = empty(src.shape, check_dtype(src.dtype), device)
     np.copyto(out._array, src)
     return out

@@ -13,6 +13,7 @@ which releases the GIL. This module must not import the compiler.
 from __future__ import annotations
 
 import ctypes
+import time
 from typing import Any
 
 import numpy as np
@@ -29,8 +30,9 @@ class PackedFunc:
     """A callable compiled function: ``f(*arrays)`` with NDArrays or C-contiguous numpy arrays."""
 
     def __init__(self, info: FunctionInfo, cfunc: Any) -> None:
-        cfunc.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)]
-        cfunc.restype = ctypes.c_int32
+        if cfunc is not None:  # None for device functions, which launch their own way (cuda_module)
+            cfunc.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)]
+            cfunc.restype = ctypes.c_int32
         self.name = info.name
         self.info = info
         self._cfunc = cfunc
@@ -72,6 +74,14 @@ class PackedFunc:
         code = self._cfunc(ptrs, sizes)
         if code != 0:
             raise TecompError(f"{self.name} failed: the compiled function returned error code {code}")
+
+    def time_calls(self, ptrs: Any, sizes: Any, count: int) -> float:
+        """Seconds for ``count`` back-to-back calls on prepared arguments (wall clock)."""
+        run = self.call_prepared
+        start = time.perf_counter()
+        for _ in range(count):
+            run(ptrs, sizes)
+        return time.perf_counter() - start
 
     def _unwrap(self, i: int, param: ParamInfo, arg: Any) -> tuple[np.ndarray, int]:
         if isinstance(arg, NDArray):

@@ -4,13 +4,13 @@ Follows TVM's semantics: one warm-up call, then ``repeat`` measurements of
 ``number`` back-to-back calls each; with ``min_repeat_ms`` > 0, ``number``
 grows (by at least the golden ratio) until one measurement lasts that long.
 Arguments are checked once before timing, so the figures cover the compiled
-code and the ctypes call only. This module must not import the compiler.
+code and the call only; the function measures itself (``time_calls``: the
+wall clock for CPU code, CUDA events for GPU kernels). This module must not import the compiler.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any, Callable, NamedTuple
 
 from ..error import TecompError
@@ -47,8 +47,7 @@ def time_evaluator(func: PackedFunc, number: int = 10, repeat: int = 1,
     def evaluator(*args: Any) -> ProfileResult:
         ptrs, sizes = func.prepare(args)
         ensure_thread_config()
-        run = func.call_prepared
-        run(ptrs, sizes)  # warm-up: page faults, caches, the thread pool
+        func.call_prepared(ptrs, sizes)  # warm-up: page faults, caches, the thread pool, code loading
         results = []
         count = number
         for _ in range(repeat):
@@ -56,10 +55,7 @@ def time_evaluator(func: PackedFunc, number: int = 10, repeat: int = 1,
             while True:
                 if duration_ms > 0:
                     count = int(max(min_repeat_ms / (duration_ms / count) + 1, count * _GOLDEN_RATIO))
-                start = time.perf_counter()
-                for _ in range(count):
-                    run(ptrs, sizes)
-                duration_ms = (time.perf_counter() - start) * 1e3
+                duration_ms = func.time_calls(ptrs, sizes, count) * 1e3
                 if duration_ms >= min_repeat_ms:
                     break
             results.append(duration_ms / 1e3 / count)

@@ -1,0 +1,74 @@
+"""CUDA schedules of ``softmax``/``log_softmax`` and their tuning template.
+
+Three kernels: the row maximum and the row sum of ``exp(x - max)`` each run one thread per
+row (a register accumulator; ``exp`` is recomputed where it is read, never stored), then the
+output runs one thread per element over all rows, reading both row statistics. The row
+statistics live in global memory between the kernels (workspaces the runtime provides).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ... import te
+from ... import tuner as autotvm
+from ...te.schedule import Schedule, create_schedule
+from ...te.tensor import Tensor
+from ..common import as_list, producers_named
+from ..softmax import log_softmax, softmax
+from .common import BLOCK_X, THREAD_X, axis, bind_flat, dispatched, fuse_all, num_elements
+
+TEMPLATE = "schedules/cuda/softmax"
+
+
+def _row_kernel(s: Schedule, stat: Tensor, threads: int) -> None:
+    """One thread per row accumulating in a register."""
+    acc = s.cache_write(stat, "local")
+    stage = s[stat]
+    bx, tx = stage.split(fuse_all(stage), factor=threads)
+    stage.bind(bx, axis(BLOCK_X))
+    stage.bind(tx, axis(THREAD_X))
+    s[acc].compute_at(stage, tx)
+
+
+def schedule_softmax_output(s: Schedule, out: Tensor, threads: int = 128, vector: int = 4) -> None:
+    """Schedule one softmax/log_softmax output and its row statistics inside ``s``."""
+    stats = producers_named(out, lambda name: name in ("row_max", "row_exp", "row_sum"))
+    for t in stats:
+        if t.op.name == "row_exp":
+            s[t].compute_inline()
+        else:
+            _row_kernel(s, t, threads)
+    total = num_elements(out)
+    lanes = vector if total is not None and total % vector == 0 and out.shape[-1].value % vector == 0 else 1
+    bind_flat(s[out], fuse_all(s[out]), threads, lanes)
+
+
+def schedule_softmax(outs: Any, threads: int | None = None) -> Schedule:
+    """CUDA schedule of softmax/log_softmax over any axis (see the module docstring)."""
+    outs = as_list(outs)
+    s = create_schedule([o.op for o in outs])
+    for o in outs:
+        chosen = threads
+        if chosen is None:
+            shape = tuple(d.value for d in o.shape)
+            cfg = dispatched(TEMPLATE, (shape, o.op.attrs["softmax_axis"], o.dtype, o.op.name == "log_softmax"))
+            chosen = cfg["threads"].val
+        schedule_softmax_output(s, o, chosen)
+    return s
+
+
+schedule_log_softmax = schedule_softmax
+
+
+@autotvm.template(TEMPLATE)
+def softmax_template(shape: tuple, axis_: int = -1, dtype: str = "float32",
+                     log: bool = False) -> tuple[Schedule, list[Tensor]]:
+    """Tunable CUDA softmax/log_softmax: knob threads per block."""
+    x = te.placeholder(tuple(shape), dtype, name="x")
+    out = (log_softmax if log else softmax)(x, axis_)
+    cfg = autotvm.get_config()
+    cfg.define_knob("threads", [128, 64, 256, 32])
+    s = create_schedule(out.op)
+    schedule_softmax_output(s, out, cfg["threads"].val)
+    return s, [x, out]
