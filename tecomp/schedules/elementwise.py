@@ -1,4 +1,4 @@
-"""Elementwise operators: broadcasting binary arithmetic, activations, math functions, where, cast.
+"""Elementwise operators: broadcasting arithmetic, comparisons and logic, activations, math, where, cast.
 
 Binary operators follow numpy/ONNX multidirectional broadcasting and accept a
 tensor and a Python scalar on either side. Every operator returns a te tensor;
@@ -16,7 +16,7 @@ from ..error import ExprError
 from ..tir import dtype as dt
 from ..tir import op as tir_op
 from ..tir.expr import PrimExpr
-from .common import check_dtype, const_shape, fail
+from .common import check_dtype, const_shape, fail, schedule_injective
 
 Operand = te.Tensor | int | float | bool
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -246,3 +246,67 @@ def negative(x: te.Tensor) -> te.Tensor:
 def abs(x: te.Tensor) -> te.Tensor:
     """``|x|`` (ONNX Abs); integers stay integers."""
     return _unary("abs", x, te.abs)
+
+
+def leaky_relu(x: te.Tensor, alpha: float = 0.01) -> te.Tensor:
+    """``x`` where ``x >= 0``, else ``alpha * x`` (ONNX LeakyRelu)."""
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
+        raise fail("leaky_relu", "alpha", f"expected a number, got {alpha!r}")
+    return _unary("leaky_relu", x, lambda v: te.select(v < te.const(0, v.dtype), v * te.const(alpha, v.dtype), v),
+                  FLOATS)
+
+
+def _compare(name: str, kind: str, a: Operand, b: Operand) -> te.Tensor:
+    return broadcast_compute(name, {"a": a, "b": b}, lambda x, y: tir_op.cmp(kind, x, y),
+                             NUMERIC_DTYPES + ("bool",))
+
+
+def equal(a: Operand, b: Operand) -> te.Tensor:
+    """``a == b`` with broadcasting, a bool tensor (ONNX Equal)."""
+    return _compare("equal", "==", a, b)
+
+
+def less(a: Operand, b: Operand) -> te.Tensor:
+    """``a < b`` with broadcasting, a bool tensor (ONNX Less)."""
+    return _compare("less", "<", a, b)
+
+
+def less_equal(a: Operand, b: Operand) -> te.Tensor:
+    """``a <= b`` with broadcasting, a bool tensor (ONNX LessOrEqual)."""
+    return _compare("less_equal", "<=", a, b)
+
+
+def greater(a: Operand, b: Operand) -> te.Tensor:
+    """``a > b`` with broadcasting, a bool tensor (ONNX Greater)."""
+    return _compare("greater", ">", a, b)
+
+
+def greater_equal(a: Operand, b: Operand) -> te.Tensor:
+    """``a >= b`` with broadcasting, a bool tensor (ONNX GreaterOrEqual)."""
+    return _compare("greater_equal", ">=", a, b)
+
+
+def logical_and(a: Operand, b: Operand) -> te.Tensor:
+    """``a and b`` of bool tensors with broadcasting (ONNX And)."""
+    return broadcast_compute("logical_and", {"a": a, "b": b}, tir_op.logical_and, ("bool",))
+
+
+def logical_or(a: Operand, b: Operand) -> te.Tensor:
+    """``a or b`` of bool tensors with broadcasting (ONNX Or)."""
+    return broadcast_compute("logical_or", {"a": a, "b": b}, tir_op.logical_or, ("bool",))
+
+
+def logical_xor(a: Operand, b: Operand) -> te.Tensor:
+    """``a != b`` of bool tensors with broadcasting (ONNX Xor)."""
+    return broadcast_compute("logical_xor", {"a": a, "b": b}, lambda x, y: tir_op.cmp("!=", x, y), ("bool",))
+
+
+def logical_not(x: te.Tensor) -> te.Tensor:
+    """``not x`` of a bool tensor (ONNX Not)."""
+    return _unary("logical_not", x, tir_op.logical_not, ("bool",))
+
+
+# The graph compiler schedules an operator missing from its fusion-pattern table with schedule_<op>.
+schedule_leaky_relu = schedule_equal = schedule_less = schedule_less_equal = schedule_greater = \
+    schedule_greater_equal = schedule_logical_and = schedule_logical_or = schedule_logical_xor = \
+    schedule_logical_not = schedule_injective

@@ -1,0 +1,13 @@
+"""Model importers. ``from_onnx`` turns an ONNX model into a tecomp graph (``tecomp.graph.Graph``)
+and its params; ``load_onnx`` reads and checks an ONNX file.
+
+Importing this package needs the ``onnx`` package (the ``onnx`` extra); ``tecomp.graph`` does not.
+"""
+
+from __future__ import annotations
+
+from . import ops_math, ops_nn, ops_tensor  # noqa: F401 - importing them registers the converters
+from .importer import UnsupportedOperatorError, from_onnx, load_onnx
+from .registry import supported_ops
+
+__all__ = ["UnsupportedOperatorError", "from_onnx", "load_onnx", "supported_ops"]
