@@ -123,14 +123,6 @@ def _dispatch(records: Optional[str]) -> Any:
     return apply_history_best(records)
 
 
-def _default_records() -> Path:
-    from .config import cache_dir
-
-    path = cache_dir() / "tuning" / "records.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _compile(args: argparse.Namespace) -> None:
     import tecomp.graph
 
@@ -145,7 +137,9 @@ def _tune(args: argparse.Namespace) -> None:
     from .graph.tuning import tune_model
 
     graph, params = _load_model(args.model, _shapes(args.shape), args.params)
-    records = args.records or _default_records()
+    from .config import default_records_path
+
+    records = args.records or default_records_path()
     option = None
     if args.scheduler:
         try:

@@ -57,6 +57,14 @@ def cache_dir() -> Path:
     return Path(_env("TECOMP_CACHE_DIR") or "~/.cache/tecomp").expanduser()
 
 
+def default_records_path() -> Path:
+    """The tuning records database used when none is named: ``<cache_dir>/tuning/records.db``
+    (its directory is created)."""
+    path = cache_dir() / "tuning" / "records.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def log_level() -> str:
     """``TECOMP_LOG_LEVEL`` upper-cased (one of LOG_LEVELS), or ``WARNING``."""
     value = _env("TECOMP_LOG_LEVEL")

@@ -176,18 +176,18 @@ def _parse_and_verify(text: str, funcs: Sequence[PrimFunc]) -> llvm.ModuleRef:
 
 
 def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
-    """Run LLVM's O3 pipeline with loop and SLP vectorization.
+    """Run LLVM's O3 pipeline with SLP vectorization, without LLVM's loop vectorizer or unroller.
 
-    LLVM's own loop unrolling stays off: after loop vectorization it
-    miscompiled floormod-indexed loads on AVX-512 hosts (LLVM 22; see
-    tests/lower/test_regressions.py), and schedules unroll explicitly anyway,
-    with no loss on the GEMM benchmark.
+    Schedules vectorize and unroll explicitly, so neither LLVM loop pass is needed for speed
+    (no loss on the GEMM, operator and model benchmarks), and both miscompiled floordiv /
+    floormod-indexed loads on AVX-512 hosts with LLVM 22 (the loop vectorizer alone, and
+    together with the unroller; see tests/lower/test_regressions.py).
     """
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
+    pto.loop_vectorization = False
     pto.slp_vectorization = True
     pto.loop_unrolling = False
-    pto.loop_interleaving = True
+    pto.loop_interleaving = False
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(mod, pb)
 

@@ -48,7 +48,7 @@ def check_params(graph: Graph, params: Optional[dict[str, Any]]) -> dict[str, np
                 from None
         if value.shape != t.shape or value.dtype != np.dtype(t.dtype):
             raise GraphError(f"param {name!r}: the graph declares {t}, the value is {value.dtype}{list(value.shape)}")
-        out[name] = np.ascontiguousarray(value)
+        out[name] = np.require(value, requirements="C")  # keeps 0-d arrays 0-d (ascontiguousarray does not)
     return out
 
 

@@ -241,7 +241,7 @@ def _checked_input(spec: TensorSpec, value: Any) -> np.ndarray:
         raise ArgumentError(f"input {spec.name!r}: expected dtype {spec.dtype}, got {arr.dtype}")
     if arr.shape != spec.shape:
         raise ArgumentError(f"input {spec.name!r}: expected shape {spec.shape}, got {arr.shape}")
-    return np.ascontiguousarray(arr)
+    return np.require(arr, requirements="C")
 
 
 # ---------------------------------------------------------------------- opening

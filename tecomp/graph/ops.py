@@ -39,9 +39,10 @@ OPAQUE = "opaque"
 
 _PATTERNS = {
     ELEMWISE: ("relu", "clip", "sigmoid", "tanh", "exp", "log", "sqrt", "erf", "gelu", "cast", "negative",
-               "abs"),
+               "abs", "leaky_relu", "logical_not"),
     BROADCAST: ("add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "where",
-                "batch_norm_inference"),
+                "batch_norm_inference", "equal", "less", "less_equal", "greater", "greater_equal",
+                "logical_and", "logical_or", "logical_xor"),
     INJECTIVE: ("transpose", "reshape", "flatten", "concatenate", "split", "strided_slice", "pad", "take",
                 "expand", "layout_transform", "pack_conv2d_kernel", "pack_depthwise_kernel", "pack_dense_weight"),
     REDUCE: ("sum", "max", "min", "mean"),

@@ -3,8 +3,6 @@ when the frontend is there)."""
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -101,9 +99,6 @@ def test_tune_then_compile_with_records(tmp_path, capsys):
     np.testing.assert_allclose(tecomp.graph.load(tmp_path / "g.so").run(x)[0], x @ weight.T)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("onnx") is None or
-                    not hasattr(importlib.import_module("tecomp.frontend"), "from_onnx"),
-                    reason="needs onnx and tecomp.frontend.from_onnx")
 def test_compile_an_onnx_model_with_a_shape(tmp_path, capsys):
     import onnx
     from onnx import TensorProto, helper

@@ -16,11 +16,8 @@ from conftest import assert_matches_onnxruntime, onnx_models
     ("cnn", lambda: onnx_models.small_cnn(batch=2, image=16), {"input": (2, 3, 16, 16)}),
     ("transformer_block", lambda: onnx_models.transformer_encoder(layers=1, d_model=32, heads=4, ffn=64),
      {"input": (1, 8, 32)}),
-    pytest.param("transformer_block_batch2",
-                 lambda: onnx_models.transformer_encoder(layers=1, d_model=32, heads=4, ffn=64), {"input": (2, 8, 32)},
-                 marks=pytest.mark.xfail(strict=True, reason=(
-                     "LLVM O3 miscompiles the fused reshape+add+reshape+transpose+reshape kernel of the head split "
-                     "(right with fuse_ops=False, in the interpreter, and without codegen.build.optimize)"))),
+    ("transformer_block_batch2", lambda: onnx_models.transformer_encoder(layers=1, d_model=32, heads=4, ffn=64),
+     {"input": (2, 8, 32)}),
     ("transformer_block_gelu_op", lambda: onnx_models.transformer_encoder(layers=1, d_model=16, heads=2, gelu="op"),
      {"input": (1, 5, 16)}),
 ])

@@ -188,3 +188,14 @@ def test_keyword_tensor_inputs_round_trip_and_are_validated():
     with_bias[0].kwinputs = {"bias": "nowhere"}
     with pytest.raises(GraphError, match="input 'nowhere' is not defined before it"):
         optimized.validate()
+
+
+def test_zero_dimensional_param():
+    """A scalar (0-d) constant stays 0-d through constant folding and the run."""
+    f32 = lambda *shape: TensorType(tuple(shape), "float32")  # noqa: E731
+    graph = Graph({"x": f32(4)}, {"p": f32()},
+                  [Node("sqrt", ["p"], ["r"], {}, "root"), Node("add", ["x", "r"], ["y"], {}, "plus")],
+                  ["y"], {"x": f32(4), "p": f32(), "r": f32(), "y": f32(4)})
+    module = tecomp.graph.build(graph, "llvm", {"p": np.array(9.0, "float32")})
+    x = np.arange(4, dtype="float32")
+    np.testing.assert_allclose(module.run(x)[0], x + 3.0)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-frontend = pytest.importorskip("tecomp.frontend")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
 
-import tecomp.graph  # noqa: E402
+import tecomp.graph
+from tecomp import frontend
 
 RNG = np.random.default_rng(11)
 

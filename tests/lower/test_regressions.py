@@ -85,3 +85,23 @@ def test_unused_placeholder_argument():
     c = np.zeros(8, "float32")
     f(a, np.zeros(8, "float32"), c)
     np.testing.assert_allclose(c, a * 2)
+
+
+def test_llvm_loop_vectorizer_floordiv_indexed_loads():
+    # The head split of an attention layer (reshape + add + transpose fused into one kernel):
+    # LLVM 22's loop vectorizer alone made 256 of 512 outputs read the wrong element of b.
+    # The pipeline now leaves loop vectorization to the schedule.
+    fd, fm = te.floordiv, te.floormod
+    x = te.placeholder((512,), name="x")
+    b = te.placeholder((32,), name="b")
+    y = te.compute((512,), lambda j: x[fd(j, 256) * 256 + fm(fd(j, 8), 8) * 32 + fm(fd(j, 64), 4) * 8 + fm(j, 8)]
+                   + b[fm(fd(j, 64), 4) * 8 + fm(j, 8)], name="y")
+    s = te.create_schedule(y.op)
+    s[y].split(y.op.axis[0], factor=16)
+    xa = np.arange(512, dtype="float32") * 1000
+    ba = np.arange(32, dtype="float32")
+    j = np.arange(512)
+    want = xa[j // 256 * 256 + (j // 8) % 8 * 32 + (j // 64) % 4 * 8 + j % 8] + ba[(j // 64) % 4 * 8 + j % 8]
+    got = np.zeros(512, "float32")
+    tecomp.build(s, [x, b, y])(xa, ba, got)
+    np.testing.assert_array_equal(got, want)
