@@ -1,0 +1,95 @@
+"""Whole models on the CPU: tecomp default and tuned beside ONNX Runtime, 1 and 2 threads.
+
+Models (``onnx_models.BENCHMARKS``, random weights from a fixed seed): ResNet-18 and
+MobileNetV2 (224x224, batch 1), a 2-layer transformer encoder (d_model 256, 4 heads,
+seq 128) and an MLP 784-512-512-10 (batch 64). Each is imported with
+``tecomp.frontend.from_onnx`` and compiled twice: with no records (fallback configs)
+and under ``apply_history_best(--db)``; with ``--trials N`` every task of the model is
+first tuned (XGB, up to N trials each, resumable). ORT runs the same model with
+``intra_op_num_threads = n`` and all graph optimisations. Outputs are checked to agree;
+printed per model: compile seconds, the memory plan's peak of intermediates, and per thread
+count the median latency of tecomp default, tecomp tuned and ORT, and ORT / tuned.
+
+    python benchmarks/models_cpu.py [--models resnet18,mlp] [--threads 1,2] [--trials 0] [--db ops_cpu.db]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import time
+
+import numpy as np
+
+import tecomp
+import tecomp.graph
+from tecomp import tuner as autotvm
+from tecomp.frontend import from_onnx
+from tecomp.graph.tuning import tune_model
+
+from harness import median_seconds, threads
+from onnx_models import BENCHMARKS, random_inputs
+
+
+def ort_session(model, nthreads: int):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = nthreads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def compile_model(graph, params, db):
+    context = autotvm.apply_history_best(db) if db else contextlib.nullcontext()
+    start = time.perf_counter()
+    with context:
+        module = tecomp.graph.build(graph, "llvm", params)
+    return module, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(BENCHMARKS), help="comma-separated subset of "
+                        + ", ".join(BENCHMARKS))
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--trials", type=int, default=0, help="tune every task of each model first")
+    parser.add_argument("--db", default="ops_cpu.db", help="tuning records (shared with ops_cpu.py)")
+    args = parser.parse_args()
+    thread_counts = [int(t) for t in args.threads.split(",") if t.strip()]
+
+    import onnxruntime as ort
+    print(f"models on {platform.processor() or platform.machine()}, tecomp {tecomp.__version__}, "
+          f"onnxruntime {ort.__version__}; records: {args.db}")
+    for name in args.models.split(","):
+        build_onnx, shapes = BENCHMARKS[name]
+        model = build_onnx()
+        graph, params = from_onnx(model, shape=shapes)
+        if args.trials:
+            tune_model(graph, params, args.db, args.trials)
+        db = args.db if os.path.exists(args.db) else None
+        default, default_s = compile_model(graph, params, None)
+        tuned, tuned_s = compile_model(graph, params, db)
+        inputs = random_inputs(shapes)
+        print(f"\n{name}: compile {default_s:.1f} s default, {tuned_s:.1f} s tuned; "
+              f"{tuned.memory_plan.summary()}")
+        print(f"  {'threads':>7s} {'default ms':>11s} {'tuned ms':>9s} {'ORT ms':>8s} {'ORT/tuned':>9s}")
+        for n in thread_counts:
+            sess = ort_session(model, n)
+            with threads(n):
+                want = sess.run(None, inputs)
+                for module in (default, tuned):
+                    for got, ref in zip(module.run(**inputs), want):
+                        np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-3,
+                                                   err_msg=f"{name}: tecomp and onnxruntime disagree")
+                d = median_seconds(lambda: default.run(**inputs), min_repeat_ms=300)
+                t = median_seconds(lambda: tuned.run(**inputs), min_repeat_ms=300)
+                o = median_seconds(lambda: sess.run(None, inputs), min_repeat_ms=300)
+            print(f"  {n:7d} {d * 1e3:11.3f} {t * 1e3:9.3f} {o * 1e3:8.3f} {o / t:9.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
