@@ -48,3 +48,15 @@ def threads(n: int) -> Iterator[None]:
 
 def gflops(flops: float, seconds: float) -> float:
     return flops / seconds / 1e9
+
+
+def ort_session(model_bytes: bytes, nthreads: int):
+    """An onnxruntime CPU session with ``nthreads`` intra-op threads, sequential, all graph
+    optimisations: how every benchmark runs its peer."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = nthreads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])

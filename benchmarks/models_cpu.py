@@ -29,18 +29,8 @@ from tecomp import tuner as autotvm
 from tecomp.frontend import from_onnx
 from tecomp.graph.tuning import tune_model
 
-from harness import median_seconds, threads
+from harness import median_seconds, ort_session, threads
 from onnx_models import BENCHMARKS, random_inputs
-
-
-def ort_session(model, nthreads: int):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = nthreads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def compile_model(graph, params, db):
@@ -78,7 +68,7 @@ def main() -> None:
               f"{tuned.memory_plan.summary()}")
         print(f"  {'threads':>7s} {'default ms':>11s} {'tuned ms':>9s} {'ORT ms':>8s} {'ORT/tuned':>9s}")
         for n in thread_counts:
-            sess = ort_session(model, n)
+            sess = ort_session(model.SerializeToString(), n)
             with threads(n):
                 want = sess.run(None, inputs)
                 for module in (default, tuned):

@@ -45,7 +45,7 @@ from tecomp.schedules import norm, pooling, softmax
 from tecomp.schedules.common import schedule_injective
 from tecomp.tuner.xgb_tuner import XGBTuner
 
-from harness import gflops, median_seconds, threads
+from harness import gflops, median_seconds, ort_session, threads
 
 OPSET = 17
 
@@ -101,7 +101,6 @@ def layout_kernel(shape: tuple, src_layout: str, dst_layout: str, src: str, dst:
 
 def onnx_session(case: Case, nthreads: int):
     import onnx
-    import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
     graph_inputs = [helper.make_tensor_value_info(k, TensorProto.FLOAT, list(v.shape))
@@ -113,12 +112,7 @@ def onnx_session(case: Case, nthreads: int):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8  # opset 17's IR version; newer onnx writes one older runtimes refuse
     onnx.checker.check_model(model)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = nthreads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return ort_session(model.SerializeToString(), nthreads)
 
 
 # ----------------------------------------------------------------------------- cases

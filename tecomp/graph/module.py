@@ -14,20 +14,18 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import shutil
 import statistics
 import struct
-import tempfile
 import threading
 import time
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from ..error import ArgumentError, GraphError
+from ..runtime.module import copy_library, open_library
 from ..runtime.threads import ensure_thread_config
 from .memory import MemoryPlan
 
@@ -202,19 +200,7 @@ class GraphModule:
 
     def export_library(self, path: str | os.PathLike) -> None:
         """Write the model (code, weights, executor, metadata) as one shared library at ``path``."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists() and target.samefile(self.library_path):
-            return
-        # a new file renamed over the target: rewriting a loaded library in place corrupts its users
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        os.close(fd)
-        try:
-            shutil.copyfile(self.library_path, partial)
-            os.replace(partial, target)
-        except BaseException:
-            os.unlink(partial)
-            raise
+        copy_library(self.library_path, path)
 
     def __repr__(self) -> str:
         return (f"<tecomp.graph.GraphModule {self.library_path} inputs={self.input_names} "
@@ -272,13 +258,12 @@ def _check_elf(path: str) -> None:
 
 
 def _open(path: str) -> tuple[ctypes.CDLL, object]:
-    from ..runtime.module import _dlopen  # one rule for a path whose file changed since it was loaded
 
     if not os.path.exists(path):
         raise GraphError(f"no model library at {path}")
     _check_elf(path)
     try:
-        lib, _, holder = _dlopen(path)
+        lib, _, holder = open_library(path)
     except OSError as exc:
         raise GraphError(f"cannot load model library {path}: {exc}") from None
     return lib, holder

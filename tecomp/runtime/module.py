@@ -105,20 +105,7 @@ class Module:
 
     def export_library(self, path: str | os.PathLike) -> None:
         """Copy the shared library to ``path``, creating its directory."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists() and target.samefile(self.library_path):
-            return
-        # Write a new file and rename it over the target: rewriting a library
-        # in place would corrupt a process that has it loaded.
-        fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-        os.close(fd)
-        try:
-            shutil.copyfile(self.library_path, partial)
-            os.replace(partial, target)
-        except BaseException:
-            os.unlink(partial)
-            raise
+        copy_library(self.library_path, path)
 
     def __repr__(self) -> str:
         return f"<tecomp.Module {self.library_path} functions=[{', '.join(self._functions)}]>"
@@ -150,7 +137,27 @@ def _read_metadata(lib: ctypes.CDLL, path: str) -> bytes:
     return text
 
 
-def _dlopen(path: str) -> tuple[ctypes.CDLL, str, object]:
+def copy_library(source: str, path: str | os.PathLike) -> None:
+    """Copy the shared library ``source`` to ``path``, creating its directory.
+
+    A new file is renamed over the target: rewriting a library in place would corrupt a
+    process that has it loaded.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and target.samefile(source):
+        return
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    except BaseException:
+        os.unlink(partial)
+        raise
+
+
+def open_library(path: str) -> tuple[ctypes.CDLL, str, object]:
     """The loaded library, the file it was loaded from, and what keeps that file alive."""
     st = os.stat(path)
     identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
@@ -175,7 +182,7 @@ def load_module(path: str | os.PathLike, owner: object = None) -> Module:
     path = os.path.abspath(os.fspath(path))
     _check_shared_object(path)
     try:
-        lib, loaded_from, holder = _dlopen(path)
+        lib, loaded_from, holder = open_library(path)
     except OSError as exc:
         raise TecompError(f"cannot load library {path}: {exc}") from None
     metadata, infos = parse_metadata(_read_metadata(lib, path), path)
