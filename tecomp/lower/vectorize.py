@@ -20,6 +20,7 @@ loops.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Optional
 
 from ..tir import dtype as dt
@@ -137,11 +138,29 @@ def _div_mod(cls: type, a: E.PrimExpr, b: E.PrimExpr, n: int) -> E.PrimExpr:
         return E.Broadcast(_op.floormod(a.base, sb), n)
     split = _split_multiple(a.base, c)
     if split is None or split[1] + s * (n - 1) >= c:
-        raise _Unvectorizable(f"{cls.__name__} of {a} by {c} crosses a multiple of {c}")
+        # base a multiple of m, m dividing c, and the ramp shorter than m: it stays inside one
+        # block of c (the lanes of a blocked-layout copy, e.g. (cc*32 + lane) // 64)
+        m = math.gcd(_known_multiple(a.base), c)
+        if s * (n - 1) >= m:
+            raise _Unvectorizable(f"{cls.__name__} of {a} by {c} crosses a multiple of {c}")
+        if cls is E.FloorDiv:
+            return E.Broadcast(_op.floordiv(a.base, sb), n)
+        return _ramp(_op.floormod(a.base, sb), a.stride, n)
     q, r = split
     if cls is E.FloorDiv:
         return E.Broadcast(q, n)
     return _ramp(_op.const(r, a.base.dtype), a.stride, n)
+
+
+def _known_multiple(e: E.PrimExpr) -> int:
+    """A positive constant that ``e`` is provably a multiple of (1 when its form shows none)."""
+    if isinstance(e, E.IntImm):
+        return abs(e.value) or 1 << 30
+    if isinstance(e, E.Mul):
+        return _known_multiple(e.a) * _known_multiple(e.b)
+    if isinstance(e, (E.Add, E.Sub)):
+        return math.gcd(_known_multiple(e.a), _known_multiple(e.b))
+    return 1
 
 
 def _split_multiple(e: E.PrimExpr, c: int) -> Optional[tuple[E.PrimExpr, int]]:

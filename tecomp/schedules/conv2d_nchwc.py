@@ -247,7 +247,15 @@ def schedule_layout_stage(s: Schedule, t: Tensor) -> None:
     row = stage.fuse(*axes[:3])
     stage.parallel(row)
     if len(axes) == 5:
-        stage.vectorize(axes[4])
+        lanes, width = t.shape[4].value, t.shape[3].value
+        if lanes >= 8 or width % VECTOR_LANES:
+            stage.vectorize(axes[4])
+            return
+        # few lanes (an image's 3 channels): vector reads along each source row instead
+        xo, xi = stage.split(axes[3], factor=VECTOR_LANES)
+        stage.reorder(row, xo, axes[4], xi)
+        stage.unroll(axes[4])
+        stage.vectorize(xi)
         return
     width = t.shape[3].value
     if width % VECTOR_LANES == 0:

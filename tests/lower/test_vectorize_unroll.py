@@ -107,6 +107,26 @@ def test_floordiv_floormod_of_the_lane_fold_away(rng):
     same_results(tiled(body), g, rng)
 
 
+def test_lanes_inside_a_wider_block_fold_away(rng):
+    # a blocked-layout copy: j = jo*8 + ji read as (j // 16, j % 16); the base jo*8 is a multiple of
+    # 8, 8 divides 16 and the 8 lanes never cross a multiple of 16, so both fold (no gather)
+    def body(A, B, C, i, j):
+        return store(C, load(A, i * N + floordiv(j, 16) * 16 + floormod(j, 16)), i * N + j)
+    g = vectorized(tiled(body))
+    assert len(loops(g.body)) == 2
+    assert "floordiv(ramp" not in str(g) and "floormod(ramp" not in str(g)
+    same_results(tiled(body), g, rng)
+
+
+def test_lanes_that_may_cross_a_block_stay_serial(rng):
+    # base jo*8 + 4: the 8 lanes straddle a multiple of 16 for odd jo, so no fold is valid
+    def body(A, B, C, i, j):
+        return store(C, load(A, i * N + floordiv(j + 4, 16)), i * N + j)
+    g = vectorized(tiled(body))
+    assert len(loops(g.body)) == 3  # the lane loop stays a loop
+    same_results(tiled(body), g, rng)
+
+
 def test_scalar_condition_branch_and_let_vectorize(rng):
     def body(A, B, C, i, j):
         x = Var("x", "float32")
