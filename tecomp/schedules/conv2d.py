@@ -16,6 +16,7 @@ from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
+from . import transform
 from .common import (IntPair, check_dtype, const_shape, fail, find_by_tag, int_pair, padding4,
                      schedule_each_output)
 
@@ -27,18 +28,13 @@ EPILOGUE_TAG = "conv2d_epilogue"
 Activation = str | tuple | None
 
 
-def _pad(data: Tensor, pads: tuple[int, int, int, int]) -> Tensor:
-    top, left, bottom, right = pads
+def pad_spatial(data: Tensor, pads: tuple[int, int, int, int], tag: str) -> Tensor:
+    """``data`` (NCHW, or blocked NCHW<b>c) zero-padded by (top, left, bottom, right) in H and W."""
     if not any(pads):
         return data
-    n, c, h, w = const_shape(data, OP, "data")
-    zero = te.const(0, data.dtype)
-
-    def body(b, ch, y, x):
-        inside = te.all(y >= top, y < h + top, x >= left, x < w + left)
-        return te.if_then_else(inside, data[b, ch, y - top, x - left], zero)
-
-    return te.compute((n, c, h + top + bottom, w + left + right), body, name="pad", tag=PAD_TAG)
+    top, left, bottom, right = pads
+    rest = (0,) * (len(data.shape) - 4)
+    return transform.pad(data, (0, 0, top, left) + rest, (0, 0, bottom, right) + rest, tag=tag)
 
 
 def _check_channels(dshape: tuple, kshape: tuple, groups: int) -> None:
@@ -116,7 +112,7 @@ def conv2d_nchw(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: Int
     c_out, cpg, kh, kw = kshape
     oh = output_size(OP, h + pads[0] + pads[2], kh, sh, dh, "height")
     ow = output_size(OP, w + pads[1] + pads[3], kw, sw, dw, "width")
-    padded = _pad(data, pads)
+    padded = pad_spatial(data, pads, PAD_TAG)
     rc = te.reduce_axis((0, cpg), name="rc")
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")

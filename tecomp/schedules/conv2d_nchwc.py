@@ -25,7 +25,7 @@ from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from .common import (IntPair, check_dtype, const_shape, fail, find_by_tag, inline_between, int_pair, padding4,
                      schedule_each_output, schedule_injective_stage)
-from .conv2d import Activation, check_epilogue, output_size, apply_epilogue
+from .conv2d import Activation, apply_epilogue, check_epilogue, output_size, pad_spatial
 
 OP = "conv2d_nchwc"
 DW_OP = "depthwise_conv2d_nchwc"
@@ -105,20 +105,6 @@ def _rank4(t: Tensor, argument: str, op_name: str) -> tuple[int, int, int, int]:
 
 # ----------------------------------------------------------------------------- operators
 
-def _pad_blocked(data: Tensor, pads: tuple[int, int, int, int]) -> Tensor:
-    top, left, bottom, right = pads
-    if not any(pads):
-        return data
-    n, cc, h, w, b = (d.value for d in data.shape)
-    zero = te.const(0, data.dtype)
-
-    def body(i, c, y, x, lane):
-        inside = te.all(y >= top, y < h + top, x >= left, x < w + left)
-        return te.if_then_else(inside, data[i, c, y - top, x - left, lane], zero)
-
-    return te.compute((n, cc, h + top + bottom, w + left + right, b), body, name="pad", tag=PAD_TAG)
-
-
 def _workload(data_shape: tuple, kernel_shape: tuple, g: "_Geometry", dtype: str) -> tuple:
     """The template arguments of a conv (layout-free: NCHW data and OIHW kernel shapes)."""
     return (data_shape, kernel_shape, g.strides, g.pads, g.dilation, dtype)
@@ -177,7 +163,7 @@ def conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: In
                                  f"got {kshape}")
     occ, _, kh, kw, _, ob = kshape
     g = _geometry(OP, h, w, kh, kw, strides, padding, dilation)
-    padded = _pad_blocked(data, g.pads)
+    padded = pad_spatial(data, g.pads, PAD_TAG)
     (sh, sw), (dh, dw) = g.strides, g.dilation
     ric = te.reduce_axis((0, icc), name="ic_outer")
     rib = te.reduce_axis((0, ib), name="ic_inner")
@@ -207,7 +193,7 @@ def depthwise_conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, p
         raise fail(DW_OP, "kernel", f"expected [{cc}, KH, KW, {b}] for data {(n, cc, h, w, b)}, got {kshape}")
     _, kh, kw, _ = kshape
     g = _geometry(DW_OP, h, w, kh, kw, strides, padding, dilation)
-    padded = _pad_blocked(data, g.pads)
+    padded = pad_spatial(data, g.pads, PAD_TAG)
     (sh, sw), (dh, dw) = g.strides, g.dilation
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")

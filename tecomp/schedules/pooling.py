@@ -163,13 +163,16 @@ def _schedule_blocked(s: Schedule, out: Tensor, producers: list, knobs: PoolSche
     stage.vectorize(lane)
     for p in producers:
         s[p].compute_at(stage, xo)
-    for t in producers + ([out] if stage.op.reduce_axis else []):
+    # each window reduction: its (columns, lanes) loops inside the window loops
+    reductions = {t: tuple(s[t].op.axis[-2:]) for t in producers}
+    if stage.op.reduce_axis:
+        reductions[out] = (xi, lane)
+    for t, (columns, lanes) in reductions.items():
         rstage = s[t]
-        *_, rxi, rlane = rstage.op.axis if t is not out else (None, xi, lane)
         ry, rx = rstage.op.reduce_axis
-        rstage.reorder(ry, rx, rxi, rlane)
-        rstage.unroll(rxi)
-        rstage.vectorize(rlane)
+        rstage.reorder(ry, rx, columns, lanes)
+        rstage.unroll(columns)
+        rstage.vectorize(lanes)
         if knobs.unroll_kw:
             rstage.unroll(rx)
 

@@ -180,8 +180,10 @@ def strided_slice(x: te.Tensor, begin: Sequence[int], end: Sequence[int],
                       name="strided_slice")
 
 
-def pad(x: te.Tensor, pad_before: Sequence[int], pad_after: Sequence[int], pad_value: float = 0.0) -> te.Tensor:
-    """Constant padding (ONNX Pad, mode constant); padded positions never load from ``x``."""
+def pad(x: te.Tensor, pad_before: Sequence[int], pad_after: Sequence[int], pad_value: float = 0.0,
+        tag: str = "") -> te.Tensor:
+    """Constant padding (ONNX Pad, mode constant); padded positions never load from ``x``.
+    ``tag`` marks the stage for the schedule of an operator that pads its input."""
     shape = _shape("pad", x)
     for argument, seq in (("pad_before", pad_before), ("pad_after", pad_after)):
         if len(seq) != len(shape) or any(not isinstance(p, int) or p < 0 for p in seq):
@@ -194,7 +196,7 @@ def pad(x: te.Tensor, pad_before: Sequence[int], pad_after: Sequence[int], pad_v
         value = x[tuple(v - b for v, b in zip(i, pad_before))]
         return te.if_then_else(te.all(*inside), value, te.const(pad_value, x.dtype)) if inside else value
 
-    return te.compute(out, fcompute, name="pad")
+    return te.compute(out, fcompute, name="pad", tag=tag)
 
 
 def take(x: te.Tensor, indices: te.Tensor, axis: int = 0) -> te.Tensor:
