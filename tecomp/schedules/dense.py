@@ -15,6 +15,7 @@ from typing import Any
 
 from .. import te
 from .. import tuner as autotvm
+from ..target import Target
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
@@ -133,10 +134,19 @@ def _dense(data: Tensor, weight: Tensor, bias: Tensor | None, transpose_a: bool,
     return dense_packed(data, _pack(weight, False, transpose_b, n, k, nr), n, bias, transpose_a)
 
 
+def _panel_width(template: str, workload: tuple, n: int) -> int:
+    # A GPU schedule stages B through shared memory in any layout; one panel keeps its column
+    # index free of divisions (what the cuda templates tune).
+    target = Target.current(allow_none=True)
+    if target is not None and target.kind == "cuda":
+        return n
+    return autotvm.task.dispatched_config(template, workload)["tile_n"].val
+
+
 def dense_panel_width(m: int, n: int, k: int, dtype: str = "float32", transpose_a: bool = False) -> int:
     """Columns per weight panel for a dense of this shape: the dispatched config's (tuned under
-    ``apply_history_best``, else the fallback)."""
-    return autotvm.task.dispatched_config(DENSE_TEMPLATE, (m, n, k, dtype, transpose_a))["tile_n"].val
+    ``apply_history_best``, else the fallback); ``n`` (one panel) on a cuda target."""
+    return _panel_width(DENSE_TEMPLATE, (m, n, k, dtype, transpose_a), n)
 
 
 def dense(data: Tensor, weight: Tensor, bias: Tensor | None = None, transpose_a: bool = False,
@@ -169,7 +179,7 @@ def _batch_matmul(a: Tensor, b: Tensor, transpose_b: bool, nr: int | None) -> Te
     if a.dtype != b.dtype:
         raise fail(op_name, "b", f"dtype {b.dtype} differs from a's {a.dtype}")
     workload = (ashape, bshape, a.dtype, transpose_b)
-    nr = nr or autotvm.task.dispatched_config(BATCH_MATMUL_TEMPLATE, workload)["tile_n"].val
+    nr = nr or _panel_width(BATCH_MATMUL_TEMPLATE, workload, n)
     packed = _pack(b, True, transpose_b, n, k, nr)
     r = te.reduce_axis((0, k), name="k")
 

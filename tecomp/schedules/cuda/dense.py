@@ -105,12 +105,13 @@ def schedule_product_output(s: Schedule, out: Tensor, tiles: GemmTiles) -> None:
 
     threads = [(THREAD_X, tx), (THREAD_Y, ty)]
     a_shared = s.cache_read(lhs, "shared", [acc])
-    if isinstance(rhs.op, ComputeOp) and rhs.op.tag == PACK_TAG:
+    packed_inline = isinstance(rhs.op, ComputeOp) and rhs.op.tag == PACK_TAG
+    if packed_inline:
         s[rhs].compute_inline()  # the copy to shared memory reads the weight in its own layout
     b_shared = s.cache_read(rhs, "shared", [acc])
     for cached in (a_shared, b_shared):
         s[cached].compute_at(acc_stage, ko)
-        order = _contiguous_last(s[cached].op if cached is a_shared else rhs.op)
+        order = _contiguous_last(rhs.op if cached is b_shared and packed_inline else s[cached].op)
         vector = 4 if order == list(range(len(order))) else 1
         fetch_cooperatively(s, cached, threads, vector, order)
 
@@ -184,6 +185,8 @@ def _workload(product: Tensor) -> tuple[str, tuple]:
     if isinstance(rhs.op, ComputeOp) and rhs.op.tag == PACK_TAG:
         weight = rhs.op.input_tensors[0]
         transpose_b = not _reads_first(rhs.op, weight, rhs.op.axis[1].var)
+    elif len(rhs.shape) == 3:  # a weight packed ahead of time ([1, K, N]) reads like an untransposed one
+        transpose_b = False
     return TEMPLATE, (dims[0], dims[1], k, product.dtype, transpose_a, transpose_b)
 
 
