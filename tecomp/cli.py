@@ -215,7 +215,8 @@ def _add_model_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
                      help="static shape of an input of an ONNX model (repeatable)")
     cmd.add_argument("--params", metavar="PARAMS.npz", help="param values of a graph JSON model")
-    cmd.add_argument("--target", default="llvm", help="target (default: llvm)")
+    cmd.add_argument("--target", default="llvm",
+                     help="target: llvm (default, this CPU) or cuda [-arch=sm_XY] (an NVIDIA GPU)")
     cmd.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

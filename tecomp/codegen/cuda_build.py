@@ -18,6 +18,7 @@ import base64
 import functools
 import json
 import time
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 import llvmlite.binding as llvm
@@ -42,18 +43,27 @@ def default_arch(target: Target) -> Optional[str]:
     return f"sm_{cc[0]}{cc[1]}" if cc else None
 
 
-def _host_library(meta: str, tmp: _TempDir, stem: str) -> str:
-    """A shared object that only exports ``__tecomp_metadata`` returning ``meta``."""
+def metadata_object(meta: str) -> bytes:
+    """An object file whose only symbol is ``__tecomp_metadata`` returning ``meta``."""
     tm = target_machine(Target.host())
     emitter = ModuleEmitter(tm.triple, str(tm.target_data))
     emitter.add_metadata(meta)
-    mod = llvm.parse_assembly(str(emitter.module))
-    return str(_link(tm.emit_object(mod), tmp.path, stem, ()))
+    return tm.emit_object(llvm.parse_assembly(str(emitter.module)))
 
 
-def compile_cuda_library(funcs: Sequence[PrimFunc], target: Union[Target, str],
-                         fast_math: bool = False) -> CompiledLibrary:
-    """Lower (if needed), generate, compile with nvcc and package ``funcs`` for a cuda target."""
+@dataclass
+class DeviceCode:
+    """GPU-lowered functions compiled by nvcc, and the library metadata that carries them."""
+
+    metadata: dict        # ``__tecomp_metadata``'s document, with its "cuda" section
+    source: str           # the CUDA C
+    arch: Optional[str]
+    timings: dict
+
+
+def compile_device_code(funcs: Sequence[PrimFunc], target: Union[Target, str],
+                        fast_math: bool = False) -> DeviceCode:
+    """Lower (if needed), generate and compile ``funcs`` with nvcc for a cuda target."""
     target = Target(target) if not isinstance(target, Target) else target
     if target.kind != "cuda":
         raise BuildError(f"the CUDA backend cannot build for target {str(target)!r}")
@@ -63,21 +73,28 @@ def compile_cuda_library(funcs: Sequence[PrimFunc], target: Union[Target, str],
     t0 = time.perf_counter()
     generated = generate_cuda(funcs, target, fast_math)
     arch = default_arch(target)
-    stem = funcs[0].name
     t1 = time.perf_counter()
-    image = compile_cuda(generated.text, arch, "fatbin", fast_math, stem)
+    image = compile_cuda(generated.text, arch, "fatbin", fast_math, funcs[0].name)
     t2 = time.perf_counter()
     doc = json.loads(metadata_json(funcs, target))
     doc["cuda"] = {"format": CUDA_SECTION_FORMAT, "arch": arch, "image_format": "fatbin",
                    "image": base64.b64encode(image).decode("ascii"), "source": generated.text,
                    "functions": {f.name: plan_to_json(f, p) for f, p in zip(funcs, generated.plans)}}
+    return DeviceCode(doc, generated.text, arch, {"codegen": t1 - t0, "nvcc": t2 - t1})
+
+
+def compile_cuda_library(funcs: Sequence[PrimFunc], target: Union[Target, str],
+                         fast_math: bool = False) -> CompiledLibrary:
+    """Lower (if needed), generate, compile with nvcc and package ``funcs`` for a cuda target."""
+    code = compile_device_code(funcs, target, fast_math)
+    t0 = time.perf_counter()
     tmp = _TempDir()
-    so_path = _host_library(json.dumps(doc), tmp, stem)
-    t3 = time.perf_counter()
-    sources = {"cuda": generated.text,
-               "ptx": functools.partial(_ptx, generated.text, arch, fast_math, stem)}
-    timings = {"codegen": t1 - t0, "nvcc": t2 - t1, "package": t3 - t2}
-    return CompiledLibrary(so_path, sources, [f.name for f in funcs], timings, tmp)
+    stem = code.metadata["functions"][0]["name"]
+    so_path = str(_link(metadata_object(json.dumps(code.metadata)), tmp.path, stem, ()))
+    sources = {"cuda": code.source,
+               "ptx": functools.partial(_ptx, code.source, code.arch, fast_math, stem)}
+    timings = dict(code.timings, package=time.perf_counter() - t0)
+    return CompiledLibrary(so_path, sources, [f["name"] for f in code.metadata["functions"]], timings, tmp)
 
 
 def _ptx(source: str, arch: Optional[str], fast_math: bool, stem: str) -> str:

@@ -2,11 +2,12 @@
 
 The pipeline: check the params against the graph, run the graph passes
 (``passes.optimize``), fuse nodes into kernels (``fuse.py``), lower each
-distinct kernel (the library's schedules apply the config the dispatch
-context picks for their workload: tuned under ``apply_history_best``), plan
-the intermediate memory (``memory.py``), lay the used params out as the
-weights blob, write the executor (``executor_c.py``) and link everything into
-one library (``library.py``). The model metadata built here
+distinct kernel (the library's schedules, CUDA ones for a cuda target, apply
+the config the dispatch context picks for their workload: tuned under
+``apply_history_best``), plan the intermediate memory (``memory.py``), lay
+the used params out as the weights blob, write the executor (``executor_c.py``;
+a GPU model gets the description alone, its steps run from Python) and link
+everything into one library (``library.py``). The model metadata built here
 (``info``) is the JSON the library returns from ``tecomp_model_info``.
 """
 
@@ -169,13 +170,11 @@ def build(graph: Graph, target: Union[str, Target, None] = "llvm", params: Optio
     ``optimize=False`` turn fusion and the graph passes off (for comparison).
     """
     from ..build_module import resolve_target
-    from .executor_c import executor_source
+    from .executor_c import description_source, executor_source
     from .kernel import lower
     from .library import link_model
 
     tgt = resolve_target(target)
-    if tgt.kind != "llvm":
-        raise GraphError(f"tecomp.graph.build: target {tgt} is not supported (only llvm builds models)")
     if not isinstance(graph, Graph):
         raise GraphError(f"tecomp.graph.build expects a tecomp.graph.Graph, got {type(graph).__name__}")
     compiled = plan(graph, params if params is not None else {}, tgt, fuse_ops, optimize)
@@ -184,12 +183,14 @@ def build(graph: Graph, target: Union[str, Target, None] = "llvm", params: Optio
         funcs = []
         for kernel in compiled.distinct:
             bar.set_postfix_str(kernel.label[:40], refresh=False)
-            funcs.append(lower(kernel, compiled.graph.types))
+            funcs.append(lower(kernel, compiled.graph.types, tgt))
             bar.update()
     info, weights = model_info(compiled, tgt)
     holder = tempfile.TemporaryDirectory(prefix="tecomp-model-")
-    bar.set_postfix_str("LLVM optimization, linking")
-    so_path = link_model(funcs, tgt, executor_source(info), weights, Path(holder.name))
+    gpu = tgt.kind == "cuda"
+    bar.set_postfix_str("nvcc, linking" if gpu else "LLVM optimization, linking")
+    source = description_source(info) if gpu else executor_source(info)
+    so_path = link_model(funcs, tgt, source, weights, Path(holder.name))
     bar.update()
     bar.close()
     return GraphModule(so_path, owner=holder)

@@ -109,25 +109,29 @@ def inline_epilogue(s: Any, kernel: Kernel, env: dict[str, Any]) -> None:
                 stage.compute_inline()
 
 
-def schedule(kernel: Kernel, env: dict[str, Any]) -> Any:
-    """The kernel's schedule: its anchor's default schedule, or the injective one."""
+def schedule(kernel: Kernel, env: dict[str, Any], gpu: bool = False) -> Any:
+    """The kernel's schedule: its anchor's default schedule (the CUDA one with ``gpu``), or the injective one."""
     outs = [env[v] for v in kernel.outputs]
     anchor = kernel.anchor
     if anchor is None:
+        if gpu:
+            from ..schedules.cuda import schedule_injective as schedule_gpu_injective
+            return schedule_gpu_injective(outs)
         from ..schedules.common import schedule_injective
         return schedule_injective(outs)
-    sch = ops.lookup(anchor.op).schedule(outs)
+    sch = (ops.cuda_schedule(anchor.op) if gpu else ops.lookup(anchor.op).schedule)(outs)
     inline_epilogue(sch, kernel, env)
     return sch
 
 
-def lower(kernel: Kernel, types: dict[str, TensorType]) -> Any:
-    """The kernel as a PrimFunc named ``kernel.name``."""
+def lower(kernel: Kernel, types: dict[str, TensorType], target: Any = None) -> Any:
+    """The kernel as a PrimFunc named ``kernel.name``; for a cuda ``target``, GPU-scheduled in launch form."""
     from ..lower.driver import lower as lower_schedule
+    gpu = target is not None and target.kind == "cuda"
     args, env = compute(kernel, types)
     try:
-        sch = schedule(kernel, env)
-        return lower_schedule(sch, args, name=kernel.name)[kernel.name]
+        sch = schedule(kernel, env, gpu)
+        return lower_schedule(sch, args, name=kernel.name, target=target if gpu else None)[kernel.name]
     except TecompError as exc:
         raise GraphError(f"kernel {kernel.name} ({kernel.label}, nodes "
                          f"{', '.join(repr(n.name) for n in kernel.nodes)}): {type(exc).__name__}: {exc}") from exc

@@ -1,16 +1,20 @@
 """Linking a model into one shared library: kernels + C executor + weights blob.
 
-The kernels (all PrimFuncs of the model) become one LLVM module, optimized
-and emitted as an object by tecomp's LLVM backend; the executor C source
-(``executor_c.py``) is compiled by gcc; the weights are a raw blob placed in
-read-only data by an assembler ``.incbin`` (symbols ``tecomp_model_weights``
-and ``tecomp_model_weights_end``). gcc links the three like
-``tecomp.codegen.build`` links a kernel library. The result is the file a
+For a CPU, the kernels (all PrimFuncs of the model) become one LLVM module,
+optimized and emitted as an object by tecomp's LLVM backend. For a GPU, nvcc
+compiles them and the object only carries the device code in the library
+metadata (``__tecomp_metadata``'s "cuda" section, as a single CUDA kernel
+library has it). The C source (``executor_c.py``: the executor for a CPU, the
+model description alone for a GPU) is compiled by gcc; the weights are a raw
+blob placed in read-only data by an assembler ``.incbin`` (symbols
+``tecomp_model_weights`` and ``tecomp_model_weights_end``). gcc links the three
+like ``tecomp.codegen.build`` links a kernel library. The result is the file a
 ``GraphModule`` loads and ``export_library`` copies.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -48,7 +52,10 @@ def _run(cmd: list[str], what: str) -> None:
 
 
 def kernels_object(funcs: Sequence[Any], target: Target) -> bytes:
-    """The kernels as one optimized object file (with their ``__tecomp_metadata``)."""
+    """The kernels as one object file with their ``__tecomp_metadata`` (device code inside for cuda)."""
+    if target.kind == "cuda":
+        from ..codegen.cuda_build import compile_device_code, metadata_object
+        return metadata_object(json.dumps(compile_device_code(funcs, target).metadata))
     import llvmlite.binding as llvm
 
     from ..codegen.build import generate_ir, optimize, target_machine
@@ -65,7 +72,7 @@ def kernels_object(funcs: Sequence[Any], target: Target) -> bytes:
 
 
 def link_model(funcs: Sequence[Any], target: Target, executor_c: str, weights: bytes, directory: Path) -> Path:
-    """Compile and link ``directory/model.so`` from the kernels, the executor and the weights."""
+    """Compile and link ``directory/model.so`` from the kernels, the executor (or description) and the weights."""
     gcc = _gcc()
     objects = []
     if funcs:

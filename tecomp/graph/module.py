@@ -1,10 +1,12 @@
 """GraphModule: a compiled model (one shared library) run from Python; ``load`` opens an exported one.
 
-The library holds the kernels, the weights and a generated C graph executor
-(see ``executor_c.py`` for the C ABI). Python's path is the C program's
-path: check the inputs, then one ctypes call of ``tecomp_model_run``. This
-module needs numpy and ctypes only: it must never import the compiler, so an
-exported model runs where llvmlite, xgboost and onnx are absent. Opening a
+The library holds the kernels, the weights and the model description. A CPU
+model also holds a generated C graph executor (see ``executor_c.py`` for the
+C ABI): Python's path is the C program's path, check the inputs, then one
+ctypes call of ``tecomp_model_run``. A GPU model's steps are launched from
+Python through pycuda (``cuda_executor.py``). This module needs numpy and
+ctypes only (pycuda for a GPU model): it must never import the compiler, so
+an exported model runs where llvmlite, xgboost and onnx are absent. Opening a
 library runs none of its code before the file is checked to be a complete
 ELF shared object; then only its own functions run (no pickle anywhere).
 """
@@ -25,6 +27,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..error import ArgumentError, GraphError
+from ..runtime.device import Device
 from ..runtime.module import copy_library, open_library
 from ..runtime.threads import ensure_thread_config
 from .memory import MemoryPlan
@@ -55,27 +58,12 @@ class KernelTime:
     seconds: float
 
 
-class GraphModule:
-    """A compiled model: ``run(*inputs, **named_inputs) -> list of numpy arrays``."""
+class HostExecutor:
+    """Runs a CPU model through its C executor (``tecomp_model_run``/``tecomp_model_profile``)."""
 
-    def __init__(self, path: str | os.PathLike, owner: object = None) -> None:
-        self.library_path = os.path.abspath(os.fspath(path))
-        self._owner = owner  # keeps the build's temp directory alive
-        self._lib, self._holder = _open(self.library_path)
-        self.info = _read_info(self._lib, self.library_path)
-        self.inputs = [_spec(t) for t in self.info["inputs"]]
-        self.outputs = [_spec(t) for t in self.info["outputs"]]
-        self.steps: list[dict] = self.info["steps"]
-        _verify_weights(self._lib, self.info, self.library_path)
-        self._bind()
-        self._handle = self._lib.tecomp_model_create()
-        if not self._handle:
-            raise GraphError(f"{self.library_path}: could not allocate the model's "
-                             f"{self.memory_plan.arena_bytes:,}-byte arena")
-        self._lock = threading.Lock()
-
-    def _bind(self) -> None:
-        lib = self._lib
+    def __init__(self, lib: ctypes.CDLL, info: dict, path: str) -> None:
+        self.path = path
+        self._lib = lib
         lib.tecomp_model_create.restype = ctypes.c_void_p
         lib.tecomp_model_create.argtypes = []
         lib.tecomp_model_destroy.restype = None
@@ -85,12 +73,52 @@ class GraphModule:
             fn.restype = ctypes.c_int32
             fn.argtypes = [ctypes.c_void_p, pointers, pointers] + extra
         self._destroy = lib.tecomp_model_destroy
+        self._handle = lib.tecomp_model_create()
+        if not self._handle:
+            raise GraphError(f"{path}: could not allocate the model's {info['memory']['arena_bytes']:,}-byte arena")
+        self._lock = threading.Lock()
 
     def __del__(self) -> None:
         handle = getattr(self, "_handle", None)
         if handle:
             self._destroy(handle)
             self._handle = None
+
+    def run(self, arrays: list[np.ndarray], outs: list[np.ndarray], seconds: Optional[Any] = None) -> None:
+        """Inputs ``arrays`` in, ``outs`` filled; with ``seconds``, each step's time is stored there."""
+        ins_ptr = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
+        outs_ptr = (ctypes.c_void_p * max(1, len(outs)))(*[a.ctypes.data for a in outs])
+        ensure_thread_config()
+        with self._lock:
+            if seconds is None:
+                code = self._lib.tecomp_model_run(self._handle, ins_ptr, outs_ptr)
+            else:
+                code = self._lib.tecomp_model_profile(self._handle, ins_ptr, outs_ptr, seconds)
+        if code != 0:
+            raise GraphError(f"{self.path}: a kernel failed with error code {code}")
+
+
+class GraphModule:
+    """A compiled model: ``run(*inputs, **named_inputs) -> list of numpy arrays``.
+
+    ``device``: where a GPU model runs (default ``tecomp.cuda(0)``); a CPU model runs on the CPU.
+    """
+
+    def __init__(self, path: str | os.PathLike, owner: object = None, device: Optional[Device] = None) -> None:
+        self.library_path = os.path.abspath(os.fspath(path))
+        self._owner = owner  # keeps the build's temp directory alive
+        self._lib, self._holder = _open(self.library_path)
+        self.info = _read_info(self._lib, self.library_path)
+        self.inputs = [_spec(t) for t in self.info["inputs"]]
+        self.outputs = [_spec(t) for t in self.info["outputs"]]
+        self.steps: list[dict] = self.info["steps"]
+        _verify_weights(self._lib, self.info, self.library_path)
+        self.device = _model_device(self.info["target"], device)
+        if self.device.kind == "cuda":
+            from .cuda_executor import CUDAExecutor
+            self._executor: Any = CUDAExecutor(self._lib, self.info, self.library_path, self.device.index)
+        else:
+            self._executor = HostExecutor(self._lib, self.info, self.library_path)
 
     # ------------------------------------------------------------------ properties
 
@@ -149,16 +177,7 @@ class GraphModule:
 
     def _call(self, arrays: list[np.ndarray], seconds: Optional[Any] = None) -> list[np.ndarray]:
         outs = [np.empty(t.shape, t.dtype) for t in self.outputs]
-        ins_ptr = (ctypes.c_void_p * max(1, len(arrays)))(*[a.ctypes.data for a in arrays])
-        outs_ptr = (ctypes.c_void_p * max(1, len(outs)))(*[a.ctypes.data for a in outs])
-        ensure_thread_config()
-        with self._lock:
-            if seconds is None:
-                code = self._lib.tecomp_model_run(self._handle, ins_ptr, outs_ptr)
-            else:
-                code = self._lib.tecomp_model_profile(self._handle, ins_ptr, outs_ptr, seconds)
-        if code != 0:
-            raise GraphError(f"{self.library_path}: a kernel failed with error code {code}")
+        self._executor.run(arrays, outs, seconds)
         return outs
 
     def run(self, *args: Any, **kwargs: Any) -> list[np.ndarray]:
@@ -169,7 +188,8 @@ class GraphModule:
         return self.run(*args, **kwargs)
 
     def benchmark(self, *args: Any, repeat: int = 100, **kwargs: Any) -> dict[str, float]:
-        """Seconds per run over ``repeat`` runs after one warm-up: mean, median, min, max."""
+        """Seconds per run over ``repeat`` runs after one warm-up: mean, median, min, max
+        (on a GPU: host arrays in and out, copies included)."""
         if not isinstance(repeat, int) or repeat < 1:
             raise ArgumentError(f"benchmark: repeat must be a positive int, got {repeat!r}")
         arrays = self._arrays(args, kwargs)
@@ -183,7 +203,8 @@ class GraphModule:
                 "max": max(times)}
 
     def profile(self, *args: Any, repeat: int = 10, **kwargs: Any) -> list[KernelTime]:
-        """Per executor step, the median seconds over ``repeat`` runs (timed in C around each kernel)."""
+        """Per executor step, the median seconds over ``repeat`` runs (timed in C around each kernel;
+        with CUDA events on a GPU)."""
         if not isinstance(repeat, int) or repeat < 1:
             raise ArgumentError(f"profile: repeat must be a positive int, got {repeat!r}")
         arrays = self._arrays(args, kwargs)
@@ -207,9 +228,22 @@ class GraphModule:
                 f"kernels={self.kernel_count}>")
 
 
-def load(path: str | os.PathLike) -> GraphModule:
-    """Open a model written by ``GraphModule.export_library``; needs numpy only."""
-    return GraphModule(path)
+def load(path: str | os.PathLike, device: Optional[Device] = None) -> GraphModule:
+    """Open a model written by ``GraphModule.export_library``; needs numpy only (and pycuda to run
+    a GPU model, on ``device``, default ``tecomp.cuda(0)``)."""
+    return GraphModule(path, device=device)
+
+
+def _model_device(target: str, device: Optional[Device]) -> Device:
+    """The device a model built for ``target`` runs on; ArgumentError for one it cannot run on."""
+    kind = "cuda" if target.split()[0] == "cuda" else "cpu"
+    if device is None:
+        return Device(kind, 0)
+    if not isinstance(device, Device):
+        raise ArgumentError(f"device must be a tecomp device such as tecomp.cuda(0), got {device!r}")
+    if device.kind != kind:
+        raise ArgumentError(f"this model was compiled for {target!r}; it runs on a {kind} device, not {device}")
+    return device
 
 
 # ---------------------------------------------------------------------- inputs

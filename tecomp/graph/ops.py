@@ -57,6 +57,13 @@ _SCHEDULE_NAMES = {"max_pool2d": "schedule_pool", "avg_pool2d": "schedule_pool",
                    "global_avg_pool2d": "schedule_pool", "sum": "schedule_reduce", "max": "schedule_reduce",
                    "min": "schedule_reduce", "mean": "schedule_reduce", "dense_packed": "schedule_dense"}
 
+# The CUDA schedule family (a key of ``tecomp.schedules.cuda.CUDA_SCHEDULES``) of each operator that
+# is not injective; an operator missing here gets the CUDA fallback schedule (a thread per element).
+_CUDA_FAMILIES = {"conv2d_nchw": "conv2d_nchw", "dense": "dense", "dense_packed": "dense", "matmul": "matmul",
+                  "batch_matmul": "batch_matmul", "softmax": "softmax", "log_softmax": "log_softmax",
+                  "sum": "reduce", "max": "reduce", "min": "reduce", "mean": "reduce", "max_pool2d": "pool",
+                  "avg_pool2d": "pool", "global_avg_pool2d": "pool", "layer_norm": "layer_norm"}
+
 # Anchors whose schedule also schedules a producer of their first input (run as a root stage of the kernel).
 PRODUCERS_FUSED = {"conv2d_nchwc": ("layout_transform",), "depthwise_conv2d_nchwc": ("layout_transform",)}
 
@@ -113,6 +120,15 @@ def lookup(op: str) -> OpDef:
             raise GraphError(f"operator {op!r} has no default schedule ({owner.__name__}.{schedule_name})")
     found = _cache[op] = OpDef(op, getattr(owner, op), schedule, pattern)
     return found
+
+
+def cuda_schedule(op: str) -> Callable[[Any], Any]:
+    """The CUDA schedule of a kernel anchored by ``op`` (injective ops: the injective one)."""
+    from ..schedules import cuda
+    if pattern(op) in (ELEMWISE, BROADCAST, INJECTIVE):
+        return cuda.schedule_injective
+    family = _CUDA_FAMILIES.get(op)
+    return cuda.CUDA_SCHEDULES[family] if family else cuda.schedule_fallback
 
 
 def pattern(op: str) -> str:

@@ -84,7 +84,7 @@ class DeviceImage:
         return fn
 
 
-class _Launch(NamedTuple):
+class Launch(NamedTuple):
     """What ``prepare`` hands to ``call_prepared`` besides the pointers: sizes and the GPU."""
 
     sizes: Any
@@ -109,14 +109,14 @@ class CUDAFunction(PackedFunc):
         ptrs, launch = self.prepare(args)
         self.call_prepared(ptrs, launch)
 
-    def prepare(self, args: tuple[Any, ...]) -> tuple[Any, _Launch]:
+    def prepare(self, args: tuple[Any, ...]) -> tuple[Any, Launch]:
         driver()  # without pycuda or a driver, say so before judging the arguments
         ptrs, sizes = super().prepare(args)
         devices = {a.device.index for a in args}
         if len(devices) != 1:
             raise ArgumentError(f"{self.name}: arguments are on different GPUs "
                                 f"({', '.join(sorted(f'cuda({d})' for d in devices))}); put them on one")
-        return ptrs, _Launch(sizes, devices.pop())
+        return ptrs, Launch(sizes, devices.pop())
 
     def _unwrap(self, i: int, param: ParamInfo, arg: Any) -> tuple[Any, int]:
         if isinstance(arg, CUDANDArray):
@@ -137,11 +137,12 @@ class CUDAFunction(PackedFunc):
                     raise self._error(i, params[i], f"shares memory with argument {j} ({params[j].name}); "
                                                     "the function writes it, so pass a separate array")
 
-    def call_prepared(self, ptrs: Any, launch: _Launch) -> None:
+    def call_prepared(self, ptrs: Any, launch: Launch) -> None:
         with activate(launch.device) as drv:
-            self._launch(drv, ptrs, launch)
+            self.launch(drv, ptrs, launch)
 
-    def _launch(self, drv: Any, ptrs: Any, launch: _Launch) -> None:
+    def launch(self, drv: Any, ptrs: Any, launch: Launch) -> None:
+        """Launch the kernels on device pointers ``ptrs`` (one per parameter), the GPU's context current."""
         sizes, device = launch.sizes, launch.device
         spaces = self._workspace(drv, device, sizes)
         for k, fmt in self._kernels:
@@ -173,13 +174,13 @@ class CUDAFunction(PackedFunc):
             self._workspaces[key] = spaces
         return spaces
 
-    def time_calls(self, ptrs: Any, launch: _Launch, count: int) -> float:
+    def time_calls(self, ptrs: Any, launch: Launch, count: int) -> float:
         """Seconds for ``count`` back-to-back calls, measured with CUDA events on the GPU."""
         with activate(launch.device) as drv:
             start, end = drv.Event(), drv.Event()
             start.record()
             for _ in range(count):
-                self._launch(drv, ptrs, launch)
+                self.launch(drv, ptrs, launch)
             end.record()
             end.synchronize()
             return start.time_till(end) / 1e3

@@ -124,7 +124,8 @@ def _check_shared_object(path: str) -> None:
         raise TecompError(f"{path} is not a shared library (ELF shared object)")
 
 
-def _read_metadata(lib: ctypes.CDLL, path: str) -> bytes:
+def read_metadata(lib: ctypes.CDLL, path: str) -> bytes:
+    """The JSON text the library's ``__tecomp_metadata`` returns; TecompError if it has none."""
     try:
         meta_fn = lib["__tecomp_metadata"]
     except AttributeError:
@@ -185,7 +186,7 @@ def load_module(path: str | os.PathLike, owner: object = None) -> Module:
         lib, loaded_from, holder = open_library(path)
     except OSError as exc:
         raise TecompError(f"cannot load library {path}: {exc}") from None
-    metadata, infos = parse_metadata(_read_metadata(lib, path), path)
+    metadata, infos = parse_metadata(read_metadata(lib, path), path)
     if "cuda" in metadata:
         from .cuda_module import functions_from_metadata
         module = Module(loaded_from, list(functions_from_metadata(metadata, infos, path)), metadata,

@@ -4,7 +4,8 @@ Order matters: dead-node elimination; epilogue absorption (bias adds and
 activations become conv/dense arguments) around batch-norm folding, so a
 folded batch norm's shift lands in the conv's bias and a following relu still
 joins it; weight pre-packing and the layout pass rewrite operators whose
-weights are constant into packed forms, emitting the packing as graph nodes;
+weights are constant into packed forms, emitting the packing as graph nodes
+(on a cuda target: dense weights as one panel, convolutions stay NCHW);
 constant folding then evaluates every all-constant node (folded batch norms,
 reshaped biases, packed weights) with tecomp; a last dead-node elimination
 drops the params nothing reads any more. ``params`` may be None (task
@@ -38,7 +39,7 @@ def optimize(graph: Graph, params: Optional[dict[str, np.ndarray]], target: Targ
     graph, params = absorb_epilogues(graph, params)
     with target:  # the layout a tuned config was measured with is the target's
         graph, params = pack_dense_weights(graph, params)
-        if layout:
+        if layout and target.kind == "llvm":  # blocked NCHW[x]c is a CPU layout
             graph, params = alter_conv_layout(graph, params)
     graph, params = fold_constants(graph, params, target)
     graph, params = eliminate_dead_nodes(graph, params)
