@@ -4,7 +4,8 @@ The compute definitions are the library's own (``tecomp.schedules.dense.dense``,
 ``conv2d.conv2d_nchw``, ``softmax.softmax``, ``reduction.sum``...); this package adds
 only GPU *schedules*: ``schedule_injective``, ``schedule_reduce``, ``schedule_softmax``,
 ``schedule_dense`` (also for matmul and batch_matmul), ``schedule_conv2d_nchw`` (also
-depthwise). Each picks its knobs from the best record of its ``schedules/cuda/...``
+depthwise), and ``schedule_fallback`` (a thread per output element: any program, pooling and
+layer norm in a model). Each picks its knobs from the best record of its ``schedules/cuda/...``
 template under ``apply_history_best`` (for the cuda target in scope, plain ``cuda``
 otherwise), else from shape-based defaults. ``schedule_for(kind, outs)`` picks the CUDA
 or CPU schedule of an operator family by the target in scope. Importing this package
@@ -18,6 +19,7 @@ from typing import Any, Callable, Optional
 from ...target import Target
 from .conv2d import (ConvTiles, schedule_conv2d_nchw, schedule_depthwise_conv2d_nchw)
 from .dense import GemmTiles, gpu_dense, schedule_batch_matmul, schedule_dense, schedule_matmul
+from .fallback import schedule_fallback
 from .injective import schedule_injective
 from .reduction import schedule_reduce
 from .softmax import schedule_log_softmax, schedule_softmax
@@ -55,6 +57,6 @@ def schedule_for(kind: str, outs: Any, target: Optional[Target | str] = None) ->
 
 __all__ = [
     "CUDA_SCHEDULES", "ConvTiles", "GemmTiles", "gpu_dense", "schedule_batch_matmul", "schedule_conv2d_nchw",
-    "schedule_dense", "schedule_depthwise_conv2d_nchw", "schedule_for", "schedule_injective",
+    "schedule_dense", "schedule_depthwise_conv2d_nchw", "schedule_fallback", "schedule_for", "schedule_injective",
     "schedule_log_softmax", "schedule_matmul", "schedule_reduce", "schedule_softmax",
 ]

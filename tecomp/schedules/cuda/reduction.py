@@ -53,7 +53,7 @@ def schedule_reduce_output(s: Schedule, out: Tensor, threads: int = 64, k_tile: 
     else:
         acc = red
         s[acc].set_scope("local")
-    _require_axes(out)
+    require_axes(out)
     stage = s[out]
     fused = stage.fuse(*stage.op.axis) if len(stage.op.axis) > 1 else stage.op.axis[0]
     bx, tx = stage.split(fused, factor=threads)
@@ -63,10 +63,12 @@ def schedule_reduce_output(s: Schedule, out: Tensor, threads: int = 64, k_tile: 
     _stage_rows(s, acc, threads, k_tile)
 
 
-def _require_axes(out: Tensor) -> None:
+def require_axes(out: Tensor, schedule: str = "schedule_reduce") -> None:
+    """OperatorError for a reduction to a 0-d tensor: its loops are all reductions, none can be bound."""
     if not out.shape:
-        raise OperatorError(f"schedule_reduce (cuda): {out.op.name} reduces every axis to a 0-d tensor, which "
-                            "leaves no axis to bind to GPU threads; reduce with keepdims=True")
+        raise OperatorError(f"{schedule} (cuda): {out.op.name} reduces every axis to a 0-d tensor, which "
+                            "leaves no axis to bind to GPU threads (no cross-thread reductions yet); "
+                            "reduce with keepdims=True")
 
 
 def _stage_rows(s: Schedule, acc: Tensor, threads: int, k_tile: int) -> None:
@@ -98,7 +100,7 @@ def schedule_reduce(outs: Any, threads: int | None = None, k_tile: int | None = 
     outs = as_list(outs)
     s = create_schedule([o.op for o in outs])
     for o in outs:
-        _require_axes(o)
+        require_axes(o)
         red = _find_reduction(o)
         knobs = {"threads": threads or 64, "k_tile": k_tile or 32}
         if red is not None and (threads is None or k_tile is None):

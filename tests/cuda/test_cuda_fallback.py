@@ -1,0 +1,88 @@
+"""The generic CUDA schedule (``schedule_fallback``): pooling, layer norm and arbitrary programs,
+emulated against numpy and compiled with nvcc."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tecomp import te
+from tecomp.error import OperatorError
+from tecomp.schedules import elementwise, norm, pooling, reduction
+from tecomp.schedules.cuda import schedule_fallback
+
+from gpu_helpers import emulate_and_compile
+
+RNG = np.random.default_rng(7)
+
+
+def _x(*shape):
+    return RNG.standard_normal(shape).astype("float32")
+
+
+def _window_view(x, k, stride, pad, fill):
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=fill)
+    oh = (xp.shape[2] - k) // stride + 1
+    ow = (xp.shape[3] - k) // stride + 1
+    return np.stack([xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
+                     for i in range(k) for j in range(k)])
+
+
+def test_max_pool_with_relu_epilogue():
+    x = _x(1, 4, 9, 9)
+    X = te.placeholder(x.shape, name="x")
+    out = elementwise.relu(pooling.max_pool2d(X, 3, 2, 1))
+    want = np.maximum(_window_view(x, 3, 2, 1, -np.inf).max(0), 0)
+    func, _ = emulate_and_compile(schedule_fallback(out), [X, out], [x], want)
+    assert "local" in str(func)  # the window maximum lives in a register of the output's thread
+
+
+@pytest.mark.parametrize("include_pad", [False, True])
+def test_avg_pool(include_pad):
+    x = _x(1, 3, 7, 7)
+    X = te.placeholder(x.shape, name="x")
+    out = pooling.avg_pool2d(X, 3, 2, 1, count_include_pad=include_pad)
+    sums = _window_view(x, 3, 2, 1, 0.0).sum(0)
+    counts = 9.0 if include_pad else _window_view(np.ones_like(x), 3, 2, 1, 0.0).sum(0)
+    emulate_and_compile(schedule_fallback(out), [X, out], [x], (sums / counts).astype("float32"))
+
+
+def test_global_avg_pool():
+    x = _x(2, 5, 4, 6)
+    X = te.placeholder(x.shape, name="x")
+    out = pooling.global_avg_pool2d(X)
+    emulate_and_compile(schedule_fallback(out), [X, out], [x], x.mean((2, 3), keepdims=True))
+
+
+@pytest.mark.parametrize("shape", [(6, 32), (2, 3, 16)])
+def test_layer_norm(shape):
+    x, g, b = _x(*shape), _x(shape[-1]), _x(shape[-1])
+    X, G, B = (te.placeholder(a.shape, name=n) for a, n in ((x, "x"), (g, "g"), (b, "b")))
+    out = norm.layer_norm(X, G, B, -1)
+    mu = x.mean(-1, keepdims=True)
+    want = (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-5) * g + b
+    emulate_and_compile(schedule_fallback(out), [X, G, B, out], [x, g, b], want, rtol=1e-4, atol=1e-4)
+
+
+def test_row_statistic_read_by_every_element_runs_as_its_own_kernel():
+    x = _x(5, 12)
+    X = te.placeholder(x.shape, name="x")
+    total = reduction.sum(X, axis=1, keepdims=True)
+    out = te.compute(x.shape, lambda i, j: X[i, j] * 2.0 - total[i, 0], name="centered")
+    func, _ = emulate_and_compile(schedule_fallback(out), [X, out], [x], x * 2 - x.sum(1, keepdims=True))
+    assert str(func).count("kernel") >= 2
+
+
+def test_full_reduction_to_0d_is_refused_with_the_way_out():
+    X = te.placeholder((7, 9), name="x")
+    with pytest.raises(OperatorError, match=r"schedule_fallback \(cuda\): sum reduces every axis to a 0-d tensor.*"
+                                            "keepdims=True"):
+        schedule_fallback(reduction.sum(X))
+
+
+def test_0d_elementwise_output_is_a_one_thread_kernel():
+    x = _x(7, 9)
+    X = te.placeholder(x.shape, name="x")
+    total = reduction.sum(X, keepdims=True)
+    out = te.compute((), lambda: total[0, 0] * 0.5, name="half")
+    emulate_and_compile(schedule_fallback(out), [X, out], [x], np.array(x.sum() * 0.5, "float32"))
