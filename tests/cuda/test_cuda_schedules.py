@@ -172,7 +172,8 @@ def test_reductions_over_the_last_axes(shape, axis, op, ref, rng):
     assert bool(_shared_buffers(func)) == (shape == (48, 70) or shape == (32, 33))
 
 
-@pytest.mark.parametrize("shape, axis, log", [((6, 40), -1, False), ((3, 10, 4), 1, True)])
+@pytest.mark.parametrize("shape, axis, log", [((6, 40), -1, False), ((3, 10, 4), 1, True),
+                                              ((4, 64), -1, False)])  # 64: row stats in 16 lane partials
 def test_softmax_runs_as_three_kernels(shape, axis, log, rng):
     X = te.placeholder(shape, name="X")
     Y = (softmax.log_softmax if log else softmax.softmax)(X, axis)

@@ -1,7 +1,8 @@
 """CUDA schedules of ``softmax``/``log_softmax`` and their tuning template.
 
 Three kernels: the row maximum and the row sum of ``exp(x - max)`` each run one thread per
-row (a register accumulator; ``exp`` is recomputed where it is read, never stored), then the
+row (a register accumulator, 16 of them for a long row split into lane partials; ``exp`` is
+recomputed where it is read, never stored), then the
 output runs one thread per element over all rows, reading both row statistics. The row
 statistics live in global memory between the kernels (workspaces the runtime provides).
 """
@@ -14,7 +15,7 @@ from ... import te
 from ... import tuner as autotvm
 from ...te.schedule import Schedule, create_schedule
 from ...te.tensor import Tensor
-from ..common import as_list, producers_named
+from ..common import PARTIAL_TAG, as_list, producers_named
 from ..softmax import log_softmax, softmax
 from .common import BLOCK_X, THREAD_X, axis, bind_flat, dispatched, fuse_all, num_elements
 
@@ -22,22 +23,27 @@ TEMPLATE = "schedules/cuda/softmax"
 
 
 def _row_kernel(s: Schedule, stat: Tensor, threads: int) -> None:
-    """One thread per row accumulating in a register."""
+    """One thread per row accumulating in a register (a long row's lane partials in registers too)."""
     acc = s.cache_write(stat, "local")
     stage = s[stat]
     bx, tx = stage.split(fuse_all(stage), factor=threads)
     stage.bind(bx, axis(BLOCK_X))
     stage.bind(tx, axis(THREAD_X))
+    for partial in acc.op.input_tensors:
+        if getattr(partial.op, "tag", None) == PARTIAL_TAG:
+            s[partial].set_scope("local")
+            s[partial].compute_at(stage, tx)
     s[acc].compute_at(stage, tx)
 
 
 def schedule_softmax_output(s: Schedule, out: Tensor, threads: int = 128, vector: int = 4) -> None:
     """Schedule one softmax/log_softmax output and its row statistics inside ``s``."""
-    stats = producers_named(out, lambda name: name in ("row_max", "row_exp", "row_sum"))
+    stats = producers_named(out, lambda name: name in ("row_max", "row_exp", "row_sum", "row_max_partial",
+                                                       "row_sum_partial"))
     for t in stats:
         if t.op.name == "row_exp":
             s[t].compute_inline()
-        else:
+        elif t.op.tag != PARTIAL_TAG:
             _row_kernel(s, t, threads)
     total = num_elements(out)
     lanes = vector if total is not None and total % vector == 0 and out.shape[-1].value % vector == 0 else 1
