@@ -104,8 +104,13 @@ class FakeDriver:
         return _Allocation(address)
 
     def _bytes(self, address: int, nbytes: int) -> np.ndarray:
-        mem = self.memory[int(address)]
-        assert nbytes <= mem.size, "copy past the end of an allocation"
+        """The bytes at ``address`` (anywhere inside an allocation) up to the allocation's end."""
+        address = int(address)
+        base = max((b for b in self.memory if b <= address), default=None)
+        assert base is not None and address - base < max(1, self.memory[base].size), \
+            f"address {address:#x} is in no allocation"
+        mem = self.memory[base][address - base:]
+        assert nbytes <= mem.size, "access past the end of an allocation"
         return mem[:nbytes]
 
     def memcpy_htod(self, dest: Any, src: np.ndarray) -> None:
@@ -139,10 +144,11 @@ class FakeDriver:
         self.launches.append((name, tuple(grid), tuple(block)))
         arrays = []
         for ptr, buf in zip(pointers, kernel.params):
-            mem = self.memory[int(ptr)]
-            flat = mem.view(np.dtype(buf.dtype))
             shape = tuple(int(evaluate(expr_to_json(d, func.size_vars), all_sizes)) for d in buf.shape)
-            arrays.append(flat[:int(np.prod(shape))].reshape(shape))
+            dtype = np.dtype(buf.dtype)
+            assert int(ptr) % dtype.itemsize == 0, f"{name}: misaligned {buf.dtype} pointer {int(ptr):#x}"
+            mem = self._bytes(ptr, int(np.prod(shape)) * dtype.itemsize)
+            arrays.append(mem.view(dtype).reshape(shape))
         run(kernel, arrays)
 
 
