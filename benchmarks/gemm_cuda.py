@@ -6,9 +6,10 @@ default tiles), the best of a tuning search over the ``schedules/cuda/dense`` te
 with CUDA events. Then every distinct convolution of ResNet-18 (batch 1, NCHW) with tecomp's
 direct schedule beside ``torch.nn.functional.conv2d`` (cuDNN, TF32 off).
 
-The tuning search measures in this process (the tuner's ``LocalRunner`` times CPU code only so
-far): ``--trials`` random configs, each built with nvcc and timed; records go to ``--records``
-(SQLite), and a later run with the same file reuses them instead of searching.
+The tuning search is the tuner's own: ``XGBTuner`` over ``--trials`` candidates, each built with
+nvcc in a ``LocalBuilder`` process and timed on the GPU by the ``LocalRunner`` (CUDA events);
+records go to ``--records`` (SQLite), and a later run with the same file reuses them instead of
+searching.
 
 Run on a GPU host: ``python benchmarks/gemm_cuda.py [--size 4096] [--trials 32] [--records gemm_cuda.db]``.
 Without a GPU it stops with a message; ``--compile-only`` still builds every kernel with nvcc.
@@ -18,9 +19,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
-import random
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -100,40 +102,24 @@ def _torch():
     return torch
 
 
-def tune_gemm(n: int, trials: int, records: str | None, seed: int = 0):
-    """The best tiles for an n^3 matmul: from ``records`` if it has any, else a random search."""
+def tune_gemm(n: int, trials: int, records: str | None):
+    """The best tiles for an n^3 matmul: from ``records`` if it has any, else an XGB search of
+    ``trials`` candidates (built with nvcc in builder processes, timed on the GPU by the runner)."""
     task = autotvm.task.create(DENSE_TEMPLATE, (n, n, n, "float32", False, False), target="cuda")
-    db = autotvm.records.RecordDB(records) if records else None
-    if db is not None and db.best(task.key, str(task.target)) is not None:
-        with autotvm.apply_history_best(db):
-            s, args = gemm(n)
-        return s, args, "records"
-    a = np.random.default_rng(seed).standard_normal((n, n), "float32")
-    best, best_cost = None, math.inf
-    rng = random.Random(seed)
-    for index in rng.sample(range(len(task.config_space)), min(trials, len(task.config_space))):
-        config = task.config_space.get(index)
-        start = time.time()
-        try:
-            s, args = task.instantiate(config)
-            module = tecomp.build(s, args, target="cuda")
-            cost = tecomp_seconds(module, [a, a, tecomp.nd.empty((n, n), "float32", tecomp.cuda(0))],
-                                  number=3, repeat=3)
-            result = autotvm.measure.MeasureResult((cost,), 0, "", time.time() - start, time.time())
-        except tecomp.TecompError as exc:
-            cost = math.inf
-            result = autotvm.measure.MeasureResult((), int(autotvm.measure.MeasureErrorNo.COMPILE_HOST),
-                                                   str(exc)[:500], time.time() - start, time.time())
-        if db is not None:
-            db.add(autotvm.measure.MeasureInput(task, config), result, tuner="random")
-        if cost < best_cost:
-            best, best_cost = config, cost
-        print(f"  trial config {index}: {'error' if cost == math.inf else f'{2 * n**3 / cost / 1e9:.0f} GFLOP/s'}",
-              flush=True)
-    if best is None:
-        raise SystemExit("gemm_cuda: every tuning trial failed to build or run")
-    s, args = task.instantiate(best)
-    return s, args, f"best of {trials} random configs"
+    path = records or os.path.join(tempfile.mkdtemp(prefix="gemm-cuda-"), "records.db")
+    db = autotvm.records.RecordDB(path)
+    how = "records"
+    if db.best(task.key, str(task.target)) is None:
+        option = autotvm.measure_option(autotvm.LocalBuilder(timeout=60),
+                                        autotvm.LocalRunner(number=3, repeat=3, timeout=60))
+        autotvm.tuner.XGBTuner(task).tune(trials, option, callbacks=[autotvm.callback.log_to_db(db),
+                                                                     autotvm.callback.progress_bar(trials)])
+        how = f"best of {trials} XGB trials"
+    if db.best(task.key, str(task.target)) is None:
+        raise SystemExit("gemm_cuda: every tuning trial failed to build or run (see the error summary above)")
+    with autotvm.apply_history_best(db):
+        s, args = gemm(n)
+    return s, args, how
 
 
 def compile_only(n: int) -> None:
@@ -152,7 +138,7 @@ def compile_only(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=4096)
-    parser.add_argument("--trials", type=int, default=32, help="random configs measured by the tuning search")
+    parser.add_argument("--trials", type=int, default=32, help="candidates the XGB search measures")
     parser.add_argument("--records", default=None, help="SQLite records database to read and write")
     parser.add_argument("--compile-only", action="store_true", help="build every kernel with nvcc, run nothing")
     opts = parser.parse_args()

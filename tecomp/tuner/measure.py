@@ -7,7 +7,8 @@ numbering), ``measure_option``, ``LocalBuilder``, ``LocalRunner`` and
 the same pool inside each Dask worker).
 
 Isolation: candidates are instantiated, lowered and compiled in worker
-processes of the builder, and timed in a worker process of the runner. A
+processes of the builder (nvcc for a cuda task), and timed in a worker
+process of the runner (on GPU 0 for a CUDA library). A
 worker is reused across candidates; one that crashes (a signal) or exceeds
 the per-candidate timeout costs only that candidate: it is killed, its
 candidate is recorded with an error kind and a message, and a fresh worker
@@ -324,11 +325,13 @@ class _BuildHandler:
 
     def __init__(self) -> None:
         from ..codegen.build import compile_llvm
+        from ..codegen.cuda_build import compile_cuda_library
         from ..lower.driver import lower
         from . import task as task_module
         from .space import ConfigEntity
 
-        self._compile, self._lower = compile_llvm, lower
+        self._compilers = {"llvm": compile_llvm, "cuda": compile_cuda_library}
+        self._lower = lower
         self._create, self._config_from_json = task_module.create, ConfigEntity.from_json_dict
         self._tasks: dict = {}
 
@@ -353,8 +356,9 @@ class _BuildHandler:
         except Exception as exc:
             return {"error_no": MeasureErrorNo.INSTANTIATION_ERROR, "error_msg": _describe(exc)}
         try:
-            func = self._lower(sch, args, name="candidate")["candidate"]
-            library = self._compile([func], task.target)
+            gpu = task.target.kind == "cuda"  # lowered with the GPU checks and launch form
+            func = self._lower(sch, args, name="candidate", target=task.target if gpu else None)["candidate"]
+            library = self._compilers[task.target.kind]([func], task.target)
             shutil.copyfile(library.so_path, job["out"])
         except Exception as exc:
             return {"error_no": MeasureErrorNo.COMPILE_HOST, "error_msg": _describe(exc)}
@@ -465,26 +469,31 @@ def _check_outputs(params: Sequence[Any], args: list[np.ndarray], reference: dic
 
 
 class _RunHandler:
-    """Times candidates inside the runner worker."""
+    """Times candidates inside the runner worker: a CPU library on the CPU, a CUDA library on
+    GPU 0 (arguments copied to the device; CUDA-event timing)."""
 
     def __init__(self) -> None:
-        from ..runtime import cpu, load_module
+        from ..runtime import cpu, cuda, load_module, nd
 
-        self._load, self._dev = load_module, cpu(0)
+        self._load, self._devices, self._nd = load_module, {"cpu": cpu(0), "cuda": cuda(0)}, nd
+
+    def _placed(self, arrays: list[np.ndarray], dev: Any) -> list[Any]:
+        return [self._nd.array(a, dev) for a in arrays] if dev.kind == "cuda" else arrays
 
     def __call__(self, job: dict) -> dict:
         module = self._load(job["filename"])
         func = module.get_function(module.entry_name)
+        dev = self._devices[module.device_kind]
         args = random_arguments(func.info.params, job["seed"])
         if job["reference"] is not None:
-            checked = [a.copy() for a in args]
+            checked = self._placed([a.copy() for a in args], dev)
             func(*checked)
-            wrong = _check_outputs(func.info.params, checked, job["reference"])
+            wrong = _check_outputs(func.info.params, [np.asarray(a) for a in checked], job["reference"])
             if wrong:
                 return {"error_no": MeasureErrorNo.WRONG_ANSWER, "error_msg": wrong}
-        timer = module.time_evaluator(module.entry_name, self._dev, number=job["number"],
+        timer = module.time_evaluator(module.entry_name, dev, number=job["number"],
                                       repeat=job["repeat"], min_repeat_ms=job["min_repeat_ms"])
-        return {"error_no": MeasureErrorNo.NO_ERROR, "costs": timer(*args).results}
+        return {"error_no": MeasureErrorNo.NO_ERROR, "costs": timer(*self._placed(args, dev)).results}
 
 
 _HANDLERS: dict[str, Callable[[], Callable[[Any], dict]]] = {"builder": _BuildHandler, "runner": _RunHandler}
@@ -540,7 +549,9 @@ class LocalRunner:
             return None
         key = (inp.task.key, str(inp.task.target))
         if key not in self._references:
-            self._references[key] = reference_outputs(inp.task, inp.config, target=self._reference_target)
+            # a cuda task's default (unbound) schedule cannot be lowered for a GPU: the host computes it
+            target = self._reference_target or ("llvm" if inp.task.target.kind == "cuda" else None)
+            self._references[key] = reference_outputs(inp.task, inp.config, target=target)
         return self._references[key]
 
     def _job(self, inp: MeasureInput, built: BuildResult) -> dict:
