@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
@@ -155,7 +156,8 @@ def _tune(args: argparse.Namespace) -> None:
             option["runner"].close()
     print(f"tuned {len(tasks)} tasks, records in {records}")
     params = f" --params {args.params}" if args.params else ""
-    print(f"compile with: tecomp compile {args.model}{params} -o MODEL.so --records {records}")
+    target = f" --target {shlex.quote(args.target)}" if args.target != "llvm" else ""
+    print(f"compile with: tecomp compile {args.model}{params}{target} -o MODEL.so --records {records}")
 
 
 def _inputs(module: Any, specs: Sequence[str]) -> dict[str, Any]:

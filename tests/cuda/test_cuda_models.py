@@ -167,6 +167,14 @@ def test_cli_compiles_an_onnx_model_for_cuda(tmp_path, capsys):
     if not tecomp.cuda(0).exist:
         assert main(["run", str(out)]) == 1
         assert "error: no CUDA driver/pycuda" in capsys.readouterr().err
+        db = tmp_path / "t.db"
+        assert main(["tune", str(onnx_model), "--target", TARGET, "--trials", "1", "--tuner", "random",
+                     "--records", str(db), "--quiet"]) == 0
+        printed = capsys.readouterr()
+        assert f"--target '{TARGET}' -o MODEL.so" in printed.out
+        with tecomp.tuner.RecordDB(db) as records:
+            errors = [r.error_msg for r in records.records()]
+        assert errors and all("no CUDA driver/pycuda" in e for e in errors)
 
 
 @pytest.mark.gpu
