@@ -5,7 +5,8 @@ order, around a store of its body. Stages computed at a loop are emitted
 inside that loop, before the rest of its body, with their allocation there.
 A reduction gets an init store just outside its outermost reduction loop
 (with its own small nest when data-parallel loops sit inside reduction
-loops). Guards are added only where a split does not provably divide.
+loops); one whose reduction axis is bound to a GPU thread index becomes a
+cross-thread reduction (register partials, a tree in shared memory). Guards are added only where a split does not provably divide.
 Accesses are still multi-dimensional here; ``flatten`` comes next.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..error import LoweringError
 from ..te.operation import ComputeOp
 from ..te.schedule import Split, Stage
 from ..te.tensor import IterVar
@@ -106,6 +108,8 @@ class NestBuilder:
         dp_guard = self._guard(st, sb, reduce=False)
         leaves = st.leaf_iter_vars
         body = self.bodies[st]
+        if isinstance(body[0], Reduce) and self._thread_reduce_leaves(st):
+            return self._cross_thread_nest(st, sb, body[0], root_vmap, out_indices, dp_guard)
         if isinstance(body[0], Reduce):
             core, init, first_red = self._reduction(st, sb, body[0], root_vmap, out_indices, dp_guard)
         else:
@@ -151,6 +155,85 @@ class NestBuilder:
             init = For(fresh[iv.var], _op.const(0, iv.var.dtype), sb.extents[iv],
                        ForKind.SERIAL if kind is ForKind.THREAD_BINDING else kind, init)
         return core, init, first_red
+
+    def _thread_reduce_leaves(self, st: Stage) -> list[IterVar]:
+        return [iv for iv in st.leaf_iter_vars if iv.is_reduce and self._kind(st, iv) is ForKind.THREAD_BINDING]
+
+    def _cross_thread_nest(self, st: Stage, sb: StageBounds, red: Reduce, root_vmap: dict,
+                           out_indices: tuple, dp_guard: PrimExpr) -> Stmt:
+        """A reduction whose axis is bound to a thread index: every thread of the group folds its
+        share into a register, the partials meet in shared memory and are combined by a tree
+        (log2 steps, barriers placed by thread_sync), and the group's result is stored once."""
+        leaves = st.leaf_iter_vars
+        (tr,) = self._one_thread_reduce_leaf(st)
+        first_red = next(k for k, iv in enumerate(leaves) if iv.is_reduce)
+        if any(not iv.is_reduce for iv in leaves[first_red:]):
+            raise LoweringError(f"stage {st.name}: a reduction bound to {self._tag(st, tr)} needs every "
+                                "data-parallel axis outside the reduction axes (reorder them first)")
+        threads = self._constant_extent(st, sb, tr)
+        dtype = st.op.output(0).dtype
+        combine = red.combiner.combine
+        partial = Buffer(f"{st.name}.partial", dtype, (1,), "local")
+        zero = (_op.const(0, "int32"),)
+        slot, groups = tr.var, 1
+        for iv in reversed(leaves[:first_red]):  # one row of partials per thread of the other axes
+            if self._tag(st, iv).startswith("threadIdx"):
+                slot = _op.add(slot, _op.mul(iv.var, threads * groups))
+                groups *= self._constant_extent(st, sb, iv)
+        shared = Buffer(f"{st.name}.red_buf", dtype, (threads * groups,), "shared")
+        base = _op.sub(slot, tr.var)
+
+        source = self.loads.visit(substitute(red.source[0], root_vmap))
+        cond = self.loads.visit(substitute(red.condition, root_vmap))
+        guard = _op.logical_and(_op.logical_and(dp_guard, self._guard(st, sb, reduce=True)), cond)
+        fold: Stmt = _guarded(guard, BufferStore(partial, combine((BufferLoad(partial, zero),), (source,))[0], zero))
+        for depth in reversed(range(first_red, len(leaves))):
+            iv = leaves[depth]
+            fold = self._produce(self.attached.get((id(st), id(iv)), []), fold)
+            if iv is not tr:
+                fold = self._make_for(st, iv, sb.extents[iv], fold)
+        steps = []
+        offset = 1
+        while offset * 2 < threads:
+            offset *= 2
+        while offset >= 1:
+            pair = (BufferLoad(shared, (slot,)),), (BufferLoad(shared, (_op.add(slot, offset),)),)
+            inside = _op.cmp("<", tr.var, offset)
+            if 2 * offset > threads:  # only the first step of a group that is not a power of two
+                inside = _op.logical_and(inside, _op.cmp("<", _op.add(tr.var, offset), threads))
+            steps.append(IfThenElse(inside, BufferStore(shared, combine(*pair)[0], (slot,))))
+            offset //= 2
+        out = self.storage.buffer(st, 0)
+        result: Stmt = BufferStore(out, BufferLoad(shared, (base,)), self.storage.local_indices(st, 0, out_indices))
+        if out.scope != "local":  # a local result is every thread's own copy; elsewhere one thread stores
+            result = IfThenElse(_op.cmp("==", tr.var, 0), result)
+        body = seq(BufferStore(partial, red.combiner.identity[0], zero), fold,
+                   BufferStore(shared, BufferLoad(partial, zero), (slot,)), *steps, _guarded(dp_guard, result))
+        # (the shared buffer is declared once per block by the launch form, wherever it is allocated)
+        content: Stmt = self._make_for(st, tr, sb.extents[tr], Allocate(shared, Allocate(partial, body)))
+        for depth in reversed(range(first_red)):
+            iv = leaves[depth]
+            content = self._produce(self.attached.get((id(st), id(iv)), []), content)
+            content = self._make_for(st, iv, sb.extents[iv], content)
+        return content
+
+    def _one_thread_reduce_leaf(self, st: Stage) -> list[IterVar]:
+        bound = self._thread_reduce_leaves(st)
+        if len(bound) != 1:
+            raise LoweringError(f"stage {st.name}: reduction axes {', '.join(iv.name for iv in bound)} are all "
+                                "bound to threads; bind one reduction axis per stage")
+        return bound
+
+    def _constant_extent(self, st: Stage, sb: StageBounds, iv: IterVar) -> int:
+        extent = self.analyzer.simplify(sb.extents[iv])
+        if not isinstance(extent, _op.IntImm):
+            raise LoweringError(f"stage {st.name}: axis {iv.name} is bound to {self._tag(st, iv)} in a "
+                                f"cross-thread reduction, so its extent must be a constant, got {extent}")
+        return extent.value
+
+    def _tag(self, st: Stage, iv: IterVar) -> str:
+        attr = st.iter_var_attrs.get(iv)
+        return attr.bind_thread.thread_tag if attr is not None and attr.bind_thread is not None else ""
 
     def _guard(self, st: Stage, sb: StageBounds, reduce: bool) -> PrimExpr:
         """Conditions that keep every split variable (of one kind) inside its range.

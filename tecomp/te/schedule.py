@@ -219,9 +219,9 @@ class Stage:
         if not isinstance(thread_ivar, IterVar) or thread_ivar.iter_type != IterVar.ThreadIndex:
             raise ScheduleError(f"bind on stage {self.name}, axis {iv.name}: expected a "
                                 f"te.thread_axis(...), got {thread_ivar!r}")
-        if iv.is_reduce:
-            raise ScheduleError(f"bind on stage {self.name}: reduction axis {iv.name} cannot be "
-                                "bound to a thread (cross-thread reduction is not supported)")
+        if iv.is_reduce and not thread_ivar.thread_tag.startswith("threadIdx"):
+            raise ScheduleError(f"bind on stage {self.name}: reduction axis {iv.name} can only be bound to "
+                                f"threadIdx.* (a cross-thread reduction), not {thread_ivar.thread_tag}")
         attr = self._attr(iv)
         if attr.kind is not ForKind.SERIAL:
             raise ScheduleError(f"bind on stage {self.name}: axis {iv.name} is already marked "
