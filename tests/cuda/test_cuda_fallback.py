@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from tecomp import te
-from tecomp.error import OperatorError
 from tecomp.schedules import elementwise, norm, pooling, reduction
 from tecomp.schedules.cuda import schedule_fallback
 
@@ -73,11 +72,13 @@ def test_row_statistic_read_by_every_element_runs_as_its_own_kernel():
     assert str(func).count("kernel") >= 2
 
 
-def test_full_reduction_to_0d_is_refused_with_the_way_out():
-    X = te.placeholder((7, 9), name="x")
-    with pytest.raises(OperatorError, match=r"schedule_fallback \(cuda\): sum reduces every axis to a 0-d tensor.*"
-                                            "keepdims=True"):
-        schedule_fallback(reduction.sum(X))
+def test_full_reduction_to_0d_is_one_block_reducing_across_its_threads():
+    x = _x(7, 90)
+    X = te.placeholder(x.shape, name="x")
+    out = reduction.sum(X)
+    func, _ = emulate_and_compile(schedule_fallback(out), [X, out], [x], np.array(x.sum(), "float32"),
+                                  rtol=1e-4, atol=1e-4)
+    assert "red_buf" in str(func)
 
 
 def test_0d_elementwise_output_is_a_one_thread_kernel():

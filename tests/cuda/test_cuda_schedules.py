@@ -162,6 +162,7 @@ def test_default_conv_tiles_divide_resnet_layers():
     ((37, 20), 1, reduction.sum, np.sum),           # rows the block does not divide: no staging
     ((6, 5, 12), (1, 2), reduction.max, np.max),
     ((32, 33), -1, reduction.mean, np.mean),
+    ((9, 30), None, reduction.mean, np.mean),      # every axis: one block reducing across its threads
 ])
 def test_reductions_over_the_last_axes(shape, axis, op, ref, rng):
     X = te.placeholder(shape, name="X")
@@ -169,7 +170,7 @@ def test_reductions_over_the_last_axes(shape, axis, op, ref, rng):
     x = rng.standard_normal(shape).astype("float32")
     func, _ = emulate_and_compile(schedule_reduce(Y, threads=16, k_tile=8), [X, Y], [x],
                                   ref(x, axis=axis).astype("float32"), rtol=1e-5, atol=1e-5)
-    assert bool(_shared_buffers(func)) == (shape == (48, 70) or shape == (32, 33))
+    assert bool(_shared_buffers(func)) == (shape in ((48, 70), (32, 33)) or axis is None)
 
 
 @pytest.mark.parametrize("shape, axis, log", [((6, 40), -1, False), ((3, 10, 4), 1, True),

@@ -6,10 +6,8 @@ import pytest
 
 import tecomp
 from tecomp import te
-from tecomp.error import LoweringError, OperatorError, ScheduleError
+from tecomp.error import LoweringError, ScheduleError
 from tecomp.lower.gpu_verify import GPUScheduleError
-from tecomp.schedules import reduction
-from tecomp.schedules.cuda import schedule_reduce
 
 
 def _vector(n=256, name="C"):
@@ -187,9 +185,3 @@ def test_build_reports_the_same_errors():
     A, C, s = _vector()
     with pytest.raises(GPUScheduleError, match="outside any kernel"):
         tecomp.build(s, [A, C], target="cuda")
-
-
-def test_reducing_to_a_0d_tensor_has_nothing_to_bind():
-    X = te.placeholder((8, 8), name="X")
-    with pytest.raises(OperatorError, match="reduces every axis to a 0-d tensor"):
-        schedule_reduce(reduction.sum(X))

@@ -3,7 +3,8 @@
 ``fetch_cooperatively`` is the classic staging step: every thread of the
 block copies part of a tile into shared memory, consecutive threads taking
 consecutive elements (coalesced reads), optionally ``vector`` elements at a
-time. ``bind_flat`` maps a fused loop onto (blocks, threads[, vector lanes]).
+time. ``bind_flat`` maps a fused loop onto (blocks, threads[, vector lanes]);
+``reduce_across_threads`` spreads a full reduction over the threads of one block.
 ``dispatched`` reads a template's config for a workload with a cuda target
 in scope, so a schedule called outside ``with Target("cuda")`` still picks
 the cuda record or fallback.
@@ -88,6 +89,15 @@ def fetch_cooperatively(s: Schedule, cache: Tensor, threads: Sequence[tuple[str,
         if extent > 1:
             loop, t = stage.split(loop, factor=extent)
             stage.bind(t, axis(tag))
+
+
+def reduce_across_threads(s: Schedule, t: Tensor, threads: int) -> None:
+    """A reduction to a 0-d tensor as one block: its reduction axes fused and spread over
+    ``threads`` threads, whose partials are combined across the block (a cross-thread reduction)."""
+    stage = s[t]
+    axes = list(stage.op.reduce_axis)
+    _, inner = stage.split(stage.fuse(*axes) if len(axes) > 1 else axes[0], factor=threads)
+    stage.bind(inner, axis(THREAD_X))
 
 
 def largest_factor(n: int, limit: int) -> int:

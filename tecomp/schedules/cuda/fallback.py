@@ -6,8 +6,9 @@ is accumulated in a register by the thread that owns the output element.
 Any other reduction (a row statistic read by every element of the row, as
 layer norm's mean and variance are) runs as a kernel of its own, one thread
 per element with a register accumulator, and hands its result to the next
-kernel through global memory. A 0-d elementwise stage runs as a one-thread
-kernel; a reduction to 0-d is refused (no cross-thread reductions yet).
+kernel through global memory. A reduction to 0-d runs as one block whose
+threads combine their partials (a cross-thread reduction); a 0-d elementwise
+stage runs as a one-thread kernel.
 Pooling and layer norm use this schedule in a model; it is correct for any
 program, and fast where each output element's work is small.
 """
@@ -20,8 +21,7 @@ from ...te.operation import ComputeOp
 from ...te.schedule import Schedule, create_schedule
 from ...te.tensor import Tensor
 from ..common import as_list
-from .common import BLOCK_X, DEFAULT_THREADS, THREAD_X, axis, fuse_all
-from .reduction import require_axes
+from .common import BLOCK_X, DEFAULT_THREADS, THREAD_X, axis, fuse_all, reduce_across_threads
 
 
 def _shape(t: Tensor) -> tuple:
@@ -40,8 +40,11 @@ def _thread_per_element(s: Schedule, t: Tensor, threads: int) -> Any:
 
 
 def _reduction_kernel(s: Schedule, t: Tensor, threads: int) -> None:
-    """``t`` (a reduction) as its own kernel, each thread accumulating in a register."""
-    require_axes(t, "schedule_fallback")
+    """``t`` (a reduction) as its own kernel, each thread accumulating in a register (a 0-d one:
+    a block of threads combining their partials)."""
+    if not t.op.axis:
+        reduce_across_threads(s, t, threads)
+        return
     acc = s.cache_write(t, "local")
     tx = _thread_per_element(s, t, threads)
     s[acc].compute_at(s[t], tx)

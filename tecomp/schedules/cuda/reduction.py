@@ -8,7 +8,9 @@ shared memory ``k_tile`` columns at a time:
 the copy is coalesced (neighbouring threads read neighbouring columns) and
 padded by one element per row so the threads' column reads do not collide in
 shared-memory banks. An elementwise output after the reduction (mean's
-divide) is computed by the same thread.
+divide) is computed by the same thread. A reduction of every axis (a 0-d
+result) runs as one block whose threads combine their partials (a
+cross-thread reduction).
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from typing import Any
 
 from ... import te
 from ... import tuner as autotvm
-from ...error import OperatorError
 from ...te.operation import ComputeOp
 from ...te.schedule import Schedule, create_schedule
 from ...te.tensor import Tensor
 from .. import reduction as reduce_ops
 from ..common import as_list
-from .common import BLOCK_X, THREAD_X, axis, dispatched, fetch_cooperatively, largest_factor
+from .common import (BLOCK_X, THREAD_X, axis, dispatched, fetch_cooperatively, largest_factor,
+                     reduce_across_threads)
 from .injective import schedule_injective_stage
 
 TEMPLATE = "schedules/cuda/reduce"
@@ -48,12 +50,14 @@ def schedule_reduce_output(s: Schedule, out: Tensor, threads: int = 64, k_tile: 
     for t in red.op.input_tensors:
         if isinstance(t.op, ComputeOp) and not t.op.reduce_axis:
             s[t].compute_inline()
+    if not out.shape:  # a full reduction: one block; an elementwise stage after it is a one-thread kernel
+        reduce_across_threads(s, red, threads)
+        return
     if red is out:
         acc = s.cache_write(out, "local")
     else:
         acc = red
         s[acc].set_scope("local")
-    require_axes(out)
     stage = s[out]
     fused = stage.fuse(*stage.op.axis) if len(stage.op.axis) > 1 else stage.op.axis[0]
     bx, tx = stage.split(fused, factor=threads)
@@ -61,14 +65,6 @@ def schedule_reduce_output(s: Schedule, out: Tensor, threads: int = 64, k_tile: 
     stage.bind(tx, axis(THREAD_X))
     s[acc].compute_at(stage, tx)
     _stage_rows(s, acc, threads, k_tile)
-
-
-def require_axes(out: Tensor, schedule: str = "schedule_reduce") -> None:
-    """OperatorError for a reduction to a 0-d tensor: its loops are all reductions, none can be bound."""
-    if not out.shape:
-        raise OperatorError(f"{schedule} (cuda): {out.op.name} reduces every axis to a 0-d tensor, which "
-                            "leaves no axis to bind to GPU threads (no cross-thread reductions yet); "
-                            "reduce with keepdims=True")
 
 
 def _stage_rows(s: Schedule, acc: Tensor, threads: int, k_tile: int) -> None:
@@ -100,7 +96,6 @@ def schedule_reduce(outs: Any, threads: int | None = None, k_tile: int | None = 
     outs = as_list(outs)
     s = create_schedule([o.op for o in outs])
     for o in outs:
-        require_axes(o)
         red = _find_reduction(o)
         knobs = {"threads": threads or 64, "k_tile": k_tile or 32}
         if red is not None and (threads is None or k_tile is None):
