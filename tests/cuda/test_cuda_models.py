@@ -21,12 +21,10 @@ import tecomp.graph
 from tecomp.codegen import cuda_build
 from tecomp.error import ArgumentError
 from tecomp.lower.launch import lower_for_gpu
-from tecomp.runtime import cuda_driver
 from tecomp.target import Target
 from tecomp.tuner.task import extract_from_graph
 from tecomp.runtime.cuda_driver import CUDAUnavailableError
 
-import fake_pycuda
 from gpu_helpers import needs_gpu, needs_nvcc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "graph"))
@@ -39,23 +37,17 @@ TARGET = "cuda -arch=sm_90"
 
 
 @pytest.fixture
-def gpu(monkeypatch):
-    """A fake one-GPU machine; every function nvcc compiles is registered with it, so it can run."""
-    driver = fake_pycuda.FakeDriver()
-    fake_pycuda.install(monkeypatch, driver)
-    sys.modules["tecomp.runtime.device"]._cuda_device_count.cache_clear()
-    cuda_driver._contexts.clear()
+def gpu(gpu, monkeypatch):
+    """The fake GPU, with every function nvcc compiles registered with it, so it can run."""
     real = cuda_build.compile_device_code
 
     def compile_and_register(funcs, target, fast_math=False):
         for func in funcs:
-            driver.register(lower_for_gpu(func, Target(target)))
+            gpu.register(lower_for_gpu(func, Target(target)))
         return real(funcs, target, fast_math)
 
     monkeypatch.setattr(cuda_build, "compile_device_code", compile_and_register)
-    yield driver
-    sys.modules["tecomp.runtime.device"]._cuda_device_count.cache_clear()
-    cuda_driver._contexts.clear()
+    return gpu
 
 
 def _check(name, gpu, rtol=1e-4, atol=1e-4):

@@ -10,7 +10,6 @@ real GPU and skip without one.
 from __future__ import annotations
 
 import base64
-import sys
 
 import numpy as np
 import pytest
@@ -18,13 +17,12 @@ import pytest
 import tecomp
 from tecomp import te
 from tecomp.error import ArgumentError, TecompError
-from tecomp.runtime import cuda_driver, load_module
+from tecomp.runtime import load_module
 from tecomp.runtime.cuda_driver import CUDANDArray, CUDAUnavailableError
 from tecomp.schedules import softmax as softmax_ops
 from tecomp.schedules.cuda import GemmTiles, schedule_dense, schedule_injective, schedule_softmax
 from tecomp.schedules.dense import matmul
 
-import fake_pycuda
 from gpu_helpers import needs_nvcc
 
 pytestmark = needs_nvcc
@@ -42,18 +40,6 @@ def vadd_module():
     s, args = _vadd()
     func = tecomp.lower(s, args, target="cuda")["main"]
     return func, tecomp.build(func, target="cuda")
-
-
-@pytest.fixture
-def gpu(monkeypatch):
-    """A fake one-GPU machine for the runtime (caches of the real one cleared before and after)."""
-    driver = fake_pycuda.FakeDriver()
-    fake_pycuda.install(monkeypatch, driver)
-    sys.modules["tecomp.runtime.device"]._cuda_device_count.cache_clear()
-    cuda_driver._contexts.clear()
-    yield driver
-    sys.modules["tecomp.runtime.device"]._cuda_device_count.cache_clear()
-    cuda_driver._contexts.clear()
 
 
 # ---------------------------------------------------------------- no driver here

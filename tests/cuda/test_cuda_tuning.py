@@ -9,18 +9,16 @@ tuning run records every candidate as a device error naming the missing driver.
 
 from __future__ import annotations
 
-import sys
 
 import pytest
 
 import tecomp
 from tecomp import te
 from tecomp import tuner as autotvm
-from tecomp.runtime import cuda_driver, load_module
+from tecomp.runtime import load_module
 from tecomp.schedules.cuda.common import BLOCK_X, THREAD_X, axis
 from tecomp.tuner.measure import MeasureErrorNo, _BuildHandler, _RunHandler, reference_outputs, task_spec
 
-import fake_pycuda
 from gpu_helpers import needs_gpu, needs_nvcc
 
 pytestmark = needs_nvcc
@@ -61,17 +59,6 @@ def test_builder_records_a_binding_over_the_device_limit(tmp_path):
     _, reply = _build(task, over, tmp_path)
     assert reply["error_no"] == MeasureErrorNo.COMPILE_HOST
     assert "2048 threads per block" in reply["error_msg"] and "1024" in reply["error_msg"]
-
-
-@pytest.fixture
-def gpu(monkeypatch):
-    driver = fake_pycuda.FakeDriver()
-    fake_pycuda.install(monkeypatch, driver)
-    sys.modules["tecomp.runtime.device"]._cuda_device_count.cache_clear()
-    cuda_driver._contexts.clear()
-    yield driver
-    sys.modules["tecomp.runtime.device"]._cuda_device_count.cache_clear()
-    cuda_driver._contexts.clear()
 
 
 def test_runner_checks_and_times_a_candidate_on_the_gpu(tmp_path, gpu):
