@@ -160,7 +160,7 @@ def test_cli_compiles_an_onnx_model_for_cuda(tmp_path, capsys):
         assert main(["run", str(out)]) == 1
         assert "error: no CUDA driver/pycuda" in capsys.readouterr().err
         db = tmp_path / "t.db"
-        assert main(["tune", str(onnx_model), "--target", TARGET, "--trials", "1", "--tuner", "random",
+        assert main(["tune", str(onnx_model), "--target", TARGET, "--trials", "1", "--tuner", "grid",
                      "--records", str(db), "--quiet"]) == 0
         printed = capsys.readouterr()
         assert f"--target '{TARGET}' -o MODEL.so" in printed.out
