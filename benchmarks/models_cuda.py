@@ -8,10 +8,11 @@ TF32 off; without it the CPU provider, labelled so). Both take host arrays and r
 the copies are in both latencies. Outputs are checked to agree; printed per model: compile
 seconds, kernels, the median latency of tecomp and of the peer, and peer / tecomp.
 
-    python benchmarks/models_cuda.py [--models resnet18,mlp] [--db models_cuda.db]
+    python benchmarks/models_cuda.py [--models resnet18,mlp] [--trials 0] [--db models_cuda.db]
     python benchmarks/models_cuda.py --compile-only     # any machine with nvcc: build every model
 
-Tune first with ``tecomp tune MODEL.onnx --target cuda --records models_cuda.db`` on the GPU host.
+With ``--trials N`` every cuda task of each model is first tuned (XGB, up to N trials each,
+resumable, records in ``--db``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import tecomp
 import tecomp.graph
 from tecomp import tuner as autotvm
 from tecomp.frontend import from_onnx
+from tecomp.graph.tuning import tune_model
 
 from harness import median_seconds
 from onnx_models import BENCHMARKS, random_inputs
@@ -57,6 +59,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(BENCHMARKS), help="comma-separated subset of "
                         + ", ".join(BENCHMARKS))
     parser.add_argument("--db", default="models_cuda.db", help="tuning records of the cuda templates")
+    parser.add_argument("--trials", type=int, default=0, help="tune every cuda task of each model first")
     parser.add_argument("--compile-only", action="store_true", help="build every model (nvcc), run nothing")
     args = parser.parse_args()
     if not args.compile_only and not tecomp.cuda(0).exist:
@@ -65,6 +68,8 @@ def main() -> None:
         build_onnx, shapes = BENCHMARKS[name]
         model = build_onnx()
         graph, params = from_onnx(model, shape=shapes)
+        if args.trials and not args.compile_only:
+            tune_model(graph, params, args.db, args.trials, target="cuda")
         module, seconds = compile_model(graph, params, args.db)
         print(f"{name}: compile {seconds:.1f} s, {module.kernel_count} kernel calls "
               f"({len(module.info['kernels'])} distinct); {module.memory_plan.summary()}", flush=True)
