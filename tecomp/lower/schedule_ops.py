@@ -173,7 +173,7 @@ class NestBuilder:
         threads = self._constant_extent(st, sb, tr)
         dtype = st.op.output(0).dtype
         combine = red.combiner.combine
-        partial = Buffer(f"{st.name}.partial", dtype, (1,), "local")
+        partial = Buffer(f"{st.name}.thread_acc", dtype, (1,), "local")
         zero = (_op.const(0, "int32"),)
         slot, groups = tr.var, 1
         for iv in reversed(leaves[:first_red]):  # one row of partials per thread of the other axes

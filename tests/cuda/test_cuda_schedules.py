@@ -186,6 +186,20 @@ def test_softmax_runs_as_three_kernels(shape, axis, log, rng):
     assert len(kernels(func)) == 3
 
 
+@pytest.mark.parametrize("shape, axis, row_threads", [((4, 64), -1, 32),    # lane partials: 16 threads a row
+                                                     ((5, 70), -1, 32), ((3, 50, 2), 1, 128)])
+def test_softmax_row_statistics_a_block_per_row(shape, axis, row_threads, rng):
+    from tecomp.schedules.cuda.softmax import schedule_softmax_output
+    X = te.placeholder(shape, name="X")
+    Y = softmax.softmax(X, axis)
+    s = te.create_schedule(Y.op)
+    schedule_softmax_output(s, Y, 32, row_threads=row_threads)
+    x = rng.standard_normal(shape).astype("float32")
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    func, _ = emulate_and_compile(s, [X, Y], [x], e / e.sum(axis=axis, keepdims=True), rtol=1e-5, atol=1e-6)
+    assert len(kernels(func)) == 3 and str(func).count("red_buf[") >= 2
+
+
 # ---------------------------------------------------------------- templates and dispatch
 
 @pytest.mark.parametrize("name, args, make_inputs, ref", [
