@@ -58,11 +58,11 @@ _SCHEDULE_NAMES = {"max_pool2d": "schedule_pool", "avg_pool2d": "schedule_pool",
                    "min": "schedule_reduce", "mean": "schedule_reduce", "dense_packed": "schedule_dense"}
 
 # The CUDA schedule family (a key of ``tecomp.schedules.cuda.CUDA_SCHEDULES``) of each operator that
-# is not injective; an operator missing here (pooling, layer norm, ...) gets the CUDA fallback schedule
+# is not injective; an operator missing here (pooling, ...) gets the CUDA fallback schedule
 # (a thread per output element).
 _CUDA_FAMILIES = {"conv2d_nchw": "conv2d_nchw", "dense": "dense", "dense_packed": "dense", "matmul": "matmul",
                   "batch_matmul": "batch_matmul", "softmax": "softmax", "log_softmax": "log_softmax",
-                  "sum": "reduce", "max": "reduce", "min": "reduce", "mean": "reduce"}
+                  "sum": "reduce", "max": "reduce", "min": "reduce", "mean": "reduce", "layer_norm": "layer_norm"}
 
 # Anchors whose schedule also schedules a producer of their first input (run as a root stage of the kernel).
 PRODUCERS_FUSED = {"conv2d_nchwc": ("layout_transform",), "depthwise_conv2d_nchwc": ("layout_transform",)}

@@ -8,7 +8,7 @@ import pytest
 
 from tecomp import te
 from tecomp.schedules import elementwise, norm, pooling, reduction
-from tecomp.schedules.cuda import schedule_fallback
+from tecomp.schedules.cuda import schedule_fallback, schedule_layer_norm
 
 from gpu_helpers import emulate_and_compile
 
@@ -53,14 +53,23 @@ def test_global_avg_pool():
     emulate_and_compile(schedule_fallback(out), [X, out], [x], x.mean((2, 3), keepdims=True))
 
 
-@pytest.mark.parametrize("shape", [(6, 32), (2, 3, 16)])
-def test_layer_norm(shape):
-    x, g, b = _x(*shape), _x(shape[-1]), _x(shape[-1])
+@pytest.mark.parametrize("schedule", [schedule_fallback, schedule_layer_norm])
+@pytest.mark.parametrize("shape, axis", [
+    ((6, 32), -1), ((2, 3, 16), -1),   # short rows: a thread per row
+    ((3, 96), -1),                     # 16 lane partials, a block per row (a lane per thread)
+    ((2, 8, 12), (1, 2)),              # two normalised axes fused, a block per row
+])
+def test_layer_norm(schedule, shape, axis):
+    axes = (axis,) if isinstance(axis, int) else axis
+    norm_shape = tuple(shape[a] for a in axes)
+    x, g, b = _x(*shape), _x(*norm_shape), _x(*norm_shape)
     X, G, B = (te.placeholder(a.shape, name=n) for a, n in ((x, "x"), (g, "g"), (b, "b")))
-    out = norm.layer_norm(X, G, B, -1)
-    mu = x.mean(-1, keepdims=True)
-    want = (x - mu) / np.sqrt(((x - mu) ** 2).mean(-1, keepdims=True) + 1e-5) * g + b
-    emulate_and_compile(schedule_fallback(out), [X, G, B, out], [x, g, b], want, rtol=1e-4, atol=1e-4)
+    out = norm.layer_norm(X, G, B, list(axis) if isinstance(axis, tuple) else axis)
+    mu = x.mean(axes, keepdims=True)
+    want = (x - mu) / np.sqrt(((x - mu) ** 2).mean(axes, keepdims=True) + 1e-5) * g + b
+    func, _ = emulate_and_compile(schedule(out), [X, G, B, out], [x, g, b], want, rtol=1e-4, atol=1e-4)
+    if schedule is schedule_layer_norm:
+        assert ("red_buf" in str(func)) == (shape[-1] * (8 if len(axes) == 2 else 1) >= 64)
 
 
 def test_row_statistic_read_by_every_element_runs_as_its_own_kernel():
@@ -87,3 +96,12 @@ def test_0d_elementwise_output_is_a_one_thread_kernel():
     total = reduction.sum(X, keepdims=True)
     out = te.compute((), lambda: total[0, 0] * 0.5, name="half")
     emulate_and_compile(schedule_fallback(out), [X, out], [x], np.array(x.sum() * 0.5, "float32"))
+
+
+def test_long_row_sum_scaled_keeps_its_lane_partials_in_the_threads_registers():
+    x = _x(4, 64)
+    X = te.placeholder(x.shape, name="x")
+    total = reduction.sum(X, axis=1)
+    out = te.compute((4,), lambda i: total[i] * 2.0, name="twice")
+    func, _ = emulate_and_compile(schedule_fallback(out), [X, out], [x], x.sum(1) * 2, rtol=1e-5, atol=1e-5)
+    assert str(func).count("kernel = 0") == 1

@@ -4,7 +4,8 @@
 block copies part of a tile into shared memory, consecutive threads taking
 consecutive elements (coalesced reads), optionally ``vector`` elements at a
 time. ``bind_flat`` maps a fused loop onto (blocks, threads[, vector lanes]);
-``reduce_across_threads`` spreads a full reduction over the threads of one block.
+``reduce_per_thread`` gives each output of a reduction a thread, ``reduce_across_threads``
+a block of threads.
 ``dispatched`` reads a template's config for a workload with a cuda target
 in scope, so a schedule called outside ``with Target("cuda")`` still picks
 the cuda record or fallback.
@@ -20,6 +21,7 @@ from ...target import Target
 from ...te.schedule import Schedule, Stage
 from ...te.tensor import IterVar, Tensor
 from ...tir.expr import IntImm
+from ..common import PARTIAL_TAG
 
 BLOCK_X, BLOCK_Y, BLOCK_Z = "blockIdx.x", "blockIdx.y", "blockIdx.z"
 THREAD_X, THREAD_Y, THREAD_Z = "threadIdx.x", "threadIdx.y", "threadIdx.z"
@@ -91,13 +93,45 @@ def fetch_cooperatively(s: Schedule, cache: Tensor, threads: Sequence[tuple[str,
             stage.bind(t, axis(tag))
 
 
-def reduce_across_threads(s: Schedule, t: Tensor, threads: int) -> None:
-    """A reduction to a 0-d tensor as one block: its reduction axes fused and spread over
-    ``threads`` threads, whose partials are combined across the block (a cross-thread reduction)."""
+def reduce_per_thread(s: Schedule, t: Tensor, threads: int) -> None:
+    """A reduction as one thread per output element, ``threads`` per block, accumulating in a
+    register (a lane-partial stage it reads, ``lane_split_reduce``, in registers too)."""
+    acc = s.cache_write(t, "local")
     stage = s[t]
+    bx, tx = stage.split(fuse_all(stage), factor=threads)
+    stage.bind(bx, axis(BLOCK_X))
+    stage.bind(tx, axis(THREAD_X))
+    for partial in acc.op.input_tensors:
+        if getattr(partial.op, "tag", None) == PARTIAL_TAG:
+            s[partial].set_scope("local")
+            s[partial].compute_at(stage, tx)
+    s[acc].compute_at(stage, tx)
+
+
+def reduce_across_threads(s: Schedule, t: Tensor, threads: int) -> None:
+    """A reduction as one block per output element (one block for a 0-d result): the element's
+    reduction is spread over ``threads`` threads, whose partials are combined across the block (a
+    cross-thread reduction). A reduction over the lanes of a lane-partial stage
+    (``lane_split_reduce``) binds the lanes to threads instead, each thread computing its lane's
+    partial in a register."""
+    stage = s[t]
+    if stage.op.axis:
+        stage.bind(fuse_all(stage), axis(BLOCK_X))
     axes = list(stage.op.reduce_axis)
+    partials = [p for p in t.op.input_tensors if getattr(p.op, "tag", None) == PARTIAL_TAG]
+    if partials and len(axes) == 1:
+        stage.bind(axes[0], axis(THREAD_X))
+        s[partials[0]].set_scope("local")
+        s[partials[0]].compute_at(stage, axes[0])
+        return
     _, inner = stage.split(stage.fuse(*axes) if len(axes) > 1 else axes[0], factor=threads)
     stage.bind(inner, axis(THREAD_X))
+
+
+def default_row_threads(rows: int, row_length: int) -> int:
+    """Threads per row of a row statistic: a block per row while the rows alone would leave most
+    of a GPU idle (fewer than 8192 of 64+ elements), one thread per row otherwise."""
+    return 32 if rows < 8192 and row_length >= 64 else 1
 
 
 def largest_factor(n: int, limit: int) -> int:

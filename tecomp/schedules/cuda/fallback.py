@@ -20,8 +20,9 @@ from typing import Any
 from ...te.operation import ComputeOp
 from ...te.schedule import Schedule, create_schedule
 from ...te.tensor import Tensor
-from ..common import as_list
-from .common import BLOCK_X, DEFAULT_THREADS, THREAD_X, axis, fuse_all, reduce_across_threads
+from ..common import PARTIAL_TAG, as_list
+from .common import (BLOCK_X, DEFAULT_THREADS, THREAD_X, axis, fuse_all, reduce_across_threads,
+                     reduce_per_thread)
 
 
 def _shape(t: Tensor) -> tuple:
@@ -42,12 +43,10 @@ def _thread_per_element(s: Schedule, t: Tensor, threads: int) -> Any:
 def _reduction_kernel(s: Schedule, t: Tensor, threads: int) -> None:
     """``t`` (a reduction) as its own kernel, each thread accumulating in a register (a 0-d one:
     a block of threads combining their partials)."""
-    if not t.op.axis:
+    if t.op.axis:
+        reduce_per_thread(s, t, threads)
+    else:
         reduce_across_threads(s, t, threads)
-        return
-    acc = s.cache_write(t, "local")
-    tx = _thread_per_element(s, t, threads)
-    s[acc].compute_at(s[t], tx)
 
 
 def schedule_fallback(outs: Any, threads: int = DEFAULT_THREADS) -> Schedule:
@@ -59,6 +58,8 @@ def schedule_fallback(outs: Any, threads: int = DEFAULT_THREADS) -> Schedule:
     for stage in s.stages:
         if not isinstance(stage.op, ComputeOp) or stage.op in outputs:
             continue
+        if stage.op.tag == PARTIAL_TAG:
+            continue  # lane partials: kept in registers by the reduction over their lanes
         if stage.op.reduce_axis:
             reductions.append(stage.op.output(0))
         else:
@@ -70,8 +71,9 @@ def schedule_fallback(outs: Any, threads: int = DEFAULT_THREADS) -> Schedule:
         local = [r for r in reductions if out.shape and _shape(r) == _shape(out)]
         tx = _thread_per_element(s, out, threads)
         for r in local:
-            s[r].set_scope("local")
-            s[r].compute_at(s[out], tx)
+            for t in [r] + [p for p in r.op.input_tensors if getattr(p.op, "tag", None) == PARTIAL_TAG]:
+                s[t].set_scope("local")
+                s[t].compute_at(s[out], tx)
             reductions.remove(r)
     for r in reductions:
         _reduction_kernel(s, r, threads)

@@ -20,59 +20,23 @@ from ...te.tensor import Tensor
 from ...tuner.space import FallbackConfigEntity
 from ..common import PARTIAL_TAG, as_list, producers_named
 from ..softmax import log_softmax, softmax
-from .common import BLOCK_X, THREAD_X, axis, bind_flat, dispatched, fuse_all, num_elements
+from .common import (bind_flat, default_row_threads, dispatched, fuse_all, num_elements, reduce_across_threads,
+                     reduce_per_thread)
 
 TEMPLATE = "schedules/cuda/softmax"
-
-
-def _row_kernel(s: Schedule, stat: Tensor, threads: int) -> None:
-    """One thread per row accumulating in a register (a long row's lane partials in registers too)."""
-    acc = s.cache_write(stat, "local")
-    stage = s[stat]
-    bx, tx = stage.split(fuse_all(stage), factor=threads)
-    stage.bind(bx, axis(BLOCK_X))
-    stage.bind(tx, axis(THREAD_X))
-    for partial in acc.op.input_tensors:
-        if getattr(partial.op, "tag", None) == PARTIAL_TAG:
-            s[partial].set_scope("local")
-            s[partial].compute_at(stage, tx)
-    s[acc].compute_at(stage, tx)
-
-
-def _block_row_kernel(s: Schedule, stat: Tensor, row_threads: int) -> None:
-    """One block per row: ``row_threads`` threads (16 for a row split into lane partials, a lane
-    each) fold their share in registers and combine across the block."""
-    stage = s[stat]
-    if stage.op.axis:
-        stage.bind(fuse_all(stage), axis(BLOCK_X))
-    (r,) = stage.op.reduce_axis
-    partials = [t for t in stat.op.input_tensors if getattr(t.op, "tag", None) == PARTIAL_TAG]
-    if partials:
-        stage.bind(r, axis(THREAD_X))
-        s[partials[0]].set_scope("local")
-        s[partials[0]].compute_at(stage, r)
-    else:
-        _, inner = stage.split(r, factor=row_threads)
-        stage.bind(inner, axis(THREAD_X))
-
-
-def default_row_threads(rows: int, row_length: int) -> int:
-    """Threads per row statistic: a block per row while the rows alone would leave most of a GPU
-    idle (fewer than 8192), one thread per row otherwise or for short rows."""
-    return 32 if rows < 8192 and row_length >= 64 else 1
 
 
 def schedule_softmax_output(s: Schedule, out: Tensor, threads: int = 128, vector: int = 4,
                             row_threads: int = 1) -> None:
     """Schedule one softmax/log_softmax output and its row statistics inside ``s``
-    (``row_threads`` > 1: each statistic a block per row, see ``_block_row_kernel``)."""
+    (``row_threads`` > 1: each statistic a block per row, see ``reduce_across_threads``)."""
     stats = producers_named(out, lambda name: name in ("row_max", "row_exp", "row_sum", "row_max_partial",
                                                        "row_sum_partial"))
     for t in stats:
         if t.op.name == "row_exp":
             s[t].compute_inline()
         elif t.op.tag != PARTIAL_TAG:
-            (_block_row_kernel(s, t, row_threads) if row_threads > 1 else _row_kernel(s, t, threads))
+            (reduce_across_threads(s, t, row_threads) if row_threads > 1 else reduce_per_thread(s, t, threads))
     total = num_elements(out)
     lanes = vector if total is not None and total % vector == 0 and out.shape[-1].value % vector == 0 else 1
     bind_flat(s[out], fuse_all(s[out]), threads, lanes)
