@@ -41,7 +41,7 @@ def build(inputs: Union[Schedule, IRModule, PrimFunc], args: Optional[Sequence[A
     if isinstance(inputs, Schedule):
         if args is None:
             raise BuildError("build(schedule, args): give the argument tensors, e.g. [A, B, C]")
-        funcs = list(lower(inputs, args, name=name, target=tgt if tgt.kind == "cuda" else None))
+        funcs = list(lower(inputs, args, name=name, target=tgt))
     elif isinstance(inputs, IRModule):
         funcs = list(inputs)
     elif isinstance(inputs, PrimFunc):

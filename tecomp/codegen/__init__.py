@@ -19,6 +19,16 @@ def build_llvm(funcs: Sequence[Any], target: Any = None) -> Any:
     return _build_llvm(funcs, target)
 
 
+def compile_library(funcs: Sequence[Any], target: Any) -> Any:
+    """Compile lowered PrimFuncs into a library file for ``target`` (a ``CompiledLibrary``, not
+    loaded): LLVM for ``llvm``, CUDA C and nvcc for ``cuda``."""
+    if target.kind == "cuda":
+        from .cuda_build import compile_cuda_library
+        return compile_cuda_library(funcs, target)
+    from .build import compile_llvm
+    return compile_llvm(funcs, target)
+
+
 def build_cuda(funcs: Sequence[Any], target: Any, fast_math: bool = False) -> Any:
     """Compile lowered PrimFuncs for a cuda target (nvcc) and load them as a runtime Module.
 

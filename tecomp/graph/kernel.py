@@ -114,11 +114,8 @@ def schedule(kernel: Kernel, env: dict[str, Any], gpu: bool = False) -> Any:
     outs = [env[v] for v in kernel.outputs]
     anchor = kernel.anchor
     if anchor is None:
-        if gpu:
-            from ..schedules.cuda import schedule_injective as schedule_gpu_injective
-            return schedule_gpu_injective(outs)
-        from ..schedules.common import schedule_injective
-        return schedule_injective(outs)
+        from ..schedules import common, cuda
+        return (cuda.schedule_injective if gpu else common.schedule_injective)(outs)
     sch = (ops.cuda_schedule(anchor.op) if gpu else ops.lookup(anchor.op).schedule)(outs)
     inline_epilogue(sch, kernel, env)
     return sch
@@ -127,11 +124,10 @@ def schedule(kernel: Kernel, env: dict[str, Any], gpu: bool = False) -> Any:
 def lower(kernel: Kernel, types: dict[str, TensorType], target: Any = None) -> Any:
     """The kernel as a PrimFunc named ``kernel.name``; for a cuda ``target``, GPU-scheduled in launch form."""
     from ..lower.driver import lower as lower_schedule
-    gpu = target is not None and target.kind == "cuda"
     args, env = compute(kernel, types)
     try:
-        sch = schedule(kernel, env, gpu)
-        return lower_schedule(sch, args, name=kernel.name, target=target if gpu else None)[kernel.name]
+        sch = schedule(kernel, env, gpu=target is not None and target.kind == "cuda")
+        return lower_schedule(sch, args, name=kernel.name, target=target)[kernel.name]
     except TecompError as exc:
         raise GraphError(f"kernel {kernel.name} ({kernel.label}, nodes "
                          f"{', '.join(repr(n.name) for n in kernel.nodes)}): {type(exc).__name__}: {exc}") from exc

@@ -6,7 +6,8 @@ inside that loop, before the rest of its body, with their allocation there.
 A reduction gets an init store just outside its outermost reduction loop
 (with its own small nest when data-parallel loops sit inside reduction
 loops); one whose reduction axis is bound to a GPU thread index becomes a
-cross-thread reduction (register partials, a tree in shared memory). Guards are added only where a split does not provably divide.
+cross-thread reduction (register partials, a tree in shared memory).
+Guards are added only where a split does not provably divide.
 Accesses are still multi-dimensional here; ``flatten`` comes next.
 """
 
@@ -108,24 +109,28 @@ class NestBuilder:
         dp_guard = self._guard(st, sb, reduce=False)
         leaves = st.leaf_iter_vars
         body = self.bodies[st]
-        if isinstance(body[0], Reduce) and self._thread_reduce_leaves(st):
-            return self._cross_thread_nest(st, sb, body[0], root_vmap, out_indices, dp_guard)
-        if isinstance(body[0], Reduce):
-            core, init, first_red = self._reduction(st, sb, body[0], root_vmap, out_indices, dp_guard)
-        else:
+        if not isinstance(body[0], Reduce):
             stores = [self._store(st, vi, self.loads.visit(substitute(b, root_vmap)), out_indices)
                       for vi, b in enumerate(body)]
-            core, init, first_red = _guarded(dp_guard, seq(*stores)), None, None
-        content: Stmt = core
-        for depth in reversed(range(len(leaves))):
-            iv = leaves[depth]
-            content = self._produce(self.attached.get((id(st), id(iv)), []), content)
-            content = self._make_for(st, iv, sb.extents[iv], content)
-            if depth == first_red:
-                content = seq(init, content)
-        if first_red is None and init is not None:
-            content = seq(init, content)
-        return content
+            return self._loops(st, sb, leaves, _guarded(dp_guard, seq(*stores)))
+        bound = [iv for iv in leaves if iv.is_reduce and self._kind(st, iv) is ForKind.THREAD_BINDING]
+        if bound:
+            return self._cross_thread_nest(st, sb, body[0], bound, root_vmap, out_indices, dp_guard)
+        core, init, first_red = self._reduction(st, sb, body[0], root_vmap, out_indices, dp_guard)
+        if first_red is None:
+            return seq(init, self._loops(st, sb, leaves, core))
+        inner = seq(init, self._loops(st, sb, leaves[first_red:], core))
+        return self._loops(st, sb, leaves[:first_red], inner)
+
+    def _loops(self, st: Stage, sb: StageBounds, ivs: list[IterVar], body: Stmt,
+               unlooped: Optional[IterVar] = None) -> Stmt:
+        """``body`` inside the loops of ``ivs`` (outermost first), each loop's attached stages
+        produced at its top; ``unlooped`` gets its attached stages but no loop (one placed elsewhere)."""
+        for iv in reversed(ivs):
+            body = self._produce(self.attached.get((id(st), id(iv)), []), body)
+            if iv is not unlooped:
+                body = self._make_for(st, iv, sb.extents[iv], body)
+        return body
 
     def _store(self, st: Stage, vi: int, value: PrimExpr, indices: tuple) -> Stmt:
         buf = self.storage.buffer(st, vi)
@@ -135,12 +140,7 @@ class NestBuilder:
                    out_indices: tuple, dp_guard: PrimExpr) -> tuple:
         buf = self.storage.buffer(st, 0)
         local = self.storage.local_indices(st, 0, out_indices)
-        source = self.loads.visit(substitute(red.source[0], root_vmap))
-        cond = self.loads.visit(substitute(red.condition, root_vmap))
-        current = BufferLoad(buf, local)
-        update_value = red.combiner.combine((current,), (source,))[0]
-        red_guard = _op.logical_and(_op.logical_and(dp_guard, self._guard(st, sb, reduce=True)), cond)
-        core = _guarded(red_guard, BufferStore(buf, update_value, local))
+        core = self._update(st, sb, red, root_vmap, dp_guard, buf, local)
         leaves = st.leaf_iter_vars
         reduce_pos = [k for k, iv in enumerate(leaves) if iv.is_reduce]
         first_red = reduce_pos[0] if reduce_pos else None
@@ -156,16 +156,25 @@ class NestBuilder:
                        ForKind.SERIAL if kind is ForKind.THREAD_BINDING else kind, init)
         return core, init, first_red
 
-    def _thread_reduce_leaves(self, st: Stage) -> list[IterVar]:
-        return [iv for iv in st.leaf_iter_vars if iv.is_reduce and self._kind(st, iv) is ForKind.THREAD_BINDING]
+    def _update(self, st: Stage, sb: StageBounds, red: Reduce, root_vmap: dict, dp_guard: PrimExpr,
+                buf: Buffer, indices: tuple) -> Stmt:
+        """``buf[indices] = combine(buf[indices], source)``, guarded by the splits and the reduction's condition."""
+        source = self.loads.visit(substitute(red.source[0], root_vmap))
+        cond = self.loads.visit(substitute(red.condition, root_vmap))
+        value = red.combiner.combine((BufferLoad(buf, indices),), (source,))[0]
+        guard = _op.logical_and(_op.logical_and(dp_guard, self._guard(st, sb, reduce=True)), cond)
+        return _guarded(guard, BufferStore(buf, value, indices))
 
-    def _cross_thread_nest(self, st: Stage, sb: StageBounds, red: Reduce, root_vmap: dict,
-                           out_indices: tuple, dp_guard: PrimExpr) -> Stmt:
+    def _cross_thread_nest(self, st: Stage, sb: StageBounds, red: Reduce, bound: list[IterVar],
+                           root_vmap: dict, out_indices: tuple, dp_guard: PrimExpr) -> Stmt:
         """A reduction whose axis is bound to a thread index: every thread of the group folds its
         share into a register, the partials meet in shared memory and are combined by a tree
         (log2 steps, barriers placed by thread_sync), and the group's result is stored once."""
         leaves = st.leaf_iter_vars
-        (tr,) = self._one_thread_reduce_leaf(st)
+        if len(bound) != 1:
+            raise LoweringError(f"stage {st.name}: reduction axes {', '.join(iv.name for iv in bound)} are all "
+                                "bound to threads; bind one reduction axis per stage")
+        (tr,) = bound
         first_red = next(k for k, iv in enumerate(leaves) if iv.is_reduce)
         if any(not iv.is_reduce for iv in leaves[first_red:]):
             raise LoweringError(f"stage {st.name}: a reduction bound to {self._tag(st, tr)} needs every "
@@ -183,15 +192,8 @@ class NestBuilder:
         shared = Buffer(f"{st.name}.red_buf", dtype, (threads * groups,), "shared")
         base = _op.sub(slot, tr.var)
 
-        source = self.loads.visit(substitute(red.source[0], root_vmap))
-        cond = self.loads.visit(substitute(red.condition, root_vmap))
-        guard = _op.logical_and(_op.logical_and(dp_guard, self._guard(st, sb, reduce=True)), cond)
-        fold: Stmt = _guarded(guard, BufferStore(partial, combine((BufferLoad(partial, zero),), (source,))[0], zero))
-        for depth in reversed(range(first_red, len(leaves))):
-            iv = leaves[depth]
-            fold = self._produce(self.attached.get((id(st), id(iv)), []), fold)
-            if iv is not tr:
-                fold = self._make_for(st, iv, sb.extents[iv], fold)
+        fold = self._update(st, sb, red, root_vmap, dp_guard, partial, zero)
+        fold = self._loops(st, sb, leaves[first_red:], fold, unlooped=tr)
         steps = []
         offset = 1
         while offset * 2 < threads:
@@ -210,19 +212,8 @@ class NestBuilder:
         body = seq(BufferStore(partial, red.combiner.identity[0], zero), fold,
                    BufferStore(shared, BufferLoad(partial, zero), (slot,)), *steps, _guarded(dp_guard, result))
         # (the shared buffer is declared once per block by the launch form, wherever it is allocated)
-        content: Stmt = self._make_for(st, tr, sb.extents[tr], Allocate(shared, Allocate(partial, body)))
-        for depth in reversed(range(first_red)):
-            iv = leaves[depth]
-            content = self._produce(self.attached.get((id(st), id(iv)), []), content)
-            content = self._make_for(st, iv, sb.extents[iv], content)
-        return content
-
-    def _one_thread_reduce_leaf(self, st: Stage) -> list[IterVar]:
-        bound = self._thread_reduce_leaves(st)
-        if len(bound) != 1:
-            raise LoweringError(f"stage {st.name}: reduction axes {', '.join(iv.name for iv in bound)} are all "
-                                "bound to threads; bind one reduction axis per stage")
-        return bound
+        content = self._make_for(st, tr, sb.extents[tr], Allocate(shared, Allocate(partial, body)))
+        return self._loops(st, sb, leaves[:first_red], content)
 
     def _constant_extent(self, st: Stage, sb: StageBounds, iv: IterVar) -> int:
         extent = self.analyzer.simplify(sb.extents[iv])
@@ -257,10 +248,9 @@ class NestBuilder:
 
     def _make_for(self, st: Stage, iv: IterVar, extent: PrimExpr, body: Stmt) -> Stmt:
         attr = st.iter_var_attrs.get(iv)
-        kind = self._kind(st, iv)
-        tag = attr.bind_thread.thread_tag if attr is not None and attr.bind_thread is not None else ""
         annotations = tuple(attr.pragmas) if attr is not None else ()
-        return For(iv.var, _op.const(0, iv.var.dtype), extent, kind, body, tag, annotations)
+        return For(iv.var, _op.const(0, iv.var.dtype), extent, self._kind(st, iv), body, self._tag(st, iv),
+                   annotations)
 
 
 def _guarded(cond: PrimExpr, body: Stmt) -> Stmt:

@@ -324,14 +324,12 @@ class _BuildHandler:
     """Builds candidates inside a builder worker; caches recreated tasks."""
 
     def __init__(self) -> None:
-        from ..codegen.build import compile_llvm
-        from ..codegen.cuda_build import compile_cuda_library
+        from ..codegen import compile_library
         from ..lower.driver import lower
         from . import task as task_module
         from .space import ConfigEntity
 
-        self._compilers = {"llvm": compile_llvm, "cuda": compile_cuda_library}
-        self._lower = lower
+        self._compile, self._lower = compile_library, lower
         self._create, self._config_from_json = task_module.create, ConfigEntity.from_json_dict
         self._tasks: dict = {}
 
@@ -356,9 +354,8 @@ class _BuildHandler:
         except Exception as exc:
             return {"error_no": MeasureErrorNo.INSTANTIATION_ERROR, "error_msg": _describe(exc)}
         try:
-            gpu = task.target.kind == "cuda"  # lowered with the GPU checks and launch form
-            func = self._lower(sch, args, name="candidate", target=task.target if gpu else None)["candidate"]
-            library = self._compilers[task.target.kind]([func], task.target)
+            func = self._lower(sch, args, name="candidate", target=task.target)["candidate"]
+            library = self._compile([func], task.target)
             shutil.copyfile(library.so_path, job["out"])
         except Exception as exc:
             return {"error_no": MeasureErrorNo.COMPILE_HOST, "error_msg": _describe(exc)}
