@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..error import LoweringError
+from ..te.operation import ScanOp
 from ..te.schedule import Fuse, Schedule, Split, Stage
 from ..te.tensor import IterVar, Range
 from ..tir import op as _op
@@ -122,6 +123,8 @@ class BoundInferrer:
 
     def _root_ranges(self, stage: Stage) -> dict:
         op = stage.op
+        if isinstance(op, ScanOp):  # the scan axis and the states' spatial axes: their own domains
+            return {iv: iv.dom for iv in op.root_iter_vars}
         ranges = {iv: iv.dom for iv in op.reduce_axis}
         if stage.attach_type != "scope":
             for iv, extent in zip(op.axis, op.shape):

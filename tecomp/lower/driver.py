@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from ..error import LoweringError
-from ..te.operation import ComputeOp, PlaceholderOp
+from ..te.operation import ComputeOp, PlaceholderOp, ScanOp
 from ..te.schedule import Schedule, Stage
 from ..te.tensor import Tensor
 from ..tir import op as _op
@@ -33,6 +33,7 @@ from .flatten import flatten_storage
 from .inline import inline_bodies
 from .launch import lower_for_gpu
 from .loop_partition import partition_loops
+from .scan import check_scan_body_placement, plan_scan_storage, scan_bodies
 from .schedule_ops import NestBuilder, StorageMap
 from .unroll import unroll_loops
 from .vectorize import vectorize_loops
@@ -59,7 +60,9 @@ def lower(sch: Schedule, args: Sequence[Any], name: str = "main", binds: Optiona
 def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str, partition: bool = True) -> PrimFunc:
     tensors, extra_vars = _split_args(args)
     bodies = inline_bodies(sch)
-    stages = [st for st in sch.stages if isinstance(st.op, ComputeOp) and st.attach_type != "inline"]
+    bodies.update(scan_bodies(sch))
+    stages = [st for st in sch.stages if isinstance(st.op, (ComputeOp, ScanOp)) and st.attach_type != "inline"]
+    check_scan_body_placement(sch, stages, bodies)
     analyzer = _shape_analyzer(tensors)
     inferrer = BoundInferrer(sch, stages, bodies, analyzer)
     bounds = inferrer.run()
@@ -129,6 +132,7 @@ def _plan_storage(sch: Schedule, tensors: list[Tensor], stages: list[Stage], bou
         zeros = tuple(_op.const(0, s.dtype) for s in current.shape)
         storage.add(stage, t.value_index, buf, zeros, True)
         params.append(buf)
+    plan_scan_storage(sch, stages, storage)
     for st in stages:
         sb = bounds[st]
         for vi in range(st.op.num_outputs):

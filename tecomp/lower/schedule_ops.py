@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..error import LoweringError
-from ..te.operation import ComputeOp
+from ..te.operation import ComputeOp, ScanOp
 from ..te.schedule import Split, Stage
 from ..te.tensor import IterVar
 from ..tir import op as _op
@@ -103,6 +103,8 @@ class NestBuilder:
 
     def _stage_nest(self, st: Stage) -> Stmt:
         sb = self.bounds[st]
+        if isinstance(st.op, ScanOp):  # one serial loop over the scan axis; the body stages are attached there
+            return self._loops(st, sb, [st.op.scan_axis], None)
         op: ComputeOp = st.op
         root_vmap = {iv.var: sb.root_index(iv) for iv in sb.root_ranges}
         out_indices = tuple(sb.root_index(iv) for iv in op.axis)

@@ -5,8 +5,8 @@ Names follow TVM's classic ``tvm.te`` so scripts port by changing imports.
 
 from ..tir import op as _op
 from ..tir.expr import Var
-from .operation import (ComputeOp, PlaceholderOp, comm_reducer, compute, max, min,  # noqa: A004
-                        placeholder, reduce_axis, size_var, sum, thread_axis, var)
+from .operation import (ComputeOp, PlaceholderOp, ScanOp, comm_reducer, compute, max, min,  # noqa: A004
+                        placeholder, reduce_axis, scan, size_var, sum, thread_axis, var)
 from .schedule import Schedule, Stage, create_schedule
 from .tensor import IterVar, Operation, Range, Tensor
 
@@ -51,10 +51,10 @@ trunc = _intrinsic("trunc")
 round = _intrinsic("round")  # noqa: A001
 
 __all__ = [
-    "ComputeOp", "IterVar", "Operation", "PlaceholderOp", "Range", "Schedule", "Stage", "Tensor", "Var",
+    "ComputeOp", "IterVar", "Operation", "PlaceholderOp", "Range", "ScanOp", "Schedule", "Stage", "Tensor", "Var",
     "abs", "all", "any", "ceil", "comm_reducer", "compute", "const", "cos", "create_schedule", "erf",
     "exp", "exp2", "floor", "floordiv", "floormod", "if_then_else", "indexdiv", "indexmod", "log",
     "log10", "log2", "max", "max_value", "min", "min_value", "placeholder", "power", "reduce_axis",
-    "round", "rsqrt", "select", "sigmoid", "sin", "size_var", "sqrt", "sum", "tanh", "thread_axis",
+    "round", "rsqrt", "scan", "select", "sigmoid", "sin", "size_var", "sqrt", "sum", "tanh", "thread_axis",
     "trunc", "var",
 ]

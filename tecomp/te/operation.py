@@ -214,3 +214,93 @@ def _is_axis_arg(axis: Any) -> bool:
 sum = comm_reducer(lambda x, y: _op.add(x, y), lambda t: _op.const(0, t), name="sum")  # noqa: A001
 max = comm_reducer(_op.max_expr, _op.min_value, name="max")  # noqa: A001
 min = comm_reducer(_op.min_expr, _op.max_value, name="min")  # noqa: A001
+
+
+class ScanOp(Operation):
+    """A recurrence over the first dimension of its states, run as one sequential loop.
+
+    Output ``k`` has the shape of ``state_placeholder[k]``: rows ``[0, init)``
+    are ``init[k]``, row ``t`` (``init <= t < T``) is ``update[k]`` at ``t``,
+    which may read the state's earlier rows through the placeholder. The
+    update and every stage between the placeholders and it (the *body*) run
+    inside the scan's loop over ``scan_axis`` for one row at a time; stages
+    that do not read a state run before the loop, over every row.
+    """
+
+    def __init__(self, name: str, tag: str, attrs: dict, scan_axis: IterVar, init: tuple, update: tuple,
+                 state_placeholder: tuple, spatial_axis: tuple):
+        self.name = name
+        self.tag = tag
+        self.attrs = dict(attrs or {})
+        self.scan_axis = scan_axis
+        self.init = init
+        self.update = update
+        self.state_placeholder = state_placeholder
+        self.spatial_axis = spatial_axis      # per state: an IterVar for each non-scan dimension
+        self.num_outputs = len(update)
+        self._outputs = tuple(Tensor(self, k, s.shape, s.dtype) for k, s in enumerate(state_placeholder))
+
+    @property
+    def root_iter_vars(self) -> list[IterVar]:
+        return [self.scan_axis] + [iv for axes in self.spatial_axis for iv in axes]
+
+    @property
+    def input_tensors(self) -> list[Tensor]:
+        return list(self.init) + list(self.update)
+
+
+def scan(init: Any, update: Any, state_placeholder: Any, inputs: Any = None, name: str = "scan",
+         tag: str = "", attrs: Optional[dict] = None) -> Any:
+    """A recurrence: ``state[:init_rows] = init``, ``state[t] = update[t]`` for the later rows, in order.
+
+    Each argument is a tensor or a list (one entry per state). ``update`` is
+    a compute over the state's whole shape that reads ``state_placeholder``
+    at rows before ``t`` (``s[t - 1, i]``). Returns the scan's output tensor
+    (a list for several states). ``inputs`` is accepted for TVM compatibility;
+    the body is found from the placeholders.
+    """
+    def as_tuple(x: Any, what: str) -> tuple:
+        items = tuple(x) if isinstance(x, (list, tuple)) else (x,)
+        if not items or not all(isinstance(t, Tensor) for t in items):
+            raise ExprError(f"scan {name}: {what} must be a tensor or a list of tensors, got {x!r}")
+        return items
+
+    init_t, update_t = as_tuple(init, "init"), as_tuple(update, "update")
+    states = as_tuple(state_placeholder, "state_placeholder")
+    if inputs is not None:
+        as_tuple(inputs, "inputs")
+    if not len(init_t) == len(update_t) == len(states):
+        raise ExprError(f"scan {name}: init, update and state_placeholder must have one entry per state, got "
+                        f"{len(init_t)}, {len(update_t)} and {len(states)}")
+    for k, (i, u, s) in enumerate(zip(init_t, update_t, states)):
+        if not isinstance(s.op, PlaceholderOp):
+            raise ExprError(f"scan {name}: state_placeholder {k} ({s.name}) must be a te.placeholder")
+        if not isinstance(i.op, ComputeOp) or not isinstance(u.op, ComputeOp):
+            raise ExprError(f"scan {name}: init and update of state {k} must be computes (te.compute)")
+        if not s.shape:
+            raise ExprError(f"scan {name}: state {k} ({s.name}) is a scalar; its first dimension is the scan axis")
+        if not (i.dtype == u.dtype == s.dtype):
+            raise ExprError(f"scan {name}: state {k}: init {i.dtype}, update {u.dtype} and placeholder {s.dtype} "
+                            "must have one dtype")
+        if len(i.shape) != len(s.shape) or len(u.shape) != len(s.shape) or \
+                not all(_same_dim(a, b) and _same_dim(a, c) for a, b, c in zip(i.shape[1:], u.shape[1:], s.shape[1:])) \
+                or not _same_dim(u.shape[0], s.shape[0]):
+            raise ExprError(f"scan {name}: state {k}: update {[str(d) for d in u.shape]} must have the "
+                            f"placeholder's shape {[str(d) for d in s.shape]} and init "
+                            f"{[str(d) for d in i.shape]} all but its first dimension")
+    first, total = init_t[0].shape[0], states[0].shape[0]
+    if any(not _same_dim(i.shape[0], first) or not _same_dim(s.shape[0], total) for i, s in zip(init_t, states)):
+        raise ExprError(f"scan {name}: every state needs the same number of rows and of init rows")
+    scan_axis = IterVar(Range(first, _op.sub(total, first)), Var(f"{name}.idx", total.dtype), IterVar.Ordered)
+    spatial = tuple(tuple(IterVar(Range(_op.const(0, d.dtype), d), Var(f"{name}.s{k}.i{j + 1}", d.dtype),
+                                  IterVar.DataPar) for j, d in enumerate(s.shape[1:]))
+                    for k, s in enumerate(states))
+    op = ScanOp(name, tag, attrs or {}, scan_axis, init_t, update_t, states, spatial)
+    outs = [op.output(k) for k in range(op.num_outputs)]
+    return outs if isinstance(update, (list, tuple)) else outs[0]
+
+
+def _same_dim(a: PrimExpr, b: PrimExpr) -> bool:
+    if isinstance(a, _op.IntImm) and isinstance(b, _op.IntImm):
+        return a.value == b.value
+    return a is b

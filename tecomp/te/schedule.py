@@ -19,7 +19,7 @@ from ..tir import op as _op
 from ..tir.expr import IntImm, PrimExpr, ProducerLoad, Var
 from ..tir.functor import Mutator
 from ..tir.stmt import ForKind
-from .operation import ComputeOp, PlaceholderOp
+from .operation import ComputeOp, PlaceholderOp, ScanOp
 from .tensor import IterVar, Operation, Range, Tensor
 
 
@@ -68,6 +68,8 @@ class Stage:
     def _reset_iter_vars(self) -> None:
         if isinstance(self.op, ComputeOp):
             roots = list(self.op.axis) + list(self.op.reduce_axis)
+        elif isinstance(self.op, ScanOp):
+            roots = self.op.root_iter_vars
         else:
             roots = []
         self.all_iter_vars = list(roots)
@@ -325,6 +327,32 @@ class Schedule:
             st.is_output = op in outputs
             self.stages.append(st)
             self.stage_map[op] = st
+        for st in self.stages:
+            if isinstance(st.op, ScanOp):
+                self._attach_scan_body(st)
+
+    def _attach_scan_body(self, scan_stage: Stage) -> None:
+        """Compute the stages between a scan's state placeholders and its updates at the scan's loop."""
+        op: ScanOp = scan_stage.op
+        states = {id(t.op) for t in op.state_placeholder}
+        reads_state: dict = {}
+
+        def in_body(node: Operation) -> bool:
+            if id(node) not in reads_state:
+                reads_state[id(node)] = any(id(t.op) in states or in_body(t.op) for t in node.input_tensors)
+            return reads_state[id(node)]
+
+        updates = {id(t.op) for t in op.update}  # in the body even when they read no state: they write row t
+        todo, seen = [t.op for t in op.update], set()
+        while todo:
+            node = todo.pop()
+            if id(node) in seen or not isinstance(node, ComputeOp) or \
+                    (id(node) not in updates and not in_body(node)):
+                continue
+            seen.add(id(node))
+            stage = self.stage_map[node]
+            stage.attach_type, stage.attach_stage, stage.attach_ivar = "scope", scan_stage, op.scan_axis
+            todo.extend(t.op for t in node.input_tensors)
 
     def __getitem__(self, key: Union[Tensor, Operation]) -> Stage:
         op = key.op if isinstance(key, Tensor) else key
@@ -463,7 +491,7 @@ def create_schedule(ops: Any) -> Schedule:
     outs = []
     for o in items:
         op = o.op if isinstance(o, Tensor) else o
-        if not isinstance(op, (ComputeOp, PlaceholderOp)):
+        if not isinstance(op, (ComputeOp, PlaceholderOp, ScanOp)):
             raise ScheduleError(f"create_schedule expects operations or tensors, got {o!r}")
         outs.append(op)
     return Schedule(outs)
