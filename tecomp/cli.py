@@ -90,7 +90,28 @@ def _load_npz(path: str, what: str) -> dict[str, Any]:
         raise ArgumentError(f"{what} {path}: cannot read it as a .npz of arrays: {exc}") from None
 
 
-def _load_model(path: str, shapes: dict, params_path: Optional[str]) -> tuple[Any, dict]:
+def _frozen(specs: Sequence[str]) -> dict[str, Any]:
+    """``name=file.npy`` -> {name: array} (``--freeze``: inputs that become import-time constants)."""
+    import numpy as np
+
+    values = {}
+    for spec in specs or ():
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ArgumentError(f"--freeze {spec!r}: expected NAME=FILE.npy")
+        try:
+            value = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ArgumentError(f"--freeze {spec}: cannot read {path} as a .npy array: {exc}") from None
+        if not isinstance(value, np.ndarray):
+            value.close()
+            raise ArgumentError(f"--freeze {spec}: cannot read {path} as a .npy array: it is a .npz archive")
+        values[name] = value
+    return values
+
+
+def _load_model(path: str, shapes: dict, params_path: Optional[str],
+                freeze: Optional[dict] = None) -> tuple[Any, dict]:
     """(graph, params) of an ONNX file (through the frontend) or of a tecomp graph JSON + params .npz."""
     if not os.path.exists(path):
         raise GraphError(f"{path}: no such model file")
@@ -98,20 +119,20 @@ def _load_model(path: str, shapes: dict, params_path: Optional[str]) -> tuple[An
         from .graph import Graph
 
         graph = Graph.from_json(Path(path).read_text())
-        if shapes:
-            raise ArgumentError("--shape applies to ONNX models; a graph JSON has static shapes already")
+        for option, given in (("--shape", shapes), ("--freeze", freeze)):
+            if given:
+                raise ArgumentError(f"{option} applies to ONNX models; a graph JSON has static shapes already")
         return graph, _load_npz(params_path, "--params") if params_path else {}
     try:
-        import onnx
         from .frontend import from_onnx
+        import onnx
     except ImportError as exc:
-        raise GraphError(f"reading {path} needs the ONNX frontend (onnx and tecomp.frontend.from_onnx): {exc}") \
-            from None
+        raise GraphError(f"reading {path} needs the ONNX frontend: {exc}") from None
     try:
         model = onnx.load(path)
     except Exception as exc:  # noqa: BLE001 - onnx raises assorted errors for unreadable files
         raise GraphError(f"{path}: not a readable ONNX model: {exc}") from None
-    return from_onnx(model, shape=shapes or None)
+    return from_onnx(model, shape=shapes or None, freeze=freeze or None)
 
 
 def _dispatch(records: Optional[str]) -> Any:
@@ -127,7 +148,7 @@ def _dispatch(records: Optional[str]) -> Any:
 def _compile(args: argparse.Namespace) -> None:
     import tecomp.graph
 
-    graph, params = _load_model(args.model, _shapes(args.shape), args.params)
+    graph, params = _load_model(args.model, _shapes(args.shape), args.params, _frozen(args.freeze))
     with _dispatch(args.records):
         module = tecomp.graph.build(graph, args.target, params, progress=not args.quiet)
     module.export_library(args.output)
@@ -236,6 +257,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_arguments(compile_)
     compile_.add_argument("-o", "--output", required=True, metavar="MODEL.so", help="library to write")
     compile_.add_argument("--records", metavar="DB", help="tuning records to apply (best config per kernel)")
+    compile_.add_argument("--freeze", action="append", metavar="NAME=X.npy",
+                          help="an ONNX input that acts as a shape, axes or pads: its value, fixed at import "
+                               "(repeatable)")
     compile_.set_defaults(run=_compile)
 
     tune = commands.add_parser("tune", help="tune every kernel of a model, logging to a records database")

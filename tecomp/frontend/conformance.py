@@ -16,7 +16,7 @@ so the list cannot silently rot. The command prints passes per op type.
 
 tecomp needs static shapes, so an operand that fixes an output's shape must be known at import.
 Many node tests pass such operands (Reshape's shape, a reduction's axes) as graph inputs;
-``import_case`` freezes exactly those inputs into initializers and says so in the report.
+``import_case`` freezes exactly those inputs (``from_onnx(..., freeze=)``) and the report says so.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ class Outcome:
     kind: str
     message: str = ""
     seconds: float = 0.0
-    frozen: tuple[str, ...] = ()   # inputs turned into initializers (see ``import_case``)
+    frozen: tuple[str, ...] = ()   # inputs frozen into import-time constants (see ``import_case``)
 
 
 def _opset(model: Any) -> int | None:
@@ -276,54 +276,23 @@ def _compare(case: str, got: list[np.ndarray], expected: list[Any]) -> str:
     return ""
 
 
-def freeze_inputs(model: Any, values: dict[str, np.ndarray]) -> Any:
-    """A copy of ``model`` in which the inputs ``values`` are initializers (constants)."""
-    import onnx
-    from onnx import numpy_helper
-
-    frozen = onnx.ModelProto()
-    frozen.CopyFrom(model)
-    frozen.graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in values.items())
-    return frozen
-
-
 def import_case(model: Any, arrays: dict[str, Any]) -> tuple[Any, dict, dict[str, np.ndarray]]:
-    """``from_onnx`` on a case; an input the importer needs at import time (Reshape's shape, a
-    reduction's axes, ... given as a graph input by the test) is frozen into an initializer and
-    the import retried. Returns (graph, params, frozen inputs)."""
+    """``from_onnx`` on a case; the inputs the importer needs at import time (Reshape's shape, a
+    reduction's axes, ... given as graph inputs by the test: ``NotConstantError.inputs``) are frozen
+    with ``freeze=`` and the import retried. Returns (graph, params, frozen inputs)."""
     from .importer import NotConstantError, from_onnx
 
     frozen: dict[str, np.ndarray] = {}
     while True:
-        model_now = freeze_inputs(model, frozen) if frozen else model
         runtime = {k: a for k, a in arrays.items() if k not in frozen}
         try:
-            graph, params = from_onnx(model_now, shape={k: np.shape(a) for k, a in runtime.items()})
+            graph, params = from_onnx(model, shape={k: np.shape(a) for k, a in runtime.items()}, freeze=frozen)
             return graph, params, frozen
         except NotConstantError as exc:
-            sources = [k for k in _input_sources(model, exc.value_name) if k in runtime]
+            sources = [k for k in exc.inputs if k in runtime]
             if not sources:
                 raise
             frozen.update((k, np.asarray(runtime[k])) for k in sources)
-
-
-def _input_sources(model: Any, value: str) -> list[str]:
-    """The graph inputs ``value`` is computed from (not through Shape or Size, whose outputs depend on
-    shapes only)."""
-    producer = {out: node for node in model.graph.node for out in node.output}
-    inputs = set(_input_names(model))
-    found, pending, seen = [], [value], set()
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        if name in inputs:
-            found.append(name)
-        node = producer.get(name)
-        if node is not None and node.op_type not in ("Shape", "Size"):
-            pending.extend(i for i in node.input if i)
-    return found
 
 
 def run_case(case: Any) -> Outcome:
@@ -388,7 +357,7 @@ def report(outcomes: list[Outcome]) -> str:
     lines.append(f"{'all cases':<22}" + "".join(f"{total[k]:>10}" for k in kinds))
     frozen = [o for o in outcomes if o.frozen and o.kind == "pass"]
     lines.append(f"({len(frozen)} passing cases give an operand needed at import (shape, axes, pads, ...) as a "
-                 "graph input; it was frozen into an initializer, see import_case)")
+                 "graph input; it was frozen with from_onnx(freeze=), see import_case)")
     for o in outcomes:
         if o.kind != "pass":
             expected = EXPECTED_FAILURES.get(o.case)

@@ -1,8 +1,10 @@
 """ONNX ModelProto -> tecomp graph IR (``from_onnx``), and ``load_onnx`` for files.
 
-Owns the model walk: the opset check, the report of every unsupported node at
+Owns the model walk: the opset check (opsets 7 to 12 are first upgraded to 13
+with ``onnx.version_converter``), the report of every unsupported node at
 once, graph inputs with static shapes (``shape=`` fills symbolic dimensions),
-initializers, and the environment mapping each ONNX value to a ``Value``: a
+graph inputs frozen into import-time constants (``freeze=``: inputs that act
+as shapes, axes, pads), initializers, and the environment mapping each ONNX value to a ``Value``: a
 typed graph value, an import-time constant (numpy), or both once a constant is
 used by a runtime node and becomes a graph param. ``NodeContext`` is what a
 converter (``ops_*.py``) sees of one ONNX node: its inputs, its attributes
@@ -28,7 +30,7 @@ from onnx import numpy_helper
 from ..error import GraphError, TecompError
 from ..graph.ir import Graph, Node, TensorType
 from . import fold
-from .registry import DEFAULT_DOMAINS, MIN_OPSET, find, max_opset
+from .registry import DEFAULT_DOMAINS, MIN_OPSET, OLDEST_UPGRADED, find, max_opset
 
 _ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.FLOAT16: "float16",
@@ -56,11 +58,13 @@ class UnsupportedOperatorError(GraphError):
 
 class NotConstantError(GraphError):
     """An operand that fixes an output's shape (Reshape's shape, Slice's starts, ...) is computed at
-    run time; ``value_name`` is the ONNX value that would have to be known at import time."""
+    run time; ``value_name`` is the ONNX value that would have to be known at import time and
+    ``inputs`` the graph inputs it is computed from (freezing them makes it known)."""
 
-    def __init__(self, message: str, value_name: str) -> None:
+    def __init__(self, message: str, value_name: str, inputs: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.value_name = value_name
+        self.inputs = tuple(inputs)
 
 
 def dtype_of(elem_type: int, what: str) -> str:
@@ -102,6 +106,73 @@ def const_value(name: str, array: np.ndarray) -> Value:
     return Value(name, TensorType(tuple(int(d) for d in array.shape), str(array.dtype)), array)
 
 
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's default-domain opset; GraphError unless tecomp converts it (directly or upgraded)."""
+    versions = [o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS]
+    if not versions:
+        raise GraphError("the ONNX model imports no default-domain opset (opset_import is empty or lacks "
+                         "domain ''); tecomp needs one to know the operators' semantics")
+    opset = max(versions)
+    if not OLDEST_UPGRADED <= opset <= max_opset():
+        raise GraphError(f"the ONNX model uses opset {opset}; tecomp converts opsets {MIN_OPSET} to "
+                         f"{max_opset()} and upgrades opsets {OLDEST_UPGRADED} to {MIN_OPSET - 1} on import")
+    return opset
+
+
+def _converter_message(exc: Exception) -> str:
+    """The reason of an onnx.version_converter failure without its C++ source location."""
+    text = str(exc).strip()
+    return text.split("failed: ", 1)[1] if "failed: " in text else text
+
+
+def _failing_node(model: onnx.ModelProto, opset: int) -> tuple[onnx.NodeProto, str] | None:
+    """The first node that onnx.version_converter cannot convert alone (with its reason), if any."""
+    from onnx import version_converter
+
+    initializers = {t.name: t for t in model.graph.initializer}
+    known = {v.name: v for v in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output)}
+    tried: set[bytes] = set()
+    for node in model.graph.node:
+        key = node.SerializeToString()  # the same op with the same attributes fails the same way
+        if key in tried:
+            continue
+        tried.add(key)
+        names = [i for i in node.input if i]
+        inputs = [known.get(i) or onnx.helper.make_empty_tensor_value_info(i) for i in names
+                  if i not in initializers]
+        inputs += [onnx.helper.make_tensor_value_info(i, initializers[i].data_type, initializers[i].dims)
+                   for i in names if i in initializers]  # IR version 3 wants initializers among the inputs
+        outputs = [onnx.helper.make_empty_tensor_value_info(o) for o in node.output if o]
+        graph = onnx.helper.make_graph([node], "node", inputs, outputs,
+                                       [initializers[i] for i in names if i in initializers])
+        single = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
+                                        ir_version=model.ir_version)
+        try:
+            version_converter.convert_version(single, MIN_OPSET)
+        except Exception as exc:  # noqa: BLE001 - the converter raises RuntimeError and others
+            return node, _converter_message(exc)
+    return None
+
+
+def upgrade_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """``model`` (default-domain ``opset`` < MIN_OPSET) converted to MIN_OPSET by onnx.version_converter;
+    GraphError naming the node (and op type) the converter cannot convert."""
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, MIN_OPSET)
+    except Exception as exc:  # noqa: BLE001 - the converter raises RuntimeError and others
+        failing = _failing_node(model, opset)
+        if failing is None:
+            where = f"onnx.version_converter failed: {_converter_message(exc)}"
+        else:
+            node, why = failing
+            where = (f"onnx.version_converter cannot convert node {node.name or '(unnamed)'!r} "
+                     f"({node.op_type}): {why}")
+        raise GraphError(f"the ONNX model uses opset {opset}, which tecomp upgrades to opset {MIN_OPSET} on "
+                         f"import, but {where}") from None
+
+
 def _jsonable(value: Any) -> Any:
     """Attribute values as plain Python (numpy scalars and tuples become ints, floats and lists)."""
     if isinstance(value, (list, tuple)):
@@ -115,17 +186,21 @@ class Importer:
     """One conversion: the graph being built and the ONNX environment."""
 
     def __init__(self, model: onnx.ModelProto, shape: Mapping[str, Sequence[int]] | None,
-                 dtype: str | Mapping[str, str] | None) -> None:
+                 dtype: str | Mapping[str, str] | None, freeze: Mapping[str, Any] | None = None) -> None:
         if not isinstance(model, onnx.ModelProto):
             raise GraphError(f"from_onnx expects an onnx.ModelProto, got {type(model).__name__} "
                              "(use tecomp.frontend.load_onnx(path) for a file)")
         if not model.HasField("graph"):
             raise GraphError("the ONNX model has no graph (is the file truncated or not an ONNX model?)")
+        self.opset = default_opset(model)
+        if self.opset < MIN_OPSET:
+            model = upgrade_opset(model, self.opset)
+            self.opset = MIN_OPSET
         self.model = model
         self.graph = model.graph
         self.shape = dict(shape or {})
         self.dtype = dtype
-        self.opset = self._default_opset()
+        self.freeze = dict(freeze or {})
         self.env: dict[str, Value] = {}
         self.inputs: dict[str, TensorType] = {}
         self.params: dict[str, TensorType] = {}
@@ -138,17 +213,6 @@ class Importer:
         self._counter = 0
 
     # ------------------------------------------------------------------ model level
-
-    def _default_opset(self) -> int:
-        versions = [o.version for o in self.model.opset_import if o.domain in DEFAULT_DOMAINS]
-        if not versions:
-            raise GraphError("the ONNX model imports no default-domain opset (opset_import is empty or lacks "
-                             "domain ''); tecomp needs one to know the operators' semantics")
-        opset = max(versions)
-        if not MIN_OPSET <= opset <= max_opset():
-            raise GraphError(f"the ONNX model uses opset {opset}; tecomp converts opsets {MIN_OPSET} to "
-                             f"{max_opset()} (convert older models with onnx.version_converter)")
-        return opset
 
     def _onnx_names(self) -> set[str]:
         names = {v.name for v in self.graph.input} | {v.name for v in self.graph.output}
@@ -198,15 +262,43 @@ class Importer:
         if unknown:
             raise GraphError(f"shape= names {unknown}, which are not inputs of the ONNX model "
                              f"(its inputs are {names or 'none'})")
-        if isinstance(self.dtype, Mapping):
-            unknown = sorted(set(self.dtype) - set(names))
+        for option, given in (("dtype", self.dtype if isinstance(self.dtype, Mapping) else {}),
+                              ("freeze", self.freeze)):
+            unknown = sorted(set(given) - set(names))
             if unknown:
-                raise GraphError(f"dtype= names {unknown}, which are not inputs of the ONNX model "
+                raise GraphError(f"{option}= names {unknown}, which are not inputs of the ONNX model "
                                  f"(its inputs are {names or 'none'})")
         for info in declared:
+            if info.name in self.freeze:
+                self.env[info.name] = self._frozen_input(info)
+                continue
             t = TensorType(self._input_shape(info), self._input_dtype(info))
             self.inputs[info.name] = self.types[info.name] = t
             self.env[info.name] = Value(info.name, t)
+
+    def _frozen_input(self, info: onnx.ValueInfoProto) -> Value:
+        """The import-time constant ``freeze=`` gives for input ``info``, checked against its declaration."""
+        array = self.freeze[info.name]
+        if not isinstance(array, np.ndarray):
+            raise GraphError(f"freeze= for input {info.name!r} must be a numpy array, got {type(array).__name__}")
+        if info.name in self.shape:
+            raise GraphError(f"input {info.name!r} is given both shape= and freeze=; a frozen input takes its "
+                             "shape from its array")
+        if str(array.dtype) not in DTYPES:
+            raise GraphError(f"freeze= gives input {info.name!r} an array of dtype {array.dtype}; expected one "
+                             f"of {', '.join(DTYPES)}")
+        elem = info.type.tensor_type.elem_type if info.type.HasField("tensor_type") else None
+        if elem is None:
+            raise GraphError(f"input {info.name!r} is not a tensor (sequences, maps and optionals are not supported)")
+        if elem != onnx.TensorProto.UNDEFINED and dtype_of(elem, f"input {info.name!r}") != str(array.dtype):
+            raise GraphError(f"freeze= gives input {info.name!r} an array of dtype {array.dtype}, but the model "
+                             f"declares {dtype_of(elem, info.name)}")
+        dims = self._declared_dims(info)
+        if dims is not None and (len(dims) != array.ndim or
+                                 any(isinstance(d, int) and d != a for d, a in zip(dims, array.shape))):
+            raise GraphError(f"freeze= gives input {info.name!r} an array of shape {array.shape}, but the "
+                             f"model declares shape {dims}")
+        return const_value(info.name, array)
 
     def _input_dtype(self, info: onnx.ValueInfoProto) -> str:
         wanted = self.dtype.get(info.name) if isinstance(self.dtype, Mapping) else self.dtype
@@ -224,10 +316,16 @@ class Importer:
             raise GraphError(f"dtype= gives input {info.name!r} dtype {wanted}, but the model declares {declared}")
         return declared
 
-    def _input_shape(self, info: onnx.ValueInfoProto) -> tuple[int, ...]:
+    @staticmethod
+    def _declared_dims(info: onnx.ValueInfoProto) -> list[int | str] | None:
+        """The input's dimensions as the model declares them (names or '?' where symbolic), None if unranked."""
         tt = info.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim] \
-            if tt.HasField("shape") else None
+        if not tt.HasField("shape"):
+            return None
+        return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
+
+    def _input_shape(self, info: onnx.ValueInfoProto) -> tuple[int, ...]:
+        dims = self._declared_dims(info)
         given = self.shape.get(info.name)
         if given is None:
             if dims is None or any(isinstance(d, str) for d in dims):
@@ -268,6 +366,23 @@ class Importer:
         dtype_of(proto.data_type, f"initializer {name!r}")
         value = self.env[name] = const_value(name, array)
         return value
+
+    def input_sources(self, name: str) -> list[str]:
+        """The runtime graph inputs the ONNX value ``name`` is computed from (not through Shape or Size,
+        whose outputs depend on static shapes only)."""
+        producer = {out: node for node in self.graph.node for out in node.output if out}
+        found, pending, seen = [], [name], set()
+        while pending:
+            value = pending.pop()
+            if value in seen:
+                continue
+            seen.add(value)
+            if value in self.inputs:
+                found.append(value)
+            node = producer.get(value)
+            if node is not None and node.op_type not in ("Shape", "Size"):
+                pending.extend(i for i in node.input if i)
+        return sorted(found)
 
     def tensor(self, value: Value) -> str:
         """The graph value name of ``value``, making an import-time constant a param on first use."""
@@ -398,12 +513,20 @@ class NodeContext:
         return [self.input(k) for k in range(len(self.node.input)) if self.has_input(k)]
 
     def const(self, k: int, what: str) -> np.ndarray:
-        """Input ``k`` (called ``what``) as an array; GraphError unless known at import time."""
+        """Input ``k`` (called ``what``) as an array; NotConstantError (naming the graph inputs it is
+        computed from and how to freeze them) unless known at import time."""
         value = self.input(k)
         if value.const is None:
-            raise NotConstantError(str(self.error(
-                f"input {k} ({what}) must be known at import time (an initializer, a Constant or computable "
-                f"from static shapes), but {self.node.input[k]!r} is computed at run time")), self.node.input[k])
+            name = self.node.input[k]
+            sources = self.importer.input_sources(name)
+            message = (f"input {k} ({what}) must be known at import time (an initializer, a Constant or "
+                       f"computable from static shapes), but {name!r} is computed at run time")
+            if sources:
+                listed = ", ".join(repr(s) for s in sources)
+                message += (f" from graph input(s) {listed}: give their values at import with "
+                            f"from_onnx(..., freeze={{{sources[0]!r}: array}}) or "
+                            f"tecomp compile --freeze {sources[0]}=file.npy")
+            raise NotConstantError(str(self.error(message)), name, sources)
         return value.const
 
     def ints(self, k: int, what: str) -> list[int]:
@@ -489,15 +612,21 @@ def load_onnx(path: str | os.PathLike) -> onnx.ModelProto:
 
 
 def from_onnx(model: onnx.ModelProto, shape: Mapping[str, Sequence[int]] | None = None,
-              dtype: str | Mapping[str, str] | None = None) -> tuple[Graph, dict[str, np.ndarray]]:
+              dtype: str | Mapping[str, str] | None = None,
+              freeze: Mapping[str, np.ndarray] | None = None) -> tuple[Graph, dict[str, np.ndarray]]:
     """Convert an ONNX model into a tecomp ``Graph`` and its params (``{name: array}``).
 
     ``shape`` maps input names to static shapes; it is required for inputs with
     symbolic dimensions and must agree with the dimensions the model fixes.
     ``dtype`` (one dtype for all inputs, or a ``{name: dtype}`` dict) supplies
-    input element types the model leaves undefined. Every value of the graph
-    has a static ``TensorType``; shape computations are evaluated at import.
+    input element types the model leaves undefined. ``freeze`` maps input
+    names to arrays that become import-time constants (inputs that act as
+    shapes, axes or pads; checked against the input's declared dtype and
+    shape); they are no longer inputs of the graph. Older models (opsets 7 to
+    12) are upgraded to opset 13 with ``onnx.version_converter`` first.
+    Every value of the graph has a static ``TensorType``; shape computations
+    are evaluated at import.
     Raises ``UnsupportedOperatorError`` (a GraphError) listing every
     unsupported node, and GraphError naming the node for other problems.
     """
-    return Importer(model, shape, dtype).run()
+    return Importer(model, shape, dtype, freeze).run()

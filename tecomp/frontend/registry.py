@@ -17,6 +17,8 @@ from typing import Any
 import onnx.defs
 
 MIN_OPSET = 13
+# Models of opsets OLDEST_UPGRADED..MIN_OPSET-1 are converted to MIN_OPSET on import (onnx.version_converter).
+OLDEST_UPGRADED = 7
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
