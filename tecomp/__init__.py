@@ -3,8 +3,13 @@
 ``import tecomp as tvm`` gives TVM's classic API: ``te`` to define and
 schedule operators, ``lower`` to see the loop IR, ``build`` to compile it,
 ``nd``/``cpu`` to run it. Importing this package needs numpy only; the
-compiler's heavier dependencies are imported where they are used.
+compiler's heavier dependencies are imported where they are used. The
+subpackages ``tecomp.graph`` (whole models) and ``tecomp.frontend`` (the ONNX
+importer, which needs the ``onnx`` package) are imported on first attribute
+access (``tecomp.frontend.from_onnx`` after a plain ``import tecomp``).
 """
+
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -16,7 +21,20 @@ from .lower.driver import lower  # noqa: E402
 from .runtime import cpu, cuda, device, nd  # noqa: E402
 from . import target  # noqa: E402
 
+_LAZY_SUBPACKAGES = ("graph", "frontend")
+
+
+def __getattr__(name: str) -> Any:
+    """Import the subpackage ``name`` (``graph``, ``frontend``) on first use."""
+    if name not in _LAZY_SUBPACKAGES:
+        raise AttributeError(f"module 'tecomp' has no attribute {name!r}")
+    import importlib
+
+    return importlib.import_module(f".{name}", __name__)
+
+
 __all__ = [
     "ArgumentError", "BuildError", "ExprError", "LoweringError", "ScheduleError", "TargetError",
-    "TecompError", "build", "cpu", "cuda", "device", "lower", "nd", "runtime", "target", "te", "tir",
+    "TecompError", "build", "cpu", "cuda", "device", "frontend", "graph", "lower", "nd", "runtime", "target", "te",
+    "tir",
 ]

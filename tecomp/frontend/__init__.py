@@ -6,7 +6,13 @@ Importing this package needs the ``onnx`` package (the ``onnx`` extra); ``tecomp
 
 from __future__ import annotations
 
-from . import ops_math, ops_nn, ops_tensor  # noqa: F401 - importing them registers the converters
+try:
+    import onnx  # noqa: F401
+except ModuleNotFoundError as _exc:
+    raise ModuleNotFoundError("tecomp.frontend needs the onnx package, which is not installed: "
+                              "pip install 'tecomp[onnx]'", name=_exc.name) from None
+
+from . import ops_index, ops_math, ops_nn, ops_tensor  # noqa: F401 - importing them registers the converters
 from .importer import UnsupportedOperatorError, from_onnx, load_onnx
 from .registry import supported_ops
 
