@@ -19,7 +19,7 @@ from ..te.operation import ScanOp
 from ..te.schedule import Fuse, Schedule, Split, Stage
 from ..te.tensor import IterVar, Range
 from ..tir import op as _op
-from ..tir.expr import PrimExpr, ProducerLoad
+from ..tir.expr import IntImm, PrimExpr, ProducerLoad
 from ..tir.functor import post_order_visit, substitute
 from ..tir.interval import Interval, eval_interval
 from ..tir.simplify import Analyzer
@@ -156,7 +156,7 @@ class BoundInferrer:
                     lo, hi = self._relax(substitute(idx, root_vmap), chain, attach, stage.scope)
                     lows[dim] = _merge(lows[dim], lo, _op.min_expr)
                     highs[dim] = _merge(highs[dim], hi, _op.max_expr)
-        region = []
+        region, full_tiles = [], []
         for dim, extent in enumerate(stage.op.shape):
             lo, hi = lows[dim], highs[dim]
             zero = _op.const(0, extent.dtype)
@@ -165,9 +165,48 @@ class BoundInferrer:
                 self._note_capacity(stage, dim, _op.add(_op.sub(hi, lo), 1))
             lo = zero if lo is None or lo is _UNBOUNDED else self.analyzer.simplify(_op.max_expr(lo, zero))
             last = _op.sub(extent, 1)
+            full = self.analyzer.simplify(_op.add(_op.sub(hi, lo), 1)) if bounded else None
             hi = last if hi is None or hi is _UNBOUNDED else self.analyzer.simplify(_op.min_expr(hi, last))
             region.append(Range(lo, self.analyzer.simplify(_op.add(_op.sub(hi, lo), 1))))
-        return region
+            full_tiles.append(full)
+        return self._overcomputed(stage, region, full_tiles)
+
+    def _overcomputed(self, stage: Stage, region: list[Range], full_tiles: list[Any]) -> list[Range]:
+        """``region`` with the last tile's clamped extents replaced by the full tile's constant ones,
+        for a ``local`` stage whose reads stay in bounds over the full tile.
+
+        A consumer's non-dividing split makes the last tile of a cached accumulator shorter, and a
+        varying extent keeps its loops from being unrolled and vectorized. Computing the whole tile
+        into the scratch buffer costs a few wasted lanes; the consumer still reads only what exists.
+        """
+        if stage.scope != "local":
+            return region
+        widened = [Range(r.min, full) if isinstance(full, IntImm) and not isinstance(r.extent, IntImm) else r
+                   for r, full in zip(region, full_tiles)]
+        if widened == region or not self._reads_in_bounds(stage, widened):
+            return region
+        return widened
+
+    def _reads_in_bounds(self, stage: Stage, region: list[Range]) -> bool:
+        """Whether every tensor read of ``stage``'s body stays inside its tensor over ``region``."""
+        dom = {iv.var: Interval.from_range(r.min, r.extent) for iv, r in zip(stage.op.axis, region)}
+        dom.update({iv.var: Interval.from_range(iv.dom.min, iv.dom.extent) for iv in stage.op.reduce_axis})
+        safe = True
+
+        def visit(node: Any) -> None:
+            nonlocal safe
+            if safe and isinstance(node, ProducerLoad):
+                for idx, extent in zip(node.indices, node.producer.shape):
+                    bounds = eval_interval(idx, dom, self.analyzer)
+                    if not bounds.is_bounded or not (
+                            self.analyzer.can_prove(_op.cmp(">=", bounds.min, 0))
+                            and self.analyzer.can_prove(_op.cmp("<", bounds.max, extent))):
+                        safe = False
+                        return
+
+        for b in self.bodies.get(stage, ()):
+            post_order_visit(b, visit)
+        return safe
 
     def _note_capacity(self, stage: Stage, dim: int, unclamped_extent: PrimExpr) -> None:
         """Remember a constant bound of the region size before clamping to the shape.

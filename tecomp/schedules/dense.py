@@ -27,6 +27,9 @@ DENSE_TEMPLATE = "schedules/dense"
 BATCH_MATMUL_TEMPLATE = "schedules/batch_matmul"
 ROW_TILES = (8, 6, 4, 3, 2, 1)
 COL_TILES = (32, 16, 8)
+# How well an mr-row accumulator tile uses the registers and the loads of B (one broadcast of A per
+# row, one vector of B shared by all rows), relative to 8 rows.
+_ROW_TILE_EFFICIENCY = {8: 1.0, 6: 0.95, 4: 0.85, 3: 0.7, 2: 0.5, 1: 0.3}
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,14 @@ class GemmSchedule:
     vectorize: bool = True
 
 
-def row_tile(m: int, wanted: tuple[int, ...] = ROW_TILES) -> int:
-    """The first of ``wanted`` that divides ``m`` (rows are never guarded), else 1."""
-    return next((t for t in wanted if m % t == 0), 1)
+def row_tile(m: int) -> int:
+    """Rows per accumulator tile for ``m`` rows: the tile of ``ROW_TILES`` that best balances
+    register reuse against the rows a last, partial tile wastes (a partial tile is computed in
+    full into its scratch accumulator, with A's row index clamped, and stored with a guard)."""
+    def useful(t: int) -> float:
+        return m / (-(-m // t) * t) * _ROW_TILE_EFFICIENCY[t]
+
+    return max((t for t in ROW_TILES if t <= m), key=useful, default=1)
 
 
 def panel_width(n: int) -> int:
@@ -49,6 +57,12 @@ def panel_width(n: int) -> int:
     if n < COL_TILES[-1]:
         return n
     return next((t for t in COL_TILES if n % t == 0), COL_TILES[0])
+
+
+def _clamp_row(i: Any, m: int) -> Any:
+    """Row ``i`` of A, clamped to the last row: a row tile that does not divide M computes its
+    last tile in full (rows past M repeat row M-1, never stored), so its loops stay constant."""
+    return tir_op.min_expr(i, m - 1) if m % 24 else i  # 24: every row tile divides it
 
 
 def _check_tensor(t: Any, op_name: str, argument: str, rank: int) -> tuple[int, ...]:
@@ -109,6 +123,7 @@ def dense_packed(data: Tensor, packed_weight: Tensor, units: int, bias: Tensor |
     r = te.reduce_axis((0, k), name="k")
 
     def a_at(i: Any) -> Any:
+        i = _clamp_row(i, m)
         return data[r, i] if transpose_a else data[i, r]
 
     out = te.compute((m, units), lambda i, j: te.sum(a_at(i) * packed_weight[j // nr, r, j % nr], axis=r),
@@ -186,7 +201,7 @@ def _batch_matmul(a: Tensor, b: Tensor, transpose_b: bool, nr: int | None) -> Te
     def fcompute(q: Any, i: Any, j: Any) -> Any:
         qa = 0 if ba == 1 else q
         qb = 0 if bb == 1 else q
-        return te.sum(a[qa, i, r] * packed[qb, j // nr, r, j % nr], axis=r)
+        return te.sum(a[qa, _clamp_row(i, m), r] * packed[qb, j // nr, r, j % nr], axis=r)
 
     return te.compute((max(ba, bb), m, n), fcompute, name=op_name, tag=PRODUCT_TAG,
                       attrs={"template": BATCH_MATMUL_TEMPLATE, "workload": workload})
@@ -219,7 +234,7 @@ def schedule_product_output(s: Schedule, out: Tensor, knobs: GemmSchedule) -> No
     acc = s.cache_write(out, "local") if product is out else product
     nr = packed.shape[-1].value
     m = out.shape[-2].value
-    mr = row_tile(m, (knobs.mr,) + ROW_TILES)
+    mr = knobs.mr if knobs.mr <= m else row_tile(m)
     stage = s[out]
     *batch, i, j = stage.op.axis
     io, jo, _, ji = stage.tile(i, j, mr, nr)
@@ -262,7 +277,7 @@ def _define_gemm_knobs(m: int, n: int) -> None:
     cfg = autotvm.get_config()
     first = panel_width(n)  # the fallback's choice
     cfg.define_knob("tile_n", [first] + [t for t in COL_TILES if t != first and t <= max(n, COL_TILES[-1])])
-    cfg.define_knob("tile_m", list(dict.fromkeys(row_tile(m, (t,) + ROW_TILES) for t in (8, 4, 2))))
+    cfg.define_knob("tile_m", list(dict.fromkeys([row_tile(m)] + [t for t in (8, 6, 4, 2) if t <= m])))
     cfg.define_knob("tile_k", [1, 4])
     cfg.define_knob("unroll", [1, 0])
     cfg.define_knob("vectorize", [1, 0])

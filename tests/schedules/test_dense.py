@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import tecomp
 from tecomp import te
 from tecomp import tuner as autotvm
 from tecomp.error import OperatorError
@@ -45,10 +46,35 @@ def test_batch_matmul(check, rng, a_shape, b_shape, transpose_b):
     check(D.schedule_batch_matmul(out), [A, B, out], [a, b], expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("a_shape,b_shape,transpose_b", [
+    ((3, 197, 64), (3, 64, 197), False), ((2, 13, 7), (2, 13, 7), True), ((1, 50, 11), (1, 11, 50), False),
+    ((2, 7, 197), (2, 197, 24), False),
+])
+def test_batch_matmul_odd_shapes_keep_full_register_tiles(check, rng, a_shape, b_shape, transpose_b):
+    """Token counts like 197 and 50 divide no row tile or panel: the last tile is computed in full
+    (A's rows clamped, B's panel padded), so the accumulator loops have constant extents and
+    vectorize; only the store to the output is guarded."""
+    A, B = te.placeholder(a_shape, name="A"), te.placeholder(b_shape, name="B")
+    out = D.batch_matmul(A, B, transpose_b)
+    s = D.schedule_batch_matmul(out)
+    text = str(tecomp.lower(s, [A, B, out], simple_mode=True))
+    accumulate = [line for line in text.splitlines() if "batch_matmul.local[" in line and "= (" in line]
+    assert accumulate and all("ramp(" in line for line in accumulate), text
+    assert "for (j.c" not in text and "for (i.c" not in text, text  # unrolled and vectorized, not looped
+    a, b = _rand(rng, a_shape), _rand(rng, b_shape)
+    expected = a @ (b.transpose(0, 2, 1) if transpose_b else b)
+    check(s, [A, B, out], [a, b], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("m,expected", [(1, 1), (2, 2), (3, 3), (8, 8), (12, 6), (13, 8), (50, 8), (197, 8)])
+def test_row_tile_prefers_full_register_tiles_over_divisors(m, expected):
+    assert D.row_tile(m) == expected
+
+
 @pytest.mark.parametrize("index", [0, 7, 29, 47])
 def test_dense_template_configs(check, rng, index):
     task = autotvm.task.create("schedules/dense", (8, 24, 12, "float32"), target="llvm")
-    assert len(task.config_space) == 48
+    assert len(task.config_space) == 64  # tile_n 2 x tile_m 4 x tile_k 2 x unroll 2 x vectorize 2
     config = task.config_space.get(index)
     s, tensors = task.instantiate(config)
     a, w = _rand(rng, (8, 12)), _rand(rng, (24, 12))
