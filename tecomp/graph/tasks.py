@@ -7,7 +7,10 @@ ask while they are defined and scheduled for the target, after the same
 passes and fusion as ``build`` (on a CPU a conv becomes the blocked conv of
 the layout pass, a constant dense weight is packed; on a GPU the CUDA
 schedules ask for their own templates). While extracting, every question
-gets its fallback config silently: the tasks do not depend on the configs.
+gets its fallback config silently, or with ``records`` the best recorded
+config where there is one: a tuned config can change the workloads after it
+(a conv's channel block decides the layout of the pooling that follows), so
+the tasks of a tuned build are those asked under its records.
 """
 
 from __future__ import annotations
@@ -16,35 +19,44 @@ from typing import Any, Optional, Union
 
 from ..target import Target
 from ..tuner.dispatch import DispatchContext
-from ..tuner.space import FallbackConfigEntity
+from ..tuner.space import ConfigEntity, FallbackConfigEntity
 from .builder import check_params, plan
 from .ir import Graph
 from .kernel import compute, schedule
-from .ops import untuned
 
 
 class _Recorder(DispatchContext):
-    """Answers every question with the fallback config, silently, and keeps the tasks asked about."""
+    """Answers every question with the best record of ``best`` (an ``ApplyHistoryBest``) if it has
+    one, else with the fallback config, silently; keeps the tasks asked about."""
 
-    def __init__(self) -> None:
+    def __init__(self, best: Optional[DispatchContext] = None) -> None:
         self.tasks: dict[str, Any] = {}
+        self.best = best
 
-    def lookup(self, task: Any) -> FallbackConfigEntity:
+    def lookup(self, task: Any) -> ConfigEntity:
         self.tasks.setdefault(task.key, task)
-        return FallbackConfigEntity(task.config_space)
+        found = self.best.lookup(task) if self.best is not None else None
+        return found if found is not None else FallbackConfigEntity(task.config_space)
 
 
-def extract_tasks(graph: Graph, params: Optional[dict] = None, target: Union[str, Target, None] = "llvm") -> list:
-    """The model's tuning tasks, one per distinct workload, in the order the model first runs them."""
+def extract_tasks(graph: Graph, params: Optional[dict] = None, target: Union[str, Target, None] = "llvm",
+                  records: Any = None) -> list:
+    """The model's tuning tasks, one per distinct workload, in the order the model first runs them.
+
+    ``records`` (a database path or ``RecordDB``): extract them as a build under
+    ``apply_history_best(records)`` would define its kernels.
+    """
     from ..build_module import resolve_target
+    from ..tuner.dispatch import apply_history_best
 
     tgt = resolve_target(target)
     if params is not None:
         check_params(graph, params)
     graph.validate()
-    with untuned(), tgt:
+    best = apply_history_best(records) if records is not None else None
+    with _Recorder(best), tgt:
         compiled = plan(graph, None, tgt)
-        with _Recorder() as recorder:
+        with _Recorder(best) as recorder:
             for kernel in compiled.distinct:
                 _, env = compute(kernel, compiled.graph.types)
                 schedule(kernel, env, gpu=tgt.kind == "cuda")

@@ -97,15 +97,17 @@ def create(name: str, args: tuple, target: Union[str, Target, None] = None) -> "
     return Task(name, args, target)
 
 
-def extract_from_graph(graph: Any, params: Any = None, target: Union[str, Target, None] = "llvm") -> list["Task"]:
+def extract_from_graph(graph: Any, params: Any = None, target: Union[str, Target, None] = "llvm",
+                       records: Any = None) -> list["Task"]:
     """The tunable kernels of a model graph (``tecomp.graph.Graph``) as tasks, one per workload.
 
     They are found after the passes and fusion ``tecomp.graph.build`` applies, so a record of
     one of these tasks is what the model's build dispatches. ``params`` (optional) is checked
-    against the graph; the tasks depend on shapes only.
+    against the graph; the tasks depend on shapes, and with ``records`` (a database path or
+    ``RecordDB``) on the tuned configs a build under ``apply_history_best(records)`` applies.
     """
     from ..graph.tasks import extract_tasks  # the graph compiler imports the tuner, not the reverse
-    return extract_tasks(graph, params, target)
+    return extract_tasks(graph, params, target, records)
 
 
 @functools.lru_cache(maxsize=256)

@@ -11,6 +11,7 @@ import pytest
 import graph_models as models
 import tecomp.graph
 from tecomp import tuner as autotvm
+from tecomp.graph.tuning import tune_model
 from tecomp.tuner.measure import MeasureInput, MeasureResult
 from tecomp.tuner.space import FallbackConfigEntity
 
@@ -68,3 +69,44 @@ def test_build_applies_tuned_configs():
     assert optimized.types[packed[0].inputs[1]].shape[-1] == chosen_dense["tile_n"].val
     x = models.random_inputs(graph, seed=3)["x"]
     np.testing.assert_allclose(module.run(x)[0], reference(x)[0], rtol=1e-4, atol=1e-5)
+
+
+def _conv_pool():
+    """conv 3 -> 16 channels (channel blocks 16 or 8), then a 2x2 max pool."""
+    from tecomp.graph import Graph, Node, TensorType
+    types = {"x": TensorType((1, 3, 8, 8), "float32"), "w": TensorType((16, 3, 3, 3), "float32"),
+             "y": TensorType((1, 16, 8, 8), "float32"), "z": TensorType((1, 16, 4, 4), "float32")}
+    graph = Graph({"x": types["x"]}, {"w": types["w"]},
+                  [Node("conv2d_nchw", ["x", "w"], ["y"], {"padding": 1}, name="conv"),
+                   Node("max_pool2d", ["y"], ["z"], {"kernel": 2, "strides": 2}, name="pool")], ["z"], types)
+    return graph, {"w": np.random.default_rng(0).uniform(-1, 1, (16, 3, 3, 3)).astype("float32")}
+
+
+def test_tasks_under_records_follow_the_tuned_layout(tmp_path):
+    """A conv tuned to another channel block changes the max pool after it into a new workload:
+    extraction under the records finds it, so tuning can finish what a build will ask for."""
+    graph, params = _conv_pool()
+    conv, pool = autotvm.task.extract_from_graph(graph, params, "llvm")
+    assert pool.name == "schedules/pool2d" and "NCHW16c" in pool.key
+    chosen = _non_fallback(conv, "tile_oc")
+    with autotvm.RecordDB(tmp_path / "r.db") as db:
+        db.add(*_record(conv, chosen))
+        tuned_conv, tuned_pool = autotvm.task.extract_from_graph(graph, params, "llvm", records=db)
+    assert tuned_conv.key == conv.key
+    assert f"NCHW{chosen['tile_oc'].val}c" in tuned_pool.key and tuned_pool.key != pool.key
+
+
+def test_tune_model_tunes_the_workloads_its_tuned_configs_create(tmp_path):
+    graph, params = _conv_pool()
+    conv, pool = autotvm.task.extract_from_graph(graph, params, "llvm")
+    chosen = _non_fallback(conv, "tile_oc")
+    db = tmp_path / "r.db"
+    with autotvm.RecordDB(db) as seeded:
+        seeded.add(*_record(conv, chosen))  # an earlier session found the other channel block fastest
+    option = autotvm.measure_option(autotvm.LocalBuilder(), autotvm.LocalRunner(number=1))
+    tuned = tune_model(graph, params, db, trials=3, tuner="grid", measure_option=option, progress=False)
+    assert [t.name for t in tuned] == ["schedules/conv2d_nchwc", "schedules/pool2d", "schedules/pool2d"]
+    with autotvm.RecordDB(db) as records:
+        after = autotvm.task.extract_from_graph(graph, params, "llvm", records=records)
+        assert all(records.best(t.key, "llvm") is not None for t in after)
+    assert {t.key for t in after} <= {t.key for t in tuned}
