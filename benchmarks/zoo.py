@@ -4,9 +4,9 @@ Each network is built with random weights (``torch.manual_seed(0)``) and a small
 batch 1, from torchvision, timm, Hugging Face transformers (configs built from config
 objects: nothing is downloaded) or ``torch.nn``, and exported once with ``torch.onnx.export``:
 the dynamo exporter at opset 18 by default, the TorchScript exporter at opset 17 where named
-(``_ts`` variants, the recurrent networks and ``nn.TransformerEncoder``). The ``.onnx`` file
-and its inputs (``.npz``) are cached under ``~/.cache/tecomp/zoo/`` (``TECOMP_ZOO_CACHE``
-overrides); once cached, torch is not imported at all.
+(``_ts`` variants, the recurrent networks and ``nn.TransformerEncoder``, whose ``_dynamo``
+variants take the default). The ``.onnx`` file and its inputs (``.npz``) are cached under
+``~/.cache/tecomp/zoo/`` (``TECOMP_ZOO_CACHE`` overrides); once cached, torch is not imported.
 
 Per network one row: whether tecomp imports it (else the importer's error, one line), the
 maximum relative error against onnxruntime on the same inputs (max |tecomp - ORT| over max
@@ -255,8 +255,10 @@ NETWORKS: dict[str, Network] = {n.name: n for n in [
     Network("whisper_encoder", "transformers", _whisper_encoder),
     Network("wav2vec2", "transformers", _wav2vec2),
     Network("lstm", "torch.nn", _recurrent("lstm"), **TS),
+    Network("lstm_dynamo", "torch.nn", _recurrent("lstm")),
     Network("gru", "torch.nn", _recurrent("gru"), **TS),
     Network("transformer_encoder", "torch.nn", _transformer_encoder, **TS),
+    Network("transformer_encoder_dynamo", "torch.nn", _transformer_encoder),
 ]}
 
 
@@ -372,7 +374,7 @@ class Row:
 def _fail(row: Row, stage: str, exc: BaseException) -> Row:
     status = f"{stage}: {one_line(exc)}" if stage != "import" else one_line(exc)
     row.status = status if len(status) <= 110 else status[:109] + "…"
-    row.failure = [f"{stage}: {line}" for line in details(exc)]
+    row.failure = (row.failure or []) + [f"{stage}: {line}" for line in details(exc)]
     return row
 
 
@@ -460,33 +462,52 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
+def _kernel_shapes(step: dict, graph: dict) -> str:
+    """``inputs -> output`` shapes of a step's anchor: its first node that is not a layout transform."""
+    if not step.get("nodes"):
+        return "-"
+    nodes = {node["name"]: node for node in graph["nodes"]}
+    kernel = [nodes[name] for name in step["nodes"]]
+    anchor = next((n for n in kernel if n["op"] != "layout_transform"), kernel[0])
+
+    def shape(value: str) -> str:
+        return "x".join(map(str, graph["types"][value]["shape"])) or "scalar"
+
+    reads = list(anchor["inputs"]) + list(anchor.get("kwinputs", {}).values())
+    return f"{', '.join(shape(v) for v in reads)} -> {shape(kernel[-1]['outputs'][0])}"
+
+
 def profile(net: Network, nthreads: int, records: str | None, top: int) -> None:
-    """Print the slowest kernels of one network (op, output shape, ms, share) and the time per op."""
+    """Print the slowest kernels of one network (op, shapes, ms, share) and the time per kernel kind."""
     onnx_path, inputs_path = export(net)
     inputs = load_inputs(inputs_path)
     module, seconds = build_network(*import_network(onnx_path, inputs), records)
     with threads(nthreads):
         steps = module.profile(**inputs, repeat=20)
     graph = module.info["graph"]
-    by_name = {node["name"]: node for node in graph["nodes"]}
     total = sum(s.seconds for s in steps) or 1.0
-    print(f"{net.name}: {len(steps)} steps, {total * 1e3:.3f} ms in all (median of 20, {nthreads} thread(s)), "
-          f"compiled in {seconds:.1f} s")
-    print(f"| op | output shape | ms | share |\n|---|---|---:|---:|")
+    print(f"{net.name}: {len(steps)} steps, {total * 1e3:.3f} ms in all (median of 20 runs, {nthreads} "
+          f"thread(s)), compiled in {seconds:.1f} s")
+    print("| kernel | anchor inputs -> output (blocked layouts as stored) | ms | share |\n|---|---|---:|---:|")
     shown = sorted(zip(steps, module.steps), key=lambda pair: -pair[0].seconds)[:top]
-    for time_, step in shown:
-        shape = "-"
-        if step.get("nodes"):
-            out = by_name[step["nodes"][-1]]["outputs"][0]
-            shape = "x".join(map(str, graph["types"][out]["shape"]))
-        print(f"| {time_.label} | {shape} | {time_.seconds * 1e3:.3f} | {time_.seconds / total:.1%} |")
-    per_op: dict[str, float] = {}
+    for timing, step in shown:
+        print(f"| {timing.label} | {_kernel_shapes(step, graph)} | {timing.seconds * 1e3:.3f} | "
+              f"{timing.seconds / total:.1%} |")
+    per_kind: dict[str, list[float]] = {}
     for s in steps:
-        anchor = s.label.split("+")[0] if not s.label.startswith("copy") else "copy"
-        per_op[anchor] = per_op.get(anchor, 0.0) + s.seconds
-    print("\nby first operator of the kernel:")
-    for op, secs in sorted(per_op.items(), key=lambda kv: -kv[1]):
-        print(f"  {op:<28s} {secs * 1e3:9.3f} ms {secs / total:6.1%}")
+        per_kind.setdefault(s.label if not s.label.startswith("copy") else "copy", []).append(s.seconds)
+    print("\nper kernel kind (calls, ms, share):")
+    for kind, times in sorted(per_kind.items(), key=lambda kv: -sum(kv[1])):
+        print(f"  {kind:<48s} {len(times):4d} {sum(times) * 1e3:9.3f} ms {sum(times) / total:6.1%}")
+
+
+def cpu_name() -> str:
+    """The CPU's model name (as ``lscpu`` prints it), else the platform's machine name."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -508,7 +529,7 @@ def main() -> None:
 
     if args.list:
         for net in NETWORKS.values():
-            print(f"{net.name:<22s} {net.family:<13s} {net.exporter} opset {net.opset}")
+            print(f"{net.name:<28s} {net.family:<13s} {net.exporter} opset {net.opset}")
         return
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(NETWORKS)
     if args.profile:
@@ -524,15 +545,15 @@ def main() -> None:
             start = time.perf_counter()
             try:
                 path, _ = export(NETWORKS[name], force=args.force_export)
-                print(f"{name:<22s} {path} ({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s)")
+                print(f"{name:<28s} {path} ({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.1f} s)")
             except Exception as exc:  # noqa: BLE001
-                print(f"{name:<22s} export failed: {one_line(exc)}")
+                print(f"{name:<28s} export failed: {one_line(exc)}")
         return
 
     import onnxruntime as ort
 
     import tecomp
-    print(f"zoo on {platform.processor() or platform.machine()}, {args.threads} thread(s), tecomp "
+    print(f"zoo on {cpu_name()}, {time.strftime('%Y-%m-%d')}, {args.threads} thread(s), tecomp "
           f"{tecomp.__version__}, onnxruntime {ort.__version__}; records: {args.records or 'none'}", flush=True)
     rows = []
     for name in names:
