@@ -155,6 +155,19 @@ def _compile(args: argparse.Namespace) -> None:
     print(module.summary().replace(module.library_path, args.output, 1))
 
 
+def _duration(text: str) -> float:
+    """Seconds from ``600``, ``90s``, ``10m`` or ``1h`` (an argparse type)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
+    try:
+        seconds = float(number) * unit
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration (e.g. 600, 90s, 10m, 1h)")
+    return seconds
+
+
 def _tune(args: argparse.Namespace) -> None:
     from .graph.tuning import tune_model
 
@@ -171,7 +184,7 @@ def _tune(args: argparse.Namespace) -> None:
         option = measure_option_for_scheduler(args.scheduler, args.target)
     try:
         tasks = tune_model(graph, params, records, args.trials, args.tuner, args.target, option,
-                           args.early_stopping, progress=not args.quiet)
+                           args.early_stopping, progress=not args.quiet, budget=args.budget)
     finally:
         if option is not None:
             option["runner"].close()
@@ -267,6 +280,9 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--records", metavar="DB",
                       help="records database (default: tuning/records.db under the tecomp cache dir)")
     tune.add_argument("--trials", type=int, default=200, help="trials per kernel (default: 200)")
+    tune.add_argument("--budget", type=_duration, metavar="TIME",
+                      help="wall-clock time for the whole model (600, 90s, 10m, 1h): trials go to the kernels "
+                           "that hold most of the model's estimated latency, each still capped by --trials")
     tune.add_argument("--tuner", choices=("xgb", "ga", "random", "grid"), default="xgb")
     tune.add_argument("--early-stopping", type=int, metavar="N", help="stop a kernel after N trials without gain")
     tune.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="measure on a Dask cluster")

@@ -83,7 +83,7 @@ class Tuner:
         callbacks = list(callbacks)
         self._resume(callbacks)
         self._before_first_batch(callbacks)
-        batch_size = _batch_size(measure_option)
+        batch_size = measure_batch_size(measure_option)
         errors = ErrorSummary()
         trials, best_trial = 0, 0
         try:
@@ -171,7 +171,8 @@ def throughput(task: Any, result: Any) -> float:
     return (task.flop or 1.0) / mean if mean > 0 else 0.0
 
 
-def _batch_size(measure_option: Any) -> int:
+def measure_batch_size(measure_option: Any) -> int:
+    """Configs measured per batch: the builder's ``n_parallel``, else ``DEFAULT_BATCH_SIZE``."""
     builder = measure_option.get("builder") if isinstance(measure_option, dict) else None
     return getattr(builder, "n_parallel", None) or DEFAULT_BATCH_SIZE
 

@@ -112,3 +112,17 @@ def test_compile_an_onnx_model_with_a_shape(tmp_path, capsys):
                  "--quiet"]) == 0
     x = np.linspace(-1, 1, 12, dtype="float32").reshape(3, 4)
     np.testing.assert_array_equal(tecomp.graph.load(tmp_path / "relu.so").run(x)[0], np.maximum(x, 0))
+
+
+def test_tune_with_a_time_budget(tmp_path, capsys):
+    t, w = TensorType((4, 8), "float32"), TensorType((8, 8), "float32")
+    graph = Graph({"x": t}, {"w": w}, [Node("dense", ["x", "w"], ["y"], name="fc")], ["y"], {"x": t, "w": w, "y": t})
+    (tmp_path / "g.json").write_text(graph.to_json())
+    np.savez(tmp_path / "p.npz", w=np.eye(8, dtype="float32"))
+    base = ["tune", str(tmp_path / "g.json"), "--params", str(tmp_path / "p.npz"), "--quiet",
+            "--records", str(tmp_path / "r.db"), "--tuner", "random", "--trials", "3"]
+    assert main([*base, "--budget", "2s"]) == 0
+    assert "tuned 1 tasks" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*base, "--budget", "ten minutes"])
+    assert "'ten minutes' is not a positive duration" in capsys.readouterr().err

@@ -11,7 +11,9 @@ import pytest
 import graph_models as models
 import tecomp.graph
 from tecomp import tuner as autotvm
-from tecomp.graph.tuning import tune_model
+from tecomp.error import TuningError
+from tecomp.graph.tasks import task_calls
+from tecomp.graph.tuning import TaskScheduler, tune_model
 from tecomp.tuner.measure import MeasureInput, MeasureResult
 from tecomp.tuner.space import FallbackConfigEntity
 
@@ -110,3 +112,29 @@ def test_tune_model_tunes_the_workloads_its_tuned_configs_create(tmp_path):
         after = autotvm.task.extract_from_graph(graph, params, "llvm", records=records)
         assert all(records.best(t.key, "llvm") is not None for t in after)
     assert {t.key for t in after} <= {t.key for t in tuned}
+
+
+def test_task_calls_count_the_kernels_of_one_inference():
+    graph, params, _ = models.transformer()
+    calls = {t.key: n for t, n in task_calls(graph, params)}
+    dense = [t for t in autotvm.task.extract_from_graph(graph, params) if t.args[:3] == (16, 32, 32)]
+    assert calls[dense[0].key] == 4  # q, k, v and the output projection share one workload
+
+
+def test_budget_gives_slices_to_the_largest_estimated_latency_first(tmp_path):
+    graph, params = _conv_pool()
+    option = autotvm.measure_option(autotvm.LocalBuilder(), autotvm.LocalRunner(number=1))
+    with autotvm.RecordDB(tmp_path / "r.db") as db:
+        scheduler = TaskScheduler(graph, params, "llvm", db, autotvm.tuner.RandomTuner, trials=4)
+        scheduler.tune_for(20.0, option, progress=False)
+        conv, pool = list(scheduler.slots.values())[:2]
+        assert conv.task.flop > pool.task.flop and conv.slices >= 1
+        measured = {key: len(list(db.records(key, "llvm"))) for key in scheduler.slots}
+    assert measured[conv.task.key] == 4  # capped by trials
+    assert 0 < scheduler.estimated_seconds() < 1
+
+
+def test_tune_model_rejects_a_non_positive_budget(tmp_path):
+    graph, params = _conv_pool()
+    with pytest.raises(TuningError, match="budget must be a positive number of seconds"):
+        tune_model(graph, params, tmp_path / "r.db", trials=4, budget=0)
