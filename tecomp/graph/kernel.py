@@ -102,7 +102,7 @@ def inline_epilogue(s: Any, kernel: Kernel, env: dict[str, Any]) -> None:
     anchor = kernel.nodes.index(kernel.anchor)
     for node in kernel.nodes[anchor:]:
         for value in node.outputs:
-            if value in kept:
+            if value in kept or env[value].op not in s.stage_map:  # (an output nothing reads is not computed)
                 continue
             stage = s[env[value]]
             if stage.attach_type == "root" and not getattr(stage.op, "reduce_axis", None):

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 from ..error import GraphError
 
 MODULES = ("elementwise", "transform", "reduction", "dense", "conv2d", "conv2d_nchwc", "pooling",
-           "softmax", "norm")
+           "softmax", "norm", "recurrent")
 
 ELEMWISE = "elemwise"
 BROADCAST = "broadcast"
@@ -48,12 +48,13 @@ _PATTERNS = {
     REDUCE: ("sum", "max", "min", "mean"),
     ANCHOR: ("conv2d_nchw", "dense", "dense_packed", "matmul", "batch_matmul", "conv2d_nchwc",
              "depthwise_conv2d_nchwc", "max_pool2d", "avg_pool2d", "global_avg_pool2d"),
-    OPAQUE: ("softmax", "log_softmax", "layer_norm"),
+    OPAQUE: ("softmax", "log_softmax", "layer_norm", "lstm", "gru", "rnn"),
 }
 PATTERN_OF = {op: pattern for pattern, ops in _PATTERNS.items() for op in ops}
 
 # Default schedules not called schedule_<op> in the operator's own module.
-_SCHEDULE_NAMES = {"max_pool2d": "schedule_pool", "avg_pool2d": "schedule_pool",
+_SCHEDULE_NAMES = {"lstm": "schedule_recurrent", "gru": "schedule_recurrent", "rnn": "schedule_recurrent",
+                   "max_pool2d": "schedule_pool", "avg_pool2d": "schedule_pool",
                    "global_avg_pool2d": "schedule_pool", "sum": "schedule_reduce", "max": "schedule_reduce",
                    "min": "schedule_reduce", "mean": "schedule_reduce", "dense_packed": "schedule_dense"}
 
