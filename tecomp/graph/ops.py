@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 from ..error import GraphError
 
 MODULES = ("elementwise", "transform", "reduction", "dense", "conv2d", "conv2d_nchwc", "pooling",
-           "softmax", "norm", "recurrent")
+           "softmax", "norm", "recurrent", "gather", "resize")
 
 ELEMWISE = "elemwise"
 BROADCAST = "broadcast"
@@ -44,11 +44,12 @@ _PATTERNS = {
                 "batch_norm_inference", "equal", "less", "less_equal", "greater", "greater_equal",
                 "logical_and", "logical_or", "logical_xor"),
     INJECTIVE: ("transpose", "reshape", "flatten", "concatenate", "split", "strided_slice", "pad", "take",
-                "expand", "layout_transform", "pack_conv2d_kernel", "pack_depthwise_kernel", "pack_dense_weight"),
+                "expand", "layout_transform", "pack_conv2d_kernel", "pack_depthwise_kernel", "pack_dense_weight",
+                "gather_nd", "gather_elements", "scatter_from_sources", "resize"),
     REDUCE: ("sum", "max", "min", "mean"),
     ANCHOR: ("conv2d_nchw", "dense", "dense_packed", "matmul", "batch_matmul", "conv2d_nchwc",
              "depthwise_conv2d_nchwc", "max_pool2d", "avg_pool2d", "global_avg_pool2d"),
-    OPAQUE: ("softmax", "log_softmax", "layer_norm", "lstm", "gru", "rnn"),
+    OPAQUE: ("softmax", "log_softmax", "layer_norm", "lstm", "gru", "rnn", "scatter_nd", "scatter_elements"),
 }
 PATTERN_OF = {op: pattern for pattern, ops in _PATTERNS.items() for op in ops}
 
@@ -56,7 +57,8 @@ PATTERN_OF = {op: pattern for pattern, ops in _PATTERNS.items() for op in ops}
 _SCHEDULE_NAMES = {"lstm": "schedule_recurrent", "gru": "schedule_recurrent", "rnn": "schedule_recurrent",
                    "max_pool2d": "schedule_pool", "avg_pool2d": "schedule_pool",
                    "global_avg_pool2d": "schedule_pool", "sum": "schedule_reduce", "max": "schedule_reduce",
-                   "min": "schedule_reduce", "mean": "schedule_reduce", "dense_packed": "schedule_dense"}
+                   "min": "schedule_reduce", "mean": "schedule_reduce", "dense_packed": "schedule_dense",
+                   "scatter_nd": "schedule_scatter", "scatter_elements": "schedule_scatter"}
 
 # The CUDA schedule family (a key of ``tecomp.schedules.cuda.CUDA_SCHEDULES``) of each operator that
 # is not injective; an operator missing here (pooling, ...) gets the CUDA fallback schedule
