@@ -130,16 +130,17 @@ def is_identity(index: np.ndarray, weight: np.ndarray | None, in_len: int) -> bo
 
 
 def stack_taps(taps: Sequence[tuple[np.ndarray, np.ndarray | None]], dtype: str) -> tuple[np.ndarray, Any]:
-    """The per-axis taps as ``resize``'s ``index``/``weight`` tables ``[axes, max length, max taps]``
-    (shorter axes and fewer taps padded with index 0 and weight 0)."""
+    """The per-axis taps as ``resize``'s ``index``/``weight`` tables ``[axes, max taps, max length]``
+    (tap-major, so neighbouring output positions read neighbouring entries; shorter axes and fewer
+    taps padded with index 0 and weight 0)."""
     length = max(i.shape[0] for i, _ in taps)
     width = max(i.shape[1] for i, _ in taps)
-    index = np.zeros((len(taps), length, width), np.int32)
-    weights = None if taps[0][1] is None else np.zeros((len(taps), length, width), dtype)
+    index = np.zeros((len(taps), width, length), np.int32)
+    weights = None if taps[0][1] is None else np.zeros((len(taps), width, length), dtype)
     for a, (i, w) in enumerate(taps):
-        index[a, :i.shape[0], :i.shape[1]] = i
+        index[a, :i.shape[1], :i.shape[0]] = i.T
         if weights is not None:
-            weights[a, :w.shape[0], :w.shape[1]] = w
+            weights[a, :w.shape[1], :w.shape[0]] = w.T
     return index, weights
 
 
@@ -147,10 +148,10 @@ def resize(x: te.Tensor, index: te.Tensor, weight: te.Tensor | None = None, axes
            shape: Sequence[int] = (), extrapolation_value: float | None = None) -> te.Tensor:
     """Resample ``x`` to ``shape`` along ``axes`` through tap tables (``resize_taps``, ``stack_taps``).
 
-    Along ``axes[a]``, output position ``o`` reads ``x`` at ``index[a, o, t]``
-    (clamped into the axis), weighted by ``weight[a, o, t]`` and summed over the
+    Along ``axes[a]``, output position ``o`` reads ``x`` at ``index[a, t, o]``
+    (clamped into the axis), weighted by ``weight[a, t, o]`` and summed over the
     taps ``t`` (no ``weight``: the first tap alone, nearest). With
-    ``extrapolation_value``, an output whose row of any axis starts with -1 takes
+    ``extrapolation_value``, an output whose first tap on any axis is -1 takes
     that value. Other axes keep their size. Float data is interpolated in its
     dtype (float16 in float32); other dtypes only without weights.
     """
@@ -166,19 +167,19 @@ def resize(x: te.Tensor, index: te.Tensor, weight: te.Tensor | None = None, axes
         raise fail(name, "axes", f"{axes} must be distinct axes of a rank-{len(xshape)} tensor")
     if any(shape[a] != xshape[a] for a in range(len(xshape)) if a not in axes):
         raise fail(name, "shape", f"{shape} changes an axis not in axes={axes} of {xshape}")
-    if len(ishape) != 3 or ishape[0] != len(axes) or any(shape[a] > ishape[1] for a in axes):
-        raise fail(name, "index", f"shape {ishape} must be [{len(axes)} axes, >= the output lengths, taps]")
+    if len(ishape) != 3 or ishape[0] != len(axes) or any(shape[a] > ishape[2] for a in axes):
+        raise fail(name, "index", f"shape {ishape} must be [{len(axes)} axes, taps, >= the output lengths]")
     acc = "float32" if x.dtype == "float16" else x.dtype
     if weight is not None:
         check_dtype(x, name, "x", FLOAT_DTYPES)
         if const_shape(weight, name, "weight") != ishape or weight.dtype != acc:
             raise fail(name, "weight", f"must be {acc} of the index's shape {ishape}, got "
                                        f"{weight.dtype}{list(const_shape(weight, name, 'weight'))}")
-    taps = 1 if weight is None else ishape[2]
+    taps = 1 if weight is None else ishape[1]
 
     def fcompute(*o: PrimExpr) -> PrimExpr:
         def tap(a: int, t: int) -> PrimExpr:
-            i = index[a, o[axes[a]], t]
+            i = index[a, t, o[axes[a]]]
             return te.max(te.min(i, te.const(xshape[axes[a]] - 1, i.dtype)), te.const(0, i.dtype))
 
         def gather(a: int, coords: list) -> PrimExpr:
@@ -190,7 +191,7 @@ def resize(x: te.Tensor, index: te.Tensor, weight: te.Tensor | None = None, axes
                 coords[axes[a]] = tap(a, t)
                 term = gather(a + 1, coords)
                 if weight is not None:
-                    term = weight[a, o[axes[a]], t] * term
+                    term = weight[a, t, o[axes[a]]] * term
                 total = term if total is None else total + term
             return total
 
@@ -198,7 +199,7 @@ def resize(x: te.Tensor, index: te.Tensor, weight: te.Tensor | None = None, axes
         value = tir_op.cast(value, x.dtype)
         if extrapolation_value is None:
             return value
-        inside = te.all(*[index[a, o[ax], 0] >= 0 for a, ax in enumerate(axes)])
+        inside = te.all(*[index[a, 0, o[ax]] >= 0 for a, ax in enumerate(axes)])
         return te.if_then_else(inside, value, te.const(extrapolation_value, x.dtype))
 
     return te.compute(shape, fcompute, name=name)
