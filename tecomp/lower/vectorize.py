@@ -28,6 +28,7 @@ from ..tir import expr as E
 from ..tir import op as _op
 from ..tir import stmt as S
 from ..tir.functor import Mutator, find_handler, post_order_visit, structural_equal, substitute
+from ..tir.simplify import Analyzer
 
 MAX_LANES = 64
 
@@ -343,20 +344,40 @@ class _LaneRewriter:
 
 
 def _check_lanes_independent(body: S.Stmt) -> None:
-    """Every buffer the body writes must be accessed at one and the same index everywhere.
+    """Every buffer the body writes must be stored at one index, and read there or where no lane
+    reads what another lane of the same vector writes.
 
-    Then lane ``l`` only ever touches its own element, so running the lanes
+    Then lane ``l`` only ever touches its own element, or elements the serial
+    loop also reads before they are written (a later lane's, a lane's of an
+    earlier vector: the previous row of a scan state), so running the lanes
     together gives the serial loop's result.
     """
-    stored = set()
-    post_order_visit(body, lambda n: stored.add(n.buffer.data) if isinstance(n, S.BufferStore) else None)
-    seen: dict[E.Var, tuple] = {}
+    stores: dict[E.Var, tuple] = {}
 
-    def check(node: Any) -> None:
-        if not isinstance(node, (S.BufferStore, E.BufferLoad)) or node.buffer.data not in stored:
-            return
-        first = seen.setdefault(node.buffer.data, node.indices)
-        if not structural_equal(first, node.indices):
-            raise _Unvectorizable(f"{node.buffer.name} is accessed at different indices")
+    def check_store(node: Any) -> None:
+        if isinstance(node, S.BufferStore):
+            first = stores.setdefault(node.buffer.data, node.indices)
+            if not structural_equal(first, node.indices):
+                raise _Unvectorizable(f"{node.buffer.name} is stored at different indices")
 
-    post_order_visit(body, check)
+    def check_load(node: Any) -> None:
+        if isinstance(node, E.BufferLoad) and node.buffer.data in stores:
+            stored = stores[node.buffer.data]
+            if not structural_equal(stored, node.indices) and not _reads_before_writes(stored, node.indices):
+                raise _Unvectorizable(f"{node.buffer.name} is accessed at different indices")
+
+    post_order_visit(body, check_store)
+    post_order_visit(body, check_load)
+
+
+def _reads_before_writes(stored: tuple, loaded: tuple) -> bool:
+    """Whether a load at ``loaded`` never reads an element an earlier lane of the vector stores at
+    ``stored`` (both one ramp of one stride: the load is ahead of the store or a whole vector behind)."""
+    if len(stored) != 1 or len(loaded) != 1:
+        return False
+    (st,), (ld,) = stored, loaded
+    if not (isinstance(st, E.Ramp) and isinstance(ld, E.Ramp) and isinstance(st.stride, E.IntImm)
+            and isinstance(ld.stride, E.IntImm) and st.stride.value == ld.stride.value > 0 and st.lanes == ld.lanes):
+        return False
+    gap = Analyzer().simplify(_op.sub(ld.base, st.base))
+    return isinstance(gap, E.IntImm) and (gap.value >= 0 or gap.value <= -st.lanes * st.stride.value)

@@ -253,16 +253,26 @@ def rnn(xw: Tensor, r_t: Tensor, h0: Tensor, seq_lens: Optional[Tensor] = None, 
 
 
 VECTOR_LANES = 8
+ACCUMULATOR_VECTORS = (4, 2)  # vectors of accumulators per step of a product's reduction, largest dividing
 
 
 def _vectorize_last(s: Schedule, t: Tensor) -> None:
-    """Split the last data-parallel axis by the vector width, vectorize the lanes, and move a
-    reduction outside them (one vector of accumulators per step of the reduction)."""
+    """Split the last data-parallel axis by the vector width and vectorize the lanes. A per-step
+    product keeps its reduction outside the lanes and a few vectors of accumulators (unrolled)
+    inside it, so each ``h`` element loaded feeds several independent vector multiply-adds."""
     stage = s[t]
-    if t.shape[-1].value < VECTOR_LANES:
+    extent = t.shape[-1].value
+    if extent < VECTOR_LANES:
         return
     outer, inner = stage.split(stage.op.axis[-1], factor=VECTOR_LANES)
-    stage.reorder(outer, *stage.op.reduce_axis, inner)
+    if stage.op.reduce_axis:
+        tile = next((v for v in ACCUMULATOR_VECTORS if extent % (v * VECTOR_LANES) == 0), 1)
+        middle = []
+        if tile > 1:
+            outer, tiled = stage.split(outer, factor=tile)
+            stage.unroll(tiled)
+            middle = [tiled]
+        stage.reorder(outer, *stage.op.reduce_axis, *middle, inner)
     stage.vectorize(inner)
 
 

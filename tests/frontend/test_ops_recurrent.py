@@ -29,14 +29,14 @@ def randn(*shape, seed=0, scale=1.0):
 
 
 def recurrent_model(op, direction="forward", layout=0, initial=False, seq_lens=None, peephole=False,
-                    const_weights=True, outputs=None, opset=22, **attrs):
-    """An ``op`` node over X [7, 3, 5] (or [3, 7, 5] with layout 1), hidden 13, and its inputs."""
+                    const_weights=True, outputs=None, opset=22, hidden=HIDDEN, **attrs):
+    """An ``op`` node over X [7, 3, 5] (or [3, 7, 5] with layout 1) with ``hidden`` units, and its inputs."""
     dirs = 2 if direction == "bidirectional" else 1
-    gh = GATES[op] * HIDDEN
+    gh = GATES[op] * hidden
     x_shape = [BATCH, STEPS, INPUT] if layout else [STEPS, BATCH, INPUT]
-    state_shape = [BATCH, dirs, HIDDEN] if layout else [dirs, BATCH, HIDDEN]
+    state_shape = [BATCH, dirs, hidden] if layout else [dirs, BATCH, hidden]
     feeds = {"X": randn(*x_shape, seed=1)}
-    weights = {"W": randn(dirs, gh, INPUT, seed=2, scale=0.4), "R": randn(dirs, gh, HIDDEN, seed=3, scale=0.3),
+    weights = {"W": randn(dirs, gh, INPUT, seed=2, scale=0.4), "R": randn(dirs, gh, hidden, seed=3, scale=0.3),
                "B": randn(dirs, 2 * gh, seed=4, scale=0.2)}
     names = ["X", "W", "R", "B", "", "", "", ""]
     if seq_lens is not None:
@@ -50,13 +50,13 @@ def recurrent_model(op, direction="forward", layout=0, initial=False, seq_lens=N
             feeds["initial_c"] = randn(*state_shape, seed=6)
     if peephole:
         names[7] = "P"
-        weights["P"] = randn(dirs, 3 * HIDDEN, seed=7, scale=0.5)
+        weights["P"] = randn(dirs, 3 * hidden, seed=7, scale=0.5)
     while names[-1] == "":
         names.pop()
     if not const_weights:
         feeds.update(weights)
         weights = {}
-    y_shape = [BATCH, STEPS, dirs, HIDDEN] if layout else [STEPS, dirs, BATCH, HIDDEN]
+    y_shape = [BATCH, STEPS, dirs, hidden] if layout else [STEPS, dirs, BATCH, hidden]
     all_outputs = {"Y": y_shape, "Y_h": state_shape, "Y_c": state_shape}
     wanted = outputs or (["Y", "Y_h", "Y_c"] if op == "LSTM" else ["Y", "Y_h"])
     out_names = [name if name in wanted else "" for name in list(all_outputs)[:2 if op != "LSTM" else 3]]
@@ -64,7 +64,7 @@ def recurrent_model(op, direction="forward", layout=0, initial=False, seq_lens=N
         out_names.pop()
     if layout:
         attrs["layout"] = 1
-    node = helper.make_node(op, names, out_names, direction=direction, hidden_size=HIDDEN, **attrs)
+    node = helper.make_node(op, names, out_names, direction=direction, hidden_size=hidden, **attrs)
 
     def info(name, value):
         dtype = TensorProto.INT32 if value.dtype == np.int32 else F
@@ -95,6 +95,8 @@ CASES = [
              "activation_beta": [0.1, 1.1, 0.4], "direction": "bidirectional"}),
     ("GRU", {"const_weights": False, "outputs": ["Y_h"], "opset": 14}),
     ("RNN", {}),
+    ("LSTM", {"hidden": 24, "direction": "bidirectional", "peephole": True}),  # vector tiles of accumulators
+    ("GRU", {"hidden": 24, "seq_lens": [7, 2, 5], "initial": True}),
     ("RNN", {"direction": "bidirectional", "initial": True, "seq_lens": [6, 7, 2],
              "activations": ["Softplus", "Tanh"]}),
     ("RNN", {"activations": ["Relu"], "layout": 1, "initial": True}),

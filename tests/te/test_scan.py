@@ -122,3 +122,44 @@ def test_mismatched_shapes_are_rejected():
         te.scan(init, update, state)
     with pytest.raises(ExprError, match="placeholder"):
         te.scan(update, update, init)
+
+
+def test_update_reading_the_previous_row_is_vectorized(rng):
+    """The update stores row t and loads row t - 1 of the same buffer: lanes stay independent."""
+    X, res, update = _cumsum(m=5, n=16)
+    s = te.create_schedule(res.op)
+    _, inner = s[update].split(update.op.axis[1], factor=8)
+    s[update].vectorize(inner)
+    func = tecomp.lower(s, [X, res])["main"]
+    assert "scan[ramp(" in str(func) and not any(f.loop_var.name.startswith("i.inner") for f in _loops(func))
+
+
+def _shifted_copy(shift, lanes=8, n=24):
+    """``for i (vectorized lanes): A[i + 8] = A[i + 8 + shift] + 1`` on a buffer of ``n`` floats."""
+    from tecomp.tir import op as tir_op
+    from tecomp.tir.buffer import Buffer
+    from tecomp.tir.expr import BufferLoad, Var
+    from tecomp.tir.stmt import BufferStore, PrimFunc
+
+    a = Buffer("A", "float32", (tir_op.const(n, "int32"),))
+    i = Var("i", "int32")
+    store = BufferStore(a, tir_op.add(BufferLoad(a, (tir_op.add(i, 8 + shift),)), 1.0), (tir_op.add(i, 8),))
+    loop = For(i, tir_op.const(0, "int32"), tir_op.const(lanes, "int32"), ForKind.VECTORIZED, store)
+    return PrimFunc("shifted", (a,), loop, ())
+
+
+@pytest.mark.parametrize("shift,vectorized", [(-8, True), (3, True), (0, True), (-1, False), (-7, False)])
+def test_vectorized_loads_of_the_stored_buffer_respect_lane_order(shift, vectorized):
+    from tecomp.lower.vectorize import vectorize_loops
+    from tecomp.tir import interpreter
+
+    func = _shifted_copy(shift)
+    lowered = vectorize_loops(func.body)
+    assert isinstance(lowered, For) != vectorized
+    data = np.arange(24, dtype="float32")
+    want = data.copy()
+    for i in range(8):  # the serial loop
+        want[i + 8] = want[i + 8 + shift] + 1
+    got = data.copy()
+    interpreter.run(type(func)(func.name, func.params, lowered, func.size_vars), [got])
+    np.testing.assert_array_equal(got, want)
