@@ -13,6 +13,7 @@ from .. import te
 from ..tir.expr import PrimExpr
 from .common import check_dtype, const_shape, fail
 from .elementwise import broadcast_load, broadcast_shape
+from .gather import bounded_index
 
 
 def _shape(op_name: str, x: te.Tensor, argument: str = "x") -> tuple[int, ...]:
@@ -216,9 +217,7 @@ def take(x: te.Tensor, indices: te.Tensor, axis: int = 0) -> te.Tensor:
     out = shape[:ax] + ishape + shape[ax + 1:]
 
     def fcompute(*i: PrimExpr) -> PrimExpr:
-        idx = indices[tuple(i[ax:ax + len(ishape)])]
-        idx = te.select(idx < 0, idx + dim, idx)
-        idx = te.select(idx < 0, te.const(0, idx.dtype), te.select(idx >= dim, te.const(dim - 1, idx.dtype), idx))
+        idx = bounded_index(indices[tuple(i[ax:ax + len(ishape)])], dim)
         return x[tuple(i[:ax]) + (idx,) + tuple(i[ax + len(ishape):])]
 
     return te.compute(out, fcompute, name="take")
