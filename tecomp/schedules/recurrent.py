@@ -10,7 +10,8 @@ gate dimension it is vectorized over.
 
 With ``seq_lens`` a batch entry takes its first ``seq_lens[b]`` time steps
 (the last ones first when ``reverse``), keeps its state after them (so the
-final state is the last valid step's) and has zeros in ``y`` beyond them.
+final state is the last valid step's) and has zeros in ``y`` beyond them; an
+empty sequence has zero final states (onnxruntime's reading; the spec is silent).
 Activations are ``(name, alpha, beta)`` triples naming the ONNX activation
 functions (lower case), ``ACTIVATIONS`` lists them.
 """
@@ -51,9 +52,6 @@ ACTIVATIONS: dict[str, Callable[[PrimExpr, float, float], PrimExpr]] = {
     "softplus": lambda x, a, b: te.log(te.exp(x) + 1.0),
 }
 
-RECURRENT_TAG = "recurrent"
-
-
 def _activation_fns(op_name: str, activations: Sequence[Activation], count: int) -> list[Callable]:
     if len(activations) != count:
         raise fail(op_name, "activations", f"expected {count} (name, alpha, beta) entries, got {len(activations)}")
@@ -81,7 +79,6 @@ class _Recurrence:
         if len(xs) != 3 or xs[2] % gates:
             raise fail(op_name, "xw", f"expected [steps, batch, {gates}*hidden], got {list(xs)}")
         self.steps, self.batch, self.hidden = xs[0], xs[1], xs[2] // gates
-        self.gates = gates
         self.expect(r_t, "r_t", (self.hidden, gates * self.hidden))
         self.expect(h0, "h0", (self.batch, self.hidden))
         if seq_lens is not None:
@@ -104,7 +101,7 @@ class _Recurrence:
 
     def valid(self, t: Any, b: Any) -> PrimExpr:
         """Whether scan row ``t`` (step ``t - 1``) is a real step of batch entry ``b``."""
-        return te.const(True) if self.seq_lens is None else t - 1 < self.length(b)
+        return t - 1 < self.length(b)
 
     def x_at(self, t: Any, b: Any, g: Any) -> PrimExpr:
         """The projected input step ``t - 1`` of batch entry ``b`` reads (clamped in bounds past its length)."""
@@ -126,7 +123,7 @@ class _Recurrence:
         return te.placeholder(self.rows, self.dtype, name=name)
 
     def product(self, h: Any, first_gate: int, gates: int, name: str) -> Tensor:
-        """``Σ_k h(t, b, k) · r_t[k, (first_gate + g//hidden)·hidden + g%hidden]`` for ``g < gates·hidden``."""
+        """``Σ_k h(t, b, k) · r_t[k, first_gate·hidden + g]`` for ``g < gates·hidden`` (one row per step)."""
         k = te.reduce_axis((0, self.hidden), name="k")
         base = first_gate * self.hidden
         return te.compute(self.rows[:2] + (gates * self.hidden,),
@@ -147,12 +144,16 @@ class _Recurrence:
             inside = s < self.length(b)
             return te.if_then_else(inside, h[te.max(te.min(row, steps), 0), b, j], te.const(0, self.dtype))
 
-        y = te.compute((steps, self.batch, self.hidden), y_at, name=f"{self.op_name}_y", tag=RECURRENT_TAG)
+        y = te.compute((steps, self.batch, self.hidden), y_at, name=f"{self.op_name}_y")
         return [y, *(self.final(state, k) for k, state in enumerate([h, *extra]))]
 
     def final(self, state: Tensor, k: int) -> Tensor:
-        return te.compute((self.batch, self.hidden), lambda b, j: state[self.steps, b, j],
-                          name=f"{self.op_name}_final_{k}", tag=RECURRENT_TAG)
+        """The state after the last step; zeros for an empty sequence (as onnxruntime)."""
+        def at(b: Any, j: Any) -> PrimExpr:
+            last = state[self.steps, b, j]
+            return last if self.seq_lens is None else _select(self.length(b) > 0, last, 0.0)
+
+        return te.compute((self.batch, self.hidden), at, name=f"{self.op_name}_final_{k}")
 
 
 def lstm(xw: Tensor, r_t: Tensor, h0: Tensor, c0: Tensor, peephole: Optional[Tensor] = None,
@@ -193,7 +194,7 @@ def lstm(xw: Tensor, r_t: Tensor, h0: Tensor, c0: Tensor, peephole: Optional[Ten
 
     h_upd = te.compute(rec.rows, hidden_state, name="lstm_h_update")
     h, c = te.scan([rec.init(h0, "lstm_h"), rec.init(c0, "lstm_c")], [h_upd, c_upd], [h_state, c_state],
-                   name="lstm_scan", tag=RECURRENT_TAG)
+                   name="lstm_scan")
     return rec.outputs(h, [c])
 
 
@@ -235,7 +236,7 @@ def gru(xw: Tensor, r_t: Tensor, h0: Tensor, rbh: Optional[Tensor] = None, seq_l
         return rec.keep(t, b, (1.0 - z) * candidate(t, b, j) + z * h_prev, h_prev)
 
     h_upd = te.compute(rec.rows, update, name="gru_h_update")
-    h = te.scan(rec.init(h0, "gru_h"), h_upd, h_state, name="gru_scan", tag=RECURRENT_TAG)
+    h = te.scan(rec.init(h0, "gru_h"), h_upd, h_state, name="gru_scan")
     return rec.outputs(h)
 
 
@@ -248,7 +249,7 @@ def rnn(xw: Tensor, r_t: Tensor, h0: Tensor, seq_lens: Optional[Tensor] = None, 
     hr = rec.product(lambda t, b, k: h_state[t - 1, b, k], 0, 1, "rnn_hr")
     h_upd = te.compute(rec.rows, lambda t, b, j: rec.keep(t, b, f(rec.pre(rec.x_at(t, b, j) + hr[t, b, j])),
                                                           h_state[t - 1, b, j]), name="rnn_h_update")
-    h = te.scan(rec.init(h0, "rnn_h"), h_upd, h_state, name="rnn_scan", tag=RECURRENT_TAG)
+    h = te.scan(rec.init(h0, "rnn_h"), h_upd, h_state, name="rnn_scan")
     return rec.outputs(h)
 
 

@@ -81,7 +81,7 @@ CASES = [
     ("LSTM", {}),
     ("LSTM", {"direction": "reverse", "initial": True}),
     ("LSTM", {"direction": "bidirectional", "initial": True, "peephole": True}),
-    ("LSTM", {"seq_lens": [7, 4, 1], "initial": True, "direction": "bidirectional"}),
+    ("LSTM", {"seq_lens": [7, 0, 4], "initial": True, "direction": "bidirectional"}),  # 0: zero final states
     ("LSTM", {"layout": 1, "initial": True, "seq_lens": [2, 7, 5]}),
     ("LSTM", {"input_forget": 1, "clip": 0.7, "peephole": True}),
     ("LSTM", {"activations": ["HardSigmoid", "LeakyRelu", "Softsign"], "activation_alpha": [0.3, 0.05],
