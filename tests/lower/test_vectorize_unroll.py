@@ -74,6 +74,19 @@ def test_vector_add_becomes_stride_one_ramps(rng):
     same_results(f, g, rng)
 
 
+@pytest.mark.parametrize("lanes,pieces", [(24, [16, 8]), (21, [16, 4, 1]), (12, [12]), (32, [32])])
+def test_wide_odd_lane_counts_run_as_power_of_two_pieces(rng, lanes, pieces):
+    """x86 backends turn <24 x float> into slow code: such a loop becomes 16 + 8 lanes."""
+    A, C = decl_buffer((lanes * 4,), "float32", "A"), decl_buffer((lanes * 4,), "float32", "C")
+    i, j = Var("i"), Var("j")
+    body = store(C, load(A, i * lanes + j) * 3.0, i * lanes + j)
+    f = PrimFunc("f", (A, C), loop(i, 4, loop(j, lanes, body, ForKind.VECTORIZED)))
+    g = vectorized(f)
+    widths = [st.indices[0].lanes if isinstance(st.indices[0], Ramp) else 1 for st in nodes(g.body, BufferStore)]
+    assert widths == pieces
+    same_results(f, g, rng)
+
+
 def test_loop_invariant_scalar_is_broadcast_and_strided_access_gathers(rng):
     def body(A, B, C, i, j):
         return store(C, load(A, j * N + i) + load(B, i * N), i * N + j)  # column of A: stride N
