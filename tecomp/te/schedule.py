@@ -84,6 +84,9 @@ class Stage:
 
     # ------------------------------------------------------------ checks
     def _require_compute(self, primitive: str) -> None:
+        if isinstance(self.op, ScanOp):
+            raise ScheduleError(f"{primitive}: stage {self.name} is a scan; schedule its body stages (its "
+                                "one loop is the scan axis, where stages can be computed)")
         if not isinstance(self.op, ComputeOp):
             raise ScheduleError(f"{primitive}: stage {self.name} is a placeholder (an input); "
                                 "only compute stages can be scheduled")
@@ -263,7 +266,12 @@ class Stage:
         if parent is self:
             raise ScheduleError(f"compute_at on stage {self.name}: a stage cannot be computed at "
                                 "its own loop")
-        parent._leaf(scope, f"compute_at of {self.name}")
+        if isinstance(parent.op, ScanOp):
+            if scope is not parent.op.scan_axis:
+                raise ScheduleError(f"compute_at on stage {self.name}: the only loop of scan {parent.name} is "
+                                    f"its scan axis {parent.op.scan_axis.name}, not {scope!r}")
+        else:
+            parent._leaf(scope, f"compute_at of {self.name}")
         if parent.attach_type == "inline":
             raise ScheduleError(f"compute_at on stage {self.name}: stage {parent.name} is inlined "
                                 "and has no loops")

@@ -5,7 +5,7 @@ import pytest
 
 import tecomp
 from tecomp import te
-from tecomp.error import ExprError, LoweringError
+from tecomp.error import ExprError, LoweringError, ScheduleError
 from tecomp.tir.functor import post_order_visit
 from tecomp.tir.stmt import For, ForKind
 
@@ -70,9 +70,10 @@ def test_two_states_and_two_init_rows(check, rng):
     check(te.create_schedule([ra.op]), [X, A0, ra, rb], [x, a0], [a, b], rtol=1e-4)
 
 
-def test_body_with_a_reduction_and_a_stage_outside_the_loop(check, rng):
-    """h[t] = tanh(h[t-1] @ R + x[t] @ W): the input product runs once before the loop, the
-    recurrent product inside it for one row per step."""
+@pytest.mark.parametrize("projection_in_loop", [False, True])
+def test_body_with_a_reduction_and_a_stage_outside_the_loop(check, rng, projection_in_loop):
+    """h[t] = tanh(h[t-1] @ R + x[t] @ W): the input product runs once before the loop (or, moved
+    there with compute_at, one row per step inside it), the recurrent product inside it."""
     steps, batch, hidden, inp = 7, 3, 13, 5
     X = te.placeholder((steps, batch, inp), name="X")
     W = te.placeholder((inp, hidden), name="W")
@@ -91,6 +92,8 @@ def test_body_with_a_reduction_and_a_stage_outside_the_loop(check, rng):
     res = te.scan(init, update, state)
     s = te.create_schedule(res.op)
     assert s[xw].attach_type == "root" and s[hr].attach_type == "scope" and s[update].attach_type == "scope"
+    if projection_in_loop:
+        s[xw].compute_at(s[res], res.op.scan_axis)
     x = rng.standard_normal((steps, batch, inp)).astype("float32")
     w = rng.standard_normal((inp, hidden)).astype("float32") * 0.3
     r = rng.standard_normal((hidden, hidden)).astype("float32") * 0.3
@@ -99,10 +102,21 @@ def test_body_with_a_reduction_and_a_stage_outside_the_loop(check, rng):
     for t in range(steps):
         want.append(np.tanh(want[-1] @ r + x[t] @ w))
     func = check(s, [X, W, R, H0, res], [x, w, r, h0], np.stack(want), rtol=1e-4, atol=1e-5)
-    hr_allocs = []
-    post_order_visit(func.body, lambda n: hr_allocs.append(n) if type(n).__name__ == "Allocate"
-                     and n.buffer.name == "hr" else None)
-    assert [int(np.prod([d.value for d in a.buffer.shape])) for a in hr_allocs] == [batch * hidden]
+    allocs = {}
+    post_order_visit(func.body, lambda n: allocs.setdefault(n.buffer.name, n.buffer.shape)
+                     if type(n).__name__ == "Allocate" else None)
+    assert int(np.prod([d.value for d in allocs["hr"]])) == batch * hidden
+    rows = 1 if projection_in_loop else steps + 1
+    assert int(np.prod([d.value for d in allocs["xw"]])) == rows * batch * hidden
+
+
+def test_scan_stage_schedule_errors():
+    X, res, update = _cumsum()
+    s = te.create_schedule(res.op)
+    with pytest.raises(ScheduleError, match="is a scan"):
+        s[res].split(res.op.scan_axis, factor=2)
+    with pytest.raises(ScheduleError, match="only loop of scan"):
+        s[update].compute_at(s[res], res.op.spatial_axis[0][0])
 
 
 def test_body_stage_moved_out_of_the_loop_is_rejected():
