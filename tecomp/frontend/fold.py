@@ -54,10 +54,37 @@ def _strided_slice(x: np.ndarray, begin: Sequence[int], end: Sequence[int],
     return x
 
 
+def _bounded(indices: np.ndarray, dims: Any) -> np.ndarray:
+    """ONNX indices wrapped once and clamped into ``[0, dims)`` (the library's ``bounded_index``)."""
+    return np.clip(np.where(indices < 0, indices + dims, indices), 0, np.asarray(dims) - 1)
+
+
 def _take(x: np.ndarray, indices: np.ndarray, axis: int = 0) -> np.ndarray:
-    dim = x.shape[axis]
-    idx = np.where(indices < 0, indices + dim, indices)
-    return np.take(x, np.clip(idx, 0, dim - 1), axis=axis)
+    return np.take(x, _bounded(indices, x.shape[axis]), axis=axis)
+
+
+def _gather_nd(data: np.ndarray, indices: np.ndarray, batch_dims: int = 0) -> np.ndarray:
+    k = indices.shape[-1]
+    idx = _bounded(indices, np.array(data.shape[batch_dims:batch_dims + k]))
+    batches = data.reshape((-1,) + data.shape[batch_dims:])
+    picked = [d[tuple(np.moveaxis(i, -1, 0))] for d, i in zip(batches, idx.reshape((len(batches), -1, k)))]
+    return np.stack(picked).reshape(indices.shape[:-1] + data.shape[batch_dims + k:])
+
+
+def _gather_elements(data: np.ndarray, indices: np.ndarray, axis: int = 0) -> np.ndarray:
+    window = tuple(slice(None) if a == axis else slice(0, d) for a, d in enumerate(indices.shape))
+    return np.take_along_axis(data[window], _bounded(indices, data.shape[axis]), axis)
+
+
+def _scatter_from_sources(data: np.ndarray, updates: np.ndarray, sources: np.ndarray,
+                          reduction: str = "none") -> np.ndarray:
+    out, flat, sources = data.reshape(-1).copy(), updates.reshape(-1), sources.reshape(data.size, -1)
+    combine = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
+    for h in range(sources.shape[1]):  # writers in write order, as the library folds them
+        hit = sources[:, h] >= 0
+        value = flat[sources[hit, h]]
+        out[hit] = value if reduction == "none" else combine[reduction](out[hit], value)
+    return out.reshape(data.shape)
 
 
 def _reshape(x: np.ndarray, newshape: Sequence[int]) -> np.ndarray:
@@ -108,6 +135,7 @@ NUMPY_OPS: dict[str, Callable[..., Any]] = {
     "transpose": lambda x, axes=None: np.transpose(x, axes), "concatenate": lambda xs, axis=0: np.concatenate(xs, axis),
     "split": _split, "strided_slice": _strided_slice, "take": _take, "expand": _expand, "pad": _pad,
     "sum": _reduce(np.sum), "max": _reduce(np.max), "min": _reduce(np.min),
+    "gather_nd": _gather_nd, "gather_elements": _gather_elements, "scatter_from_sources": _scatter_from_sources,
 }
 
 

@@ -299,3 +299,36 @@ def test_resize_errors(rng):
         from_onnx(resize_model(x.astype("uint8"), dict(mode="linear"), scales=[1, 1, 2, 2]))
     with pytest.raises(GraphError, match="mode='area' is not supported"):
         from_onnx(resize_model(x, dict(mode="area"), scales=[1, 1, 2, 2]))
+
+
+# ---------------------------------------------------------------------------- import-time folding
+
+def test_shape_arithmetic_through_scatter_nd_folds_at_import(rng):
+    """A shape vector edited by ScatterND (as exporters write ``shape[1] = ...``) still gives Reshape a
+    target known at import."""
+    x = rng.standard_normal((2, 3, 4)).astype("float32")
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("ScatterND", ["s", "where", "sizes"], ["target"]),
+             helper.make_node("Reshape", ["x", "target"], ["y"])]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", F, x.shape)],
+                              [helper.make_tensor_value_info("y", F, None)],
+                              [numpy_helper.from_array(np.array([[1], [2]]), "where"),
+                               numpy_helper.from_array(np.array([12, 1]), "sizes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    assert graph_ops(model, {"x": x}) == ["reshape"]
+    check_reference(model, {"x": x})
+
+
+@pytest.mark.parametrize("node,constants", [
+    (helper.make_node("GatherND", ["c", "i"], ["y"], batch_dims=1),
+     {"i": np.array([[[1, -1]], [[0, 2]], [[-2, 0]]])}),
+    (helper.make_node("GatherElements", ["c", "i"], ["y"], axis=1), {"i": np.array([[[1, -3, 0, 4], [0, 3, 2, 1]]] * 3)}),
+    (helper.make_node("ScatterElements", ["c", "i", "u"], ["y"], axis=2, reduction="mul"),
+     {"i": np.array([[[1, 1, 0]]]), "u": np.array([[[2.0, 3.0, 5.0]]], "float32")}),
+])
+def test_constant_gathers_and_scatters_fold_like_the_compiled_operators(node, constants):
+    c = np.arange(3 * 5 * 4, dtype="float32").reshape(3, 5, 4) - 17
+    model = model_of(node, {}, {"c": c, **constants}, opset=18)
+    assert graph_ops(model, {}) == []
+    graph, params = from_onnx(model)
+    np.testing.assert_array_equal(params[graph.outputs[0]], ReferenceEvaluator(model).run(None, {})[0])
