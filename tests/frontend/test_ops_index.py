@@ -332,3 +332,21 @@ def test_constant_gathers_and_scatters_fold_like_the_compiled_operators(node, co
     assert graph_ops(model, {}) == []
     graph, params = from_onnx(model)
     np.testing.assert_array_equal(params[graph.outputs[0]], ReferenceEvaluator(model).run(None, {})[0])
+
+
+def test_unet_like_block_matches_onnxruntime(rng):
+    """Downsampling conv, bilinear upsampling back to an odd size, skip concat, conv: as in U-Net decoders."""
+    x = rng.standard_normal((1, 3, 13, 19)).astype("float32")
+    w1 = (rng.standard_normal((8, 3, 3, 3)) * 0.3).astype("float32")
+    w2 = (rng.standard_normal((4, 11, 3, 3)) * 0.3).astype("float32")
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["d"], strides=[2, 2], pads=[1, 1, 1, 1]),     # 7 x 10
+             helper.make_node("Relu", ["d"], ["r"]),
+             helper.make_node("Resize", ["r", "", "", "sizes"], ["u"], mode="linear"),            # 13 x 19
+             helper.make_node("Concat", ["u", "x"], ["c"], axis=1),
+             helper.make_node("Conv", ["c", "w2"], ["y"], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("x", F, x.shape)],
+                              [helper.make_tensor_value_info("y", F, None)],
+                              [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
+                               numpy_helper.from_array(np.array([1, 8, 13, 19]), "sizes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    check_onnxruntime(model, {"x": x}, rtol=1e-4, atol=1e-4)
