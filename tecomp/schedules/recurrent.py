@@ -91,8 +91,9 @@ class _Recurrence:
         self.dtype = xw.dtype
 
     def expect(self, t: Tensor, arg: str, shape: tuple) -> None:
-        if const_shape(t, self.op_name, arg) != shape:
-            raise fail(self.op_name, arg, f"expected shape {list(shape)}, got {list(const_shape(t, self.op_name, arg))}")
+        got = const_shape(t, self.op_name, arg)
+        if got != shape:
+            raise fail(self.op_name, arg, f"expected shape {list(shape)}, got {list(got)}")
 
     def length(self, b: Any) -> PrimExpr:
         if self.seq_lens is None:

@@ -157,3 +157,19 @@ def test_built_model_reused_across_runs():
     again = module.run(**feeds)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
+
+
+def test_library_operators_reject_bad_arguments():
+    from tecomp import te
+    from tecomp.error import OperatorError
+    from tecomp.schedules import recurrent
+
+    xw, r_t = te.placeholder((7, 3, 52), name="xw"), te.placeholder((13, 52), name="r_t")
+    with pytest.raises(OperatorError, match="h0: expected shape"):
+        recurrent.lstm(xw, r_t, te.placeholder((3, 12)), te.placeholder((3, 13)))
+    with pytest.raises(OperatorError, match="'gelu' is not one of"):
+        recurrent.rnn(te.placeholder((7, 3, 13)), te.placeholder((13, 13)), te.placeholder((3, 13)),
+                      activations=(("gelu", 0, 0),))
+    with pytest.raises(OperatorError, match="rbh"):
+        recurrent.gru(te.placeholder((7, 3, 39)), te.placeholder((13, 39)), te.placeholder((3, 13)),
+                      rbh=te.placeholder((13,)))
