@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 from ..error import GraphError
 
 MODULES = ("elementwise", "transform", "reduction", "dense", "conv2d", "conv2d_nchwc", "pooling",
-           "softmax", "norm", "recurrent", "gather", "resize")
+           "softmax", "norm", "conv_transpose", "recurrent", "gather", "resize")
 
 ELEMWISE = "elemwise"
 BROADCAST = "broadcast"
@@ -45,18 +45,23 @@ _PATTERNS = {
                 "logical_and", "logical_or", "logical_xor"),
     INJECTIVE: ("transpose", "reshape", "flatten", "concatenate", "split", "strided_slice", "pad", "take",
                 "expand", "layout_transform", "pack_conv2d_kernel", "pack_depthwise_kernel", "pack_dense_weight",
+                "dilate_pad", "conv_transpose_kernel",
                 "gather_nd", "gather_elements", "scatter_from_sources", "resize"),
     REDUCE: ("sum", "max", "min", "mean"),
     ANCHOR: ("conv2d_nchw", "dense", "dense_packed", "matmul", "batch_matmul", "conv2d_nchwc",
-             "depthwise_conv2d_nchwc", "max_pool2d", "avg_pool2d", "global_avg_pool2d"),
-    OPAQUE: ("softmax", "log_softmax", "layer_norm", "lstm", "gru", "rnn", "scatter_nd", "scatter_elements"),
+             "depthwise_conv2d_nchwc", "max_pool2d", "avg_pool2d", "global_avg_pool2d",
+             "conv3d_ncdhw", "max_pool_nd", "avg_pool_nd", "lp_pool"),
+    OPAQUE: ("softmax", "log_softmax", "layer_norm", "group_norm", "max_pool_argmax",
+             "lstm", "gru", "rnn", "scatter_nd", "scatter_elements"),
 }
 PATTERN_OF = {op: pattern for pattern, ops in _PATTERNS.items() for op in ops}
 
 # Default schedules not called schedule_<op> in the operator's own module.
 _SCHEDULE_NAMES = {"lstm": "schedule_recurrent", "gru": "schedule_recurrent", "rnn": "schedule_recurrent",
                    "max_pool2d": "schedule_pool", "avg_pool2d": "schedule_pool",
-                   "global_avg_pool2d": "schedule_pool", "sum": "schedule_reduce", "max": "schedule_reduce",
+                   "global_avg_pool2d": "schedule_pool", "max_pool_nd": "schedule_pool",
+                   "avg_pool_nd": "schedule_pool", "lp_pool": "schedule_pool", "max_pool_argmax": "schedule_pool",
+                   "sum": "schedule_reduce", "max": "schedule_reduce",
                    "min": "schedule_reduce", "mean": "schedule_reduce", "dense_packed": "schedule_dense",
                    "scatter_nd": "schedule_scatter", "scatter_elements": "schedule_scatter"}
 

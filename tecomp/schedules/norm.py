@@ -1,4 +1,5 @@
-"""Normalisation operators: ``layer_norm`` (with its default schedule and tuning template) and
+"""Normalisation operators: ``layer_norm`` (with its default schedule and tuning template),
+``group_norm`` (ONNX GroupNormalization and InstanceNormalization, with its schedule) and
 ``batch_norm_inference`` (elementwise, scheduled by ``schedule_injective``).
 
 Layer norm is three stages: the mean and the (two-pass, so stable) variance over the
@@ -8,15 +9,16 @@ fused in parallel and computes both statistics per row inside that loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import (check_dtype, const_shape, fail, lane_split_reduce, parallel_rows, producers_named,
-                     schedule_each_output, schedule_injective, schedule_lane_partials, vectorize_innermost)
+from .common import (PARTIAL_TAG, check_dtype, const_shape, fail, lane_split_reduce, parallel_rows,
+                     producers_named, schedule_each_output, schedule_injective, schedule_injective_stage,
+                     schedule_lane_partials, vectorize_innermost)
 
 LEAD_ATTR = "layer_norm_lead"
 TEMPLATE = "schedules/layer_norm"
@@ -121,6 +123,81 @@ def layer_norm_template(shape: tuple, axis: int | list = -1, dtype: str = "float
     s = te.create_schedule(out.op)
     schedule_layer_norm_output(s, out, cfg["lanes"].val)
     return s, [x, gamma, beta, out]
+
+
+def group_norm(x: Tensor, gamma: Tensor, beta: Tensor, groups: int, epsilon: float = 1e-5) -> Tensor:
+    """ONNX GroupNormalization (InstanceNormalization when ``groups`` equals the channels) of
+    ``x`` ``[N, C, spatial...]``: the C channels form ``groups`` consecutive groups; each (sample,
+    group) is normalised by its mean and biased variance, then channel ``c`` is scaled by
+    ``gamma[c]`` and shifted by ``beta[c]``.
+
+    Statistics are two-pass: per (sample, channel) partial sums over the spatial axes (as lane
+    partials when long), then per group; the variance sums squares about the group mean.
+    """
+    op_name = "group_norm"
+    shape = _tensor(op_name, x, "x")
+    if len(shape) < 3:
+        raise fail(op_name, "x", f"expected (N, C, spatial...) with at least one spatial axis, got shape {shape}")
+    n, c = shape[:2]
+    if not isinstance(groups, int) or groups < 1 or c % groups:
+        raise fail(op_name, "groups", f"must be a positive int dividing the {c} channels, got {groups!r}")
+    for name, t in (("gamma", gamma), ("beta", beta)):
+        if _tensor(op_name, t, name) != (c,) or t.dtype != x.dtype:
+            raise fail(op_name, name, f"expected shape ({c},) and dtype {x.dtype}, "
+                                      f"got {tuple(d.value for d in t.shape)} {t.dtype}")
+    if not isinstance(epsilon, (int, float)) or epsilon < 0:
+        raise fail(op_name, "epsilon", f"must be a non-negative number, got {epsilon!r}")
+    cpg = c // groups
+    plane = 1
+    for d in shape[2:]:
+        plane *= d
+    inv = te.const(1.0 / (cpg * plane), x.dtype)
+
+    def element(row: tuple, r: Any) -> Any:
+        """x at (sample, channel) ``row`` and flat spatial offset ``r``."""
+        coords, rest = [], r
+        for d in reversed(shape[2:]):
+            coords.insert(0, rest if d == plane else te.floormod(rest, d))
+            rest = te.floordiv(rest, d)
+        return x[tuple(row) + tuple(coords)]
+
+    def group_stat(term: Callable[[tuple, Any], Any], name: str) -> Tensor:
+        per_channel = lane_split_reduce(te.sum, (n, c), plane, lambda row, r: term(row, element(row, r)),
+                                        f"{name}_channel")
+        rc = te.reduce_axis((0, cpg), name="rc")
+        total = te.compute((n, groups), lambda b, g: te.sum(per_channel[b, g * cpg + rc], axis=rc), name=f"{name}_sum")
+        return te.compute((n, groups), lambda b, g: total[b, g] * inv, name=name)
+
+    mean = group_stat(lambda row, v: v, "gn_mean")
+
+    def centred(row: tuple, v: Any) -> Any:
+        return v - mean[row[0], row[1] // cpg]
+
+    var = group_stat(lambda row, v: centred(row, v) * centred(row, v), "gn_var")
+    eps = te.const(float(epsilon), x.dtype)
+
+    def fcompute(b: Any, ch: Any, *rest: Any) -> Any:
+        g = ch // cpg
+        return (x[(b, ch) + rest] - mean[b, g]) * te.rsqrt(var[b, g] + eps) * gamma[ch] + beta[ch]
+
+    return te.compute(shape, fcompute, name=op_name)
+
+
+def schedule_group_norm(outs: Any) -> Schedule:
+    """Each statistics stage at the root, parallel over its rows (the lane partials vectorized);
+    the output as an injective stage (fused, parallel, vectorized)."""
+    def schedule_output(s: Schedule, out: Tensor) -> None:
+        stages = producers_named(out, lambda name: name.startswith("gn_"))
+        for t in stages:
+            stage = s[t]
+            if stage.op.reduce_axis or t.op.tag == PARTIAL_TAG:
+                stage.parallel(stage.fuse(*stage.op.axis[:2]))
+            else:
+                stage.compute_inline()
+        schedule_lane_partials(s, stages)
+        schedule_injective_stage(s, out)
+
+    return schedule_each_output(outs, schedule_output)
 
 
 def batch_norm_inference(x: Tensor, gamma: Tensor, beta: Tensor, mean: Tensor, var: Tensor,
