@@ -44,32 +44,12 @@ RTOL, ATOL = 1e-4, 1e-5
 # Why selected cases do not pass; each name is held to its outcome by tests/frontend/test_conformance.py.
 _DTYPES = ("an element type tecomp has no dtype for (bfloat16, float8 e4m3fn/e4m3fnuz/e5m2/e5m2fnuz/e8m0, "
            "float4e2m1, int4/uint4, int2/uint2, string)")
-_POOL_3D = "3-D pooling: the library pools 1-D (as 2-D) and 2-D windows only"
-_POOL_DILATIONS = "pooling with dilations: the library's max_pool2d/avg_pool2d have no dilation"
-_TRAINING_BN = "BatchNormalization with training_mode=1: inference only"
 _TRAINING_DROPOUT = "Dropout in training mode with a nonzero ratio is random: inference only"
 _PAD_MODES = "Pad modes edge/reflect/wrap: the library's pad fills with a constant"
 _NOT_TENSORS = "optional or sequence inputs: tecomp values are tensors"
-_MAXPOOL_INDICES = "MaxPool's Indices output: max_pool2d returns values only"
 _FLOAT16_MATH = "float16 exp: the library's transcendental functions take float32/float64"
 _INT_POW = "integer Pow: the library's power is float32/float64 only"
-_INT_POOL = "uint8 MaxPool: the library's pooling takes float dtypes only"
 _REJECTED: dict[str, tuple[str, ...]] = {
-    _POOL_DILATIONS: (
-        "test_averagepool_2d_dilations", "test_maxpool_2d_dilations",
-    ),
-    _POOL_3D: (
-        "test_averagepool_3d_default",
-        "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_False",
-        "test_averagepool_3d_dilations_large_count_include_pad_is_0_ceil_mode_is_True",
-        "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_False",
-        "test_averagepool_3d_dilations_large_count_include_pad_is_1_ceil_mode_is_True",
-        "test_averagepool_3d_dilations_small", "test_maxpool_3d_default", "test_maxpool_3d_dilations",
-        "test_maxpool_3d_dilations_use_ref_impl", "test_maxpool_3d_dilations_use_ref_impl_large",
-    ),
-    _TRAINING_BN: (
-        "test_batchnorm_epsilon_training_mode", "test_batchnorm_example_training_mode",
-    ),
     _DTYPES: (
         "test_cast_BFLOAT16_to_FLOAT", "test_cast_FLOAT16_to_FLOAT4E2M1", "test_cast_FLOAT16_to_FLOAT8E4M3FN",
         "test_cast_FLOAT16_to_FLOAT8E4M3FNUZ", "test_cast_FLOAT16_to_FLOAT8E5M2",
@@ -154,12 +134,6 @@ _REJECTED: dict[str, tuple[str, ...]] = {
     ),
     _NOT_TENSORS: (
         "test_identity_opt", "test_identity_sequence",
-    ),
-    _INT_POOL: (
-        "test_maxpool_2d_uint8",
-    ),
-    _MAXPOOL_INDICES: (
-        "test_maxpool_with_argmax_2d_precomputed_pads", "test_maxpool_with_argmax_2d_precomputed_strides",
     ),
     _INT_POW: (
         "test_pow_types_int32_float32", "test_pow_types_int32_int32", "test_pow_types_int64_float32",
