@@ -104,6 +104,12 @@ def _depends_on(t: Tensor, anchor: Tensor) -> bool:
     return t.op is anchor.op or any(_depends_on(i, anchor) for i in t.op.input_tensors)
 
 
+def accumulator_dtype(dtype: str) -> str:
+    """The dtype sums of ``dtype`` values accumulate in: float32 for float16 (whose 11-bit significand
+    loses the terms of a long sum), ``dtype`` itself otherwise. Operators round the result once."""
+    return "float32" if dtype == "float16" else dtype
+
+
 PARTIAL_TAG = "lane_partial"
 
 

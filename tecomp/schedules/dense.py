@@ -19,7 +19,8 @@ from ..target import Target
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import check_dtype, const_shape, fail, find_by_tag, inline_between, schedule_each_output
+from .common import (accumulator_dtype, check_dtype, const_shape, fail, find_by_tag, inline_between,
+                     schedule_each_output)
 
 PRODUCT_TAG = "matmul_product"
 PACK_TAG = "matmul_pack"
@@ -126,12 +127,22 @@ def dense_packed(data: Tensor, packed_weight: Tensor, units: int, bias: Tensor |
         i = _clamp_row(i, m)
         return data[r, i] if transpose_a else data[i, r]
 
-    out = te.compute((m, units), lambda i, j: te.sum(a_at(i) * packed_weight[j // nr, r, j % nr], axis=r),
+    acc = accumulator_dtype(data.dtype)
+    out = te.compute((m, units), lambda i, j: te.sum(tir_op.cast(a_at(i), acc)
+                                                     * tir_op.cast(packed_weight[j // nr, r, j % nr], acc), axis=r),
                      name=op_name, tag=PRODUCT_TAG,
                      attrs={"template": DENSE_TEMPLATE, "workload": (m, units, k, data.dtype, transpose_a)})
     if bias is None:
-        return out
-    return te.compute((m, units), lambda i, j: out[i, j] + bias[j], name=f"{op_name}_bias")
+        return _rounded(out, data.dtype, op_name)
+    return te.compute((m, units), lambda i, j: tir_op.cast(out[i, j] + tir_op.cast(bias[j], acc), data.dtype),
+                      name=f"{op_name}_bias")
+
+
+def _rounded(product: Tensor, dtype: str, op_name: str) -> Tensor:
+    """``product`` (accumulated in ``accumulator_dtype``) in ``dtype``: itself, or a rounding epilogue."""
+    if product.dtype == dtype:
+        return product
+    return te.compute(product.shape, lambda *i: tir_op.cast(product[i], dtype), name=f"{op_name}_round")
 
 
 def _dense(data: Tensor, weight: Tensor, bias: Tensor | None, transpose_a: bool, transpose_b: bool,
@@ -201,10 +212,13 @@ def _batch_matmul(a: Tensor, b: Tensor, transpose_b: bool, nr: int | None) -> Te
     def fcompute(q: Any, i: Any, j: Any) -> Any:
         qa = 0 if ba == 1 else q
         qb = 0 if bb == 1 else q
-        return te.sum(a[qa, _clamp_row(i, m), r] * packed[qb, j // nr, r, j % nr], axis=r)
+        return te.sum(tir_op.cast(a[qa, _clamp_row(i, m), r], acc) * tir_op.cast(packed[qb, j // nr, r, j % nr], acc),
+                      axis=r)
 
-    return te.compute((max(ba, bb), m, n), fcompute, name=op_name, tag=PRODUCT_TAG,
-                      attrs={"template": BATCH_MATMUL_TEMPLATE, "workload": workload})
+    acc = accumulator_dtype(a.dtype)
+    product = te.compute((max(ba, bb), m, n), fcompute, name=op_name, tag=PRODUCT_TAG,
+                         attrs={"template": BATCH_MATMUL_TEMPLATE, "workload": workload})
+    return _rounded(product, a.dtype, op_name)
 
 
 def batch_matmul(a: Tensor, b: Tensor, transpose_b: bool = False) -> Tensor:

@@ -14,8 +14,9 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import (check_dtype, const_shape, fail, lane_split_reduce, parallel_rows, producers_named,
-                     schedule_each_output, schedule_lane_partials, vectorize_innermost)
+from ..tir import op as tir_op
+from .common import (accumulator_dtype, check_dtype, const_shape, fail, lane_split_reduce, parallel_rows,
+                     producers_named, schedule_each_output, schedule_lane_partials, vectorize_innermost)
 
 ROW_STAGE_ATTR = "softmax_axis"
 TEMPLATE = "schedules/softmax"
@@ -32,7 +33,8 @@ def _axis(op_name: str, x: Any, axis: int) -> tuple[tuple[int, ...], int]:
 
 
 def _row_stages(x: Tensor, shape: tuple[int, ...], axis: int) -> tuple[Tensor, Tensor, Tensor]:
-    """The row maximum, ``exp(x - max)`` and its row sum (reduced stages drop ``axis``)."""
+    """The row maximum, ``exp(x - max)`` and its row sum (reduced stages drop ``axis``); the last two in
+    ``accumulator_dtype`` (float32 for float16)."""
     rows = shape[:axis] + shape[axis + 1:]
 
     def at(i: tuple, r: Any) -> tuple:
@@ -41,7 +43,9 @@ def _row_stages(x: Tensor, shape: tuple[int, ...], axis: int) -> tuple[Tensor, T
     # the lane split pays only when the reduced axis is the contiguous one
     lanes = 16 if axis == len(shape) - 1 else shape[axis] + 1
     xmax = lane_split_reduce(te.max, rows, shape[axis], lambda i, r: x[at(i, r)], "row_max", lanes)
-    shifted = te.compute(shape, lambda *i: te.exp(x[i] - xmax[i[:axis] + i[axis + 1:]]), name="row_exp")
+    acc = accumulator_dtype(x.dtype)
+    shifted = te.compute(shape, lambda *i: te.exp(tir_op.cast(x[i], acc)
+                                                  - tir_op.cast(xmax[i[:axis] + i[axis + 1:]], acc)), name="row_exp")
     total = lane_split_reduce(te.sum, rows, shape[axis], lambda i, r: shifted[at(i, r)], "row_sum", lanes)
     return xmax, shifted, total
 
@@ -54,8 +58,8 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (ONNX Softmax, opset 13)."""
     shape, axis = _axis("softmax", x, axis)
     _, shifted, total = _row_stages(x, shape, axis)
-    return te.compute(shape, lambda *i: shifted[i] / total[i[:axis] + i[axis + 1:]], name="softmax",
-                      attrs=_attrs(shape, axis, x.dtype, False))
+    return te.compute(shape, lambda *i: tir_op.cast(shifted[i] / total[i[:axis] + i[axis + 1:]], x.dtype),
+                      name="softmax", attrs=_attrs(shape, axis, x.dtype, False))
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -65,7 +69,8 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
     def fcompute(*i: Any) -> Any:
         row = i[:axis] + i[axis + 1:]
-        return x[i] - xmax[row] - te.log(total[row])
+        acc = total.dtype
+        return tir_op.cast(tir_op.cast(x[i], acc) - tir_op.cast(xmax[row], acc) - te.log(total[row]), x.dtype)
 
     return te.compute(shape, fcompute, name="log_softmax", attrs=_attrs(shape, axis, x.dtype, True))
 
