@@ -19,7 +19,7 @@ from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
 from . import transform
-from .common import (IntPair, check_dtype, const_shape, fail, find_by_tag, int_pair, padding4,
+from .common import (IntPair, accumulator_dtype, check_dtype, const_shape, fail, find_by_tag, int_pair, padding4,
                      schedule_each_output)
 
 IntSeq = int | Sequence[int]
@@ -92,23 +92,25 @@ def output_size(op_name: str, size: int, kernel: int, stride: int, dilation: int
     return (size - extent) // stride + 1
 
 
-def apply_epilogue(v: Any, bias_value: Any, activation: Activation) -> Any:
-    """``activation(v + bias_value)``; ``bias_value`` None for no bias."""
+def apply_epilogue(v: Any, bias_value: Any, activation: Activation, out_dtype: str | None = None) -> Any:
+    """``activation(v + bias_value)`` in ``v``'s dtype (the accumulator's), rounded to ``out_dtype``
+    (default ``v``'s); ``bias_value`` None for no bias."""
     dtype = v.dtype
     if bias_value is not None:
-        v = v + bias_value
+        v = v + tir_op.cast(bias_value, dtype)
     if activation == "relu":
-        return tir_op.max_expr(v, te.const(0, dtype))
-    if activation is not None:
-        return tir_op.min_expr(tir_op.max_expr(v, te.const(activation[1], dtype)), te.const(activation[2], dtype))
-    return v
+        v = tir_op.max_expr(v, te.const(0, dtype))
+    elif activation is not None:
+        v = tir_op.min_expr(tir_op.max_expr(v, te.const(activation[1], dtype)), te.const(activation[2], dtype))
+    return tir_op.cast(v, out_dtype or dtype)
 
 
-def _epilogue(conv: Tensor, bias: Tensor | None, activation: Activation) -> Tensor:
-    if bias is None and activation is None:
+def _epilogue(conv: Tensor, bias: Tensor | None, activation: Activation, dtype: str) -> Tensor:
+    """Bias and activation after ``conv``, and the rounding to ``dtype`` when it accumulates in another."""
+    if bias is None and activation is None and conv.dtype == dtype:
         return conv
     def body(n, oc, *rest):
-        return apply_epilogue(conv[(n, oc) + rest], None if bias is None else bias[oc], activation)
+        return apply_epilogue(conv[(n, oc) + rest], None if bias is None else bias[oc], activation, dtype)
 
     if len(conv.shape) == 4:  # the lambda names the axes (loop names in printed IR)
         return te.compute(conv.shape, lambda n, oc, y, x: body(n, oc, y, x), name="conv2d_out", tag=EPILOGUE_TAG)
@@ -184,7 +186,10 @@ def _conv(op_name: str, spatial: int, data: Tensor, kernel: Tensor, window: tupl
 
     def body(b, oc, *o):
         taps = tuple(v * s + r * d for v, s, r, d in zip(o, strides, rs, dilations))
-        return te.sum(padded[(b, in_channel(oc)) + taps] * kernel[(oc, rc) + tuple(rs)], axis=[rc] + rs)
+        return te.sum(tir_op.cast(padded[(b, in_channel(oc)) + taps], acc)
+                      * tir_op.cast(kernel[(oc, rc) + tuple(rs)], acc), axis=[rc] + rs)
+
+    acc = accumulator_dtype(data.dtype)
 
     # the lambdas name the output axes (loop names in printed IR and tuning features)
     if spatial == 2:
@@ -193,7 +198,7 @@ def _conv(op_name: str, spatial: int, data: Tensor, kernel: Tensor, window: tupl
     else:
         conv = te.compute((dshape[0], c_out) + out_spatial, lambda b, oc, z, y, x: body(b, oc, z, y, x),
                           name="conv3d", tag=CONV_TAG)
-    return _epilogue(conv, bias, activation)
+    return _epilogue(conv, bias, activation, data.dtype)
 
 
 # ----------------------------------------------------------------------------- schedule

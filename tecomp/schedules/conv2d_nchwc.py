@@ -23,7 +23,8 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import (IntPair, check_dtype, const_shape, fail, find_by_tag, inline_between, int_pair, padding4,
+from ..tir import op as tir_op
+from .common import (IntPair, accumulator_dtype, check_dtype, const_shape, fail, find_by_tag, inline_between, int_pair, padding4,
                      schedule_each_output, schedule_injective_stage)
 from .conv2d import Activation, apply_epilogue, check_epilogue, output_size, pad_spatial
 
@@ -136,14 +137,16 @@ def _blocked_data(data: Tensor, op_name: str) -> tuple[int, ...]:
     return shape
 
 
-def _blocked_epilogue(conv: Tensor, bias: Tensor | None, activation: Activation, op_name: str) -> Tensor:
-    """``conv`` plus bias (``[OC]``, in plain channel order) and activation, still blocked."""
+def _blocked_epilogue(conv: Tensor, bias: Tensor | None, activation: Activation, op_name: str,
+                      dtype: str) -> Tensor:
+    """``conv`` plus bias (``[OC]``, in plain channel order) and activation, still blocked, rounded to
+    ``dtype`` when the convolution accumulates in another (float16)."""
     _, occ, _, _, ob = (d.value for d in conv.shape)
-    check_epilogue(op_name, bias, activation, occ * ob, conv.dtype)
-    if bias is None and activation is None:
+    check_epilogue(op_name, bias, activation, occ * ob, dtype)
+    if bias is None and activation is None and conv.dtype == dtype:
         return conv
     return te.compute(conv.shape, lambda n, c, y, x, b: apply_epilogue(
-        conv[n, c, y, x, b], None if bias is None else bias[c * ob + b], activation),
+        conv[n, c, y, x, b], None if bias is None else bias[c * ob + b], activation, dtype),
         name=f"{op_name}_out", tag=f"{op_name}_epilogue")
 
 
@@ -165,6 +168,7 @@ def conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: In
     g = _geometry(OP, h, w, kh, kw, strides, padding, dilation)
     padded = pad_spatial(data, g.pads, PAD_TAG)
     (sh, sw), (dh, dw) = g.strides, g.dilation
+    acc = accumulator_dtype(data.dtype)
     ric = te.reduce_axis((0, icc), name="ic_outer")
     rib = te.reduce_axis((0, ib), name="ic_inner")
     ry = te.reduce_axis((0, kh), name="ry")
@@ -172,12 +176,12 @@ def conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: In
     conv = te.compute(
         (n, occ, g.out_h, g.out_w, ob),
         lambda b, oc, y, x, lane: te.sum(
-            padded[b, ric, y * sh + ry * dh, x * sw + rx * dw, rib] * kernel[oc, ric, ry, rx, rib, lane],
-            axis=[ric, ry, rx, rib]),
+            tir_op.cast(padded[b, ric, y * sh + ry * dh, x * sw + rx * dw, rib], acc)
+            * tir_op.cast(kernel[oc, ric, ry, rx, rib, lane], acc), axis=[ric, ry, rx, rib]),
         name="conv2d_nchwc", tag=CONV_TAG,
         attrs={"template": TEMPLATE, "workload": _workload((n, icc * ib, h, w), (occ * ob, icc * ib, kh, kw),
                                                            g, data.dtype)})
-    return _blocked_epilogue(conv, bias, activation, OP)
+    return _blocked_epilogue(conv, bias, activation, OP, data.dtype)
 
 
 def depthwise_conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: IntPair = 0,
@@ -197,14 +201,15 @@ def depthwise_conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, p
     (sh, sw), (dh, dw) = g.strides, g.dilation
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")
+    acc = accumulator_dtype(data.dtype)
     conv = te.compute(
         (n, cc, g.out_h, g.out_w, b),
-        lambda i, c, y, x, lane: te.sum(padded[i, c, y * sh + ry * dh, x * sw + rx * dw, lane]
-                                        * kernel[c, ry, rx, lane], axis=[ry, rx]),
+        lambda i, c, y, x, lane: te.sum(tir_op.cast(padded[i, c, y * sh + ry * dh, x * sw + rx * dw, lane], acc)
+                                        * tir_op.cast(kernel[c, ry, rx, lane], acc), axis=[ry, rx]),
         name="depthwise_conv2d_nchwc", tag=CONV_TAG,
         attrs={"template": DW_TEMPLATE, "workload": _workload((n, cc * b, h, w), (cc * b, 1, kh, kw), g,
                                                               data.dtype)})
-    return _blocked_epilogue(conv, bias, activation, DW_OP)
+    return _blocked_epilogue(conv, bias, activation, DW_OP, data.dtype)
 
 
 # ----------------------------------------------------------------------------- schedule

@@ -16,7 +16,8 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
-from .common import (PARTIAL_TAG, check_dtype, const_shape, fail, lane_split_reduce, parallel_rows,
+from ..tir import op as tir_op
+from .common import (PARTIAL_TAG, accumulator_dtype, check_dtype, const_shape, fail, lane_split_reduce, parallel_rows,
                      producers_named, schedule_each_output, schedule_injective, schedule_injective_stage,
                      schedule_lane_partials, vectorize_innermost)
 
@@ -64,14 +65,20 @@ def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, axis: int | Sequence[int]
     count = 1
     for d in norm_shape:
         count *= d
-    inv = te.const(1.0 / count, x.dtype)
-    mean = _row_reduce(x, lead, lambda v, i: v, "ln_mean", inv)
-    var = _row_reduce(x, lead, lambda v, i: (v - mean[i]) * (v - mean[i]), "ln_var", inv)
-    eps = te.const(float(epsilon), x.dtype)
+    acc = accumulator_dtype(x.dtype)  # float16: statistics and the normalisation in float32
+
+    def wide(v: Any) -> Any:
+        return tir_op.cast(v, acc)
+
+    inv = te.const(1.0 / count, acc)
+    mean = _row_reduce(x, lead, lambda v, i: wide(v), "ln_mean", inv)
+    var = _row_reduce(x, lead, lambda v, i: (wide(v) - mean[i]) * (wide(v) - mean[i]), "ln_var", inv)
+    eps = te.const(float(epsilon), acc)
 
     def fcompute(*i: Any) -> Any:
         row, tail = i[:lead], i[lead:]
-        return (x[i] - mean[row]) * te.rsqrt(var[row] + eps) * gamma[tail] + beta[tail]
+        return tir_op.cast((wide(x[i]) - mean[row]) * te.rsqrt(var[row] + eps) * wide(gamma[tail]) + wide(beta[tail]),
+                           x.dtype)
 
     return te.compute(shape, fcompute, name="layer_norm",
                       attrs={LEAD_ATTR: lead, "template": TEMPLATE, "workload": (shape, axis, x.dtype, epsilon)})
