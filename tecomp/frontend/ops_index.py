@@ -170,9 +170,9 @@ def _resize(n: NodeContext) -> Value:
             raise n.error(f"coordinate_transformation_mode=tf_crop_and_resize needs roi with {2 * len(axes)} "
                           f"values (starts, then ends, of the {len(axes)} resized axes), got {given}")
         roi = [v for k in range(len(axes)) for v in (given[k], given[k + len(axes)])]
-    if mode != "nearest" and x.dtype not in ("float16", "float32", "float64"):
-        raise n.error(f"mode={mode} interpolates float data only, the input is {x.dtype} "
-                      "(mode nearest copies any dtype)")
+    if mode != "nearest" and x.dtype not in resize_lib.INTERPOLATED_IN:
+        raise n.error(f"mode={mode} interpolates {', '.join(resize_lib.INTERPOLATED_IN)} data, the input is "
+                      f"{x.dtype} (mode nearest copies any dtype)")
     resized, taps = [], []
     for k, a in enumerate(axes):
         index, weight = resize_lib.resize_taps(
@@ -183,8 +183,7 @@ def _resize(n: NodeContext) -> Value:
             taps.append((index, weight))
     if not resized:
         return x
-    acc = "float32" if x.dtype == "float16" else x.dtype
-    index, weight = resize_lib.stack_taps(taps, acc)
+    index, weight = resize_lib.stack_taps(taps, resize_lib.INTERPOLATED_IN.get(x.dtype))
     extrapolate = any((i < 0).any() for i, _ in taps)
     tables = [n.constant(index)] + ([] if weight is None else [n.constant(weight)])
     return n.emit("resize", x, *tables, axes=resized, shape=out,

@@ -29,6 +29,11 @@ COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", 
                     "tf_crop_and_resize")
 NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 MODES = ("nearest", "linear", "cubic")
+# The dtype each data dtype is interpolated in (weights have it too); integers are rounded half to even
+# and saturated back. 64-bit integers are only resized by nearest (a float64 sum would lose their digits).
+INTERPOLATED_IN = {"float16": "float32", "float32": "float32", "float64": "float64", "int8": "float32",
+                   "uint8": "float32", "int16": "float32", "uint16": "float32", "int32": "float64",
+                   "uint32": "float64"}
 
 
 def source_coordinates(out_len: int, in_len: int, scale: float, coordinate_mode: str,
@@ -152,8 +157,9 @@ def resize(x: te.Tensor, index: te.Tensor, weight: te.Tensor | None = None, axes
     (clamped into the axis), weighted by ``weight[a, t, o]`` and summed over the
     taps ``t`` (no ``weight``: the first tap alone, nearest). With
     ``extrapolation_value``, an output whose first tap on any axis is -1 takes
-    that value. Other axes keep their size. Float data is interpolated in its
-    dtype (float16 in float32); other dtypes only without weights.
+    that value. Other axes keep their size. With weights, data is interpolated in
+    ``INTERPOLATED_IN[x.dtype]`` (integers rounded half to even and saturated);
+    without, any dtype is copied.
     """
     name = "resize"
     xshape = const_shape(x, name, "x")
@@ -169,9 +175,9 @@ def resize(x: te.Tensor, index: te.Tensor, weight: te.Tensor | None = None, axes
         raise fail(name, "shape", f"{shape} changes an axis not in axes={axes} of {xshape}")
     if len(ishape) != 3 or ishape[0] != len(axes) or any(shape[a] > ishape[2] for a in axes):
         raise fail(name, "index", f"shape {ishape} must be [{len(axes)} axes, taps, >= the output lengths]")
-    acc = "float32" if x.dtype == "float16" else x.dtype
+    acc = INTERPOLATED_IN.get(x.dtype)
     if weight is not None:
-        check_dtype(x, name, "x", FLOAT_DTYPES)
+        check_dtype(x, name, "x", tuple(INTERPOLATED_IN))
         if const_shape(weight, name, "weight") != ishape or weight.dtype != acc:
             raise fail(name, "weight", f"must be {acc} of the index's shape {ishape}, got "
                                        f"{weight.dtype}{list(const_shape(weight, name, 'weight'))}")
@@ -183,19 +189,24 @@ def resize(x: te.Tensor, index: te.Tensor, weight: te.Tensor | None = None, axes
             return te.max(te.min(i, te.const(xshape[axes[a]] - 1, i.dtype)), te.const(0, i.dtype))
 
         def gather(a: int, coords: list) -> PrimExpr:
-            if a == len(axes):
-                value = x[tuple(coords)]
-                return tir_op.cast(value, acc)
+            """The sum over the taps of axes ``a``, ``a - 1``, ... 0, the first axis innermost: the
+            order of ONNX's axis-by-axis reference, so float64 sums round as it does."""
+            if a < 0:
+                return x[tuple(coords)] if weight is None else tir_op.cast(x[tuple(coords)], acc)
             total = None
             for t in range(taps):
                 coords[axes[a]] = tap(a, t)
-                term = gather(a + 1, coords)
+                term = gather(a - 1, coords)
                 if weight is not None:
-                    term = weight[a, t, o[axes[a]]] * term
+                    term = term * weight[a, t, o[axes[a]]]
                 total = term if total is None else total + term
             return total
 
-        value = gather(0, list(o))
+        value = gather(len(axes) - 1, list(o))
+        if weight is not None and x.dtype not in FLOAT_DTYPES:
+            bounds = (tir_op.min_value(x.dtype).value, tir_op.max_value(x.dtype).value)
+            lo, hi = (te.const(float(v), acc) for v in bounds)
+            value = te.max(te.min(te.round(value), hi), lo)
         value = tir_op.cast(value, x.dtype)
         if extrapolation_value is None:
             return value

@@ -244,11 +244,24 @@ def test_resize_older_opsets(rng, opset):
     check_reference(model, {"x": x}, rtol=1e-4, atol=1e-5)
 
 
-def test_resize_nearest_copies_integers_and_float16(rng):
-    x8 = rng.integers(0, 255, size=(1, 3, 7, 13)).astype("uint8")
-    model = resize_model(x8, dict(mode="nearest"), scales=[1, 1, 2, 2])
-    model.graph.output[0].type.tensor_type.elem_type = TensorProto.UINT8
-    np.testing.assert_array_equal(run_tecomp(model, {"x": x8})[0], ReferenceEvaluator(model).run(None, {"x": x8})[0])
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("dtype", ["uint8", "int32"])
+def test_resize_integers(rng, mode, dtype):
+    """Nearest copies; linear and cubic interpolate (uint8 in float32, int32 in float64), round half to
+    even and saturate (cubic overshoots): as the reference, up to one unit where the sum lies within
+    rounding of a half (float32 sums; fused multiply-adds round once where the reference rounds twice)."""
+    x = rng.integers(0, 256, size=(1, 3, 7, 13)).astype(dtype)
+    model = resize_model(x, dict(mode=mode), scales=[1, 1, 2, 3.5])
+    model.graph.output[0].type.tensor_type.elem_type = _ONNX_TYPES[x.dtype]
+    got, want = run_tecomp(model, {"x": x})[0], ReferenceEvaluator(model).run(None, {"x": x})[0]
+    assert got.dtype == want.dtype
+    if mode == "cubic" and dtype == "uint8":
+        assert want.min() == 0 and want.max() == 255  # saturated
+    np.testing.assert_allclose(got, want, rtol=0, atol=0 if mode == "nearest" else 1)
+    assert (got != want).mean() < 0.01
+
+
+def test_resize_float16(rng):
     x16 = rng.standard_normal((1, 3, 7, 13)).astype("float16")
     model = resize_model(x16, dict(mode="linear"), scales=[1, 1, 2, 2])
     model.graph.output[0].type.tensor_type.elem_type = TensorProto.FLOAT16
@@ -295,8 +308,9 @@ def test_resize_errors(rng):
         from_onnx(resize_model(x, dict(coordinate_transformation_mode="tf_crop_and_resize"), scales=[1, 1, 2, 2]))
     with pytest.raises(GraphError, match="scales has 2 entries for 4 axes"):
         from_onnx(resize_model(x, dict(), scales=[2, 2]))
-    with pytest.raises(GraphError, match="mode=linear interpolates float data only, the input is uint8"):
-        from_onnx(resize_model(x.astype("uint8"), dict(mode="linear"), scales=[1, 1, 2, 2]))
+    with pytest.raises(GraphError, match="mode=linear interpolates float16, .*uint32 data, the input is int64 "
+                                         r"\(mode nearest copies any dtype\)"):
+        from_onnx(resize_model(x.astype("int64"), dict(mode="linear"), scales=[1, 1, 2, 2]))
     with pytest.raises(GraphError, match="mode='area' is not supported"):
         from_onnx(resize_model(x, dict(mode="area"), scales=[1, 1, 2, 2]))
 

@@ -130,9 +130,12 @@ def test_argument_errors():
     with pytest.raises(OperatorError, match="scatter_elements: argument reduction: 'sub'"):
         G.scatter_elements(D, te.placeholder((2, 5), "int64", "I"), te.placeholder((2, 5), name="U"),
                            reduction="sub")
-    with pytest.raises(OperatorError, match="resize: argument x: dtype int32"):
-        RZ.resize(te.placeholder((4,), "int32", "X"), te.placeholder((1, 2, 8), "int32", "I"),
-                  te.placeholder((1, 2, 8), "float32", "W"), axes=[0], shape=[8])
+    with pytest.raises(OperatorError, match="resize: argument x: dtype int64"):
+        RZ.resize(te.placeholder((4,), "int64", "X"), te.placeholder((1, 2, 8), "int32", "I"),
+                  te.placeholder((1, 2, 8), "float64", "W"), axes=[0], shape=[8])
+    with pytest.raises(OperatorError, match="resize: argument weight: must be float32"):
+        RZ.resize(te.placeholder((4,), "uint8", "X"), te.placeholder((1, 2, 8), "int32", "I"),
+                  te.placeholder((1, 2, 8), "float64", "W"), axes=[0], shape=[8])
     with pytest.raises(OperatorError, match=r"resize: argument index: shape \(1, 2, 7\) must be"):
         RZ.resize(te.placeholder((4,), name="X"), te.placeholder((1, 2, 7), "int32", "I"), axes=[0], shape=[8])
 
