@@ -149,7 +149,7 @@ def scatter_sources(data_shape: Sequence[int], targets: np.ndarray, reduction: s
     counts = np.bincount(targets, minlength=size)
     if reduction == "none":
         sources = np.full(size, -1, np.int64)
-        sources[targets] = np.arange(targets.size)     # numpy assigns repeated targets in order: last wins
+        np.maximum.at(sources, targets, np.arange(targets.size))  # the last writer wins
         return sources.astype(np.int32).reshape(tuple(data_shape) + (1,))
     hits = max(int(counts.max(initial=0)), 1)
     rank = np.arange(targets.size) - np.repeat(np.cumsum(counts) - counts, counts)
