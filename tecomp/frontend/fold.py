@@ -117,6 +117,11 @@ def _clip(x: np.ndarray, a_min: Any = None, a_max: Any = None) -> np.ndarray:
     return x
 
 
+def _mod(a: np.ndarray, b: Any, fmod: bool = False) -> np.ndarray:
+    """ONNX Mod as the library's ``mod``: the sign of ``b`` (floor), or of ``a`` with ``fmod``."""
+    return (np.fmod if fmod else np.mod)(a, np.asarray(b, dtype=a.dtype))
+
+
 def _binary(fn: Callable) -> Callable:
     """A numpy ufunc called like a library binary operator, ``b`` possibly a keyword scalar."""
     return lambda a, b: fn(a, np.asarray(b, dtype=a.dtype) if np.isscalar(b) else b)
@@ -128,7 +133,7 @@ NUMPY_OPS: dict[str, Callable[..., Any]] = {
         ("maximum", np.maximum), ("minimum", np.minimum), ("equal", np.equal), ("less", np.less),
         ("less_equal", np.less_equal), ("greater", np.greater), ("greater_equal", np.greater_equal),
         ("logical_and", np.logical_and), ("logical_or", np.logical_or), ("logical_xor", np.logical_xor))},
-    "negative": np.negative, "abs": np.abs, "sqrt": np.sqrt, "logical_not": np.logical_not,
+    "mod": _mod, "negative": np.negative, "abs": np.abs, "sqrt": np.sqrt, "logical_not": np.logical_not,
     "relu": lambda x: np.maximum(x, np.zeros((), x.dtype)), "clip": _clip, "where": np.where,
     "cast": lambda x, dtype: x.astype(dtype), "reshape": _reshape,
     "flatten": lambda x, axis=1: x.reshape(int(np.prod(x.shape[:axis])), -1),
