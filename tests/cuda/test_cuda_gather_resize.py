@@ -41,3 +41,22 @@ def test_index_ops_on_a_gpu(gpu):
     for got, want in zip(module.run(**inputs), ReferenceEvaluator(model).run(None, inputs)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert {n.op for n in g.nodes} == {"resize", "scatter_from_sources", "gather_nd", "scatter_elements"}
+
+
+def test_runtime_scatters_without_reduction_on_a_gpu(gpu):
+    """The last-writer form: a reduction stage (ScatterND's over rows, of another shape than the output)
+    feeding a guarded load."""
+    rng = np.random.default_rng(0)
+    inputs = {"x": rng.standard_normal((7, 5)).astype("float32"), "i": np.array([[3], [-1]]),
+              "u": rng.standard_normal((2, 5)).astype("float32"), "j": np.array([[1, 2, 3, 4, 0]]),
+              "v": rng.standard_normal((1, 5)).astype("float32")}
+    nodes = [helper.make_node("ScatterND", ["x", "i", "u"], ["a"]),
+             helper.make_node("ScatterElements", ["a", "j", "v"], ["y"], axis=0)]
+    graph = helper.make_graph(
+        nodes, "t", [helper.make_tensor_value_info(k, F if v.dtype == np.float32 else TensorProto.INT64, v.shape)
+                     for k, v in inputs.items()], [helper.make_tensor_value_info("y", F, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    g, params = from_onnx(model)
+    assert [n.op for n in g.nodes] == ["scatter_nd", "scatter_elements"]
+    module = tecomp.graph.build(g, "cuda -arch=sm_90", params)
+    np.testing.assert_allclose(module.run(**inputs)[0], ReferenceEvaluator(model).run(None, inputs)[0])
