@@ -137,12 +137,13 @@ def _resize_shape(n: NodeContext, x: Value, axes: list[int]) -> tuple[list[int],
         if min(sizes) <= 0:
             raise n.error(f"sizes {sizes} must be positive")
         factor = {a: d / x.shape[a] for a, d in zip(axes, sizes)}
-        if policy != "stretch":
-            pick = min if policy == "not_larger" else max
-            common = pick(factor.values())
+        for a, d in zip(axes, sizes):
+            out[a] = d
+        if policy != "stretch":  # one scale for all axes, the sizes rounded half up from it
+            common = (min if policy == "not_larger" else max)(factor.values())
             factor = dict.fromkeys(axes, common)
-        for a in axes:
-            out[a] = int(factor[a] * x.shape[a] + 0.5) if policy != "stretch" else sizes[axes.index(a)]
+            for a in axes:
+                out[a] = int(common * x.shape[a] + 0.5)
     if min(out, default=1) <= 0:
         raise n.error(f"the output shape {out} is empty (input {x.shape}); tecomp needs a non-empty output")
     return out, factor
