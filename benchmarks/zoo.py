@@ -12,7 +12,8 @@ Per network one row: whether tecomp imports it (else the importer's error, one l
 maximum relative error against onnxruntime on the same inputs (max |tecomp - ORT| over max
 |ORT|, worst output), compile seconds (``tecomp.graph.build``), the median latency of tecomp
 and of onnxruntime (same process, same thread count: ``--threads`` for tecomp's runtime and
-numpy's BLAS, ``intra_op_num_threads`` for ORT with all graph optimisations; ORT writes into
+numpy's BLAS, ``intra_op_num_threads`` for ORT with all graph optimisations; the two sides'
+measurements taken in turns, so that both see the same machine load; ORT writes into
 preallocated output buffers through an IO binding, tecomp's ``GraphModule.run`` allocates
 its outputs, the only form its API has) and ORT / tecomp (above 1: tecomp faster); then a
 geomean row and every failure in full.
@@ -114,10 +115,16 @@ def _keywords(module: Any, names: list[str], **fixed: Any) -> Any:
     return Keywords()
 
 
-def _torchvision(factory: str, size: int = 224, **kwargs: Any) -> Callable[[], tuple[Any, dict]]:
+def _torchvision(factory: str, size: int = 224, zero_fc_bias: bool = False,
+                 **kwargs: Any) -> Callable[[], tuple[Any, dict]]:
+    """A torchvision classifier. ``zero_fc_bias``: where the features shrink through the random
+    layers, the logits would be the classifier's bias alone and the ORT comparison vacuous."""
     def build() -> tuple[Any, dict]:
         import torchvision
-        return getattr(torchvision.models, factory)(weights=None, **kwargs), _image(size)
+        net = getattr(torchvision.models, factory)(weights=None, **kwargs)
+        if zero_fc_bias:
+            net.fc.bias.data.zero_()
+        return net, _image(size)
     return build
 
 
@@ -237,8 +244,9 @@ NETWORKS: dict[str, Network] = {n.name: n for n in [
     Network("mobilenet_v3_small", "torchvision", _torchvision("mobilenet_v3_small")),
     Network("squeezenet1_1", "torchvision", _torchvision("squeezenet1_1")),
     Network("efficientnet_b0", "torchvision", _torchvision("efficientnet_b0")),
-    Network("shufflenet_v2_x0_5", "torchvision", _torchvision("shufflenet_v2_x0_5")),
-    Network("googlenet", "torchvision", _torchvision("googlenet", aux_logits=False, init_weights=True)),
+    Network("shufflenet_v2_x0_5", "torchvision", _torchvision("shufflenet_v2_x0_5", zero_fc_bias=True)),
+    Network("googlenet", "torchvision", _torchvision("googlenet", zero_fc_bias=True, aux_logits=False,
+                                                     init_weights=True)),
     Network("regnet_y_400mf", "torchvision", _torchvision("regnet_y_400mf")),
     Network("lraspp_mobilenet_v3", "torchvision", _lraspp),
     Network("resnet18", "torchvision", _torchvision("resnet18")),
@@ -398,9 +406,39 @@ def build_network(graph: Any, params: dict[str, np.ndarray], records: str | None
     return module, time.perf_counter() - start
 
 
+def interleaved_medians(calls: list[Callable[[], object]], repeat: int, min_ms: float) -> list[float]:
+    """Median seconds per call of each of ``calls``, their measurements taken in turns so that all
+    see the same machine load (each one the harness's warm-up and ``min_ms`` calibration)."""
+    rounds = [[median_seconds(call, 1, min_ms) for call in calls] for _ in range(repeat)]
+    return [statistics.median(column) for column in zip(*rounds)]
+
+
+def _tecomp(row: Row, onnx_path: Path, inputs: dict[str, np.ndarray], records: str | None,
+            want: list[np.ndarray] | None) -> Callable[[], object] | None:
+    """Import, build, run once and check against ``want``: the run call, or None (``row`` failed)."""
+    try:
+        graph, params = import_network(onnx_path, inputs)
+    except Exception as exc:  # noqa: BLE001 - every tecomp failure is a row, not a crash
+        _fail(row, "import", exc)
+        return None
+    try:
+        module, row.compile_s = build_network(graph, params, records)
+    except Exception as exc:  # noqa: BLE001
+        _fail(row, "compile", exc)
+        return None
+    try:
+        got = module.run(**inputs)
+        if want is not None:
+            row.error = relative_error(got, want)
+    except Exception as exc:  # noqa: BLE001
+        _fail(row, "run", exc)
+        return None
+    return lambda: module.run(**inputs)
+
+
 def measure(net: Network, nthreads: int, records: str | None, repeat: int, min_ms: float,
             force_export: bool = False) -> Row:
-    """One network's row: export (or the cache), ORT, import, build, check, time."""
+    """One network's row: export (or the cache), ORT, import, build, check, time both in turns."""
     row = Row(net.name, net.exporter)
     try:
         onnx_path, inputs_path = export(net, force_export)
@@ -408,30 +446,18 @@ def measure(net: Network, nthreads: int, records: str | None, repeat: int, min_m
         return _fail(row, "export", exc)
     inputs = load_inputs(inputs_path)
     with threads(nthreads):
+        ort_call, want = None, None
         try:
-            session = ort_session(onnx_path.read_bytes(), nthreads)
-            ort_call, outs = ort_runner(session, inputs)
+            ort_call, outs = ort_runner(ort_session(onnx_path.read_bytes(), nthreads), inputs)
             ort_call()
             want = [o.copy() for o in outs]
-            row.ort_s = median_seconds(ort_call, repeat, min_ms)
         except Exception as exc:  # noqa: BLE001
-            session, want = None, None
+            ort_call = None
             row.failure = [f"onnxruntime: {details(exc)[0]}"]
-        try:
-            graph, params = import_network(onnx_path, inputs)
-        except Exception as exc:  # noqa: BLE001
-            return _fail(row, "import", exc)
-        try:
-            module, row.compile_s = build_network(graph, params, records)
-        except Exception as exc:  # noqa: BLE001
-            return _fail(row, "compile", exc)
-        try:
-            got = module.run(**inputs)
-            if want is not None:
-                row.error = relative_error(got, want)
-            row.tecomp_s = median_seconds(lambda: module.run(**inputs), repeat, min_ms)
-        except Exception as exc:  # noqa: BLE001
-            return _fail(row, "run", exc)
+        tecomp_call = _tecomp(row, onnx_path, inputs, records, want)
+        calls = {side: call for side, call in (("ort", ort_call), ("tecomp", tecomp_call)) if call}
+        seconds = dict(zip(calls, interleaved_medians(list(calls.values()), repeat, min_ms)))
+    row.ort_s, row.tecomp_s = seconds.get("ort"), seconds.get("tecomp")
     return row
 
 
@@ -519,8 +545,9 @@ def main() -> None:
     parser.add_argument("--profile", metavar="NAME", help="print the per-kernel profile of one network")
     parser.add_argument("--top", type=int, default=15, help="kernels shown by --profile (default 15)")
     parser.add_argument("--records", metavar="DB", help="tuning records to apply when compiling")
-    parser.add_argument("--repeat", type=int, default=5, help="timed measurements per latency (median)")
-    parser.add_argument("--min-ms", type=float, default=200.0, help="least milliseconds of one measurement")
+    parser.add_argument("--repeat", type=int, default=5, help="timed measurements per latency (median), "
+                        "tecomp's and ORT's taken in turns")
+    parser.add_argument("--min-ms", type=float, default=100.0, help="least milliseconds of one measurement")
     parser.add_argument("--list", action="store_true", help="list the networks and exit")
     parser.add_argument("--verbose", action="store_true", help="show the tuner's fallback-config notices")
     args = parser.parse_args()
