@@ -7,8 +7,8 @@ convolution multiplies one broadcast input value by ``ob`` contiguous weights an
 ``ob`` output channels at once: a register tile of ``reg_n`` output columns times ``ob``
 channels stays in vector registers over the whole reduction.
 
-``conv2d_nchwc`` (groups == 1) and ``depthwise_conv2d_nchwc`` (one input channel per output
-channel, kernel ``[C/b, KH, KW, b]``) take and return blocked tensors. A model keeps conv
+``conv2d_nchwc`` (any groups whose channel counts the blocks divide) and
+``depthwise_conv2d_nchwc`` (one input channel per output channel, kernel ``[C/b, KH, KW, b]``) take and return blocked tensors. A model keeps conv
 chains blocked; ``layout_transform`` converts at the edges and packs weights (constant folded
 in a model). The block sizes come from the tuned config (``conv2d_nchwc_blocks``).
 """
@@ -151,36 +151,50 @@ def _blocked_epilogue(conv: Tensor, bias: Tensor | None, activation: Activation,
 
 
 def conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: IntPair = 0,
-                 dilation: IntPair = 1, bias: Tensor | None = None, activation: Activation = None) -> Tensor:
-    """Blocked convolution (groups = 1): ``data [N, C/ib, H, W, ib]``, ``kernel [OC/ob, C/ib, KH, KW, ib, ob]``
+                 dilation: IntPair = 1, bias: Tensor | None = None, activation: Activation = None,
+                 groups: int = 1) -> Tensor:
+    """Blocked convolution: ``data [N, C/ib, H, W, ib]``, ``kernel [OC/ob, C/groups/ib, KH, KW, ib, ob]``
     (see ``pack_conv2d_kernel``) -> ``[N, OC/ob, OH, OW, ob]``; the arithmetic of ``conv2d_nchw``.
 
-    ``bias`` is ``[OC]``; ``activation`` None, "relu" or ("clip", lo, hi).
+    With ``groups`` > 1 each output block lies in one group (``ob`` divides OC/groups) and reads
+    the input blocks of that group only (``ib`` divides C/groups). ``bias`` is ``[OC]``;
+    ``activation`` None, "relu" or ("clip", lo, hi).
     """
     n, icc, h, w, ib = _blocked_data(data, OP)
     kshape = const_shape(kernel, OP, "kernel")
     if kernel.dtype != data.dtype:
         raise fail(OP, "kernel", f"dtype {kernel.dtype} differs from data dtype {data.dtype}")
-    if len(kshape) != 6 or kshape[1] != icc or kshape[4] != ib:
-        raise fail(OP, "kernel", f"expected [OC/ob, {icc}, KH, KW, {ib}, ob] for data {(n, icc, h, w, ib)}, "
-                                 f"got {kshape}")
+    if not isinstance(groups, int) or groups < 1 or icc % groups:
+        raise fail(OP, "groups", f"must be a positive int dividing the {icc} input blocks of {ib} channels, "
+                                 f"got {groups!r}")
+    group_blocks = icc // groups
+    if len(kshape) != 6 or kshape[1] != group_blocks or kshape[4] != ib:
+        raise fail(OP, "kernel", f"expected [OC/ob, {group_blocks}, KH, KW, {ib}, ob] for data "
+                                 f"{(n, icc, h, w, ib)} and groups={groups}, got {kshape}")
     occ, _, kh, kw, _, ob = kshape
+    if occ % groups:
+        raise fail(OP, "kernel", f"{occ} output blocks of {ob} channels do not split into {groups} groups")
+    out_blocks_per_group = occ // groups
     g = _geometry(OP, h, w, kh, kw, strides, padding, dilation)
     padded = pad_spatial(data, g.pads, PAD_TAG)
     (sh, sw), (dh, dw) = g.strides, g.dilation
     acc = accumulator_dtype(data.dtype)
-    ric = te.reduce_axis((0, icc), name="ic_outer")
+    ric = te.reduce_axis((0, group_blocks), name="ic_outer")
     rib = te.reduce_axis((0, ib), name="ic_inner")
     ry = te.reduce_axis((0, kh), name="ry")
     rx = te.reduce_axis((0, kw), name="rx")
+
+    def in_block(oc: Any) -> Any:
+        return ric if groups == 1 else oc // out_blocks_per_group * group_blocks + ric
+
     conv = te.compute(
         (n, occ, g.out_h, g.out_w, ob),
         lambda b, oc, y, x, lane: te.sum(
-            tir_op.cast(padded[b, ric, y * sh + ry * dh, x * sw + rx * dw, rib], acc)
+            tir_op.cast(padded[b, in_block(oc), y * sh + ry * dh, x * sw + rx * dw, rib], acc)
             * tir_op.cast(kernel[oc, ric, ry, rx, rib, lane], acc), axis=[ric, ry, rx, rib]),
         name="conv2d_nchwc", tag=CONV_TAG,
-        attrs={"template": TEMPLATE, "workload": _workload((n, icc * ib, h, w), (occ * ob, icc * ib, kh, kw),
-                                                           g, data.dtype)})
+        attrs={"template": TEMPLATE, "workload": _workload((n, icc * ib, h, w),
+                                                           (occ * ob, group_blocks * ib, kh, kw), g, data.dtype)})
     return _blocked_epilogue(conv, bias, activation, OP, data.dtype)
 
 
@@ -365,21 +379,22 @@ def _template_geometry(name: str, data_shape: tuple, kernel_shape: tuple, stride
 @autotvm.template(TEMPLATE)
 def conv2d_nchwc_template(data_shape: tuple, kernel_shape: tuple, strides: IntPair, padding: IntPair,
                           dilation: IntPair, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
-    """Tunable blocked conv (groups = 1) of NCHW ``data_shape`` and OIHW ``kernel_shape``; the
-    kernel takes blocked data and a packed kernel. Knobs: input block, output block, register
-    tile width, unroll kw."""
+    """Tunable blocked conv of NCHW ``data_shape`` and OIHW ``kernel_shape`` (grouped when the
+    kernel's input channels are a fraction of the data's); the kernel takes blocked data and a
+    packed kernel. Knobs: input block, output block, register tile width, unroll kw."""
     n, c, h, w = data_shape
-    oc, _, kh, kw = kernel_shape
+    oc, group_c, kh, kw = kernel_shape
+    groups = c // group_c
     g = _template_geometry(TEMPLATE, data_shape, kernel_shape, strides, padding, dilation)
     cfg = autotvm.get_config()
-    cfg.define_knob("tile_ic", _block_candidates(c, (16, 8, 32, 4, 2)))
-    cfg.define_knob("tile_oc", _block_candidates(oc, (32, 16, 64, 8)))
+    cfg.define_knob("tile_ic", _block_candidates(group_c, (16, 8, 32, 4, 2)))
+    cfg.define_knob("tile_oc", _block_candidates(oc // groups, (32, 16, 64, 8)))
     cfg.define_knob("tile_ow", _reg_n_candidates(g.out_w))
     cfg.define_knob("unroll_kw", [1, 0])
     ib, ob = cfg["tile_ic"].val, cfg["tile_oc"].val
     data = te.placeholder((n, c // ib, h, w, ib), dtype, name="data")
-    kernel = te.placeholder((oc // ob, c // ib, kh, kw, ib, ob), dtype, name="kernel")
-    out = conv2d_nchwc(data, kernel, g.strides, g.pads, g.dilation)
+    kernel = te.placeholder((oc // ob, group_c // ib, kh, kw, ib, ob), dtype, name="kernel")
+    out = conv2d_nchwc(data, kernel, g.strides, g.pads, g.dilation, groups=groups)
     s = te.create_schedule(out.op)
     schedule_nchwc_output(s, out, _knobs_of(cfg))
     return s, [data, kernel, out]

@@ -68,6 +68,30 @@ def test_conv2d_nchwc_matches_reference(check, rng, name):
           rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("xs, ws, groups, strides, ib, ob", [
+    ((1, 48, 13, 13), (48, 8, 3, 3), 6, 2, 8, 8),     # RegNet: 8 channels per group
+    ((1, 32, 7, 9), (64, 8, 3, 3), 4, 1, 4, 16),       # more outputs than inputs per group
+    ((2, 12, 9, 9), (12, 6, 3, 3), 2, 1, 3, 6),        # odd blocks
+])
+def test_grouped_conv2d_nchwc_matches_reference(check, rng, xs, ws, groups, strides, ib, ob):
+    """A grouped conv runs blocked: each output block reads only the input blocks of its group."""
+    x_np = rng.uniform(-1, 1, xs).astype("float32")
+    w_np = rng.uniform(-1, 1, ws).astype("float32")
+    x = te.placeholder((xs[0], xs[1] // ib, xs[2], xs[3], ib), name="x")
+    w = te.placeholder(ws, name="w")
+    out = conv2d_nchwc(x, pack_conv2d_kernel(w, ib, ob), strides, 1, groups=groups)
+    expected = ref_conv(x_np, w_np, strides, 1, groups=groups)
+    check(schedule_conv2d_nchwc(out), [x, w, out], [_blocked(x_np, ib), w_np], _blocked(expected, ob),
+          rtol=1e-4, atol=1e-4)
+
+
+def test_grouped_template_blocks_divide_a_group():
+    task = autotvm.task.create("schedules/conv2d_nchwc", ((1, 48, 14, 14), (48, 8, 3, 3), (1, 1), (1, 1, 1, 1),
+                                                         (1, 1), "float32"), target="llvm")
+    assert all(8 % c["tile_ic"].val == 0 and 8 % c["tile_oc"].val == 0
+               for c in (task.config_space.get(i) for i in range(len(task.config_space))))
+
+
 def test_nchw_in_and_out_with_packing_and_fused_epilogue(rng):
     """NCHW data and OIHW kernel packed in the program, bias + residual add + relu fused, NCHW out."""
     x_np = rng.uniform(-1, 1, (1, 8, 7, 7)).astype("float32")
@@ -180,6 +204,8 @@ def test_blocks_follow_the_dispatched_config(tmp_path):
     (lambda: depthwise_conv2d_nchwc(te.placeholder((1, 2, 5, 5, 4)), te.placeholder((2, 3, 3, 8))), "kernel"),
     (lambda: conv2d_nchwc(te.placeholder((1, 2, 5, 5, 4)), te.placeholder((2, 2, 3, 3, 4, 8)),
                           activation="gelu"), "activation"),
+    (lambda: conv2d_nchwc(te.placeholder((1, 3, 5, 5, 4)), te.placeholder((2, 1, 3, 3, 4, 8)), groups=2), "groups"),
+    (lambda: conv2d_nchwc(te.placeholder((1, 4, 5, 5, 4)), te.placeholder((3, 2, 3, 3, 4, 8)), groups=2), "kernel"),
 ])
 def test_conv2d_nchwc_errors(build, argument):
     with pytest.raises(OperatorError, match=f"conv2d_nchwc: argument {argument}"):

@@ -1,6 +1,6 @@
 """Layout choice: conv2d_nchw chains run blocked (NCHW[x]c), dense weights are packed at build time.
 
-``conv2d_nchw`` with a constant kernel (groups 1, or depthwise) becomes
+``conv2d_nchw`` with a constant kernel (any groups) becomes
 ``layout_transform -> conv2d_nchwc -> layout_transform`` with the kernel
 packed by a new ``pack_conv2d_kernel`` node (constant folded). The blocks are
 those the dispatched config of the conv's workload was measured with
@@ -65,7 +65,7 @@ def _blocked_conv(node: Node, rw: Rewriter, nchwc: Any, producers: dict[str, Nod
     dt, kt = rw.types[data], rw.types[kernel]
     groups = node.attrs.get("groups", 1)
     depthwise = groups > 1 and groups == dt.shape[1] == kt.shape[0] and kt.shape[1] == 1
-    if len(node.inputs) != 2 or (groups != 1 and not depthwise) or dt.dtype != "float32":
+    if len(node.inputs) != 2 or dt.dtype != "float32":
         return None
     geometry = {k: node.attrs[k] for k in ("strides", "padding", "dilation") if k in node.attrs}
     probe = _Probe()
@@ -75,7 +75,8 @@ def _blocked_conv(node: Node, rw: Rewriter, nchwc: Any, producers: dict[str, Nod
     if incoming is not None and not probe.tuned():
         # untuned: take the data in the block it arrives in, so no repacking runs between convs
         block = _block(incoming[1])
-        if dt.shape[1] % block == 0:
+        group_channels = dt.shape[1] if depthwise else kt.shape[1]  # an input block must stay in one group
+        if group_channels % block == 0:
             ib, ob = block, block if depthwise else ob
     hint = node.name or node.outputs[0]
     new = []
@@ -87,6 +88,8 @@ def _blocked_conv(node: Node, rw: Rewriter, nchwc: Any, producers: dict[str, Nod
         pack_w, wb = _emit(rw, "pack_conv2d_kernel", [kernel], hint, {"ic_block": ib, "oc_block": ob})
         op = "conv2d_nchwc"
     attrs = {**geometry, **{k: v for k, v in node.attrs.items() if k == "activation"}}
+    if groups > 1 and not depthwise:
+        attrs["groups"] = groups
     conv, yb = _emit(rw, op, [xb, wb], hint, attrs, node.kwinputs)
     conv.name = node.name
     unpack, _ = _emit(rw, "layout_transform", [yb], hint, {"src_layout": f"NCHW{ob}c", "dst_layout": NCHW},
