@@ -47,7 +47,6 @@ _DTYPES = ("an element type tecomp has no dtype for (bfloat16, float8 e4m3fn/e4m
 _TRAINING_DROPOUT = "Dropout in training mode with a nonzero ratio is random: inference only"
 _PAD_MODES = "Pad modes edge/reflect/wrap: the library's pad fills with a constant"
 _NOT_TENSORS = "optional or sequence inputs: tecomp values are tensors"
-_FLOAT16_MATH = "float16 exp: the library's transcendental functions take float32/float64"
 _INT_POW = "integer Pow: the library's power is float32/float64 only"
 _REJECTED: dict[str, tuple[str, ...]] = {
     _DTYPES: (
@@ -127,9 +126,6 @@ _REJECTED: dict[str, tuple[str, ...]] = {
         "test_equal_string", "test_equal_string_broadcast", "test_range_bfloat16_type_positive_delta",
         "test_attention_3d_causal_bf16", "test_attention_4d_attn_mask_causal_bf16", "test_attention_4d_causal_bf16",
         "test_attention_4d_causal_padded_kv_bf16", "test_attention_4d_padded_kv_bf16",
-    ),
-    _FLOAT16_MATH: (
-        "test_celu_float16_expanded",
     ),
     _PAD_MODES: (
         "test_edge_pad", "test_reflect_pad", "test_wrap_pad",

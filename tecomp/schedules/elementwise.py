@@ -22,6 +22,7 @@ Operand = te.Tensor | int | float | bool
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 NUMERIC_DTYPES = ("float16", "float32", "float64") + INT_DTYPES
 FLOATS = ("float32", "float64")
+ALL_FLOATS = ("float16",) + FLOATS
 
 
 def broadcast_shape(a_shape: Sequence[int], b_shape: Sequence[int],
@@ -132,7 +133,7 @@ def divide(a: Operand, b: Operand) -> te.Tensor:
 
 def power(a: Operand, b: Operand) -> te.Tensor:
     """``a ** b`` with broadcasting (ONNX Pow, float dtypes)."""
-    return broadcast_compute("power", {"a": a, "b": b}, te.power, allowed=FLOATS)
+    return broadcast_compute("power", {"a": a, "b": b}, te.power, allowed=ALL_FLOATS)
 
 
 def maximum(a: Operand, b: Operand) -> te.Tensor:
@@ -168,32 +169,32 @@ def clip(x: te.Tensor, a_min: float | None = None, a_max: float | None = None) -
 
 def sigmoid(x: te.Tensor) -> te.Tensor:
     """``1 / (1 + exp(-x))`` (ONNX Sigmoid)."""
-    return _unary("sigmoid", x, te.sigmoid, FLOATS)
+    return _unary("sigmoid", x, te.sigmoid, ALL_FLOATS)
 
 
 def tanh(x: te.Tensor) -> te.Tensor:
     """Hyperbolic tangent (ONNX Tanh)."""
-    return _unary("tanh", x, te.tanh, FLOATS)
+    return _unary("tanh", x, te.tanh, ALL_FLOATS)
 
 
 def exp(x: te.Tensor) -> te.Tensor:
     """``e ** x`` (ONNX Exp)."""
-    return _unary("exp", x, te.exp, FLOATS)
+    return _unary("exp", x, te.exp, ALL_FLOATS)
 
 
 def log(x: te.Tensor) -> te.Tensor:
     """Natural logarithm (ONNX Log)."""
-    return _unary("log", x, te.log, FLOATS)
+    return _unary("log", x, te.log, ALL_FLOATS)
 
 
 def sqrt(x: te.Tensor) -> te.Tensor:
     """Square root (ONNX Sqrt)."""
-    return _unary("sqrt", x, te.sqrt, FLOATS)
+    return _unary("sqrt", x, te.sqrt, ALL_FLOATS)
 
 
 def erf(x: te.Tensor) -> te.Tensor:
     """Gauss error function (ONNX Erf)."""
-    return _unary("erf", x, te.erf, FLOATS)
+    return _unary("erf", x, te.erf, ALL_FLOATS)
 
 
 def _gelu_erf(v: PrimExpr) -> PrimExpr:
@@ -210,7 +211,10 @@ def gelu(x: te.Tensor, approximate: str = "none") -> te.Tensor:
     forms = {"none": _gelu_erf, "tanh": _gelu_tanh}
     if approximate not in forms:
         raise fail("gelu", "approximate", f"{approximate!r} is not one of 'none', 'tanh'")
-    return _unary("gelu", x, forms[approximate], FLOATS)
+    form = forms[approximate]
+    # float16: the whole formula in float32, rounded once
+    return _unary("gelu", x, lambda v: tir_op.cast(form(tir_op.cast(v, "float32")), v.dtype)
+                  if v.dtype == "float16" else form(v), ALL_FLOATS)
 
 
 def where(cond: te.Tensor, x: Operand, y: Operand) -> te.Tensor:
@@ -253,7 +257,7 @@ def leaky_relu(x: te.Tensor, alpha: float = 0.01) -> te.Tensor:
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
         raise fail("leaky_relu", "alpha", f"expected a number, got {alpha!r}")
     return _unary("leaky_relu", x, lambda v: te.select(v < te.const(0, v.dtype), v * te.const(alpha, v.dtype), v),
-                  FLOATS)
+                  ALL_FLOATS)
 
 
 def _compare(name: str, kind: str, a: Operand, b: Operand) -> te.Tensor:

@@ -8,9 +8,13 @@ from typing import Any
 from .. import te
 from ..te.operation import ComputeOp
 from ..te.schedule import Schedule, create_schedule
+from ..tir import op as tir_op
 from ..tir.expr import PrimExpr
-from .common import as_list, check_dtype, const_shape, fail, schedule_injective_stage
-from .elementwise import FLOATS, NUMERIC_DTYPES
+from .common import accumulator_dtype, as_list, check_dtype, const_shape, fail, schedule_injective_stage
+from .elementwise import ALL_FLOATS, FLOATS, NUMERIC_DTYPES
+
+# value(x_indices, output_indices) -> the expression reduced (x at x_indices by default)
+Value = Callable[[tuple, tuple], PrimExpr]
 
 Axis = None | int | Sequence[int]
 
@@ -33,7 +37,7 @@ def normalize_axes(op_name: str, axis: Axis, ndim: int) -> tuple[int, ...]:
 
 
 def _reduce(op_name: str, x: te.Tensor, axis: Axis, keepdims: bool,
-            reducer: Callable[..., PrimExpr], allowed: Sequence[str]) -> te.Tensor:
+            reducer: Callable[..., PrimExpr], allowed: Sequence[str], value: Value | None = None) -> te.Tensor:
     if not isinstance(x, te.Tensor):
         raise fail(op_name, "x", f"expected a tensor, got {type(x).__name__}")
     check_dtype(x, op_name, "x", allowed)
@@ -50,14 +54,25 @@ def _reduce(op_name: str, x: te.Tensor, axis: Axis, keepdims: bool,
                 data[k] = v
         for a, rv in zip(axes, rvs):
             data[a] = rv
-        return reducer(x[tuple(data)], axis=rvs)
+        return reducer(x[tuple(data)] if value is None else value(tuple(data), i), axis=rvs)
 
     return te.compute(tuple(out_shape), fcompute, name=op_name)
 
 
+def _wide_sum(op_name: str, x: te.Tensor, axis: Axis, keepdims: bool, allowed: Sequence[str]) -> te.Tensor:
+    """The sum stage of ``sum``/``mean``, accumulated in ``accumulator_dtype`` (float32 for float16)."""
+    acc = accumulator_dtype(x.dtype) if isinstance(x, te.Tensor) else None
+    if acc is None or acc == x.dtype:
+        return _reduce(op_name, x, axis, keepdims, te.sum, allowed)
+    return _reduce(op_name, x, axis, keepdims, te.sum, allowed, lambda data, i: tir_op.cast(x[data], acc))
+
+
 def sum(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
-    """Sum over ``axis`` (ONNX ReduceSum); negative axes count from the end."""
-    return _reduce("sum", x, axis, keepdims, te.sum, NUMERIC_DTYPES)
+    """Sum over ``axis`` (ONNX ReduceSum); negative axes count from the end. float16 accumulates in float32."""
+    total = _wide_sum("sum", x, axis, keepdims, NUMERIC_DTYPES)
+    if total.dtype == x.dtype:
+        return total
+    return te.compute(total.shape, lambda *i: tir_op.cast(total[i], x.dtype), name="sum_round")
 
 
 def max(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
@@ -71,13 +86,15 @@ def min(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
 
 
 def mean(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
-    """Arithmetic mean over ``axis`` (ONNX ReduceMean, float dtypes): a sum stage, then a divide."""
-    total = _reduce("mean", x, axis, keepdims, te.sum, FLOATS)
+    """Arithmetic mean over ``axis`` (ONNX ReduceMean, float dtypes): a sum stage (float32 for float16),
+    then a divide."""
+    total = _wide_sum("mean", x, axis, keepdims, ALL_FLOATS)
     shape = const_shape(x, "mean", "x")
     count = 1
     for a in normalize_axes("mean", axis, len(shape)):
         count *= shape[a]
-    return te.compute(total.shape, lambda *i: total[i] / te.const(float(count), x.dtype), name="mean_div")
+    return te.compute(total.shape, lambda *i: tir_op.cast(total[i] / te.const(float(count), total.dtype), x.dtype),
+                      name="mean_div")
 
 
 def _schedule_reduce_stage(s: Schedule, t: Any) -> None:

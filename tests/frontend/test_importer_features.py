@@ -164,3 +164,39 @@ def test_frontend_without_onnx_says_how_to_install_it():
     assert done.returncode != 0 and done.stdout.strip() == "Graph"
     assert "ModuleNotFoundError: tecomp.frontend needs the onnx package, which is not installed: " \
            "pip install 'tecomp[onnx]'" in done.stderr
+
+
+# ---------------------------------------------------------------------------- float16 models
+
+def _fp16(*shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype("float16")
+
+
+FLOAT16_MODELS = {
+    "conv_relu": ([helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+                   helper.make_node("Relu", ["c"], ["y"])], (1, 5, 13, 13),
+                  {"w": _fp16(8, 5, 3, 3, scale=0.3), "b": _fp16(8)}, 17),
+    "depthwise_conv": ([helper.make_node("Conv", ["x", "w"], ["y"], group=6, strides=[2, 2])], (1, 6, 15, 15),
+                       {"w": _fp16(6, 1, 3, 3)}, 17),
+    "matmul_add": ([helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])],
+                   (7, 197), {"w": _fp16(197, 13, scale=0.1), "b": _fp16(13)}, 17),
+    "batch_matmul_softmax": ([helper.make_node("MatMul", ["x", "w"], ["m"]),
+                              helper.make_node("Softmax", ["m"], ["y"], axis=-1)], (3, 7, 45),
+                             {"w": _fp16(3, 45, 37, scale=0.3)}, 17),
+    "layer_norm": ([helper.make_node("LayerNormalization", ["x", "s", "b"], ["y"], axis=-1)], (7, 197),
+                   {"s": _fp16(197), "b": _fp16(197)}, 17),
+    "gelu_exp_tanh": ([helper.make_node("Gelu", ["x"], ["g"]), helper.make_node("Exp", ["g"], ["e"]),
+                       helper.make_node("Tanh", ["e"], ["t"]), helper.make_node("Sigmoid", ["x"], ["s"]),
+                       helper.make_node("Mul", ["t", "s"], ["y"])], (13, 37), {}, 20),
+    "reduce_mean_sum": ([helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=0),
+                         helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0),
+                         helper.make_node("Add", ["m", "s"], ["y"])], (7, 1000),
+                        {"axes": np.array([1])}, 18),
+}
+
+
+@pytest.mark.parametrize("name", FLOAT16_MODELS)
+def test_float16_model_matches_onnxruntime(name):
+    nodes, shape, weights, opset = FLOAT16_MODELS[name]
+    model = make_model(nodes, {"x": (H, list(shape))}, {"y": (H, None)}, weights, opset=opset)
+    assert_matches_onnxruntime(model, {"x": _fp16(*shape)}, rtol=1e-3)
