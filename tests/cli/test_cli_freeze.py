@@ -47,3 +47,16 @@ def test_without_freeze_the_error_names_the_option(reduce_model, tmp_path, capsy
 def test_bad_freeze_arguments(reduce_model, tmp_path, capsys, spec, message):
     assert main(["compile", str(reduce_model), "-o", str(tmp_path / "r.so"), "--freeze", spec, "--quiet"]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_compile_without_onnx_says_how_to_install_it(reduce_model, tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nsys.modules['onnx'] = None  # as if onnx were not installed\n"
+            "from tecomp.cli import main\n"
+            f"sys.exit(main(['compile', {str(reduce_model)!r}, '-o', {str(tmp_path / 'r.so')!r}]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "needs the ONNX frontend: tecomp.frontend needs the onnx package, which is not installed: " \
+           "pip install 'tecomp[onnx]'" in done.stderr
