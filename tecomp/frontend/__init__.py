@@ -12,7 +12,7 @@ except ModuleNotFoundError as _exc:
     raise ModuleNotFoundError("tecomp.frontend needs the onnx package, which is not installed: "
                               "pip install 'tecomp[onnx]'", name=_exc.name) from None
 
-from . import ops_index, ops_llm, ops_math, ops_nn, ops_recurrent, ops_tensor  # noqa: F401 - importing them registers the converters
+from . import ops_index, ops_llm, ops_math, ops_misc, ops_nn, ops_recurrent, ops_tensor  # noqa: F401 - importing them registers the converters
 from .importer import UnsupportedOperatorError, from_onnx, load_onnx
 from .registry import supported_ops
 

@@ -1,5 +1,6 @@
-"""ONNX converters for elementwise math, activations, comparisons and logic, casts, reductions
-and softmax: each becomes one library operator or a short composition of them."""
+"""ONNX converters for elementwise math (with Mod, integer Pow, IsNaN/IsInf, rounding), activations,
+comparisons and logic, casts, reductions (with ArgMax/ArgMin), LpNormalization and softmax: each
+becomes one library operator or a short composition of them."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from .registry import converter
 UNARY = {
     "Relu": ("relu", (13, 14)), "Sqrt": ("sqrt", (13,)), "Erf": ("erf", (13,)), "Exp": ("exp", (13,)),
     "Log": ("log", (13,)), "Tanh": ("tanh", (13,)), "Sigmoid": ("sigmoid", (13,)), "Neg": ("negative", (13,)),
-    "Abs": ("abs", (13,)), "Not": ("logical_not", (1,)),
+    "Abs": ("abs", (13,)), "Not": ("logical_not", (1,)), "IsNaN": ("isnan", (13, 20)), "Floor": ("floor", (13,)),
+    "Ceil": ("ceil", (13,)), "Round": ("round", (11, 22)), "Sign": ("sign", (13,)),
+    "Softplus": ("softplus", (1, 22)), "Mish": ("mish", (18, 22)),
 }
 BINARY = {
     "Add": ("add", (13, 14)), "Sub": ("subtract", (13, 14)), "Mul": ("multiply", (13, 14)),
@@ -59,12 +62,34 @@ def _variadic(n: NodeContext) -> Value:
     return out
 
 
+def _is_float(value: Value) -> bool:
+    return np.dtype(value.dtype).kind == "f"
+
+
 @converter("Pow", versions=(13, 15))
 def _pow(n: NodeContext) -> Value:
     base, exponent = n.input(0), n.input(1)
-    if exponent.dtype != base.dtype:  # ONNX lets the exponent have its own type
-        exponent = n.emit("cast", exponent, dtype=base.dtype)
-    return binary(n, "power", base, exponent)
+    if not _is_float(base) and _is_float(exponent):
+        # an integer to a float power: the float64 power truncated to the base's type
+        wide = binary(n, "power", _cast_to(n, base, "float64"), _cast_to(n, exponent, "float64"))
+        return n.emit("cast", wide, dtype=base.dtype)
+    # ONNX lets the exponent have its own type; the result has the base's
+    return binary(n, "power", base, _cast_to(n, exponent, base.dtype))
+
+
+@converter("Mod", versions=(13, 28))
+def _mod(n: NodeContext) -> Value:
+    # Mod-13 asks for fmod=1 with floats; fmod=0 there gets the floor semantics Mod-28 defines for them
+    fmod = n.choice("fmod", 0, (0, 1))
+    a, b = n.input(0), n.input(1)
+    same_dtype(n, [a, b])
+    return n.emit("mod", a, b, fmod=bool(fmod))
+
+
+@converter("IsInf", versions=(10, 20))
+def _isinf(n: NodeContext) -> Value:
+    return n.emit("isinf", n.input(0), detect_positive=bool(n.choice("detect_positive", 1, (0, 1))),
+                  detect_negative=bool(n.choice("detect_negative", 1, (0, 1))))
 
 
 @converter("Identity", versions=(13, 14, 16, 19, 21, 23, 24, 25))
@@ -192,6 +217,7 @@ REDUCTIONS = {
     "ReduceMax": ("max", None, None, 18), "ReduceMin": ("min", None, None, 18),
     "ReduceL1": ("sum", "abs", None, 18), "ReduceL2": ("sum", "square", "sqrt", 18),
     "ReduceSumSquare": ("sum", "square", None, 18), "ReduceLogSum": ("sum", None, "log", 18),
+    "ReduceProd": ("prod", None, None, 18), "ReduceLogSumExp": ("logsumexp", None, None, 18),
 }
 
 
@@ -200,12 +226,14 @@ def _elementwise(n: NodeContext, op: str | None, x: Value) -> Value:
         return x
     if op == "square":
         return n.emit("multiply", x, x)
+    if not _is_float(x):  # sqrt/log of an integer reduction: in float64, truncated back (as ONNX's reference)
+        return n.emit("cast", n.emit(op, n.emit("cast", x, dtype="float64")), dtype=x.dtype)
     return n.emit(op, x)
 
 
 @converter("ReduceSum", versions=(13,))
-@converter("ReduceMean", "ReduceL1", "ReduceL2", "ReduceSumSquare", versions=(13, 18))
-@converter("ReduceLogSum", versions=(13, 18, 28))
+@converter("ReduceMean", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceProd", versions=(13, 18))
+@converter("ReduceLogSum", "ReduceLogSumExp", versions=(13, 18, 28))
 @converter("ReduceMax", "ReduceMin", versions=(13, 18, 20))
 def _reduce(n: NodeContext) -> Value:
     op, before, after, axes_since = REDUCTIONS[n.op_type]
@@ -238,3 +266,23 @@ def _extremum(n: NodeContext, op: str, x: Value, which: list[int], keepdims: boo
         return n.emit("cast", n.emit(op, n.emit("cast", x, dtype="uint8"), axis=which, keepdims=keepdims),
                       dtype="bool")
     return n.emit(op, x, axis=which, keepdims=keepdims)
+
+
+@converter("ArgMax", "ArgMin", versions=(13,))
+def _arg_extremum(n: NodeContext) -> Value:
+    x = n.input(0)
+    return n.emit(n.op_type.lower(), x, axis=axes(n, [n.attr("axis", 0)], x.rank, "axis")[0],
+                  keepdims=bool(n.attr("keepdims", 1)), select_last_index=bool(n.choice("select_last_index", 0, (0, 1))))
+
+
+@converter("LpNormalization", versions=(1, 22))
+def _lp_normalization(n: NodeContext) -> Value:
+    x = n.input(0)
+    ax = axes(n, [n.attr("axis", -1)], x.rank, "axis")[0]
+    p = n.choice("p", 2, (1, 2))
+    if p == 1:
+        norm = n.emit("sum", n.emit("abs", x), axis=[ax], keepdims=True)
+    else:
+        norm = n.emit("sqrt", n.emit("sum", n.emit("multiply", x, x), axis=[ax], keepdims=True))
+    # a zero norm gives zeros (as ONNX's reference), not 0 / 0
+    return n.emit("where", n.emit("equal", norm, b=0.0), n.constant(0, x.dtype), n.emit("divide", x, norm))

@@ -1,5 +1,6 @@
 """ONNX converters for constants, shapes and layout: Constant, ConstantOfShape, Range, Shape, Size,
-Reshape, Flatten, Squeeze/Unsqueeze, Transpose, Concat, Split, Slice, Gather, Expand, Pad.
+Reshape, Flatten, Squeeze/Unsqueeze, Transpose, Concat, Split, Slice, Gather, Expand, Pad (constant,
+edge, reflect and wrap modes).
 
 Shapes are static, so ``Shape``, ``Size``, ``ConstantOfShape`` and ``Range`` give import-time
 constants, and every operand that shapes an output (Reshape's shape, Slice's starts, ...) must be
@@ -209,7 +210,7 @@ def _expand(n: NodeContext) -> Value:
 @converter("Pad", versions=(13, 18, 19, 21, 23, 24, 25))
 def _pad(n: NodeContext) -> Value:
     x = n.input(0)
-    n.choice("mode", "constant", ("constant",))
+    mode = n.choice("mode", "constant", ("constant", "edge", "reflect") + (("wrap",) if n.version >= 19 else ()))
     pads = n.ints(1, "pads")
     which = axes(n, n.ints(3, "axes"), x.rank) if n.version >= 18 and n.has_input(3) else list(range(x.rank))
     if len(pads) != 2 * len(which):
@@ -223,6 +224,8 @@ def _pad(n: NodeContext) -> Value:
         before, after = [max(0, b) for b in before], [max(0, e) for e in after]
     if not any(before + after):
         return x
+    if mode != "constant":  # constant_value, if given, does not apply
+        return n.emit("pad_mode", x, pad_before=before, pad_after=after, mode=mode)
     fill = n.const(2, "constant_value").reshape(-1) if n.has_input(2) else np.zeros(1)
     return n.emit("pad", x, pad_before=before, pad_after=after, pad_value=fill[0].item() if fill.size else 0.0)
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 from ..error import GraphError
 
 MODULES = ("elementwise", "transform", "reduction", "dense", "conv2d", "conv2d_nchwc", "pooling",
-           "softmax", "norm", "conv_transpose", "recurrent", "gather", "resize")
+           "softmax", "norm", "conv_transpose", "scan_ops", "rearrange", "gather", "resize", "recurrent")
 
 ELEMWISE = "elemwise"
 BROADCAST = "broadcast"
@@ -39,20 +39,21 @@ OPAQUE = "opaque"
 
 _PATTERNS = {
     ELEMWISE: ("relu", "clip", "sigmoid", "tanh", "exp", "log", "sqrt", "erf", "gelu", "cast", "negative",
-               "abs", "leaky_relu", "logical_not"),
+               "abs", "leaky_relu", "logical_not", "isnan", "isinf", "floor", "ceil", "round", "sign",
+               "softplus", "mish", "trilu"),
     BROADCAST: ("add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "where",
                 "batch_norm_inference", "equal", "less", "less_equal", "greater", "greater_equal",
-                "logical_and", "logical_or", "logical_xor"),
+                "logical_and", "logical_or", "logical_xor", "mod"),
     INJECTIVE: ("transpose", "reshape", "flatten", "concatenate", "split", "strided_slice", "pad", "take",
                 "expand", "layout_transform", "pack_conv2d_kernel", "pack_depthwise_kernel", "pack_dense_weight",
                 "dilate_pad", "conv_transpose_kernel",
-                "gather_nd", "gather_elements", "scatter_from_sources", "resize"),
-    REDUCE: ("sum", "max", "min", "mean"),
+                "one_hot", "pad_mode", "gather_nd", "gather_elements", "scatter_from_sources", "resize"),
+    REDUCE: ("sum", "max", "min", "mean", "prod", "logsumexp", "argmax", "argmin"),
     ANCHOR: ("conv2d_nchw", "dense", "dense_packed", "matmul", "batch_matmul", "conv2d_nchwc",
              "depthwise_conv2d_nchwc", "max_pool2d", "avg_pool2d", "global_avg_pool2d",
              "conv3d_ncdhw", "max_pool_nd", "avg_pool_nd", "lp_pool"),
-    OPAQUE: ("softmax", "log_softmax", "layer_norm", "group_norm", "max_pool_argmax",
-             "lstm", "gru", "rnn", "scatter_nd", "scatter_elements"),
+    OPAQUE: ("softmax", "log_softmax", "layer_norm", "lstm", "gru", "rnn", "group_norm", "max_pool_argmax",
+             "cumsum", "topk", "scatter_nd", "scatter_elements"),
 }
 PATTERN_OF = {op: pattern for pattern, ops in _PATTERNS.items() for op in ops}
 
@@ -63,7 +64,9 @@ _SCHEDULE_NAMES = {"lstm": "schedule_recurrent", "gru": "schedule_recurrent", "r
                    "avg_pool_nd": "schedule_pool", "lp_pool": "schedule_pool", "max_pool_argmax": "schedule_pool",
                    "sum": "schedule_reduce", "max": "schedule_reduce",
                    "min": "schedule_reduce", "mean": "schedule_reduce", "dense_packed": "schedule_dense",
-                   "scatter_nd": "schedule_scatter", "scatter_elements": "schedule_scatter"}
+                   "prod": "schedule_reduce", "logsumexp": "schedule_reduce", "argmax": "schedule_reduce",
+                   "argmin": "schedule_reduce", "scatter_nd": "schedule_scatter",
+                   "scatter_elements": "schedule_scatter"}
 
 # The CUDA schedule family (a key of ``tecomp.schedules.cuda.CUDA_SCHEDULES``) of each operator that
 # is not injective; an operator missing here (pooling, ...) gets the CUDA fallback schedule

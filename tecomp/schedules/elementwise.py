@@ -1,4 +1,6 @@
-"""Elementwise operators: broadcasting arithmetic, comparisons and logic, activations, math, where, cast.
+"""Elementwise operators: broadcasting arithmetic (with ONNX Mod and integer Pow), comparisons and
+logic, NaN/infinity tests, rounding and sign, activations (softplus, mish, ...), math, where, cast,
+and ``trilu`` (a triangle of the last two axes).
 
 Binary operators follow numpy/ONNX multidirectional broadcasting and accept a
 tensor and a Python scalar on either side. Every operator returns a te tensor;
@@ -131,9 +133,55 @@ def divide(a: Operand, b: Operand) -> te.Tensor:
                              lambda x, y: x / y if dt.is_float(x.dtype) else _trunc_div(x, y))
 
 
+def _int_power(x: PrimExpr, y: PrimExpr) -> PrimExpr:
+    # float64 pow is exact for integer results below 2**53; rounding absorbs a vector libm's last-ulp error
+    wide = te.power(tir_op.cast(x, "float64"), tir_op.cast(y, "float64"))
+    return tir_op.cast(te.round(wide), x.dtype)
+
+
 def power(a: Operand, b: Operand) -> te.Tensor:
-    """``a ** b`` with broadcasting (ONNX Pow, float dtypes)."""
-    return broadcast_compute("power", {"a": a, "b": b}, te.power, allowed=ALL_FLOATS)
+    """``a ** b`` with broadcasting (ONNX Pow). int32/int64 operands give the integer power, exact
+    while the result's magnitude is below 2**53 (a negative exponent rounds 1/|a|**k to an integer)."""
+    return broadcast_compute("power", {"a": a, "b": b},
+                             lambda x, y: te.power(x, y) if dt.is_float(x.dtype) else _int_power(x, y),
+                             allowed=ALL_FLOATS + ("int32", "int64"))
+
+
+def _trunc_mod(x: PrimExpr, y: PrimExpr) -> PrimExpr:
+    """C's ``x % y`` of integers: the remainder takes the sign of ``x``."""
+    r = te.floormod(x, y)
+    if dt.parse(x.dtype).is_uint:
+        return r
+    return te.select(te.all(r != 0, (x < 0) != (y < 0)), r - y, r)
+
+
+def _float_fmod(x: PrimExpr, y: PrimExpr) -> PrimExpr:
+    """C's ``fmod`` in the operands' wider type: ``x - trunc(x / y) * y`` (computed in float64 for
+    float16/float32, where it is exact while the quotient is below 2**29)."""
+    wide = "float64"
+    xw, yw = tir_op.cast(x, wide), tir_op.cast(y, wide)
+    r = xw - te.trunc(xw / yw) * yw
+    finite_x = te.all(xw == xw, te.abs(xw) != te.const(math.inf, wide))
+    r = te.select(te.all(te.abs(yw) == te.const(math.inf, wide), finite_x), xw, r)  # fmod(x, +-inf) = x
+    return tir_op.cast(r, x.dtype)
+
+
+def _floor_mod_float(x: PrimExpr, y: PrimExpr) -> PrimExpr:
+    """Python's ``x % y`` of floats: fmod, moved by ``y`` when its sign differs from ``y``'s."""
+    r = _float_fmod(x, y)
+    zero = te.const(0, x.dtype)
+    return te.select(te.all(r != zero, (r < zero) != (y < zero)), r + y, r)
+
+
+def mod(a: Operand, b: Operand, fmod: bool = False) -> te.Tensor:
+    """The remainder of ``a / b`` with broadcasting (ONNX Mod). ``fmod=False``: the sign of ``b``
+    (Python's ``%``); ``fmod=True``: the sign of ``a`` (C's ``fmod`` / ``%``). An integer remainder
+    by zero is undefined (as for ``divide``)."""
+    if dt.is_float(_common_dtype("mod", {"a": a, "b": b})):
+        combine = _float_fmod if fmod else _floor_mod_float
+    else:
+        combine = _trunc_mod if fmod else te.floormod
+    return broadcast_compute("mod", {"a": a, "b": b}, combine)
 
 
 def maximum(a: Operand, b: Operand) -> te.Tensor:
@@ -308,6 +356,96 @@ def logical_xor(a: Operand, b: Operand) -> te.Tensor:
 def logical_not(x: te.Tensor) -> te.Tensor:
     """``not x`` of a bool tensor (ONNX Not)."""
     return _unary("logical_not", x, tir_op.logical_not, ("bool",))
+
+
+def isnan(x: te.Tensor) -> te.Tensor:
+    """Whether each element is NaN, a bool tensor (ONNX IsNaN)."""
+    return _unary("isnan", x, lambda v: tir_op.cmp("!=", v, v), ALL_FLOATS)
+
+
+def isinf(x: te.Tensor, detect_positive: bool = True, detect_negative: bool = True) -> te.Tensor:
+    """Whether each element is +inf (``detect_positive``) or -inf (``detect_negative``), a bool
+    tensor (ONNX IsInf)."""
+
+    def f(v: PrimExpr) -> PrimExpr:
+        hits = [tir_op.cmp("==", v, te.const(sign * math.inf, v.dtype))
+                for sign, wanted in ((1, detect_positive), (-1, detect_negative)) if wanted]
+        return te.any(*hits)
+
+    return _unary("isinf", x, f, ALL_FLOATS)
+
+
+def floor(x: te.Tensor) -> te.Tensor:
+    """The largest integer not above each element (ONNX Floor)."""
+    return _unary("floor", x, te.floor, ALL_FLOATS)
+
+
+def ceil(x: te.Tensor) -> te.Tensor:
+    """The smallest integer not below each element (ONNX Ceil)."""
+    return _unary("ceil", x, te.ceil, ALL_FLOATS)
+
+
+def round(x: te.Tensor) -> te.Tensor:  # noqa: A001 - the ONNX operator's name
+    """The nearest integer, halves to even (ONNX Round)."""
+    return _unary("round", x, te.round, ALL_FLOATS)
+
+
+def _sign(v: PrimExpr) -> PrimExpr:
+    one, zero = te.const(1, v.dtype), te.const(0, v.dtype)
+    if dt.parse(v.dtype).is_uint:
+        return te.select(v > zero, one, zero)
+    # a zero or NaN is its own sign
+    return te.select(v > zero, one, te.select(v < zero, te.const(-1, v.dtype), v))
+
+
+def sign(x: te.Tensor) -> te.Tensor:
+    """-1, 0 or 1 by the sign of each element; NaN stays NaN (ONNX Sign)."""
+    return _unary("sign", x, _sign)
+
+
+def _wide_float(v: PrimExpr) -> PrimExpr:
+    """float16/float32 values as float64 (so log1p-like terms keep their precision)."""
+    return tir_op.cast(v, "float64")
+
+
+def _softplus(w: PrimExpr) -> PrimExpr:
+    """``log(1 + exp(w))`` without overflow: ``max(w, 0) + log(1 + exp(-|w|))``."""
+    zero = te.const(0, w.dtype)
+    return tir_op.max_expr(w, zero) + te.log(te.exp(-te.abs(w)) + te.const(1, w.dtype))
+
+
+def softplus(x: te.Tensor) -> te.Tensor:
+    """``log(1 + exp(x))`` (ONNX Softplus), computed in float64."""
+    return _unary("softplus", x, lambda v: tir_op.cast(_softplus(_wide_float(v)), v.dtype), ALL_FLOATS)
+
+
+def mish(x: te.Tensor) -> te.Tensor:
+    """``x * tanh(softplus(x))`` (ONNX Mish), computed in float64."""
+
+    def f(v: PrimExpr) -> PrimExpr:
+        w = _wide_float(v)
+        return tir_op.cast(w * te.tanh(_softplus(w)), v.dtype)
+
+    return _unary("mish", x, f, ALL_FLOATS)
+
+
+def trilu(x: te.Tensor, k: int = 0, upper: bool = True) -> te.Tensor:
+    """The upper (``j - i >= k``) or lower (``j - i <= k``) triangle of the last two axes of ``x``,
+    zeros elsewhere (ONNX Trilu)."""
+    if not isinstance(x, te.Tensor):
+        raise fail("trilu", "x", f"expected a tensor, got {type(x).__name__}")
+    check_dtype(x, "trilu", "x", NUMERIC_DTYPES + ("bool",))
+    if len(x.shape) < 2:
+        raise fail("trilu", "x", f"needs rank 2 or more, got rank {len(x.shape)}")
+    if not isinstance(k, int) or isinstance(k, bool):
+        raise fail("trilu", "k", f"expected an int, got {k!r}")
+
+    def f(*i: PrimExpr) -> PrimExpr:
+        diagonal = i[-1] - i[-2]
+        keep = diagonal >= k if upper else diagonal <= k
+        return te.select(keep, x[i], te.const(0, x.dtype))
+
+    return te.compute(x.shape, f, name="trilu")
 
 
 # The graph compiler schedules an operator missing from its fusion-pattern table with schedule_<op>.

@@ -1,13 +1,17 @@
-"""Reduction operators (sum, mean, max, min over axes) and their default schedule ``schedule_reduce``."""
+"""Reduction operators (sum, prod, mean, max, min, logsumexp over axes; argmax/argmin along one
+axis) and their default schedule ``schedule_reduce``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import math
+
 from .. import te
 from ..te.operation import ComputeOp
 from ..te.schedule import Schedule, create_schedule
+from ..tir import dtype as dt
 from ..tir import op as tir_op
 from ..tir.expr import PrimExpr
 from .common import accumulator_dtype, as_list, check_dtype, const_shape, fail, schedule_injective_stage
@@ -75,14 +79,98 @@ def sum(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
     return te.compute(total.shape, lambda *i: tir_op.cast(total[i], x.dtype), name="sum_round")
 
 
+def _from_infinity(reducer: Callable[..., PrimExpr], start: float) -> Callable[..., PrimExpr]:
+    """``te.max``/``te.min`` starting from -inf/+inf for floats (not the finite lowest/highest value),
+    so a row of infinities keeps its infinity."""
+
+    def reduce(expr: PrimExpr, axis: Any) -> PrimExpr:
+        init = te.const(start, expr.dtype) if dt.is_float(expr.dtype) else None
+        return reducer(expr, axis=axis, init=init)
+
+    return reduce
+
+
+max_reducer = _from_infinity(te.max, -math.inf)
+min_reducer = _from_infinity(te.min, math.inf)
+
+
 def max(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
-    """Maximum over ``axis`` (ONNX ReduceMax)."""
-    return _reduce("max", x, axis, keepdims, te.max, NUMERIC_DTYPES)
+    """Maximum over ``axis`` (ONNX ReduceMax); -inf for floats over an empty axis."""
+    return _reduce("max", x, axis, keepdims, max_reducer, NUMERIC_DTYPES)
 
 
 def min(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
-    """Minimum over ``axis`` (ONNX ReduceMin)."""
-    return _reduce("min", x, axis, keepdims, te.min, NUMERIC_DTYPES)
+    """Minimum over ``axis`` (ONNX ReduceMin); +inf for floats over an empty axis."""
+    return _reduce("min", x, axis, keepdims, min_reducer, NUMERIC_DTYPES)
+
+
+prod_reducer = te.comm_reducer(lambda a, b: a * b, lambda dtype: te.const(1, dtype), name="prod")
+
+
+def prod(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
+    """Product over ``axis`` (ONNX ReduceProd)."""
+    return _reduce("prod", x, axis, keepdims, prod_reducer, NUMERIC_DTYPES)
+
+
+def _kept_row(x_indices: tuple, axes: tuple[int, ...]) -> tuple:
+    """The indices into a keepdims reduction over ``axes`` of the row holding x's element ``x_indices``."""
+    return tuple(0 if k in axes else v for k, v in enumerate(x_indices))
+
+
+def _out_to_kept(i: tuple, axes: tuple[int, ...], ndim: int, keepdims: bool) -> tuple:
+    """Indices into a keepdims reduction from the indices ``i`` of the output with/without kept dims."""
+    if keepdims:
+        return tuple(i)
+    it = iter(i)
+    return tuple(0 if k in axes else next(it) for k in range(ndim))
+
+
+def logsumexp(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
+    """``log(sum(exp(x)))`` over ``axis`` (ONNX ReduceLogSumExp), shifted by the row maximum so it does
+    not overflow; rows of -inf (or holding +inf) give -inf (+inf)."""
+    shape = const_shape(x, "logsumexp", "x")
+    axes = normalize_axes("logsumexp", axis, len(shape))
+    top = _reduce("logsumexp_max", x, axes, True, max_reducer, FLOATS)
+
+    def shift(row: tuple) -> PrimExpr:
+        m = top[row]
+        return te.select(te.abs(m) == te.const(math.inf, x.dtype), te.const(0, x.dtype), m)
+
+    total = _reduce("logsumexp", x, axes, keepdims, te.sum, FLOATS,
+                    lambda data, i: te.exp(x[data] - shift(_kept_row(data, axes))))
+    return te.compute(total.shape, lambda *i: te.log(total[i]) + shift(_out_to_kept(i, axes, len(shape), keepdims)),
+                      name="logsumexp_log")
+
+
+def _arg_extremum(op_name: str, x: te.Tensor, axis: int, keepdims: bool, select_last_index: bool,
+                  extremum: Callable[..., PrimExpr]) -> te.Tensor:
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        raise fail(op_name, "axis", f"expected one int, got {axis!r}")
+    shape = const_shape(x, op_name, "x")
+    axes = normalize_axes(op_name, axis, len(shape))
+    if shape[axes[0]] == 0:
+        raise fail(op_name, "x", f"axis {axis} of shape {shape} is empty: there is no index to return")
+    best = _reduce(f"{op_name}_value", x, axes, True, extremum, NUMERIC_DTYPES)
+    # the first (last) index holding the extremum: min (max) over the matching indices
+    pick, miss = (te.max, -1) if select_last_index else (te.min, shape[axes[0]])
+
+    def value(data: tuple, i: tuple) -> PrimExpr:
+        at = tir_op.cast(data[axes[0]].var, "int64")
+        return te.select(x[data] == best[_kept_row(data, axes)], at, te.const(miss, "int64"))
+
+    return _reduce(op_name, x, axes, keepdims, pick, NUMERIC_DTYPES, value)
+
+
+def argmax(x: te.Tensor, axis: int = 0, keepdims: bool = True, select_last_index: bool = False) -> te.Tensor:
+    """The int64 index of the maximum along ``axis`` (ONNX ArgMax): the first one, or the last with
+    ``select_last_index``."""
+    return _arg_extremum("argmax", x, axis, keepdims, select_last_index, max_reducer)
+
+
+def argmin(x: te.Tensor, axis: int = 0, keepdims: bool = True, select_last_index: bool = False) -> te.Tensor:
+    """The int64 index of the minimum along ``axis`` (ONNX ArgMin): the first one, or the last with
+    ``select_last_index``."""
+    return _arg_extremum("argmin", x, axis, keepdims, select_last_index, min_reducer)
 
 
 def mean(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
