@@ -45,10 +45,11 @@ def _rms_normalization(n: NodeContext) -> Value:
     if scale.dtype != x.dtype:
         raise n.error(f"scale has dtype {scale.dtype}, X has {x.dtype}; they must agree")
     try:
-        np.broadcast_shapes(scale.shape, x.shape[lead:])
+        fits = np.broadcast_shapes(scale.shape, x.shape[lead:]) == x.shape[lead:]
     except ValueError:
-        raise n.error(f"scale of shape {scale.shape} does not broadcast to the normalised shape "
-                      f"{x.shape[lead:]}") from None
+        fits = False
+    if not fits:
+        raise n.error(f"scale of shape {scale.shape} does not broadcast to the normalised shape {x.shape[lead:]}")
     wide = n.emit("cast", x, dtype="float32") if x.dtype == "float16" else x  # stash_type 1: float32 statistics
     mean_square = n.emit("mean", n.emit("multiply", wide, wide), axis=list(range(lead, x.rank)), keepdims=True)
     normalised = n.emit("divide", wide, n.emit("sqrt", n.emit("add", mean_square, b=eps)))

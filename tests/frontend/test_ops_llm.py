@@ -61,6 +61,12 @@ def test_rms_normalization_rejects_other_stash_types():
         from_onnx(model)
 
 
+def test_rms_normalization_scale_must_fit_the_normalised_shape():
+    model, _ = one_node("RMSNormalization", {"x": normal(2, 5), "scale": normal(3, 5)})
+    with pytest.raises(GraphError, match=r"scale of shape \(3, 5\) does not broadcast to the normalised shape \(5,\)"):
+        from_onnx(model)
+
+
 # ---------------------------------------------------------------------------- RotaryEmbedding
 
 def _caches(positions, half, dtype="float32"):
