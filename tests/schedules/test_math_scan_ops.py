@@ -1,0 +1,113 @@
+"""The library's mod, integer power, isnan/isinf, sign, trilu, prod/logsumexp/argmax, cumsum, topk,
+one_hot and pad_mode: the reference interpreter and LLVM against numpy, and their argument errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tecomp import te
+from tecomp.error import OperatorError
+from tecomp.schedules import elementwise as E
+from tecomp.schedules import rearrange, reduction, scan_ops
+from tecomp.schedules.common import schedule_injective
+from tecomp.schedules.reduction import schedule_reduce
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "float32", "float64"])
+@pytest.mark.parametrize("fmod", [False, True])
+def test_mod(check, rng, dtype, fmod):
+    signed = np.dtype(dtype).kind != "u"
+    a = (rng.integers(-40 if signed else 0, 40, (3, 13)) + (0.25 if dtype[0] == "f" else 0)).astype(dtype)
+    b = rng.integers(1, 7, (13,)).astype(dtype) * (np.where(rng.random(13) < 0.5, -1, 1).astype(dtype)
+                                                      if signed else 1)
+    A, B = te.placeholder(a.shape, dtype, "A"), te.placeholder(b.shape, dtype, "B")
+    C = E.mod(A, B, fmod=fmod)
+    check(schedule_injective(C), [A, B, C], [a, b], (np.fmod if fmod else np.mod)(a, b))
+
+
+def test_integer_power_and_nan_tests(check):
+    a = np.array([2, -3, 5, 0, 1, -1, 7], "int64")
+    A = te.placeholder(a.shape, "int64", "A")
+    P = E.power(A, 3)
+    check(schedule_injective(P), [A, P], [a], a ** 3)
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, 2.5, -1.0, 7.0], "float32")
+    X = te.placeholder(x.shape, "float32", "X")
+    outs = [E.isnan(X), E.isinf(X), E.isinf(X, detect_negative=False), E.sign(X), E.round(X)]
+    check(schedule_injective(outs), [X, *outs], [x],
+          [np.isnan(x), np.isinf(x), x == np.inf, np.sign(x), np.round(x)])
+
+
+def test_sign_of_unsigned_and_trilu(check, rng):
+    u = np.array([0, 1, 200], "uint8")
+    U = te.placeholder(u.shape, "uint8", "U")
+    S = E.sign(U)
+    check(schedule_injective(S), [U, S], [u], np.sign(u))
+    x = rng.standard_normal((2, 5, 7)).astype("float32")
+    X = te.placeholder(x.shape, "float32", "X")
+    lo, up = E.trilu(X, k=-1, upper=False), E.trilu(X, k=2)
+    check(schedule_injective([lo, up]), [X, lo, up], [x], [np.tril(x, -1), np.triu(x, 2)])
+
+
+def test_prod_logsumexp_argmax(check, rng):
+    x = rng.uniform(0.5, 1.5, (5, 13)).astype("float32")
+    x[1, 3] = x[1, 9] = 9.0  # a tie: first and last index differ
+    X = te.placeholder(x.shape, "float32", "X")
+    outs = [reduction.prod(X, axis=1), reduction.logsumexp(X, axis=1),
+            reduction.argmax(X, axis=1, keepdims=False), reduction.argmax(X, 1, False, select_last_index=True),
+            reduction.argmin(X, axis=0)]
+    last = x.shape[1] - 1 - np.argmax(x[:, ::-1], axis=1)
+    want = [np.prod(x, axis=1), np.log(np.exp(x).sum(axis=1)), np.argmax(x, axis=1), last,
+            np.argmin(x, axis=0)[None]]
+    check(schedule_reduce(outs), [X, *outs], [x], want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cumsum(check, rng, exclusive, reverse):
+    x = rng.integers(-9, 10, (3, 11)).astype("int32")
+    X = te.placeholder(x.shape, "int32", "X")
+    C = scan_ops.cumsum(X, axis=1, exclusive=exclusive, reverse=reverse)
+    v = x[:, ::-1] if reverse else x
+    want = np.cumsum(v, axis=1) - (v if exclusive else 0)
+    check(scan_ops.schedule_cumsum(C), [X, C], [x], (want[:, ::-1] if reverse else want).astype("int32"))
+
+
+def test_topk_ties_keep_the_lower_index(check, rng):
+    x = rng.integers(0, 4, (3, 13)).astype("float32")
+    X = te.placeholder(x.shape, "float32", "X")
+    values, indices = scan_ops.topk(X, 5, axis=1, largest=True)
+    order = np.argsort(-x, axis=1, kind="stable")[:, :5]
+    check(scan_ops.schedule_topk([values, indices]), [X, values, indices], [x],
+          [np.take_along_axis(x, order, 1), order.astype("int64")])
+
+
+def test_one_hot_and_pad_modes(check, rng):
+    idx = np.array([[1, -1, 6], [0, 2, -7]], "int32")
+    I, V = te.placeholder(idx.shape, "int32", "I"), te.placeholder((2,), "float32", "V")
+    H = rearrange.one_hot(I, V, 4, axis=1)
+    want = np.where(np.arange(4)[None, :, None] == np.where(idx < 0, idx + 4, idx)[:, None, :], 5.0, -1.0)
+    check(schedule_injective(H), [I, V, H], [idx, np.array([-1.0, 5.0], "float32")], want.astype("float32"))
+    x = rng.standard_normal((3, 5)).astype("float32")
+    X = te.placeholder(x.shape, "float32", "X")
+    outs = [rearrange.pad_mode(X, [1, 7], [2, 3], mode) for mode in rearrange.PAD_MODES]
+    check(schedule_injective(outs), [X, *outs], [x],
+          [np.pad(x, ((1, 2), (7, 3)), mode={"edge": "edge", "reflect": "reflect", "wrap": "wrap"}[m])
+           for m in rearrange.PAD_MODES])
+
+
+@pytest.mark.parametrize("build,text", [
+    (lambda X: E.power(te.placeholder((3,), "uint8"), 2), "power: argument a: dtype"),
+    (lambda X: E.trilu(te.placeholder((3,), "float32")), "trilu: argument x: needs rank 2"),
+    (lambda X: scan_ops.topk(X, 9), "topk: argument k"),
+    (lambda X: scan_ops.cumsum(X, axis=2), "cumsum: argument axis"),
+    (lambda X: reduction.argmax(X, axis=(0, 1)), "argmax: argument axis"),
+    (lambda X: rearrange.pad_mode(X, [0, 1], [0, 0], "mirror"), "pad_mode: argument mode"),
+    (lambda X: rearrange.pad_mode(te.placeholder((0, 2), "float32"), [1, 0], [0, 0], "edge"),
+     "pad_mode: argument x: axis 0"),
+    (lambda X: rearrange.one_hot(te.placeholder((3,), "int32"), te.placeholder((3,), "float32"), 4),
+     "one_hot: argument values"),
+])
+def test_errors(build, text):
+    with pytest.raises(OperatorError, match=text):
+        build(te.placeholder((3, 7), "float32", "X"))
