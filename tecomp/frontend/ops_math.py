@@ -271,8 +271,9 @@ def _extremum(n: NodeContext, op: str, x: Value, which: list[int], keepdims: boo
 @converter("ArgMax", "ArgMin", versions=(13,))
 def _arg_extremum(n: NodeContext) -> Value:
     x = n.input(0)
+    last = bool(n.choice("select_last_index", 0, (0, 1)))
     return n.emit(n.op_type.lower(), x, axis=axes(n, [n.attr("axis", 0)], x.rank, "axis")[0],
-                  keepdims=bool(n.attr("keepdims", 1)), select_last_index=bool(n.choice("select_last_index", 0, (0, 1))))
+                  keepdims=bool(n.attr("keepdims", 1)), select_last_index=last)
 
 
 @converter("LpNormalization", versions=(1, 22))

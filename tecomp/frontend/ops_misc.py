@@ -216,9 +216,9 @@ def _sizes(terms: Sequence[_Term]) -> dict[str, int]:
 
 
 def _contract(n: NodeContext, a: _Term, b: _Term, keep: str) -> _Term:
-    """``a`` times ``b`` summed over the letters both have and ``keep`` lacks: a batched matrix
+    """``a`` times ``b`` summed over the letters both have and ``keep`` lacks: a (batched) matrix
     product ``[batch, a-only, shared] x [batch, shared, b-only]`` (an elementwise product and a sum
-    for integers, which the matrix product does not take)."""
+    for integers, which the matrix products do not take, and for outer products)."""
     sizes = _sizes([a, b])
     batch = "".join(c for c in a.letters if c in b.letters and c in keep)
     shared = "".join(c for c in a.letters if c in b.letters and c not in keep)
@@ -238,7 +238,10 @@ def _contract(n: NodeContext, a: _Term, b: _Term, keep: str) -> _Term:
     lhs = _broadcast(n, _permute(n, a, batch + a_only + shared), dims)
     rhs = _broadcast(n, _permute(n, b, batch + shared + b_only), dims)
     m, k, cols = (prod([sizes[c] for c in part]) for part in (a_only, shared, b_only))
-    product = n.emit("batch_matmul", reshape(n, lhs, [prod(dims), m, k]), reshape(n, rhs, [prod(dims), k, cols]))
+    if batch:
+        product = n.emit("batch_matmul", reshape(n, lhs, [prod(dims), m, k]), reshape(n, rhs, [prod(dims), k, cols]))
+    else:  # a plain matrix product (a constant right operand gets packed like a dense layer's weight)
+        product = n.emit("matmul", reshape(n, lhs, [m, k]), reshape(n, rhs, [k, cols]))
     return _Term(reshape(n, product, dims + [sizes[c] for c in a_only + b_only]), out_letters)
 
 

@@ -141,7 +141,7 @@ def _int_power(x: PrimExpr, y: PrimExpr) -> PrimExpr:
 
 def power(a: Operand, b: Operand) -> te.Tensor:
     """``a ** b`` with broadcasting (ONNX Pow). int32/int64 operands give the integer power, exact
-    while the result's magnitude is below 2**53 (a negative exponent rounds 1/|a|**k to an integer)."""
+    while the result's magnitude is below 2**53 (a negative exponent gives 0 unless ``|a| == 1``)."""
     return broadcast_compute("power", {"a": a, "b": b},
                              lambda x, y: te.power(x, y) if dt.is_float(x.dtype) else _int_power(x, y),
                              allowed=ALL_FLOATS + ("int32", "int64"))

@@ -234,6 +234,7 @@ EINSUMS = [
     ("abc,cd,de->abe", [(2, 3, 4), (4, 5), (5, 6)]),
     ("ijk", [(3, 4, 5)]),
     ("ij,jk", [(3, 4), (4, 5)]),
+    ("...d,de->...e", [(2, 3, 7), (7, 5)]),                # a projection
 ]
 
 
@@ -249,6 +250,9 @@ def test_einsum_integers_and_matmul_lowering(rng):
     model = one_node("Einsum", {"a": a.astype("float32"), "b": b.astype("float32")}, attrs={"equation": "bij,bjk->bik"})
     graph, _ = from_onnx(model)
     assert [n.op for n in graph.nodes] == ["batch_matmul"]
+    model = one_node("Einsum", {"a": a[0].astype("float32"), "b": b[0].astype("float32")}, attrs={"equation": "ij,jk"})
+    graph, _ = from_onnx(model)
+    assert [n.op for n in graph.nodes] == ["matmul"]
 
 
 # ---------------------------------------------------------------------------- reductions
