@@ -64,6 +64,16 @@ def test_batch_norm9_matches_onnxruntime():
     assert_matches_onnxruntime(model, {"x": rng.standard_normal((2, c, 5, 3)).astype("float32")})
 
 
+@pytest.mark.parametrize("opset", [11, 12])
+def test_axes_attributes_of_opsets_11_and_12(opset):
+    # Squeeze-11 and ReduceSum-11 take axes as attributes; Softmax-11 flattens from its axis
+    nodes = [helper.make_node("Squeeze", ["x"], ["s"], axes=[0]),
+             helper.make_node("ReduceSum", ["s"], ["r"], axes=[2], keepdims=1),
+             helper.make_node("Softmax", ["r"], ["y"], axis=1)]
+    model = make_model(nodes, {"x": (F, [1, 5, 7, 13])}, {"y": (F, None)}, opset=opset, ir_version=7)
+    assert_matches_onnxruntime(model, {"x": rng.standard_normal((1, 5, 7, 13)).astype("float32")})
+
+
 def test_conversion_failure_names_the_node_and_op():
     model = make_model([helper.make_node("Relu", ["x"], ["r"], name="act"),
                         helper.make_node("BatchNormalization", ["r", "g", "b", "m", "v"], ["y"], name="bn",
