@@ -7,6 +7,7 @@ operator and the argument, never later inside lowering.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional, Sequence, Union
 
 from .. import te
@@ -17,6 +18,7 @@ from ..te.tensor import Tensor
 from ..tir.expr import IntImm
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
+MIN_PARALLEL_ROWS = 16  # fewer rows than this: one fused loop, which parallelizes better
 
 IntPair = Union[int, Sequence[int]]
 
@@ -182,10 +184,23 @@ def schedule_each_output(outs: Any, schedule_output: Callable[[Schedule, Tensor]
 
 
 def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -> None:
-    """Fuse all axes of an elementwise stage, run chunks in parallel, vectorize the innermost part."""
+    """Fuse all axes of an elementwise stage, run chunks in parallel, vectorize the innermost part.
+
+    When the last dimension is not a multiple of ``vector_lanes`` a vector of the fused loop
+    would straddle two rows, whose reads (a transpose, a layout change) do not fold into one
+    vector access: then the rows run in parallel and each row is vectorized on its own, its
+    tail peeled off by loop partitioning.
+    """
     stage = s[out]
     axes = list(stage.op.axis)
     if not axes:
+        return
+    shape = [d.value if isinstance(d, IntImm) else None for d in out.shape]
+    rows = math.prod(shape[:-1]) if None not in shape else 0
+    if len(axes) > 1 and rows >= MIN_PARALLEL_ROWS and shape[-1] >= 8 and shape[-1] % vector_lanes:
+        stage.parallel(stage.fuse(*axes[:-1]) if len(axes) > 2 else axes[0])
+        _, inner = stage.split(axes[-1], factor=8 if shape[-1] % 8 == 0 else vector_lanes)
+        stage.vectorize(inner)
         return
     fused = stage.fuse(*axes) if len(axes) > 1 else axes[0]
     total = 1
