@@ -127,19 +127,20 @@ def _out_to_kept(i: tuple, axes: tuple[int, ...], ndim: int, keepdims: bool) -> 
 
 def logsumexp(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
     """``log(sum(exp(x)))`` over ``axis`` (ONNX ReduceLogSumExp), shifted by the row maximum so it does
-    not overflow; rows of -inf (or holding +inf) give -inf (+inf)."""
+    not overflow; rows of -inf (or holding +inf) give -inf (+inf). float16 sums in float32."""
     shape = const_shape(x, "logsumexp", "x")
     axes = normalize_axes("logsumexp", axis, len(shape))
-    top = _reduce("logsumexp_max", x, axes, True, max_reducer, FLOATS)
+    top = _reduce("logsumexp_max", x, axes, True, max_reducer, ALL_FLOATS)
+    acc = accumulator_dtype(x.dtype)
 
     def shift(row: tuple) -> PrimExpr:
-        m = top[row]
-        return te.select(te.abs(m) == te.const(math.inf, x.dtype), te.const(0, x.dtype), m)
+        m = tir_op.cast(top[row], acc)
+        return te.select(te.abs(m) == te.const(math.inf, acc), te.const(0, acc), m)
 
-    total = _reduce("logsumexp", x, axes, keepdims, te.sum, FLOATS,
-                    lambda data, i: te.exp(x[data] - shift(_kept_row(data, axes))))
-    return te.compute(total.shape, lambda *i: te.log(total[i]) + shift(_out_to_kept(i, axes, len(shape), keepdims)),
-                      name="logsumexp_log")
+    total = _reduce("logsumexp", x, axes, keepdims, te.sum, ALL_FLOATS,
+                    lambda data, i: te.exp(tir_op.cast(x[data], acc) - shift(_kept_row(data, axes))))
+    return te.compute(total.shape, lambda *i: tir_op.cast(
+        te.log(total[i]) + shift(_out_to_kept(i, axes, len(shape), keepdims)), x.dtype), name="logsumexp_log")
 
 
 def _arg_extremum(op_name: str, x: te.Tensor, axis: int, keepdims: bool, select_last_index: bool,

@@ -311,3 +311,11 @@ def test_unsupported_values_are_rejected_by_name(op, attrs, consts, text):
     model = one_node(op, {"x": np.zeros(3, "float32")}, consts, attrs)
     with pytest.raises(GraphError, match=text):
         from_onnx(model)
+
+
+def test_logsumexp_float16_sums_in_float32(rng):
+    x = rng.uniform(-3, 3, (3, 197)).astype("float16")
+    (got,) = run_tecomp(one_node("ReduceLogSumExp", {"x": x}, {"axes": np.array([1], "int64")}), {"x": x})
+    want = np.log(np.exp(x.astype("float64")).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(got.astype("float64"), want, rtol=1e-3)
+    assert got.dtype == np.float16
