@@ -20,6 +20,7 @@ once lose no record.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -35,6 +36,8 @@ from ..error import TecompError
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 10.0
 _WRITE_DEADLINE_S = 120.0
+logger = logging.getLogger("tecomp.tuner")
+_malformed_warned: dict[str, int] = {}  # database path -> malformed rows last warned about
 
 _RECORD_COLUMNS = {
     "id": int, "task_key": str, "target": str, "config": str, "config_index": int,
@@ -113,24 +116,50 @@ def _expect(obj: dict, key: str, kinds: tuple, optional: bool = False) -> Any:
     return value
 
 
+_INT64 = 2 ** 63
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _number(obj: dict, key: str, optional: bool = False) -> Optional[float]:
+    value = _expect(obj, key, (int, float), optional)
+    if value is None:
+        return None
+    if not _finite(value):
+        raise ValueError(f"field {key!r} must be a finite number")
+    return float(value)
+
+
+def _int64(value: int, what: str) -> int:
+    if not -_INT64 <= value < _INT64:
+        raise ValueError(f"{what} {value} does not fit a 64-bit integer")
+    return value
+
+
 def record_from_json_dict(obj: Any) -> Record:
     """Validate a JSON object (as written by ``Record.to_json_dict``); ValueError says what is wrong."""
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    number = (int, float)
     config = _expect(obj, "config", (dict,))
-    if not isinstance(config.get("index"), int) or not isinstance(config.get("entities"), dict):
+    index = config.get("index")
+    if not isinstance(index, int) or isinstance(index, bool) or not isinstance(config.get("entities"), dict):
         raise ValueError("field 'config' must hold an integer 'index' and an 'entities' object")
+    _int64(index, "config index")
     costs = _expect(obj, "costs", (list,))
-    if not all(isinstance(c, number) and not isinstance(c, bool) and math.isfinite(c) for c in costs):
+    if not all(isinstance(c, (int, float)) and not isinstance(c, bool) and _finite(c) for c in costs):
         raise ValueError("field 'costs' must be a list of finite numbers")
     return Record(task_key=_expect(obj, "task_key", (str,)), target=_expect(obj, "target", (str,)),
                   config=config, costs=tuple(float(c) for c in costs),
-                  error_no=_expect(obj, "error_no", (int,)), error_msg=_expect(obj, "error_msg", (str,)),
-                  all_cost=float(_expect(obj, "all_cost", number)),
-                  timestamp=float(_expect(obj, "timestamp", number)),
+                  error_no=_int64(_expect(obj, "error_no", (int,)), "error_no"),
+                  error_msg=_expect(obj, "error_msg", (str,)),
+                  all_cost=_number(obj, "all_cost"), timestamp=_number(obj, "timestamp"),
                   version=_expect(obj, "version", (str,)), tuner=_expect(obj, "tuner", (str,), True),
-                  flop=_expect(obj, "flop", number, True))
+                  flop=_number(obj, "flop", True))
 
 
 def _row(rec: Record) -> dict:
@@ -142,10 +171,18 @@ def _row(rec: Record) -> dict:
 
 
 def _record(row: dict) -> Record:
-    return Record(task_key=row["task_key"], target=row["target"], config=json.loads(row["config"]),
-                  costs=tuple(json.loads(row["costs"])), error_no=row["error_no"], error_msg=row["error_msg"],
-                  all_cost=row["all_cost"], timestamp=row["timestamp"], version=row["tecomp_version"],
-                  tuner=row["tuner"], flop=row["flop"])
+    """The Record of a database row; ValueError says what is malformed (bad JSON, wrong types, missing fields)."""
+    try:
+        obj = {key: row[key] for key in ("task_key", "target", "error_no", "error_msg", "all_cost",
+                                         "timestamp", "tuner", "flop")}
+        obj["version"] = row["tecomp_version"]
+        obj["config"] = json.loads(row["config"])
+        obj["costs"] = json.loads(row["costs"])
+    except KeyError as exc:
+        raise ValueError(f"missing column {exc}") from None
+    except (TypeError, RecursionError) as exc:  # json.loads of a non-string, or absurdly nested JSON
+        raise ValueError(f"unreadable JSON: {exc}") from None
+    return record_from_json_dict(obj)
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
@@ -162,6 +199,7 @@ class RecordDB:
         import sqlite_utils
 
         self.path = str(Path(path))
+        self._warned = False
         try:
             conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S)
         except sqlite3.Error as exc:
@@ -291,38 +329,59 @@ class RecordDB:
         return " AND ".join(clauses) or "1", args
 
     def records(self, task_key: Optional[str] = None, target: Optional[str] = None) -> Iterator[Record]:
-        """Records in the order they were added, optionally of one task and target."""
+        """Records in the order they were added, optionally of one task and target.
+
+        A row that does not parse (bad JSON, wrong types, missing fields) is skipped; the first time
+        one is met, one warning counts the malformed rows of the whole database."""
         where, args = self._where(task_key, target)
         rows = self._read(lambda: list(self._db["records"].rows_where(where, args, order_by="id")))
-        return (_record(row) for row in rows)
+        return iter(self._parse(rows))
+
+    def _parse(self, rows: list[dict]) -> list[Record]:
+        parsed, bad = [], False
+        for row in rows:
+            try:
+                parsed.append(_record(row))
+            except ValueError:
+                bad = True
+        if bad and not self._warned:
+            self._warn_malformed()
+        return parsed
+
+    def _warn_malformed(self) -> None:
+        self._warned = True
+        rows = self._read(lambda: list(self._db["records"].rows_where(order_by="id")))
+        bad, first = 0, ""
+        for row in rows:
+            try:
+                _record(row)
+            except ValueError as exc:
+                bad, first = bad + 1, first or f"row id {row.get('id')}: {exc}"
+        where = os.path.realpath(self.path)
+        if _malformed_warned.get(where) != bad:  # once per database and process, unless it changes
+            _malformed_warned[where] = bad
+            logger.warning("%s: skipping %d malformed record row(s) of %d (first: %s)",
+                           self.path, bad, len(rows), first)
 
     def best(self, task_key: str, target: str) -> Optional[Record]:
-        """The valid record (error_no == 0) with the smallest mean cost, or None."""
-        where, args = self._where(task_key, target)
-        rows = self._read(lambda: list(self._db["records"].rows_where(
-            f"{where} AND error_no = 0 AND mean_cost IS NOT NULL", args, order_by="mean_cost, id", limit=1)))
-        return _record(rows[0]) if rows else None
+        """The valid record (error_no == 0) with the smallest mean cost (the first of equals), or None."""
+        valid = [r for r in self.records(task_key, target) if r.mean_cost is not None]
+        return min(valid, key=lambda r: r.mean_cost) if valid else None
 
     def measured_indices(self, task_key: str, target: str) -> set[int]:
-        """Config indices measured for a task on a target, errors included."""
-        where, args = self._where(task_key, target)
-        rows = self._read(lambda: self._db.execute(
-            f"SELECT DISTINCT config_index FROM records WHERE {where}", args).fetchall())
-        return {row[0] for row in rows}
+        """Config indices measured for a task on a target, errors included (malformed rows skipped)."""
+        return {r.config_index for r in self.records(task_key, target)}
 
     def tasks(self) -> list[tuple[str, str]]:
-        """The distinct (task_key, target) pairs, in order of first record."""
-        rows = self._read(lambda: self._db.execute(
-            "SELECT task_key, target FROM records GROUP BY task_key, target ORDER BY MIN(id)").fetchall())
-        return [(k, t) for k, t in rows]
+        """The distinct (task_key, target) pairs of readable records, in order of first record."""
+        return list(dict.fromkeys((r.task_key, r.target) for r in self.records()))
 
     def error_counts(self, task_key: str, target: str) -> dict[int, int]:
-        """error_no -> number of records, for one task and target."""
-        where, args = self._where(task_key, target)
-        rows = self._read(lambda: self._db.execute(
-            f"SELECT error_no, COUNT(*) FROM records WHERE {where} GROUP BY error_no ORDER BY error_no",
-            args).fetchall())
-        return dict(rows)
+        """error_no -> number of readable records, for one task and target."""
+        counts: dict[int, int] = {}
+        for r in self.records(task_key, target):
+            counts[r.error_no] = counts.get(r.error_no, 0) + 1
+        return dict(sorted(counts.items()))
 
     def __len__(self) -> int:
         return self._read(lambda: self._db["records"].count)
@@ -347,14 +406,17 @@ class RecordDB:
                 lines = f.readlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise RecordsError(f"cannot read {path}: {exc}") from None
-        records = []
+        records, bad = [], []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 records.append(record_from_json_dict(json.loads(line)))
-            except ValueError as exc:  # json.JSONDecodeError is a ValueError
-                raise RecordsError(f"{path}, line {number}: not a valid tuning record: {exc}") from None
+            except (ValueError, RecursionError) as exc:  # json.JSONDecodeError is a ValueError
+                bad.append(f"line {number}: not a valid tuning record: {exc}")
+        if bad:
+            shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+            raise RecordsError(f"{path}: nothing imported, {len(bad)} bad line(s): {shown}")
         return self.add_records(records)
 
     def close(self) -> None:
