@@ -319,3 +319,36 @@ def test_logsumexp_float16_sums_in_float32(rng):
     want = np.log(np.exp(x.astype("float64")).sum(axis=1, keepdims=True))
     np.testing.assert_allclose(got.astype("float64"), want, rtol=1e-3)
     assert got.dtype == np.float16
+
+
+# ---------------------------------------------------------------------------- the activations and reductions
+# that existed before, over the dtypes and attributes ONNX gives them
+
+@pytest.mark.parametrize("op,attrs", [("Elu", {"alpha": 0.3}), ("Selu", {"alpha": 1.5, "gamma": 0.7}),
+                                      ("LeakyRelu", {"alpha": 0.2}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
+                                      ("HardSwish", {}), ("Softsign", {}), ("Reciprocal", {})])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_activations(rng, op, attrs, dtype):
+    x = (rng.standard_normal((3, 13)) * 3).astype(dtype)
+    check(op, {"x": x}, attrs=attrs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int32", "int64"])
+def test_prelu_broadcast_slope(rng, dtype):
+    x = (rng.standard_normal((2, 3, 7)) * 5).astype(dtype)
+    slope = np.array([[2], [3], [-1]], dtype)
+    check("PRelu", {"x": x}, {"slope": slope})
+
+
+@pytest.mark.parametrize("op", ["ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceSum", "ReduceProd"])
+@pytest.mark.parametrize("dtype", ["int32", "int64"])
+def test_integer_reductions(rng, op, dtype):
+    x = rng.integers(-4, 5, (3, 5, 7)).astype(dtype)
+    consts = {"axes": np.array([0, -1], "int64")}
+    if op == "ReduceSumSquare":  # onnx's reference widens int32 squares to int64; ONNX keeps the type
+        model = one_node(op, {"x": x}, consts, {"keepdims": 0}, opset=18)
+        (got,) = run_tecomp(model, {"x": x})
+        np.testing.assert_array_equal(got, (x * x).sum(axis=(0, 2), dtype=dtype))
+        assert got.dtype == x.dtype
+        return
+    check(op, {"x": x}, consts, {"keepdims": 0}, opset=18)
