@@ -147,12 +147,16 @@ def power(a: Operand, b: Operand) -> te.Tensor:
                              allowed=ALL_FLOATS + ("int32", "int64"))
 
 
-def _trunc_mod(x: PrimExpr, y: PrimExpr) -> PrimExpr:
-    """C's ``x % y`` of integers: the remainder takes the sign of ``x``."""
-    r = te.floormod(x, y)
-    if dt.parse(x.dtype).is_uint:
-        return r
-    return te.select(te.all(r != 0, (x < 0) != (y < 0)), r - y, r)
+def _int_mod(x: PrimExpr, y: PrimExpr, fmod: bool) -> PrimExpr:
+    """The integer remainder: the sign of ``y`` (floor), or of ``x`` with ``fmod`` (C's ``%``). The
+    hardware never divides by 0 or -1 (both trap on x86 for some ``x``): ``x % 0`` is 0 (as numpy),
+    ``x % -1`` is 0 anyway, so both divide by 1 instead."""
+    one, zero = te.const(1, y.dtype), te.const(0, y.dtype)
+    trap = y == zero if dt.parse(y.dtype).is_uint else te.any(y == zero, y == te.const(-1, y.dtype))
+    r = te.floormod(x, te.select(trap, one, y))
+    if fmod and not dt.parse(x.dtype).is_uint:
+        r = te.select(te.all(r != zero, (x < zero) != (y < zero)), r - y, r)
+    return r
 
 
 def _float_fmod(x: PrimExpr, y: PrimExpr) -> PrimExpr:
@@ -176,11 +180,12 @@ def _floor_mod_float(x: PrimExpr, y: PrimExpr) -> PrimExpr:
 def mod(a: Operand, b: Operand, fmod: bool = False) -> te.Tensor:
     """The remainder of ``a / b`` with broadcasting (ONNX Mod). ``fmod=False``: the sign of ``b``
     (Python's ``%``); ``fmod=True``: the sign of ``a`` (C's ``fmod`` / ``%``). An integer remainder
-    by zero is undefined (as for ``divide``)."""
+    by zero is 0, as in numpy."""
     if dt.is_float(_common_dtype("mod", {"a": a, "b": b})):
         combine = _float_fmod if fmod else _floor_mod_float
     else:
-        combine = _trunc_mod if fmod else te.floormod
+        def combine(x: PrimExpr, y: PrimExpr) -> PrimExpr:
+            return _int_mod(x, y, fmod)
     return broadcast_compute("mod", {"a": a, "b": b}, combine)
 
 

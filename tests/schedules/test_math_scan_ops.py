@@ -111,3 +111,16 @@ def test_one_hot_and_pad_modes(check, rng):
 def test_errors(build, text):
     with pytest.raises(OperatorError, match=text):
         build(te.placeholder((3, 7), "float32", "X"))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int32", "int64", "uint16"])
+@pytest.mark.parametrize("fmod", [False, True])
+def test_integer_mod_by_zero_and_minus_one_does_not_trap(check, dtype, fmod):
+    info = np.iinfo(dtype)
+    a = np.array([info.min, info.max, 7, -7 if info.min < 0 else 9, 0], dtype)
+    b = np.array([-1 if info.min < 0 else 1, 0, 0, 3, 0], dtype)
+    A, B = te.placeholder(a.shape, dtype, "A"), te.placeholder(b.shape, dtype, "B")
+    C = E.mod(A, B, fmod=fmod)
+    with np.errstate(divide="ignore"):
+        want = (np.fmod if fmod else np.mod)(a, b)
+    check(schedule_injective(C), [A, B, C], [a, b], want)
