@@ -157,7 +157,9 @@ def _arg_extremum(op_name: str, x: te.Tensor, axis: int, keepdims: bool, select_
 
     def value(data: tuple, i: tuple) -> PrimExpr:
         at = tir_op.cast(data[axes[0]].var, "int64")
-        return te.select(x[data] == best[_kept_row(data, axes)], at, te.const(miss, "int64"))
+        extremum = best[_kept_row(data, axes)]
+        # a NaN extremum matches every index, so the answer stays an index of the axis
+        return te.select(te.any(x[data] == extremum, extremum != extremum), at, te.const(miss, "int64"))
 
     return _reduce(op_name, x, axes, keepdims, pick, NUMERIC_DTYPES, value)
 
