@@ -231,8 +231,8 @@ def test_dtype_problems_name_the_value():
 
 
 @pytest.mark.parametrize("node, message", [
-    (helper.make_node("Pad", ["x", "pads"], ["y"], mode="reflect", name="p"),
-     "'p' \\(Pad-13\\): attribute mode='reflect' is not supported \\(supported: 'constant'\\)"),
+    (helper.make_node("Pad", ["x", "pads"], ["y"], mode="wrap", name="p"),  # wrap came with Pad-19
+     "'p' \\(Pad-13\\): attribute mode='wrap' is not supported \\(supported: 'constant', 'edge', 'reflect'\\)"),
     (helper.make_node("MaxPool", ["x"], ["y", "idx"], kernel_shape=[2, 2], storage_order=2, name="mp"),
      "'mp' \\(MaxPool-12\\): attribute storage_order=2 is not supported"),
     (helper.make_node("Relu", ["x"], ["y"], name="r", flavour=3),
