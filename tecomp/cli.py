@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import re
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
@@ -51,6 +54,8 @@ def _records(args: argparse.Namespace) -> None:
 
     if not args.import_path and not os.path.exists(args.db):
         raise RecordsError(f"{args.db}: no such file")
+    if args.export:
+        _writable(args.export, "--export")
     with RecordDB(args.db) as db:
         if args.import_path:
             print(f"imported {db.import_jsonl(args.import_path)} records from {args.import_path}")
@@ -80,9 +85,38 @@ def _shapes(specs: Sequence[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+_NPY_MAGIC, _ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
+def _array_file_kind(path: str, option: str) -> str:
+    """"npy" or "npz" by the file's first bytes; ArgumentError for anything else (a text file, ...)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as exc:
+        raise ArgumentError(f"{option} {path}: cannot read it: {exc.strerror or exc}") from None
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head.startswith(_ZIP_MAGIC[:2]):
+        return "npz"
+    raise ArgumentError(f"{option} {path}: not a .npy or .npz file (write arrays with numpy.save / numpy.savez)")
+
+
+def _writable(path: str, option: str) -> None:
+    """Check before any work that ``option``'s file can be written (its directory exists, ...)."""
+    from .runtime.module import check_output_path
+
+    try:
+        check_output_path(path, option)
+    except TecompError as exc:
+        raise ArgumentError(str(exc)) from None
+
+
 def _load_npz(path: str, what: str) -> dict[str, Any]:
     import numpy as np
 
+    if _array_file_kind(path, what) != "npz":
+        raise ArgumentError(f"{what} {path}: a .npy array, expected a .npz of named arrays (numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
@@ -132,7 +166,16 @@ def _load_model(path: str, shapes: dict, params_path: Optional[str],
         model = onnx.load(path)
     except Exception as exc:  # noqa: BLE001 - onnx raises assorted errors for unreadable files
         raise GraphError(f"{path}: not a readable ONNX model: {exc}") from None
-    return from_onnx(model, shape=shapes or None, freeze=freeze or None)
+    try:
+        return from_onnx(model, shape=shapes or None, freeze=freeze or None)
+    except GraphError as exc:
+        raise GraphError(_cli_words(str(exc))) from None
+
+
+def _cli_words(message: str) -> str:
+    """A frontend message in command-line words: ``shape={'x': (...)}`` is ``--shape x=D0,D1,...``."""
+    message = re.sub(r"shape=\{'([^']*)': \(\.\.\.\)\}", r"--shape \1=D0,D1,...", message)
+    return re.sub(r"\b(shape|freeze)=(?=[\s,;:)]|$)", r"--\1", message)
 
 
 def _dispatch(records: Optional[str]) -> Any:
@@ -148,6 +191,7 @@ def _dispatch(records: Optional[str]) -> Any:
 def _compile(args: argparse.Namespace) -> None:
     import tecomp.graph
 
+    _writable(args.output, "-o")
     graph, params = _load_model(args.model, _shapes(args.shape), args.params, _frozen(args.freeze))
     with _dispatch(args.records):
         module = tecomp.graph.build(graph, args.target, params, progress=not args.quiet)
@@ -195,21 +239,31 @@ def _tune(args: argparse.Namespace) -> None:
 
 
 def _inputs(module: Any, specs: Sequence[str]) -> dict[str, Any]:
+    """The model's inputs: the ``--input`` files (checked all before anything is read), random otherwise."""
     import numpy as np
 
-    given: dict[str, Any] = {}
+    names = [t.name for t in module.inputs]
+    chosen: dict[str, tuple[str, str]] = {}
     for k, spec in enumerate(specs or ()):
         name, sep, path = spec.partition("=")
         if not sep:
-            if k >= len(module.inputs):
-                raise ArgumentError(f"--input {spec}: the model has only {len(module.inputs)} inputs")
-            name, path = module.inputs[k].name, spec
+            if k >= len(names):
+                raise ArgumentError(f"--input {spec}: the model has only {len(names)} inputs")
+            name, path = names[k], spec
+        if name not in names:
+            raise ArgumentError(f"--input {spec}: the model has no input named {name!r}; its inputs are "
+                                f"{', '.join(names)}")
+        if name in chosen:
+            raise ArgumentError(f"--input {spec}: input {name!r} is already given by --input {chosen[name][0]}")
+        chosen[name] = (spec, path)
+    given: dict[str, Any] = {}
+    for name, (spec, path) in chosen.items():
+        if _array_file_kind(path, "--input") != "npy":
+            raise ArgumentError(f"--input {spec}: cannot read {path} as a .npy array: it is a .npz archive")
         try:
             given[name] = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ArgumentError(f"--input {spec}: cannot read {path} as a .npy array: {exc}") from None
-        if not isinstance(given[name], np.ndarray):
-            raise ArgumentError(f"--input {spec}: cannot read {path} as a .npy array: it is a .npz archive")
     rng = np.random.default_rng(0)
     for t in module.inputs:
         if t.name not in given:
@@ -223,6 +277,9 @@ def _run(args: argparse.Namespace) -> None:
 
     import tecomp.graph
 
+    save = args.save if not args.save or args.save.endswith(".npz") else args.save + ".npz"  # as numpy.savez
+    if save:
+        _writable(save, "--save")
     module = tecomp.graph.load(args.library)
     inputs = _inputs(module, args.input)
     outputs = module.run(**inputs)
@@ -231,9 +288,9 @@ def _run(args: argparse.Namespace) -> None:
         stats = f"min {flat.min():.6g} max {flat.max():.6g} mean {flat.mean():.6g}" if flat.size else "empty"
         print(f"output {spec.name}: {value.dtype}{list(value.shape)} {stats}")
         print(f"  {np.array2string(flat[:8], precision=6)}{' ...' if flat.size > 8 else ''}")
-    if args.save:
-        np.savez(args.save, **{spec.name: value for spec, value in zip(module.outputs, outputs)})
-        print(f"outputs saved to {args.save}")
+    if save:
+        np.savez(save, **{spec.name: value for spec, value in zip(module.outputs, outputs)})
+        print(f"outputs saved to {save}")
     if args.repeat:
         t = module.benchmark(**inputs, repeat=args.repeat)
         print(f"latency over {args.repeat} runs: mean {t['mean'] * 1e3:.4f} ms  median {t['median'] * 1e3:.4f} ms  "
@@ -257,7 +314,10 @@ def _add_model_arguments(cmd: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="tecomp", description="tecomp: a tensor-expression compiler")
+    parser.add_argument("--version", action="version", version=f"tecomp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     records = commands.add_parser("records", help="summarize a tuning records database: best config per task")
     records.add_argument("db", help="records database (SQLite file written by tuning)")
@@ -291,21 +351,71 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a compiled model library and print its outputs")
     run.add_argument("library", help="model library written by tecomp compile")
     run.add_argument("--input", action="append", metavar="[NAME=]X.npy", help="an input (repeatable)")
-    run.add_argument("--repeat", type=int, default=0, metavar="N", help="time N runs and print the latency")
+    run.add_argument("--repeat", type=_positive_int, metavar="N", help="time N runs and print the latency")
     run.add_argument("--profile", action="store_true", help="print the time of each kernel")
     run.add_argument("--save", metavar="OUT.npz", help="write the outputs to a .npz file")
     run.set_defaults(run=_run)
     return parser
 
 
+def _positive_int(text: str) -> int:
+    """A positive integer (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each message."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _configure_logging() -> None:
+    """The ``tecomp`` logger at ``TECOMP_LOG_LEVEL`` (TecompError for an invalid value), to stderr."""
+    from .config import log_level
+
+    logger = logging.getLogger("tecomp")
+    logger.setLevel(log_level())
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def _quiet_stdout() -> None:
+    """After the reader of stdout went away (``tecomp records db | head``): drop what is still buffered."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (1 for an error, 130 after Ctrl-C)."""
     args = _parser().parse_args(argv)
     try:
+        _configure_logging()
         args.run(args)
+        sys.stdout.flush()
     except TecompError as exc:
         print(f"tecomp {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"tecomp {args.command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 128 + signal.SIGPIPE
     return 0
 
 

@@ -138,20 +138,60 @@ def read_metadata(lib: ctypes.CDLL, path: str) -> bytes:
     return text
 
 
+def check_output_path(path: str | os.PathLike, what: str = "output") -> Path:
+    """``path`` as a Path if a file can be written there; TecompError (one line) if not.
+
+    Its directory must exist (none is created) and be writable; ``path`` must not be a
+    directory. Nothing is left behind: a probe file is created and removed.
+    """
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise TecompError(f"{what} {path} is a directory; name a file")
+    if not parent.exists():
+        raise TecompError(f"cannot write {what} {path}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise TecompError(f"cannot write {what} {path}: {parent} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.")
+    except OSError as exc:
+        raise TecompError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+    if target.exists() and not os.access(target, os.W_OK):
+        raise TecompError(f"cannot write {what} {path}: the file exists and is not writable")
+    return target
+
+
+def _umask() -> int:
+    """This process's umask (read from /proc where it can be, so no thread sees it changed)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def copy_library(source: str, path: str | os.PathLike) -> None:
-    """Copy the shared library ``source`` to ``path``, creating its directory.
+    """Copy the shared library ``source`` to ``path`` (mode 0777 less the umask, as a linker
+    writes it); its directory must exist.
 
     A new file is renamed over the target: rewriting a library in place would corrupt a
     process that has it loaded.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_output_path(path, "library")
     if target.exists() and target.samefile(source):
         return
     fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.close(fd)
     try:
         shutil.copyfile(source, partial)
+        os.chmod(partial, 0o777 & ~_umask())
         os.replace(partial, target)
     except BaseException:
         os.unlink(partial)

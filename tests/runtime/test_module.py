@@ -305,6 +305,9 @@ def test_time_evaluator_checks_arguments_and_settings(mod: Module) -> None:
 
 def test_export_library_and_load_without_compiler_deps(mod: Module, tmp_path: Path) -> None:
     out = tmp_path / "deep" / "dir" / "vadd.so"
+    with pytest.raises(TecompError, match="directory .*deep/dir does not exist"):
+        mod.export_library(out)  # a missing directory is an error, never created silently
+    out.parent.mkdir(parents=True)
     mod.export_library(out)
     blocker = tmp_path / "blocker"
     for name in ("llvmlite", "xgboost", "sqlite_utils"):
