@@ -214,6 +214,7 @@ def _duration(text: str) -> float:
 
 def _tune(args: argparse.Namespace) -> None:
     from .graph.tuning import tune_model
+    from .tuner.tuner import retrying_errors
 
     graph, params = _load_model(args.model, _shapes(args.shape), args.params)
     from .config import default_records_path
@@ -227,8 +228,9 @@ def _tune(args: argparse.Namespace) -> None:
             raise ArgumentError(f"--scheduler needs tecomp.tuner.dask_measure and distributed: {exc}") from None
         option = measure_option_for_scheduler(args.scheduler, args.target)
     try:
-        tasks = tune_model(graph, params, records, args.trials, args.tuner, args.target, option,
-                           args.early_stopping, progress=not args.quiet, budget=args.budget)
+        with retrying_errors(args.retry_errors):
+            tasks = tune_model(graph, params, records, args.trials, args.tuner, args.target, option,
+                               args.early_stopping, progress=not args.quiet, budget=args.budget)
     finally:
         if option is not None:
             option["runner"].close()
@@ -346,6 +348,8 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--tuner", choices=("xgb", "ga", "random", "grid"), default="xgb")
     tune.add_argument("--early-stopping", type=int, metavar="N", help="stop a kernel after N trials without gain")
     tune.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="measure on a Dask cluster")
+    tune.add_argument("--retry-errors", action="store_true",
+                      help="measure again configs whose records in DB are all errors (e.g. timeouts)")
     tune.set_defaults(run=_tune)
 
     run = commands.add_parser("run", help="run a compiled model library and print its outputs")

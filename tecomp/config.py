@@ -6,6 +6,8 @@ variable             default                          meaning
 TECOMP_NUM_THREADS   all cores available to process   threads used by parallel loops (libgomp)
 TECOMP_CACHE_DIR     ``~/.cache/tecomp``              where compiled artefacts may be cached
 TECOMP_LOG_LEVEL     ``WARNING``                      level of the ``tecomp`` logger
+TECOMP_WORKER_MEMORY half of RAM / workers (>= 2 GiB) address space of each tuning worker process
+                                                      (bytes, or with a K/M/G/T suffix: ``4G``)
 ==================== ================================ =========================================
 
 Each knob is read by a function when it is needed, so a change to the
@@ -73,3 +75,21 @@ def log_level() -> str:
     if value.upper() not in LOG_LEVELS:
         raise TecompError(f"TECOMP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
     return value.upper()
+
+
+_MEMORY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def worker_memory() -> int | None:
+    """``TECOMP_WORKER_MEMORY`` in bytes (a whole number, optionally with a binary K/M/G/T
+    suffix, at least 64M), or None when unset (the tuner then sizes it from the machine)."""
+    value = _env("TECOMP_WORKER_MEMORY")
+    if value is None:
+        return None
+    text = value.upper().removesuffix("B").removesuffix("I")
+    unit = text[-1:] if text[-1:] in _MEMORY_UNITS else ""
+    number = text[:len(text) - len(unit)].strip()
+    if not number.isdigit() or int(number) * _MEMORY_UNITS[unit] < (64 << 20):
+        raise TecompError(f"TECOMP_WORKER_MEMORY must be a number of bytes of at least 64M, optionally "
+                          f"with a K, M, G or T suffix (e.g. 4G), got {value!r}")
+    return int(number) * _MEMORY_UNITS[unit]

@@ -8,34 +8,47 @@ the same pool inside each Dask worker).
 
 Isolation: candidates are instantiated, lowered and compiled in worker
 processes of the builder (nvcc for a cuda task), and timed in a worker
-process of the runner (on GPU 0 for a CUDA library). A
+process of the runner (on GPU 0 for a CUDA library); the XGB tuner's
+loop-IR features are computed in worker processes too (``FeaturePool``). A
 worker is reused across candidates; one that crashes (a signal) or exceeds
 the per-candidate timeout costs only that candidate: it is killed, its
 candidate is recorded with an error kind and a message, and a fresh worker
-takes the next one. Workers are started with the "spawn" method (libgomp,
-used by compiled code, does not survive ``fork``).
+takes the next one. Workers are fresh interpreters (``python -c``, not
+``fork``: libgomp, used by compiled code, does not survive ``fork``) that
+never import the tuner's main script.
 
-**Templates must be importable.** A spawned builder worker recreates each
-task from plain data: it imports the module that defines the task's template
-(by module name, else from its file) and calls ``task.create`` there. So a
-template defined in ``__main__`` must live at the top level of a script
-(guard the tuning code with ``if __name__ == "__main__":``), and one
-defined in a REPL or notebook cannot be built; define it in a module.
+Workers never outlive the process that started them: each asks the kernel
+for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``, Linux; the parent
+is the *thread* that started it, so pools belong to long-lived threads),
+and a pool stops its workers when it is closed, collected or at exit. Each
+worker runs under an address-space limit (``RLIMIT_AS``): ``memory_limit``
+bytes of the builder/runner, else ``TECOMP_WORKER_MEMORY``, else half the
+physical memory shared among the pool's workers (at least 2 GiB). A
+candidate that exceeds it fails with a MemoryError or kills its worker;
+either way it is a recorded error.
 
-Only plain data crosses between processes (task name/args/target, config
-JSON, file names, numpy arrays, floats); this module never pickles a task,
-schedule or library. It must not search configs or write records.
+**Templates travel by value.** A job carries the task's name, arguments and
+target and its template function serialized with cloudpickle; the worker
+recreates the task from them. So a template defined in a script without an
+``if __name__ == "__main__":`` guard, in a notebook or in a REPL tunes as
+well as one in a module. cloudpickle is the one place pickled code crosses
+a process boundary, and only from the tuner to the workers it started.
+
+Jobs and replies are plain data (task name/args/target, template bytes,
+config JSON, file names, numpy arrays, floats); this module never pickles a
+task, schedule or library. It must not search configs or write records.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
-import multiprocessing
+import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,9 +56,10 @@ import weakref
 from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
+import cloudpickle
 import numpy as np
 
 from .. import config as _config
@@ -107,6 +121,13 @@ def _remove_file(path: str) -> None:
         pass
 
 
+def _check_memory_limit(owner: Any, memory_limit: Optional[int]) -> Optional[int]:
+    if memory_limit is not None and (not isinstance(memory_limit, int) or memory_limit < (64 << 20)):
+        raise TuningError(f"{type(owner).__name__}: memory_limit must be a number of bytes of at least "
+                          f"64 MiB (or None for the default), got {memory_limit!r}")
+    return memory_limit
+
+
 def measure_option(builder: "LocalBuilder", runner: "LocalRunner") -> dict:
     """The measurement setup a tuner's ``tune`` takes."""
     return {"builder": builder, "runner": runner}
@@ -134,12 +155,54 @@ def _signal_name(exitcode: Optional[int]) -> str:
 # ---------------------------------------------------------------- worker processes
 
 class Outcome(NamedTuple):
-    """How a job ended: kind is "ok" (value: the handler's dict), "error", "died" or "timeout";
-    ``seconds``: how long the job ran once a ready worker had it."""
+    """How a job ended: kind is "ok" (value: the handler's reply), "error", "died" or "timeout";
+    ``seconds``: how long the job ran once a ready worker had it; ``parts``: what a streaming
+    handler (one that yields a reply per item) sent before the job ended."""
 
     kind: str
     value: Any
     seconds: float
+    parts: tuple = ()
+
+
+_PR_SET_PDEATHSIG = 1
+_MIN_DEFAULT_MEMORY = 2 << 30
+
+
+def default_worker_memory(n_workers: int) -> Optional[int]:
+    """Bytes of address space each of ``n_workers`` workers may use: ``TECOMP_WORKER_MEMORY``,
+    else half the physical memory shared among them (at least 2 GiB, at most all of it);
+    None where the machine does not say how much memory it has."""
+    configured = _config.worker_memory()
+    if configured is not None:
+        return configured
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return min(physical, max(physical // (2 * max(n_workers, 1)), _MIN_DEFAULT_MEMORY))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGKILL when the parent dies (Linux); exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def _worker_main(role: str, fd: str, parent_pid: str, memory: str) -> None:
+    """Entry point of a worker process (see ``_Worker``): set it up, then serve jobs."""
+    _die_with_parent(int(parent_pid))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the tuner's to handle; it stops us
+    if int(memory) > 0:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))
+    _serve(Connection(int(fd)), role)
 
 
 def _serve(conn: Any, role: str) -> None:
@@ -152,25 +215,39 @@ def _serve(conn: Any, role: str) -> None:
         except EOFError:
             return
         try:
-            reply = ("ok", handler(job))
-        except Exception as exc:  # the candidate's failure, reported to the parent as data
+            reply = handler(job)
+            if inspect.isgenerator(reply):  # a streaming handler: one message per item
+                for part in reply:
+                    conn.send(("part", part))
+                reply = None
+            reply = ("ok", reply)
+        except Exception as exc:  # the candidate's failure (MemoryError included), reported as data
             reply = ("error", _describe(exc))
         conn.send(reply)
 
 
-class _Worker:
-    """One spawned worker process and the job it is working on."""
+_WORKER_CODE = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+                "from tecomp.tuner.measure import _worker_main; _worker_main(*sys.argv[2:])")
 
-    def __init__(self, role: str) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child_conn = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child_conn, role), daemon=True,
-                                   name=f"tecomp-{role}")
-        self.process.start()
-        child_conn.close()
+
+class _Worker:
+    """One worker process (a fresh interpreter joined by a socket pair) and its current job."""
+
+    def __init__(self, role: str, memory: Optional[int]) -> None:
+        self.name = f"tecomp-{role}"
+        parent_end, child_end = socket.socketpair()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_CODE, json.dumps(sys.path), role, str(child_end.fileno()),
+                 str(os.getpid()), str(memory or 0)],
+                pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL)
+        finally:
+            child_end.close()
+        self.conn = Connection(parent_end.detach())
         self.ready = False
         self.job_index: Optional[int] = None
         self.job: Any = None
+        self.parts: list = []
         self.deadline = time.monotonic() + _STARTUP_TIMEOUT_S
         self.started = 0.0
 
@@ -185,42 +262,54 @@ class _Worker:
         self.deadline = self.started + timeout
 
     def handle_message(self, timeout: float) -> Optional[Outcome]:
-        """Read what the worker sent: None if it only said it is ready, else the job's outcome."""
+        """Read what the worker sent: None if the job goes on (the worker said it is ready, or
+        sent one item of a streaming job), else the job's outcome."""
         try:
             kind, value = self.conn.recv()
         except (EOFError, OSError):
-            self.process.join(1.0)
+            code = self._reap()
             if not self.ready:
-                raise TuningError(f"a {self.process.name} worker process died while starting "
-                                  f"({_signal_name(self.process.exitcode)})") from None
-            return self._finish("died", f"worker process died with {_signal_name(self.process.exitcode)}")
+                raise TuningError(f"a {self.name} worker process died while starting "
+                                  f"({_signal_name(code)})") from None
+            return self._finish("died", f"worker process died with {_signal_name(code)}")
         if kind == "ready":
             self.ready = True
             if self.job is not None:
                 self._send(timeout)
             return None
+        if kind == "part":
+            self.parts.append(value)
+            self.deadline = time.monotonic() + timeout  # the timeout is per item
+            return None
         return self._finish(kind, value)
+
+    def _reap(self) -> Optional[int]:
+        try:
+            return self.process.wait(1.0)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.process.returncode
 
     def expire(self) -> Outcome:
         if not self.ready:
-            raise TuningError(f"a {self.process.name} worker process did not start within "
+            raise TuningError(f"a {self.name} worker process did not start within "
                               f"{_STARTUP_TIMEOUT_S:.0f} s")
         self.kill()
         return self._finish("timeout", None)
 
     def _finish(self, kind: str, value: Any) -> Outcome:
-        outcome = Outcome(kind, value, time.monotonic() - self.started)
-        self.job_index, self.job = None, None
+        outcome = Outcome(kind, value, time.monotonic() - self.started, tuple(self.parts))
+        self.job_index, self.job, self.parts = None, None, []
         return outcome
 
     @property
     def alive(self) -> bool:
-        return self.process.is_alive()
+        return self.process.poll() is None
 
     def kill(self) -> None:
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join()
+        self.process.wait()
         self.conn.close()
 
 
@@ -231,25 +320,31 @@ def _stop_workers(workers: list) -> None:
 
 
 class WorkerPool:
-    """``size`` reusable worker processes of one role; a crashed or hung one is replaced."""
+    """``size`` reusable worker processes of one role; a crashed or hung one is replaced.
 
-    def __init__(self, role: str, size: int) -> None:
+    ``memory``: each worker's address-space limit in bytes (None: ``default_worker_memory``).
+    """
+
+    def __init__(self, role: str, size: int, memory: Optional[int] = None) -> None:
         self.role = role
+        self.memory = memory if memory is not None else default_worker_memory(size)
         self.workers: list[Optional[_Worker]] = [None] * size
         self._finalizer = weakref.finalize(self, _stop_workers, self.workers)
 
     def _idle_worker(self) -> Optional[_Worker]:
         for i, worker in enumerate(self.workers):
-            if worker is None or not worker.alive:
+            # a dead worker that still holds a job is left to _collect, which reports the job
+            if worker is None or (worker.job is None and not worker.alive):
                 if worker is not None:
                     worker.kill()
-                worker = self.workers[i] = _Worker(self.role)
+                worker = self.workers[i] = _Worker(self.role, self.memory)
             if worker.job is None:
                 return worker
         return None
 
     def run(self, jobs: Sequence[Any], timeout: float) -> list[Outcome]:
-        """Every job's outcome, in order; each job gets ``timeout`` seconds once a worker has it."""
+        """Every job's outcome, in order; each job (each item of a streaming job) gets
+        ``timeout`` seconds once a worker has it."""
         outcomes: list[Optional[Outcome]] = [None] * len(jobs)
         queue = deque(enumerate(jobs))
         try:
@@ -284,72 +379,73 @@ class WorkerPool:
         self._finalizer()
 
 
-# ---------------------------------------------------------------- building
+# ---------------------------------------------------------------- tasks in workers
 
-def _template_origin(task: Any) -> tuple[str, Optional[str]]:
-    """The module name and file of the function that defines ``task``'s template."""
-    func = task.func
-    module = getattr(func, "__module__", None) or ""
-    try:
-        path = inspect.getsourcefile(func)
-    except TypeError:
-        path = None
-    if module == "__main__":
-        # A spawned worker runs the parent's main script as "__mp_main__", not "__main__".
-        module = "__mp_main__"
-    return module, path
+_template_bytes: "weakref.WeakKeyDictionary[Callable, bytes]" = weakref.WeakKeyDictionary()
 
 
 def task_spec(task: Any) -> dict:
-    """The plain data a builder worker recreates ``task`` from."""
-    module, path = _template_origin(task)
-    return {"name": task.name, "args": task.args, "target": str(task.target),
-            "module": module, "file": path}
+    """The plain data a worker recreates ``task`` from (see ``template_spec``)."""
+    return template_spec(task.name, task.args, task.target, task.func)
 
 
-def _import_template_module(module: str, path: Optional[str]) -> None:
-    try:
-        importlib.import_module(module)
-        return
-    except ImportError:
-        if path is None or not os.path.exists(path):
-            raise
-    spec = importlib.util.spec_from_file_location(module, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[module] = mod
-    spec.loader.exec_module(mod)
+def template_spec(name: str, args: Sequence[Any], target: Any, func: Callable) -> dict:
+    """The plain data a worker recreates the task of template ``name`` (function ``func``) on
+    ``args`` for ``target`` from: those, the module defining the template, and the function
+    itself serialized by value (cloudpickle bytes)."""
+    if func not in _template_bytes:
+        _template_bytes[func] = cloudpickle.dumps(func)
+    return {"name": name, "args": tuple(args), "target": str(target),
+            "module": getattr(func, "__module__", None) or "", "template": _template_bytes[func]}
+
+
+class _Tasks:
+    """Tasks recreated inside a worker from ``task_spec``s, cached."""
+
+    def __init__(self) -> None:
+        from . import task as task_module
+
+        self._module = task_module
+        self._tasks: dict = {}
+
+    def get(self, spec: dict) -> Any:
+        key = (spec["name"], repr(spec["args"]), spec["target"], spec["template"])
+        if key not in self._tasks:
+            try:
+                self._tasks[key] = self._create(spec)
+            except Exception as exc:
+                raise TuningError(f"the worker process could not recreate task {spec['name']} "
+                                  f"(template from module {spec['module'] or '?'}): {_describe(exc)}") from None
+        return self._tasks[key]
+
+    def _create(self, spec: dict) -> Any:
+        module = spec["module"]
+        if module and module != "__main__":
+            try:  # a module's templates register themselves on import; the shipped copy is the fallback
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - not importable here (a test module, a script): use the copy
+                pass
+        if spec["name"] not in self._module._TEMPLATES:
+            self._module._TEMPLATES[spec["name"]] = cloudpickle.loads(spec["template"])
+        return self._module.create(spec["name"], tuple(spec["args"]), spec["target"])
 
 
 class _BuildHandler:
-    """Builds candidates inside a builder worker; caches recreated tasks."""
+    """Builds candidates inside a builder worker."""
 
     def __init__(self) -> None:
         from ..codegen import compile_library
         from ..lower.driver import lower
-        from . import task as task_module
         from .space import ConfigEntity
 
         self._compile, self._lower = compile_library, lower
-        self._create, self._config_from_json = task_module.create, ConfigEntity.from_json_dict
-        self._tasks: dict = {}
-
-    def _task(self, spec: dict) -> Any:
-        key = repr(sorted(spec.items()))
-        if key not in self._tasks:
-            try:
-                _import_template_module(spec["module"], spec["file"])
-                self._tasks[key] = self._create(spec["name"], spec["args"], spec["target"])
-            except Exception as exc:
-                raise TuningError(f"the builder process could not recreate task {spec['name']} from module "
-                                  f"{spec['module']} ({spec['file'] or 'no file'}): {_describe(exc)}. "
-                                  "Templates must be defined at the top level of an importable module "
-                                  "or script (not in a REPL)") from None
-        return self._tasks[key]
+        self._config_from_json = ConfigEntity.from_json_dict
+        self._tasks = _Tasks()
 
     def __call__(self, job: dict) -> dict:
         start = time.perf_counter()
         try:
-            task = self._task(job["task"])
+            task = self._tasks.get(job["task"])
             sch, args = task.instantiate(self._config_from_json(task.config_space, job["config"]))
         except Exception as exc:
             return {"error_no": MeasureErrorNo.INSTANTIATION_ERROR, "error_msg": _describe(exc)}
@@ -363,20 +459,92 @@ class _BuildHandler:
                 "time_cost": time.perf_counter() - start}
 
 
+class _FeatureHandler:
+    """Loop-IR features of configs inside a feature worker: a streaming handler, one
+    ``(features or None, error message)`` per config of the job."""
+
+    def __init__(self) -> None:
+        from ..lower.driver import lower
+        from .features import extract_features
+        from .space import ConfigEntity
+
+        self._lower, self._extract = lower, extract_features
+        self._config_from_json = ConfigEntity.from_json_dict
+        self._tasks = _Tasks()
+
+    def __call__(self, job: dict) -> Any:
+        task = self._tasks.get(job["task"])
+        for config in job["configs"]:
+            try:
+                sch, args = task.instantiate(self._config_from_json(task.config_space, config))
+                yield self._extract(next(iter(self._lower(sch, args)))), ""
+            except Exception as exc:  # this config's failure; the next one goes on
+                yield None, _describe(exc)
+
+
+class FeaturePool:
+    """Loop-IR features (``features.extract_features``) of a task's configs, computed in
+    ``n_parallel`` worker processes, so a config that crashes, hangs or exhausts memory
+    while it is instantiated or lowered costs only itself.
+
+    Configs go to the workers in chunks (at most ``chunk`` each); ``timeout`` is per config.
+    A config whose worker dies or times out is answered with an error, and the rest of its
+    chunk is computed again in a fresh worker.
+    """
+
+    def __init__(self, n_parallel: int = 1, timeout: float = 10, memory_limit: Optional[int] = None,
+                 chunk: int = 64) -> None:
+        self.n_parallel, self.timeout, self.chunk = n_parallel, timeout, chunk
+        self._pool = WorkerPool("features", n_parallel, memory_limit)
+
+    def features(self, spec: dict, configs: Sequence[dict]) -> list[tuple[Optional[np.ndarray], str]]:
+        """``(features, "")`` or ``(None, why not)`` per config (JSON dicts) of the task ``spec``."""
+        answers: list = [None] * len(configs)
+        todo = list(range(len(configs)))
+        while todo:
+            size = min(self.chunk, -(-len(todo) // self.n_parallel))
+            chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+            jobs = [{"task": spec, "configs": [configs[i] for i in chunk]} for chunk in chunks]
+            todo = []
+            for chunk, outcome in zip(chunks, self._pool.run(jobs, self.timeout)):
+                for i, part in zip(chunk, outcome.parts):
+                    answers[i] = part
+                rest = chunk[len(outcome.parts):]
+                if outcome.kind == "ok" or not rest:
+                    continue
+                if outcome.kind == "error":  # the task itself could not be recreated
+                    answers_left = (None, str(outcome.value))
+                    for i in rest:
+                        answers[i] = answers_left
+                    continue
+                why = (f"took longer than {self.timeout} s" if outcome.kind == "timeout"
+                       else f"its {outcome.value}")
+                answers[rest[0]] = (None, f"computing its features {why}")
+                todo.extend(rest[1:])
+        return answers
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self._pool.close()
+
+
 class LocalBuilder:
     """Instantiates, lowers and compiles candidates in ``n_parallel`` spawned worker processes.
 
     ``timeout``: seconds one candidate may take (a worker still starting does
     not count). ``n_parallel``: worker processes, by default one per core
-    available. See the module docstring: templates must be importable.
+    available. ``memory_limit``: bytes of address space per worker (default:
+    see the module docstring); a candidate exceeding it is a recorded error.
     """
 
-    def __init__(self, timeout: float = 10, n_parallel: Optional[int] = None) -> None:
+    def __init__(self, timeout: float = 10, n_parallel: Optional[int] = None,
+                 memory_limit: Optional[int] = None) -> None:
         if timeout <= 0 or (n_parallel is not None and n_parallel < 1):
             raise TuningError(f"{type(self).__name__}: timeout must be positive and n_parallel at least 1, "
                               f"got timeout={timeout!r}, n_parallel={n_parallel!r}")
         self.timeout = timeout
         self.n_parallel = n_parallel or _config.available_cores()
+        self.memory_limit = _check_memory_limit(self, memory_limit)
         self._pool: Optional[WorkerPool] = None
         self._dir: Optional[str] = None
         self._count = 0
@@ -395,7 +563,7 @@ class LocalBuilder:
     def build(self, inputs: Sequence[MeasureInput]) -> list[BuildResult]:
         """One BuildResult per input, in order."""
         if self._pool is None:
-            self._pool = WorkerPool("builder", self.n_parallel)
+            self._pool = WorkerPool("builder", self.n_parallel, self.memory_limit)
         outcomes = self._pool.run([self._job(inp) for inp in inputs], self.timeout)
         return [self._result(inp, outcome) for inp, outcome in zip(inputs, outcomes)]
 
@@ -493,7 +661,8 @@ class _RunHandler:
         return {"error_no": MeasureErrorNo.NO_ERROR, "costs": timer(*self._placed(args, dev)).results}
 
 
-_HANDLERS: dict[str, Callable[[], Callable[[Any], dict]]] = {"builder": _BuildHandler, "runner": _RunHandler}
+_HANDLERS: dict[str, Callable[[], Callable[[Any], Any]]] = {"builder": _BuildHandler, "runner": _RunHandler,
+                                                           "features": _FeatureHandler}
 
 
 def reference_outputs(task: Any, config: Any, seed: int = _INPUT_SEED,
@@ -525,19 +694,23 @@ class LocalRunner:
     calls). ``timeout``: seconds one candidate may take. ``cooldown_interval``:
     seconds to wait between candidates. ``check_correctness``: compare each
     candidate's outputs with the task's default schedule first.
-    Inputs are seeded random arrays of the parameters' shapes and dtypes.
+    ``memory_limit``: bytes of address space of the worker (default: see the
+    module docstring). Inputs are seeded random arrays of the parameters'
+    shapes and dtypes.
     """
 
     _reference_target: Optional[str] = None  # what check_correctness builds the reference for; None: the task's
 
     def __init__(self, number: int = 5, repeat: int = 1, min_repeat_ms: float = 0, timeout: float = 10,
-                 cooldown_interval: float = 0.0, check_correctness: bool = False) -> None:
+                 cooldown_interval: float = 0.0, check_correctness: bool = False,
+                 memory_limit: Optional[int] = None) -> None:
         if number < 1 or repeat < 1 or min_repeat_ms < 0 or timeout <= 0 or cooldown_interval < 0:
             raise TuningError(f"{type(self).__name__}: number and repeat must be >= 1, min_repeat_ms and "
                               "cooldown_interval >= 0, timeout > 0")
         self.number, self.repeat, self.min_repeat_ms = number, repeat, min_repeat_ms
         self.timeout, self.cooldown_interval = timeout, cooldown_interval
         self.check_correctness = check_correctness
+        self.memory_limit = _check_memory_limit(self, memory_limit)
         self._pool: Optional[WorkerPool] = None
         self._references: dict = {}
 
@@ -559,7 +732,7 @@ class LocalRunner:
     def run(self, inputs: Sequence[MeasureInput], build_results: Sequence[BuildResult]) -> list[MeasureResult]:
         """One MeasureResult per input; build errors pass through with their kind."""
         if self._pool is None:
-            self._pool = WorkerPool("runner", 1)
+            self._pool = WorkerPool("runner", 1, self.memory_limit)
         results = []
         for i, (inp, built) in enumerate(zip(inputs, build_results)):
             if built.error_no != MeasureErrorNo.NO_ERROR:

@@ -17,6 +17,10 @@ Behaviour of ``tune`` worth knowing:
   never measured again; their results are given to ``update`` before the
   first batch (so a model-based tuner trains on them) and count for the best
   result, but not towards ``n_trial``, and callbacks do not see them again.
+  With ``retry_errors`` (``tune(..., retry_errors=True)``, or inside
+  ``with retrying_errors():``, which ``tecomp tune --retry-errors`` uses)
+  a config whose stored records are all errors is not skipped but may be
+  measured again (a timeout on a loaded machine need not be final).
   Then ``_before_first_batch(callbacks)`` runs (``XGBTuner`` uses it to learn
   from other tasks' records in the same database).
 * Early stopping: after ``early_stopping`` trials of this call without a new
@@ -36,9 +40,11 @@ import xgboost.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 from collections import Counter
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -49,6 +55,7 @@ from .space import ConfigEntity
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
+_retry_errors: contextvars.ContextVar[bool] = contextvars.ContextVar("tecomp_retry_errors", default=False)
 _STRATEGIES = {"RandomTuner": "random_tuner", "GridSearchTuner": "grid_tuner", "GATuner": "ga_tuner",
                "XGBTuner": "xgb_tuner"}
 
@@ -78,10 +85,13 @@ class Tuner:
 
     # ------------------------------------------------------------ the loop
     def tune(self, n_trial: int, measure_option: Any, early_stopping: Optional[int] = None,
-             callbacks: Iterable = ()) -> None:
-        """Measure up to ``n_trial`` new configs, in batches of the builder's ``n_parallel`` (else 8)."""
+             callbacks: Iterable = (), retry_errors: Optional[bool] = None) -> None:
+        """Measure up to ``n_trial`` new configs, in batches of the builder's ``n_parallel`` (else 8).
+
+        ``retry_errors``: measure again configs whose stored records are all errors (None: as
+        set by ``retrying_errors``, else no)."""
         callbacks = list(callbacks)
-        self._resume(callbacks)
+        self._resume(callbacks, _retry_errors.get() if retry_errors is None else retry_errors)
         self._before_first_batch(callbacks)
         batch_size = measure_batch_size(measure_option)
         errors = ErrorSummary()
@@ -131,9 +141,11 @@ class Tuner:
         self.best_flops, self.best_config, self.best_measure_pair = flops, inp.config, (inp, res)
         return True
 
-    def _resume(self, callbacks: list) -> None:
+    def _resume(self, callbacks: list, retry_errors: bool) -> None:
         for db in (cb.db for cb in callbacks if hasattr(cb, "db")):
             pairs = self._stored_pairs(db)
+            if retry_errors:
+                pairs = [(inp, res) for inp, res in pairs if res.error_no == 0]
             if not pairs:
                 continue
             logger.info("tuning %s: resuming with %d configs already measured in %s",
@@ -161,6 +173,17 @@ class Tuner:
             if old is None or throughput(self.task, res) > throughput(self.task, old[1]):
                 chosen[config.index] = (MeasureInput(self.task, config), res)
         return list(chosen.values())
+
+
+@contextlib.contextmanager
+def retrying_errors(enabled: bool = True) -> Iterator[None]:
+    """Within the block, ``tune`` calls that do not say otherwise measure again the configs whose
+    stored records are all errors (``tecomp tune --retry-errors``)."""
+    token = _retry_errors.set(enabled)
+    try:
+        yield
+    finally:
+        _retry_errors.reset(token)
 
 
 def throughput(task: Any, result: Any) -> float:

@@ -20,8 +20,15 @@ config and takes ``features.extract_features`` of the PrimFunc, cached per
 config; "knob" uses the knob positions themselves (cheap, but tied to this
 space). ``feature_fn(config) -> 1-D array`` overrides both: a hook for
 synthetic spaces in tests, or for a template whose configs are cheaper to
-describe another way. A config whose features cannot be computed (its
-template or lowering fails) is never proposed by the model.
+describe another way (it runs in this process).
+
+Itervar features never run a template in this process: configs are sent in
+chunks to worker processes (``measure.FeaturePool``, as many as the
+builder's ``n_parallel``, with its ``timeout`` per config and its
+``memory_limit``), started when features are first needed and stopped when
+``tune`` returns. A config whose features fail, crash its worker, exhaust
+its memory or time out is invalid: the model never scores it and it is
+never proposed again, not even by random exploration.
 
 Transfer from the records database: when ``tune`` runs with a
 ``log_to_db`` callback and the model has not yet been trained on this task's
@@ -30,13 +37,15 @@ target whose template is registered in this process (at most the
 ``MAX_TRANSFER_RECORDS`` most recent) are re-lowered, featurized and given
 to ``load_history`` before the first batch, so the first plan comes from the
 model. Throughputs are normalized per source task by its best (the rank
-loss only needs the order within a task). Only for ``feature_type="itervar"``
+loss only needs the order within a task); the foreign tasks are recreated
+and featurized in the feature workers. Only for ``feature_type="itervar"``
 without a ``feature_fn`` (knob features do not transfer across spaces).
 Unknown templates, configs that no longer fit their space and records that
 fail to lower are skipped and counted (``transfer_skipped``), never raised;
 ``transferred`` / ``transferred_tasks`` say what was used.
 
-Must not: import xgboost (``cost_model.py`` does), measure anything itself.
+Must not: import xgboost (``cost_model.py`` does), measure anything itself, or
+instantiate a template in its own process.
 """
 
 from __future__ import annotations
@@ -47,10 +56,11 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from .. import config as _config
 from ..error import TuningError
 from .cost_model import XGBoostCostModel
-from .features import FEATURE_VERSION, extract_features
-from .space import ConfigEntity
+from .features import FEATURE_VERSION
+from .measure import FeaturePool, task_spec, template_spec
 from .sa_optimizer import SimulatedAnnealingOptimizer
 from .tuner import (Tuner, check_space_size, index_to_digits, knob_sizes, sample_unvisited,
                     throughput)
@@ -82,8 +92,8 @@ class XGBTuner(Tuner):
         self.transferred = 0        # foreign records the model was trained on before the first batch
         self.transferred_tasks = 0  # how many other tasks they came from
         self.transfer_skipped = 0   # foreign records skipped (unknown template, stale config, failure)
-        self.feature_fn = feature_fn or (self._itervar_features if feature_type == "itervar"
-                                         else self._knob_features)
+        # None: itervar features, computed in worker processes (see the module docstring)
+        self.feature_fn = feature_fn or (None if feature_type == "itervar" else self._knob_features)
         self.model = XGBoostCostModel(task, loss_type, num_threads, FEATURE_VERSION, seed=seed)
         self.optimizer = (SimulatedAnnealingOptimizer(self.sizes, rng=self.rng) if optimizer == "sa"
                           else optimizer)
@@ -92,15 +102,40 @@ class XGBTuner(Tuner):
         self._plan: list[int] = []
         self._trained_at = 0  # trials the model last saw
         self._features: dict[int, Optional[np.ndarray]] = {}
+        self._invalid: set[int] = set()  # configs without features: never proposed
         self._feature_failures = 0
+        self._feature_pool: Optional[FeaturePool] = None
+        self._feature_options: dict = {}  # FeaturePool's settings, from the builder of ``tune``
 
     # ------------------------------------------------------------ Tuner interface
+    def tune(self, n_trial: int, measure_option: Any, early_stopping: Optional[int] = None,
+             callbacks: Iterable = (), retry_errors: Optional[bool] = None) -> None:
+        """``Tuner.tune``; feature workers take the builder's parallelism, timeout and memory limit."""
+        builder = measure_option.get("builder") if isinstance(measure_option, dict) else None
+        self._feature_options = {"n_parallel": getattr(builder, "n_parallel", None) or _config.available_cores(),
+                                 "timeout": getattr(builder, "timeout", None) or 10,
+                                 "memory_limit": getattr(builder, "memory_limit", None)}
+        try:
+            super().tune(n_trial, measure_option, early_stopping, callbacks, retry_errors)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the feature worker processes (they start again when features are needed)."""
+        if self._feature_pool is not None:
+            self._feature_pool.close()
+            self._feature_pool = None
+
+    def has_next(self) -> bool:
+        return len(self.visited | self._invalid) < len(self.space)
+
     def next_batch(self, batch_size: int) -> list:
         picks: list[int] = []
         while len(picks) < batch_size:
             index = self._from_plan(picks) if self.rng.random() >= self.eps_greedy else None
             if index is None:
-                random_pick = sample_unvisited(self.rng, len(self.space), self.visited | set(picks), 1)
+                random_pick = sample_unvisited(self.rng, len(self.space),
+                                               self.visited | self._invalid | set(picks), 1)
                 if not random_pick:
                     break
                 index = random_pick[0]
@@ -165,33 +200,29 @@ class XGBTuner(Tuner):
         candidates.sort(key=lambda c: c[2].timestamp)
         skipped += max(0, len(candidates) - MAX_TRANSFER_RECORDS)
         candidates = candidates[-MAX_TRANSFER_RECORDS:]
-        tasks: dict[str, Any] = {}
-        by_task: dict[str, list] = {}
+        grouped: dict[str, list] = {}
         for name, args, rec in candidates:
-            try:
-                if rec.task_key not in tasks:
-                    tasks[rec.task_key] = task_module.create(name, tuple(args), self.task.target)
-                task = tasks[rec.task_key]
-                if task is None:
-                    raise LookupError("task cannot be recreated")
-                config = ConfigEntity.from_json_dict(task.config_space, rec.config)
-                feats = np.asarray(self._lowered_features(task, config), dtype=np.float32)
-            except Exception:  # noqa: BLE001 - a stale or broken foreign record is skipped, whatever it is
-                tasks.setdefault(rec.task_key, None)
-                skipped += 1
-                continue
-            by_task.setdefault(rec.task_key, []).append((feats, (task.flop or 1.0) / rec.mean_cost))
-        pairs = []
-        for rows in by_task.values():
-            best = max(y for _, y in rows)
-            pairs.extend((f, y / best) for f, y in rows)
-        return pairs, len(by_task), skipped
+            grouped.setdefault(rec.task_key, []).append((name, args, rec))
+        pairs, n_tasks = [], 0
+        for group in grouped.values():
+            name, args, _ = group[0]
+            spec = template_spec(name, args, self.task.target, task_module._TEMPLATES[name])
+            # a task's FLOP count cancels out in the normalization by its best
+            answers = self._pool().features(spec, [rec.config for _, _, rec in group])
+            rows = [(feats, 1.0 / rec.mean_cost) for (feats, _), (_, _, rec) in zip(answers, group)
+                    if feats is not None]
+            skipped += len(group) - len(rows)
+            if rows:
+                n_tasks += 1
+                best = max(y for _, y in rows)
+                pairs.extend((f, y / best) for f, y in rows)
+        return pairs, n_tasks, skipped
 
     # ------------------------------------------------------------ planning
     def _from_plan(self, taken: list[int]) -> Optional[int]:
         while self._plan:
             index = self._plan.pop(0)
-            if index not in self.visited and index not in taken:
+            if index not in self.visited and index not in self._invalid and index not in taken:
                 return index
         return None
 
@@ -209,7 +240,7 @@ class XGBTuner(Tuner):
     def _propose(self) -> list[int]:
         ratio = self.diversity_filter_ratio
         n_candidates = int(self.plan_size * ratio) if ratio else self.plan_size
-        candidates = self.optimizer.find_maximums(self._score, n_candidates, self.visited)
+        candidates = self.optimizer.find_maximums(self._score, n_candidates, self.visited | self._invalid)
         if ratio:
             return diverse_pick(candidates, self.sizes, self.plan_size)
         return candidates
@@ -224,32 +255,37 @@ class XGBTuner(Tuner):
 
     # ------------------------------------------------------------ features
     def _feature_rows(self, indices: np.ndarray) -> list:
-        rows = []
-        for index in indices.tolist():
-            if index not in self._features:
-                self._features[index] = self._compute_features(index)
-            rows.append(self._features[index])
-        return rows
+        """Each index's features, None for an invalid config; computes the missing ones."""
+        indices = indices.tolist()
+        missing = [i for i in dict.fromkeys(indices) if i not in self._features]
+        if missing:
+            for index, (row, why) in zip(missing, self._compute_features(missing)):
+                self._features[index] = row
+                if row is None:
+                    self._invalid.add(index)
+                    self._feature_failures += 1
+                    if self._feature_failures == 1:
+                        logger.warning("XGBTuner %s: no features for config %d (%s); configs without "
+                                       "features are never proposed", self.task.name, index, why)
+        return [self._features[i] for i in indices]
 
-    def _compute_features(self, index: int) -> Optional[np.ndarray]:
-        try:
-            return np.asarray(self.feature_fn(self.space.get(index)), dtype=np.float32)
-        except Exception as err:  # noqa: BLE001 - a template may fail on some configs in any way
-            self._feature_failures += 1
-            if self._feature_failures == 1:
-                logger.warning("XGBTuner %s: no features for config %d (%s: %s); configs without features "
-                               "are left to random exploration", self.task.name, index,
-                               type(err).__name__, err)
-            return None
+    def _compute_features(self, indices: list[int]) -> list[tuple[Optional[np.ndarray], str]]:
+        """``(features, "")`` or ``(None, why not)`` per config index."""
+        if self.feature_fn is None:
+            configs = [self.space.get(i).to_json_dict() for i in indices]
+            return self._pool().features(task_spec(self.task), configs)
+        answers = []
+        for index in indices:
+            try:
+                answers.append((np.asarray(self.feature_fn(self.space.get(index)), dtype=np.float32), ""))
+            except Exception as err:  # noqa: BLE001 - a feature hook may fail on some configs in any way
+                answers.append((None, f"{type(err).__name__}: {err}"))
+        return answers
 
-    def _itervar_features(self, config: Any) -> np.ndarray:
-        return self._lowered_features(self.task, config)
-
-    @staticmethod
-    def _lowered_features(task: Any, config: Any) -> np.ndarray:
-        from ..lower.driver import lower
-        sch, args = task.instantiate(config)
-        return extract_features(next(iter(lower(sch, args))))
+    def _pool(self) -> FeaturePool:
+        if self._feature_pool is None:
+            self._feature_pool = FeaturePool(**self._feature_options)
+        return self._feature_pool
 
     def _knob_features(self, config: Any) -> np.ndarray:
         return index_to_digits(np.array(config.index), self.sizes).astype(np.float32)
