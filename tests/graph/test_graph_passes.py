@@ -239,3 +239,30 @@ def test_grouped_convs_run_blocked_with_a_block_per_group():
     plain = tecomp.graph.build(graph, "llvm", n.values, optimize=False, fuse_ops=False)
     xv = models.random_inputs(graph, seed=5)["x"]
     np.testing.assert_allclose(module.run(xv)[0], plain.run(xv)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_squeeze_excite_and_concatenated_branches_stay_blocked():
+    """The SE block (spatial mean, two 1x1 convs, a per-channel scale) and a channel concat of two
+    conv branches (SqueezeNet's fire module) run blocked: no unpack between the convs."""
+    n = models.Net(12)
+    x = n.input("x", (1, 8, 7, 7))
+    y = n.op("relu", n.op("conv2d_nchw", x, n.weight("c1", (16, 8, 3, 3)), padding=1))
+    s = n.op("mean", y, axis=[2, 3], keepdims=True)
+    s = n.op("sigmoid", n.op("conv2d_nchw", n.op("relu", n.op("conv2d_nchw", s, n.weight("se1", (8, 16, 1, 1)))),
+                             n.weight("se2", (16, 8, 1, 1))))
+    y = n.op("multiply", y, s)
+    left = n.op("relu", n.op("conv2d_nchw", y, n.weight("l", (16, 16, 1, 1))))
+    right = n.op("relu", n.op("conv2d_nchw", y, n.weight("r", (16, 16, 3, 3)), padding=1))
+    out = n.op("conv2d_nchw", n.op("concatenate", left, right, axis=1), n.weight("o", (8, 32, 1, 1)))
+    graph = n.graph(out)
+    optimized, _ = tecomp.graph.passes.optimize(graph, None, LLVM)
+    to_nchw = [node for node in optimized.nodes
+               if node.op == "layout_transform" and node.attrs["dst_layout"] == "NCHW"]
+    assert [optimized.types[node.outputs[0]].shape for node in to_nchw] in (
+        [(1, 16, 1, 1), (1, 8, 7, 7)], [(1, 8, 7, 7)])  # the squeezed vector at most, and the result
+    ops = _ops(optimized)
+    assert "concatenate" in ops and "mean" in ops
+    module = tecomp.graph.build(graph, "llvm", n.values)
+    plain = tecomp.graph.build(graph, "llvm", n.values, optimize=False, fuse_ops=False)
+    xv = models.random_inputs(graph, seed=6)["x"]
+    np.testing.assert_allclose(module.run(xv)[0], plain.run(xv)[0], rtol=1e-4, atol=1e-5)

@@ -5,10 +5,12 @@
 packed by a new ``pack_conv2d_kernel`` node (constant folded). The blocks are
 those the dispatched config of the conv's workload was measured with
 (``conv2d_nchwc_blocks``), so a tuned model runs the layout it was tuned in.
-Then layouts propagate: an elementwise node whose tensor inputs are all
-unpacked from one blocked layout runs blocked too (as does pooling), and an unpack followed by a
-pack becomes one transform (or none), so a chain of convs with residual adds and
-activations stays blocked end to end. ``dense``/``matmul`` with a constant
+Then layouts propagate: an elementwise node whose tensor inputs are unpacked
+from one blocked layout (or are per-channel ``[N, C, 1, 1]`` operands, packed to
+it) runs blocked too, as do pooling, channel concatenation and a spatial mean;
+an unpack followed by a pack becomes one transform (or none), so a chain of
+convs with residual adds, activations, squeeze-and-excite scales and
+concatenated branches stays blocked end to end. ``dense``/``matmul`` with a constant
 weight become ``pack_dense_weight`` (folded) + ``dense_packed``.
 
 Both rewrites need operators the library may lack (``tecomp.schedules.conv2d_nchwc``,
@@ -106,15 +108,23 @@ def _unpacked_from(value: str, producers: dict[str, Node]) -> Optional[tuple[str
     return node.inputs[0], node.attrs["src_layout"]
 
 
+def _channel_operand(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
+    """Whether an operand of ``shape`` broadcasts against ``out_shape`` (NCHW) along the channels
+    only: ``[N or 1, C, 1, 1]``, a per-channel scale such as squeeze-and-excite's."""
+    return len(shape) == 4 and shape[1] == out_shape[1] and shape[0] in (1, out_shape[0]) and shape[2:] == (1, 1)
+
+
 def _propagate(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
     """An elementwise node reading a value unpacked from a blocked layout runs in that layout (its
-    other operands, of the same shape, packed to it), then its result is unpacked."""
+    other operands, of the same shape or per channel, packed to it), then its result is unpacked."""
     if ops.pattern(node.op) not in (ops.ELEMWISE, ops.BROADCAST) or node.kwinputs or len(node.outputs) != 1:
         return None
     out_type = rw.types[node.outputs[0]]
-    if node.op == "batch_norm_inference" or any(rw.types[v] != out_type for v in node.inputs):
+    if node.op == "batch_norm_inference" or len(out_type.shape) != 4 or any(
+            rw.types[v] != out_type and not _channel_operand(rw.types[v].shape, out_type.shape)
+            for v in node.inputs):
         return None
-    sources = [_unpacked_from(v, producers) for v in node.inputs]
+    sources = [_unpacked_from(v, producers) if rw.types[v] == out_type else None for v in node.inputs]
     layout = next((s[1] for s in sources if s is not None), None)
     if layout is None:
         return None
@@ -129,11 +139,35 @@ def _propagate(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional
         producers[packed] = pack
         new.append(pack)
         blocked_inputs.append(packed)
-    blocked, yb = _emit(rw, node.op, blocked_inputs, hint, node.attrs)
+    return new + _run_blocked(node, rw, blocked_inputs, layout, node.attrs)
+
+
+def _run_blocked(node: Node, rw: Rewriter, blocked_inputs: list[str], layout: str, attrs: dict) -> list[Node]:
+    """``node`` on blocked inputs, then its result unpacked under the node's output name."""
+    hint = node.name or node.outputs[0]
+    blocked, yb = _emit(rw, node.op, blocked_inputs, hint, attrs)
     blocked.name = node.name
     unpack, _ = _emit(rw, "layout_transform", [yb], hint, {"src_layout": layout, "dst_layout": NCHW},
                       output=node.outputs[0])
-    return new + [blocked, unpack]
+    return [blocked, unpack]
+
+
+def _propagate_channels(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
+    """A concatenation along the channels of values unpacked from one blocked layout, or a mean
+    over the spatial axes (global pooling written as ReduceMean) of one, runs in that layout."""
+    if node.kwinputs or len(node.outputs) != 1 or len(rw.types[node.outputs[0]].shape) != 4:
+        return None
+    if node.op == "concatenate" and node.attrs.get("axis") in (1, -3):
+        attrs = {**node.attrs, "axis": 1}
+    elif node.op == "mean" and len(node.inputs) == 1 and node.attrs.get("keepdims") \
+            and sorted(a % 4 for a in node.attrs.get("axis") or ()) == [2, 3]:
+        attrs = {**node.attrs, "axis": [2, 3]}
+    else:
+        return None
+    sources = [_unpacked_from(v, producers) for v in node.inputs]
+    if any(s is None for s in sources) or len({s[1] for s in sources}) != 1:
+        return None
+    return _run_blocked(node, rw, [s[0] for s in sources], sources[0][1], attrs)
 
 
 _POOLS = ("max_pool2d", "avg_pool2d", "global_avg_pool2d")
@@ -146,12 +180,7 @@ def _propagate_pool(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Opt
     source = _unpacked_from(node.inputs[0], producers)
     if source is None:
         return None
-    hint = node.name or node.outputs[0]
-    pooled, yb = _emit(rw, node.op, [source[0]], hint, {**node.attrs, "layout": source[1]})
-    pooled.name = node.name
-    unpack, _ = _emit(rw, "layout_transform", [yb], hint, {"src_layout": source[1], "dst_layout": NCHW},
-                      output=node.outputs[0])
-    return [pooled, unpack]
+    return _run_blocked(node, rw, [source[0]], source[1], {**node.attrs, "layout": source[1]})
 
 
 def _cancel(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
@@ -182,7 +211,7 @@ def alter_conv_layout(graph: Graph, params: Optional[dict[str, np.ndarray]]) -> 
             pending = _blocked_conv(original, rw, nchwc, producers)
         for node in pending or [original]:
             replacement = (_propagate(node, rw, producers) or _propagate_pool(node, rw, producers)
-                           or _cancel(node, rw, producers) or [node])
+                           or _propagate_channels(node, rw, producers) or _cancel(node, rw, producers) or [node])
             for n in replacement:
                 producers.update({v: n for v in n.outputs})
             nodes.extend(replacement)
