@@ -85,34 +85,27 @@ def _tokens() -> dict[str, np.ndarray]:
     return {"input_ids": _rng().integers(0, VOCAB, (1, SEQ)).astype("int64"), "attention_mask": mask}
 
 
-def _select(module: Any, pick: Callable[[Any], Any]) -> Any:
-    """``module`` wrapped so that forward(*inputs) returns ``pick(module(*inputs))``."""
+def _wrap(module: Any, pick: Callable[[Any], Any], names: list[str] | None = None, **fixed: Any) -> Any:
+    """``module`` wrapped so that forward(*inputs) returns ``pick`` of its output; with ``names``,
+    the inputs are passed by those keywords (Hugging Face models), with ``fixed`` keywords added."""
     import torch
 
-    class Select(torch.nn.Module):
+    class Wrapped(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.inner = module
 
         def forward(self, *inputs: Any) -> Any:
-            return pick(self.inner(*inputs))
+            if names is None:
+                return pick(self.inner(*inputs, **fixed))
+            return pick(self.inner(**dict(zip(names, inputs)), **fixed))
 
-    return Select()
+    return Wrapped()
 
 
-def _keywords(module: Any, names: list[str], **fixed: Any) -> Any:
-    """A Hugging Face model called with its inputs by keyword; returns ``last_hidden_state``."""
-    import torch
-
-    class Keywords(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = module
-
-        def forward(self, *inputs: Any) -> Any:
-            return self.inner(**dict(zip(names, inputs)), **fixed).last_hidden_state
-
-    return Keywords()
+def _hidden(module: Any, names: list[str], **fixed: Any) -> Any:
+    """A Hugging Face model taking ``names`` positionally and returning ``last_hidden_state``."""
+    return _wrap(module, lambda out: out.last_hidden_state, names, **fixed)
 
 
 def _torchvision(factory: str, size: int = 224, zero_fc_bias: bool = False,
@@ -131,7 +124,7 @@ def _torchvision(factory: str, size: int = 224, zero_fc_bias: bool = False,
 def _lraspp() -> tuple[Any, dict]:
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
     net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
-    return _select(net, lambda out: out["out"]), _image(224)
+    return _wrap(net, lambda out: out["out"]), _image(224)
 
 
 def _timm(name: str) -> Callable[[], tuple[Any, dict]]:
@@ -174,27 +167,27 @@ def _bert() -> tuple[Any, dict]:
     from transformers import BertConfig, BertModel
     config = BertConfig(vocab_size=VOCAB, hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=512, max_position_embeddings=128)
-    return _keywords(BertModel(config), ["input_ids", "attention_mask"]), _tokens()
+    return _hidden(BertModel(config), ["input_ids", "attention_mask"]), _tokens()
 
 
 def _gpt2() -> tuple[Any, dict]:
     from transformers import GPT2Config, GPT2Model
     config = GPT2Config(vocab_size=VOCAB, n_positions=128, n_embd=128, n_layer=2, n_head=2,
                         bos_token_id=VOCAB - 1, eos_token_id=VOCAB - 1)
-    return _keywords(GPT2Model(config), ["input_ids", "attention_mask"], use_cache=False), _tokens()
+    return _hidden(GPT2Model(config), ["input_ids", "attention_mask"], use_cache=False), _tokens()
 
 
 def _distilbert() -> tuple[Any, dict]:
     from transformers import DistilBertConfig, DistilBertModel
     config = DistilBertConfig(vocab_size=VOCAB, dim=128, n_layers=2, n_heads=2, hidden_dim=512,
                               max_position_embeddings=128)
-    return _keywords(DistilBertModel(config), ["input_ids", "attention_mask"]), _tokens()
+    return _hidden(DistilBertModel(config), ["input_ids", "attention_mask"]), _tokens()
 
 
 def _t5_encoder() -> tuple[Any, dict]:
     from transformers import T5Config, T5EncoderModel
     config = T5Config(vocab_size=VOCAB, d_model=128, d_kv=32, d_ff=512, num_layers=2, num_heads=4)
-    return _keywords(T5EncoderModel(config), ["input_ids", "attention_mask"]), _tokens()
+    return _hidden(T5EncoderModel(config), ["input_ids", "attention_mask"]), _tokens()
 
 
 def _whisper_encoder() -> tuple[Any, dict]:
@@ -203,7 +196,7 @@ def _whisper_encoder() -> tuple[Any, dict]:
     config = WhisperConfig(num_mel_bins=80, d_model=128, encoder_layers=2, encoder_attention_heads=2,
                            encoder_ffn_dim=512, max_source_positions=100)
     features = _rng().standard_normal((1, 80, 200)).astype("float32")  # 2 x max_source_positions frames
-    return _keywords(WhisperEncoder(config), ["input_features"]), {"input_features": features}
+    return _hidden(WhisperEncoder(config), ["input_features"]), {"input_features": features}
 
 
 def _wav2vec2() -> tuple[Any, dict]:
@@ -215,7 +208,7 @@ def _wav2vec2() -> tuple[Any, dict]:
     mask = np.ones((1, samples), "int64")
     mask[:, samples - 1000:] = 0
     audio = (0.1 * _rng().standard_normal((1, samples))).astype("float32")
-    return (_keywords(Wav2Vec2Model(config), ["input_values", "attention_mask"]),
+    return (_hidden(Wav2Vec2Model(config), ["input_values", "attention_mask"]),
             {"input_values": audio, "attention_mask": mask})
 
 
@@ -227,7 +220,7 @@ def _recurrent(kind: str) -> Callable[[], tuple[Any, dict]]:
         else:
             net = nn.GRU(input_size=64, hidden_size=96, num_layers=1, batch_first=True, bidirectional=True)
         x = _rng().standard_normal((1, 50, 64)).astype("float32")
-        return _select(net, lambda out: out[0]), {"x": x}
+        return _wrap(net, lambda out: out[0]), {"x": x}
     return build
 
 
