@@ -324,7 +324,7 @@ def details(exc: BaseException) -> list[str]:
     return [f"{op}: {why} ({len(names)} node(s), e.g. {names[0]!r})" for (op, why), names in seen.items()]
 
 
-def ort_runner(session: Any, inputs: dict[str, np.ndarray]) -> tuple[Callable[[], None], list[np.ndarray]]:
+def ort_runner(session: Any, inputs: dict[str, np.ndarray]) -> tuple[Callable[[], object], list[np.ndarray]]:
     """A call running ``session`` into preallocated outputs (IO binding), and those outputs.
     The binding holds raw pointers: the call keeps the inputs and outputs alive."""
     outs = [np.empty_like(o) for o in session.run(None, inputs)]
@@ -334,9 +334,11 @@ def ort_runner(session: Any, inputs: dict[str, np.ndarray]) -> tuple[Callable[[]
     for spec, out in zip(session.get_outputs(), outs):
         binding.bind_output(spec.name, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
 
-    def call() -> None:
+    bound = (outs, inputs)  # what the binding points into lives as long as the call
+
+    def call() -> list[np.ndarray]:
         session.run_with_iobinding(binding)
-        assert outs and inputs  # what the binding points into lives as long as this call
+        return bound[0]
 
     return call, outs
 
