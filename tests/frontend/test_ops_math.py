@@ -235,6 +235,9 @@ EINSUMS = [
     ("ijk", [(3, 4, 5)]),
     ("ij,jk", [(3, 4), (4, 5)]),
     ("...d,de->...e", [(2, 3, 7), (7, 5)]),                # a projection
+    ("ibnd,jbnd->bijn", [(5, 2, 3, 4), (6, 2, 3, 4)]),     # Transformer-XL: batch letters inside
+    ("bn,anm,bm->ba", [(2, 3), (4, 3, 5), (2, 5)]),        # a bilinear form
+    ("ii", [(5, 5)]),                                      # trace
 ]
 
 
