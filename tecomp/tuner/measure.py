@@ -635,17 +635,28 @@ def _check_outputs(params: Sequence[Any], args: list[np.ndarray], reference: dic
 
 class _RunHandler:
     """Times candidates inside the runner worker: a CPU library on the CPU, a CUDA library on
-    GPU 0 (arguments copied to the device; CUDA-event timing)."""
+    GPU 0 (arguments copied to the device; CUDA-event timing). A job naming a ``task`` asks
+    for the reference outputs of ``check_correctness`` instead."""
 
     def __init__(self) -> None:
         from ..runtime import cpu, cuda, load_module, nd
+        from .space import ConfigEntity
 
         self._load, self._devices, self._nd = load_module, {"cpu": cpu(0), "cuda": cuda(0)}, nd
+        self._config_from_json = ConfigEntity.from_json_dict
+        self._tasks = _Tasks()
 
     def _placed(self, arrays: list[np.ndarray], dev: Any) -> list[Any]:
         return [self._nd.array(a, dev) for a in arrays] if dev.kind == "cuda" else arrays
 
     def __call__(self, job: dict) -> dict:
+        if "task" in job:
+            task = self._tasks.get(job["task"])
+            config = self._config_from_json(task.config_space, job["config"])
+            return reference_outputs(task, config, job["seed"], job["target"])
+        if job.get("reference_error"):
+            return {"error_no": MeasureErrorNo.INSTANTIATION_ERROR,
+                    "error_msg": f"no reference outputs to check it against: {job['reference_error']}"}
         module = self._load(job["filename"])
         func = module.get_function(module.entry_name)
         dev = self._devices[module.device_kind]
@@ -669,7 +680,8 @@ def reference_outputs(task: Any, config: Any, seed: int = _INPUT_SEED,
                       target: Any = None) -> dict[int, np.ndarray]:
     """Outputs of ``task``'s default schedule (no config applied) on the seeded random inputs.
 
-    Built and run in this process: the default schedule is the plain loop nest
+    Built and run in the calling process (``LocalRunner`` calls it in its worker, as the
+    template is instantiated at ``config`` to get the tensors): the default schedule is the plain loop nest
     of the compute definition, the trusted reference for ``check_correctness``.
     ``target``: what to build it for, by default the task's own.
     """
@@ -714,25 +726,40 @@ class LocalRunner:
         self._pool: Optional[WorkerPool] = None
         self._references: dict = {}
 
-    def _reference(self, inp: MeasureInput) -> Optional[dict]:
+    def _reference(self, inp: MeasureInput) -> tuple[Optional[dict], str]:
+        """The task's reference outputs (None without check_correctness), or why there are none.
+
+        Computed in the runner's worker process from the template at this candidate's config;
+        a failure there (a crash, a hang) is this candidate's error, and the next candidate
+        tries again."""
         if not self.check_correctness:
-            return None
+            return None, ""
         key = (inp.task.key, str(inp.task.target))
         if key not in self._references:
             # a cuda task's default (unbound) schedule cannot be lowered for a GPU: the host computes it
-            target = self._reference_target or ("llvm" if inp.task.target.kind == "cuda" else None)
-            self._references[key] = reference_outputs(inp.task, inp.config, target=target)
-        return self._references[key]
+            target = self._reference_target or ("llvm" if inp.task.target.kind == "cuda" else str(inp.task.target))
+            job = {"task": task_spec(inp.task), "config": inp.config.to_json_dict(), "seed": _INPUT_SEED,
+                   "target": target}
+            outcome = self._worker_pool().run([job], self.timeout)[0]
+            if outcome.kind != "ok":
+                why = f"took longer than {self.timeout} s" if outcome.kind == "timeout" else outcome.value
+                return None, f"computing them failed: {why}"
+            self._references[key] = outcome.value
+        return self._references[key], ""
 
     def _job(self, inp: MeasureInput, built: BuildResult) -> dict:
+        reference, reference_error = self._reference(inp)
         return {"filename": built.filename, "seed": _INPUT_SEED, "number": self.number,
                 "repeat": self.repeat, "min_repeat_ms": self.min_repeat_ms,
-                "reference": self._reference(inp)}
+                "reference": reference, "reference_error": reference_error}
+
+    def _worker_pool(self) -> WorkerPool:
+        if self._pool is None:
+            self._pool = WorkerPool("runner", 1, self.memory_limit)
+        return self._pool
 
     def run(self, inputs: Sequence[MeasureInput], build_results: Sequence[BuildResult]) -> list[MeasureResult]:
         """One MeasureResult per input; build errors pass through with their kind."""
-        if self._pool is None:
-            self._pool = WorkerPool("runner", 1, self.memory_limit)
         results = []
         for i, (inp, built) in enumerate(zip(inputs, build_results)):
             if built.error_no != MeasureErrorNo.NO_ERROR:
@@ -740,7 +767,7 @@ class LocalRunner:
                 continue
             if i and self.cooldown_interval:
                 time.sleep(self.cooldown_interval)
-            outcome = self._pool.run([self._job(inp, built)], self.timeout)[0]
+            outcome = self._worker_pool().run([self._job(inp, built)], self.timeout)[0]
             results.append(self._result(inp, built, outcome))
         return results
 

@@ -144,6 +144,50 @@ def test_memory_limit_settings(monkeypatch):
         LocalBuilder(memory_limit=1000)
 
 
+INSTANTIATED_HERE = []  # configs of tests/guarded_matmul instantiated in this (the tuner's) process
+
+
+@autotvm.template("tests/guarded_matmul")
+def guarded_matmul(n):
+    """A small matmul that notes each config it is instantiated at in INSTANTIATED_HERE (a
+    worker notes them in its own copy)."""
+    A = te.placeholder((n, 9), name="A")
+    B = te.placeholder((9, 12), name="B")
+    r = te.reduce_axis((0, 9), name="r")
+    C = te.compute((n, 12), lambda i, j: te.sum(A[i, r] * B[r, j], axis=r), name="C")
+    s = te.create_schedule(C.op)
+    cfg = autotvm.get_config()
+    cfg.define_split("tile", C.op.axis[1], num_outputs=2)
+    cfg.define_knob("vec", [0, 1])
+    xo, xi = cfg["tile"].apply(s, C, C.op.axis[1])
+    if cfg["vec"].val:
+        s[C].vectorize(xi)
+    if isinstance(cfg, autotvm.ConfigEntity):
+        INSTANTIATED_HERE.append(cfg.index)
+    return s, [A, B, C]
+
+
+def test_the_tuner_never_instantiates_a_template_itself(tmp_path):
+    """Features (of measured and of annealed configs), transfer from other tasks' records and
+    check_correctness's reference all instantiate the template in worker processes."""
+    db = tmp_path / "tune.db"
+    builder = LocalBuilder(timeout=20, n_parallel=2)
+    runner = autotvm.LocalRunner(number=1, timeout=20, check_correctness=True)
+    option = autotvm.measure_option(builder, runner)
+    try:
+        first = XGBTuner(autotvm.task.create("tests/guarded_matmul", (13,), "llvm"), plan_size=4, seed=0)
+        first.tune(8, option, callbacks=[log_to_db(db)])
+        second = XGBTuner(autotvm.task.create("tests/guarded_matmul", (7,), "llvm"), plan_size=4, seed=0)
+        second.tune(2, option, callbacks=[log_to_db(db)])
+    finally:
+        builder.close()
+        runner.close()
+    assert first.model.trained and len(first._features) > 8
+    assert second.transferred > 0
+    assert all(rec.error_no == 0 for rec in RecordDB(db).records())
+    assert INSTANTIATED_HERE == []
+
+
 # ------------------------------------------------------------------ workers die with the tuner
 
 _HANGING_SCRIPT = """
