@@ -303,3 +303,27 @@ def test_retry_errors_measures_error_records_again(tmp_path):
     with retrying_errors():
         assert measured() == everything
     db.close()
+
+
+def test_cli_tune_retry_errors_reaches_the_tuners(tmp_path, monkeypatch):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from tecomp.cli import main
+    from tecomp.tuner import tuner as tuner_module
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 7])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 7])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "relu.onnx")
+    seen = []
+
+    def fake_tune_model(*args, **kwargs):
+        seen.append(tuner_module._retry_errors.get())  # what every Tuner.tune in the run defaults to
+        return []
+
+    monkeypatch.setattr("tecomp.graph.tuning.tune_model", fake_tune_model)
+    common = ["tune", str(tmp_path / "relu.onnx"), "--records", str(tmp_path / "tune.db")]
+    assert main(common + ["--retry-errors"]) == 0
+    assert main(common) == 0
+    assert seen == [True, False]
