@@ -184,12 +184,13 @@ def schedule_each_output(outs: Any, schedule_output: Callable[[Schedule, Tensor]
 
 
 def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -> None:
-    """Fuse all axes of an elementwise stage, run chunks in parallel, vectorize the innermost part.
+    """Run the rows of an elementwise stage in parallel and vectorize along each row (its tail
+    peeled off by loop partitioning); with few rows or rows of under 8 elements, fuse all axes
+    into one loop, run chunks in parallel and vectorize the innermost part.
 
-    When the last dimension is not a multiple of ``vector_lanes`` a vector of the fused loop
-    would straddle two rows, whose reads (a transpose, a layout change) do not fold into one
-    vector access: then the rows run in parallel and each row is vectorized on its own, its
-    tail peeled off by loop partitioning.
+    Rows come first because a vector of the fused loop reads through the divisions and
+    remainders of every dimension, which fold into one vector access only for plain elementwise
+    reads, not for a concatenation, a transpose or a layout change.
     """
     stage = s[out]
     axes = list(stage.op.axis)
@@ -197,9 +198,11 @@ def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -
         return
     shape = [d.value if isinstance(d, IntImm) else None for d in out.shape]
     rows = math.prod(shape[:-1]) if None not in shape else 0
-    if len(axes) > 1 and rows >= MIN_PARALLEL_ROWS and shape[-1] >= 8 and shape[-1] % vector_lanes:
+    if len(axes) > 1 and rows >= MIN_PARALLEL_ROWS and shape[-1] >= 8:
+        width = shape[-1]
         stage.parallel(stage.fuse(*axes[:-1]) if len(axes) > 2 else axes[0])
-        _, inner = stage.split(axes[-1], factor=8 if shape[-1] % 8 == 0 else vector_lanes)
+        lanes = vector_lanes if width % vector_lanes == 0 or (width > vector_lanes and width % 8) else 8
+        _, inner = stage.split(axes[-1], factor=lanes)
         stage.vectorize(inner)
         return
     fused = stage.fuse(*axes) if len(axes) > 1 else axes[0]
