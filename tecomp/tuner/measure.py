@@ -25,7 +25,8 @@ worker runs under an address-space limit (``RLIMIT_AS``): ``memory_limit``
 bytes of the builder/runner, else ``TECOMP_WORKER_MEMORY``, else half the
 physical memory shared among the pool's workers (at least 2 GiB). A
 candidate that exceeds it fails with a MemoryError or kills its worker;
-either way it is a recorded error.
+either way it is a recorded error. A runner timing CUDA code lifts it (the
+CUDA driver reserves address space far beyond what it uses).
 
 **Templates travel by value.** A job carries the task's name, arguments and
 target and its template function serialized with cloudpickle; the worker
@@ -201,7 +202,10 @@ def _worker_main(role: str, fd: str, parent_pid: str, memory: str) -> None:
     if int(memory) > 0:
         import resource
 
-        resource.setrlimit(resource.RLIMIT_AS, (int(memory), int(memory)))
+        # the soft limit only, so that a runner timing CUDA code can lift it (see _RunHandler)
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        soft = int(memory) if hard == resource.RLIM_INFINITY else min(int(memory), hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     _serve(Connection(int(fd)), role)
 
 
@@ -241,6 +245,9 @@ class _Worker:
                 [sys.executable, "-c", _WORKER_CODE, json.dumps(sys.path), role, str(child_end.fileno()),
                  str(os.getpid()), str(memory or 0)],
                 pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL)
+        except BaseException:
+            parent_end.close()
+            raise
         finally:
             child_end.close()
         self.conn = Connection(parent_end.detach())
@@ -633,6 +640,13 @@ def _check_outputs(params: Sequence[Any], args: list[np.ndarray], reference: dic
     return None
 
 
+def _lift_memory_limit() -> None:
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+
+
 class _RunHandler:
     """Times candidates inside the runner worker: a CPU library on the CPU, a CUDA library on
     GPU 0 (arguments copied to the device; CUDA-event timing). A job naming a ``task`` asks
@@ -654,6 +668,8 @@ class _RunHandler:
             task = self._tasks.get(job["task"])
             config = self._config_from_json(task.config_space, job["config"])
             return reference_outputs(task, config, job["seed"], job["target"])
+        if job.get("device") == "cuda":
+            _lift_memory_limit()  # the CUDA driver reserves address space far beyond what it uses
         if job.get("reference_error"):
             return {"error_no": MeasureErrorNo.INSTANTIATION_ERROR,
                     "error_msg": f"no reference outputs to check it against: {job['reference_error']}"}
@@ -751,7 +767,8 @@ class LocalRunner:
         reference, reference_error = self._reference(inp)
         return {"filename": built.filename, "seed": _INPUT_SEED, "number": self.number,
                 "repeat": self.repeat, "min_repeat_ms": self.min_repeat_ms,
-                "reference": reference, "reference_error": reference_error}
+                "reference": reference, "reference_error": reference_error,
+                "device": str(inp.task.target).split()[0]}  # the target kind
 
     def _worker_pool(self) -> WorkerPool:
         if self._pool is None:

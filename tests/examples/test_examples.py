@@ -1,4 +1,5 @@
-"""The README's examples (the ONNX job, the tuning script), run as a user runs them (a short budget, records in a temp dir)."""
+"""The README's examples (the ONNX job, the tuning script), run as a user runs them (a short
+budget, records in a temp directory)."""
 
 from __future__ import annotations
 
