@@ -13,9 +13,10 @@ walk would score (``n_chains * n_iter``), every one of them is scored
 instead: exact, and no slower.
 
 The defaults are smaller than AutoTVM's (128 chains, 500 steps): scoring a
-new point means lowering it (about 10 ms), and on a 46k-point space 32
-chains found as good a top 64 as 64 chains while scoring half the points
-(about 2500 on the first call).
+new point means lowering it (about 10 ms, in a feature worker process;
+each step's new points are scored as one batch, spread over the workers),
+and on a 46k-point space 32 chains found as good a top 64 as 64 chains
+while scoring half the points (about 2500 on the first call).
 
 Must not: know about features, models or measurement; it sees only
 ``score_fn(indices) -> scores`` (higher is better; ``-inf`` marks a point
