@@ -266,3 +266,21 @@ def test_squeeze_excite_and_concatenated_branches_stay_blocked():
     plain = tecomp.graph.build(graph, "llvm", n.values, optimize=False, fuse_ops=False)
     xv = models.random_inputs(graph, seed=6)["x"]
     np.testing.assert_allclose(module.run(xv)[0], plain.run(xv)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_concatenated_branches_of_different_blocks_meet_in_their_common_block():
+    n = models.Net(13)
+    x = n.input("x", (1, 8, 7, 7))
+    wide = n.op("relu", n.op("conv2d_nchw", x, n.weight("w", (32, 8, 1, 1))))     # block 32
+    narrow = n.op("relu", n.op("conv2d_nchw", x, n.weight("v", (24, 8, 3, 3)), padding=1))  # block 24 or 8
+    joined = n.op("concatenate", wide, narrow, axis=1)
+    out = n.op("max_pool2d", joined, kernel=3, strides=1, padding=1)
+    graph = n.graph(out)
+    optimized, _ = tecomp.graph.passes.optimize(graph, None, LLVM)
+    (concat,) = [node for node in optimized.nodes if node.op == "concatenate"]
+    assert len(optimized.types[concat.outputs[0]].shape) == 5  # blocked, and so is the pool after it
+    assert [node.attrs.get("layout") for node in optimized.nodes if node.op == "max_pool2d"][0] != "NCHW"
+    module = tecomp.graph.build(graph, "llvm", n.values)
+    plain = tecomp.graph.build(graph, "llvm", n.values, optimize=False, fuse_ops=False)
+    xv = models.random_inputs(graph, seed=8)["x"]
+    np.testing.assert_allclose(module.run(xv)[0], plain.run(xv)[0], rtol=1e-4, atol=1e-5)

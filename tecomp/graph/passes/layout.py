@@ -20,6 +20,7 @@ Both rewrites need operators the library may lack (``tecomp.schedules.conv2d_nch
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -153,8 +154,9 @@ def _run_blocked(node: Node, rw: Rewriter, blocked_inputs: list[str], layout: st
 
 
 def _propagate_channels(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
-    """A concatenation along the channels of values unpacked from one blocked layout, or a mean
-    over the spatial axes (global pooling written as ReduceMean) of one, runs in that layout."""
+    """A concatenation along the channels of values unpacked from blocked layouts (repacked to
+    their common block where they differ), or a mean over the spatial axes (global pooling
+    written as ReduceMean) of one, runs blocked."""
     if node.kwinputs or len(node.outputs) != 1 or len(rw.types[node.outputs[0]].shape) != 4:
         return None
     if node.op == "concatenate" and node.attrs.get("axis") in (1, -3):
@@ -165,9 +167,18 @@ def _propagate_channels(node: Node, rw: Rewriter, producers: dict[str, Node]) ->
     else:
         return None
     sources = [_unpacked_from(v, producers) for v in node.inputs]
-    if any(s is None for s in sources) or len({s[1] for s in sources}) != 1:
+    if any(s is None for s in sources):
         return None
-    return _run_blocked(node, rw, [s[0] for s in sources], sources[0][1], attrs)
+    block = math.gcd(*(_block(layout) for _, layout in sources))  # branches blocked alike, or repacked
+    layout = f"NCHW{block}c"
+    new, blocked_inputs = [], []
+    for value, (source, source_layout) in zip(node.inputs, sources):
+        if source_layout != layout:
+            repack, source = _emit(rw, "layout_transform", [source], node.name or node.outputs[0],
+                                   {"src_layout": source_layout, "dst_layout": layout})
+            new.append(repack)
+        blocked_inputs.append(source)
+    return new + _run_blocked(node, rw, blocked_inputs, layout, attrs)
 
 
 _POOLS = ("max_pool2d", "avg_pool2d", "global_avg_pool2d")
