@@ -67,6 +67,18 @@ def test_power(check, rng):
     check(schedule_injective([C, D]), [A, B, C, D], [a, b], [a ** b, a ** 2], rtol=1e-4)
 
 
+@pytest.mark.parametrize("exponent", [2.0, 3.0, 4.0, 1.5])
+def test_small_integer_powers_multiply(check, rng, exponent):
+    A = te.placeholder((7, 13), name="A")
+    out = E.power(A, exponent)
+    s = schedule_injective(out)
+    assert ("pow(" in str(tecomp.lower(s, [A, out], simple_mode=True))) == (exponent == 1.5)
+    a = rng.uniform(-2, 2, (7, 13)).astype("float32")
+    if exponent == 1.5:
+        a = np.abs(a)
+    check(s, [A, out], [a], a ** np.float32(exponent), rtol=1e-5)
+
+
 UNARY = [
     (E.relu, lambda x: np.maximum(x, 0)),
     (E.sigmoid, lambda x: 1 / (1 + np.exp(-x))),
