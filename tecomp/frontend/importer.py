@@ -2,7 +2,9 @@
 
 Owns the model walk: the opset check (opsets 7 to 12 are first upgraded to 13
 with ``onnx.version_converter``), the report of every unsupported node at
-once, graph inputs with static shapes (``shape=`` fills symbolic dimensions),
+once (after ``masked_assign`` has rewritten PyTorch's ``x[mask] = value`` without NonZero
+and dropped the nodes that only computed its indices and updates), graph inputs with static
+shapes (``shape=`` fills symbolic dimensions),
 graph inputs frozen into import-time constants (``freeze=``: inputs that act
 as shapes, axes, pads), initializers, and the environment mapping each ONNX value to a ``Value``: a
 typed graph value, an import-time constant (numpy), or both once a constant is
@@ -30,7 +32,7 @@ from onnx import numpy_helper
 from ..error import GraphError, TecompError
 from ..graph.ir import Graph, Node, TensorType
 from . import fold
-from .registry import DEFAULT_DOMAINS, MIN_OPSET, OLDEST_UPGRADED, find, max_opset
+from .registry import DEFAULT_DOMAINS, MIN_OPSET, OLDEST_UPGRADED, max_opset
 
 _ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.FLOAT16: "float16",
@@ -211,6 +213,9 @@ class Importer:
         self.reserved = self._onnx_names()
         self._initializers = {t.name: t for t in self.graph.initializer}
         self._counter = 0
+        from .masked_assign import plan  # here: it imports common, which imports this module
+
+        self.rewrite = plan(self.graph)  # x[mask] = value without NonZero; the nodes it makes dead are dropped
 
     # ------------------------------------------------------------------ model level
 
@@ -236,7 +241,8 @@ class Importer:
         self._check_supported()
         self._read_inputs()
         for index, node in enumerate(self.graph.node):
-            self._convert(index, node)
+            if index not in self.rewrite.dropped:
+                self._convert(index, node)
         outputs = []
         for out in self.graph.output:
             value = self.lookup(out.name, f"graph output {out.name!r}")
@@ -248,8 +254,8 @@ class Importer:
     def _check_supported(self) -> None:
         bad = []
         for index, node in enumerate(self.graph.node):
-            conv, _, why = find(node.op_type, node.domain, self.opset)
-            if conv is None:
+            conv, _, why = self.rewrite.find(index, node, self.opset)
+            if conv is None and index not in self.rewrite.dropped:
                 bad.append((node.op_type if node.domain in DEFAULT_DOMAINS else f"{node.domain}.{node.op_type}",
                             node.name or f"#{index}", why))
         if bad:
@@ -402,7 +408,7 @@ class Importer:
         return name
 
     def _convert(self, index: int, node: onnx.NodeProto) -> None:
-        conv, version, _ = find(node.op_type, node.domain, self.opset)
+        conv, version, _ = self.rewrite.find(index, node, self.opset)
         ctx = NodeContext(self, node, index, version)
         first_new = len(self.nodes)
         try:
