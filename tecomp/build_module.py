@@ -31,13 +31,17 @@ def resolve_target(target: Union[str, Target, None]) -> Target:
 
 def build(inputs: Union[Schedule, IRModule, PrimFunc], args: Optional[Sequence[Any]] = None,
           target: Union[str, Target, None] = None, name: str = "main",
-          target_host: Union[str, Target, None] = None) -> Any:
+          target_host: Union[str, Target, None] = None, bound_check: bool = False) -> Any:
     """Compile a schedule (with its argument tensors), a lowered IRModule or a PrimFunc.
 
     Returns a runtime Module: call it with arrays, ``get_source("ll")``,
-    ``time_evaluator``, ``export_library``.
+    ``time_evaluator``, ``export_library``. ``bound_check=True`` (llvm target): every buffer
+    access checks its index, and one out of bounds raises
+    ``tecomp.runtime.OutOfBoundsError`` naming the buffer, the index and the extent.
     """
     tgt = resolve_target(target)
+    if bound_check and tgt.kind != "llvm":
+        raise BuildError(f"bound_check=True is supported for the llvm target only, not {tgt}")
     if isinstance(inputs, Schedule):
         if args is None:
             raise BuildError("build(schedule, args): give the argument tensors, e.g. [A, B, C]")
@@ -50,7 +54,7 @@ def build(inputs: Union[Schedule, IRModule, PrimFunc], args: Optional[Sequence[A
         raise BuildError(f"build expects a schedule, an IRModule or a PrimFunc, got {type(inputs).__name__}")
     if tgt.kind == "llvm":
         from .codegen import build_llvm
-        return build_llvm(funcs, tgt)
+        return build_llvm(funcs, tgt, bound_check)
     if tgt.kind == "cuda":
         from .codegen import build_cuda
         return build_cuda(funcs, tgt)

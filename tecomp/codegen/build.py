@@ -154,11 +154,12 @@ class CompiledLibrary:
     tempdir: Any = None
 
 
-def generate_ir(funcs: Sequence[PrimFunc], target: Target) -> str:
-    """Unoptimized LLVM IR text of ``funcs`` plus the metadata function."""
+def generate_ir(funcs: Sequence[PrimFunc], target: Target, bound_check: bool = False) -> str:
+    """Unoptimized LLVM IR text of ``funcs`` plus the metadata function (``bound_check``: every
+    buffer access checks its index)."""
     tm = target_machine(target)
     meta = metadata_json(funcs, target)
-    emitter = ModuleEmitter(tm.triple, str(tm.target_data), cpu_and_features(target)[1])
+    emitter = ModuleEmitter(tm.triple, str(tm.target_data), cpu_and_features(target)[1], bound_check)
     for func in funcs:
         emitter.add_primfunc(func)
     emitter.add_metadata(meta)
@@ -211,15 +212,17 @@ def _emit_asm(tm: llvm.TargetMachine, optimized_ir: str) -> str:
     return tm.emit_assembly(llvm.parse_assembly(optimized_ir))
 
 
-def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = None) -> CompiledLibrary:
-    """Compile ``funcs`` for an llvm target into a shared object in a fresh temp directory."""
+def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = None,
+                 bound_check: bool = False) -> CompiledLibrary:
+    """Compile ``funcs`` for an llvm target into a shared object in a fresh temp directory
+    (``bound_check``: every buffer access checks its index)."""
     target = Target(target) if target is not None else (Target.current() or Target.host())
     funcs = list(funcs)
     if not funcs:
         raise BuildError("nothing to build: the list of functions is empty")
     tm = target_machine(target)
     t0 = time.perf_counter()
-    text = generate_ir(funcs, target)
+    text = generate_ir(funcs, target, bound_check)
     t1 = time.perf_counter()
     mod = _parse_and_verify(text, funcs)
     t2 = time.perf_counter()
@@ -237,7 +240,8 @@ def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = N
     return CompiledLibrary(str(so_path), sources, [f.name for f in funcs], timings, tmp)
 
 
-def build_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = None) -> Any:
+def build_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = None,
+               bound_check: bool = False) -> Any:
     """Compile ``funcs`` and load them as a ``tecomp.runtime.module.Module``.
 
     The module gets ``sources`` (``ll``, ``ll-unopt``, and ``asm`` as a
@@ -245,7 +249,7 @@ def build_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = Non
     temp directory of its .so, which goes away with the module.
     """
     from ..runtime.module import load_module
-    lib = compile_llvm(funcs, target)
+    lib = compile_llvm(funcs, target, bound_check)
     module = load_module(lib.so_path, owner=lib.tempdir)
     module.sources = lib.sources
     return module

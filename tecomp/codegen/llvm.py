@@ -24,6 +24,7 @@ from ..tir import expr as E
 from ..tir import stmt as S
 from ..tir.buffer import Buffer
 from ..tir.op import convert
+from . import llvm_checks as checks
 from . import llvm_ops as ops
 from .common import const_product as _const_product
 from .common import contiguous_base as _contiguous_base
@@ -44,8 +45,9 @@ _CMP = {E.EQ: "==", E.NE: "!=", E.LT: "<", E.LE: "<=", E.GT: ">", E.GE: ">="}
 class ModuleEmitter:
     """Builds one ``ir.Module`` holding any number of PrimFuncs."""
 
-    def __init__(self, triple: str = "", data_layout: str = "", features: str = ""):
+    def __init__(self, triple: str = "", data_layout: str = "", features: str = "", bound_check: bool = False):
         self.module = ir.Module(name="tecomp")
+        self.bound_check = bound_check  # every buffer access checks its index (llvm_checks)
         self.vector_math = VectorMath(features)
         self.module.triple = triple
         self.module.data_layout = data_layout
@@ -73,7 +75,7 @@ class ModuleEmitter:
             raise BuildError(f"function {func.name}: cannot generate LLVM IR: {exc}") from exc
         impl.builder.ret_void()
         entry.call(impl.function, impl_args)
-        entry.ret(ir.Constant(ops.I32, 0))
+        entry.ret(checks.entry_result(self, entry))
 
     def _open_entry(self, func: S.PrimFunc) -> tuple:
         """Start the exported function; return its builder and the impl's argument values."""
@@ -256,6 +258,7 @@ class FunctionEmitter:
         for extent in map(convert, buf.shape):
             nbytes = self.builder.mul(nbytes, self.typed(extent, "int64"))
         ptr = self.heap_alloc(nbytes)
+        checks.check_allocation(self, ptr, nbytes, buf)
         with self.bound(buf.data, ptr):
             self.stmt(s.body)
         free = ops.declare(self.mod.module, "free", ir.FunctionType(ops.VOID, [ops.PTR]))
@@ -280,6 +283,7 @@ class FunctionEmitter:
 
     def _s_BufferStore(self, s: S.BufferStore) -> None:
         buf, index = s.buffer, self.flat_index(s.buffer, s.indices)
+        checks.check_access(self, buf, index, "store")
         lanes = dt.lanes(index.dtype)
         value = self.expr(s.value)
         if lanes > 1 and dt.lanes(s.value.dtype) == 1:
@@ -315,6 +319,7 @@ class FunctionEmitter:
 
     def _e_BufferLoad(self, e: E.BufferLoad) -> ir.Value:
         buf, index = e.buffer, self.flat_index(e.buffer, e.indices)
+        checks.check_access(self, buf, index, "load")
         lanes = dt.lanes(index.dtype)
         base, align = self.buffer_ptr(buf), ops.byte_size(buf.dtype)
         elem = ops.llvm_type(buf.dtype, in_memory=True)

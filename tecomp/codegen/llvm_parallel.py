@@ -42,6 +42,9 @@ class _UsedVars(Visitor):
 
     def _buffer_node(self, node) -> None:
         self.found.setdefault(node.buffer.data, None)
+        for extent in node.buffer.shape:  # read by bound checks (llvm_checks)
+            if isinstance(extent, E.PrimExpr):
+                self.visit(extent)
         self.generic(node)
 
     visit_BufferLoad = visit_BufferStore = visit_Allocate = _buffer_node

@@ -7,11 +7,12 @@ its total size, so code generators see a single index per access.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..tir import op as _op
 from ..tir.buffer import Buffer
-from ..tir.expr import BufferLoad, PrimExpr
+from ..tir.expr import BufferLoad, IntImm, PrimExpr
 from ..tir.functor import Mutator
 from ..tir.stmt import Allocate, BufferStore, Stmt
 
@@ -36,7 +37,11 @@ class _Flatten(Mutator):
 
     def visit_Allocate(self, node: Allocate) -> Any:
         size: PrimExpr = _op.const(1, "int32")
-        if node.buffer.strides:
+        extents = [int(e) for e in node.buffer.shape if isinstance(e, IntImm)]
+        if not node.buffer.strides and len(extents) == len(node.buffer.shape):
+            count = math.prod(extents)  # in Python: an int32 product would wrap for a huge buffer
+            size = _op.const(count, "int32" if count < 2**31 else "int64")
+        elif node.buffer.strides:
             size = _op.mul(node.buffer.strides[0], node.buffer.shape[0])
         else:
             for extent in node.buffer.shape:

@@ -10,11 +10,12 @@ from . import nd
 from .device import Device, cpu, cuda, device
 from .module import Module, load_module
 from .ndarray import NDArray, array, empty
-from .packed_func import PackedFunc
+from .packed_func import AllocationError, KernelError, OutOfBoundsError, PackedFunc
 from .profiling import ProfileResult
 from .threads import get_num_threads, set_num_threads
 
 __all__ = [
     "Device", "cpu", "cuda", "device", "nd", "NDArray", "array", "empty",
     "Module", "load_module", "PackedFunc", "ProfileResult", "set_num_threads", "get_num_threads",
+    "KernelError", "AllocationError", "OutOfBoundsError",
 ]

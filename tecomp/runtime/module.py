@@ -27,7 +27,7 @@ from typing import Any, Callable
 from ..error import TecompError
 from .device import Device
 from .metadata import parse_metadata
-from .packed_func import PackedFunc
+from .packed_func import PackedFunc, error_message_reader
 from .profiling import ProfileResult, time_evaluator
 
 _ELF_MAGIC = b"\x7fELF"
@@ -236,9 +236,10 @@ def load_module(path: str | os.PathLike, owner: object = None) -> Module:
             module.sources["cuda"] = source
         return module
     functions = []
+    error_message = error_message_reader(lib)
     for info in infos:
         try:
-            functions.append(PackedFunc(info, lib[info.name]))
+            functions.append(PackedFunc(info, lib[info.name], error_message))
         except AttributeError:
             raise TecompError(f"{path}: metadata lists function {info.name!r}, "
                               f"but the library does not export it") from None

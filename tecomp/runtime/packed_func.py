@@ -7,7 +7,10 @@ nonzero return is an error. Every call is checked against the function's
 metadata first (arity, array type, device, contiguity, writability, dtype,
 rank, constant extents, consistent size vars), so a bad call raises
 ``ArgumentError`` and never reaches machine code. Calls go through ctypes,
-which releases the GIL. This module must not import the compiler.
+which releases the GIL. A nonzero return is raised as a :class:`KernelError`
+(:class:`AllocationError`, :class:`OutOfBoundsError`) with the message the
+library's ``__tecomp_error_message`` holds (the code generator's checks,
+:mod:`tecomp.codegen.llvm_checks`). This module must not import the compiler.
 """
 
 from __future__ import annotations
@@ -25,17 +28,55 @@ from .threads import ensure_thread_config
 
 _INT32_MAX = 2**31 - 1
 
+# Codes a compiled function returns (and its ``__tecomp_error_message`` describes).
+ERROR_ALLOCATION = 1
+ERROR_OUT_OF_BOUNDS = 2
+
+
+class KernelError(TecompError):
+    """A compiled function stopped with an error; its outputs are unspecified."""
+
+
+class AllocationError(KernelError):
+    """A compiled function could not allocate an intermediate buffer (names it and the size)."""
+
+
+class OutOfBoundsError(KernelError):
+    """A function built with ``bound_check=True`` accessed a buffer out of bounds (names the
+    buffer, the flat index and the number of elements)."""
+
+
+_ERRORS = {ERROR_ALLOCATION: AllocationError, ERROR_OUT_OF_BOUNDS: OutOfBoundsError}
+
+
+def error_message_reader(lib: Any) -> Any:
+    """A function returning the text of the library's last error (None for a library without one)."""
+    try:
+        getter = lib["__tecomp_error_message"]
+    except AttributeError:
+        return lambda: None
+    getter.argtypes = []
+    getter.restype = ctypes.c_char_p
+    return lambda: (getter() or b"").decode("utf-8", "replace") or None
+
+
+def kernel_error(name: str, code: int, message: str | None) -> KernelError:
+    """The error raised for return ``code`` of function ``name``."""
+    what = message or f"the compiled function returned error code {code}"
+    return _ERRORS.get(code, KernelError)(f"{name} failed: {what}")
+
 
 class PackedFunc:
     """A callable compiled function: ``f(*arrays)`` with NDArrays or C-contiguous numpy arrays."""
 
-    def __init__(self, info: FunctionInfo, cfunc: Any) -> None:
+    def __init__(self, info: FunctionInfo, cfunc: Any, error_message: Any = None) -> None:
         if cfunc is not None:  # None for device functions, which launch their own way (cuda_module)
             cfunc.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)]
             cfunc.restype = ctypes.c_int32
         self.name = info.name
         self.info = info
         self._cfunc = cfunc
+        self._error_message = error_message or (lambda: None)
         self._ptr_array = ctypes.c_void_p * max(1, len(info.params))
         self._size_array = ctypes.c_int64 * max(1, len(info.size_vars))
         sv_index = {name: k for k, (name, _) in enumerate(info.size_vars)}
@@ -73,7 +114,7 @@ class PackedFunc:
         """Run the machine code on arguments from ``prepare``."""
         code = self._cfunc(ptrs, sizes)
         if code != 0:
-            raise TecompError(f"{self.name} failed: the compiled function returned error code {code}")
+            raise kernel_error(self.name, code, self._error_message())
 
     def time_calls(self, ptrs: Any, sizes: Any, count: int) -> float:
         """Seconds for ``count`` back-to-back calls on prepared arguments (wall clock)."""

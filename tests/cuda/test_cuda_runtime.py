@@ -62,6 +62,7 @@ def test_without_pycuda_building_works_and_running_says_why(vadd_module, tmp_pat
 
 def test_exported_library_carries_device_code_and_source(vadd_module, tmp_path):
     _, mod = vadd_module
+    (tmp_path / "lib").mkdir()  # export_library creates no directory
     mod.export_library(tmp_path / "lib" / "vadd.so")
     loaded = load_module(tmp_path / "lib" / "vadd.so")
     assert loaded.function_names == ("main",) and loaded.device_kind == "cuda"

@@ -24,6 +24,7 @@ def test_exported_parallel_kernel_runs_without_llvmlite(tmp_path):
     s[B].parallel(xo)
     f = tecomp.build(s, [A, B], name="sqrt2")
     path = tmp_path / "out" / "sqrt2.so"
+    path.parent.mkdir()  # export_library creates no directory
     f.export_library(str(path))
 
     blocker = tmp_path / "blocker"
