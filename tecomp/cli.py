@@ -216,6 +216,8 @@ def _tune(args: argparse.Namespace) -> None:
     from .graph.tuning import tune_model
     from .tuner.tuner import retrying_errors
 
+    if args.records and not os.path.exists(args.records):
+        _writable(args.records, "--records")  # a new database: its directory must exist
     graph, params = _load_model(args.model, _shapes(args.shape), args.params)
     from .config import default_records_path
 

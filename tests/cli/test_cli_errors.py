@@ -183,3 +183,9 @@ def test_ctrl_c_exits_130_without_a_traceback(mlp, tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == "tecomp compile: interrupted"
+
+
+def test_tune_checks_a_new_records_path_first(tmp_path, capsys):
+    assert main(["tune", str(tmp_path / "missing.onnx"), "--records", str(tmp_path / "no" / "t.db")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write --records" in err and "does not exist" in err
