@@ -58,11 +58,15 @@ def main() -> None:
 
     with autotvm.apply_history_best(records):
         module = tecomp.graph.build(graph, "llvm", params)
-    out_dir = tempfile.mkdtemp(prefix="tecomp-example-")
-    path = args.output or str(Path(out_dir) / "small_cnn.so")
-    module.export_library(path)
-    print(f"compiled to {path}; {module.memory_plan.summary()}")
+    with tempfile.TemporaryDirectory(prefix="tecomp-example-") as out_dir:  # removed on every exit
+        path = args.output or str(Path(out_dir) / "small_cnn.so")
+        module.export_library(path)
+        print(f"compiled to {path}; {module.memory_plan.summary()}")
+        check_against_onnxruntime(model, graph, path)
 
+
+def check_against_onnxruntime(model, graph, path: str) -> None:
+    """Load the library at ``path``, run it, and compare outputs and latency with onnxruntime."""
     loaded = tecomp.graph.load(path)
     (name, spec), = graph.inputs.items()
     x = np.random.default_rng(0).standard_normal(spec.shape).astype(spec.dtype)

@@ -39,10 +39,8 @@ module must not. ``distributed`` is imported only when a cluster is used.
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -54,7 +52,7 @@ from .. import config as _config
 from ..error import TuningError
 from ..target import Target
 from .measure import (BuildResult, LocalBuilder, LocalRunner, MeasureInput, MeasureResult, Outcome,
-                      WorkerPool, _remove_file, measure_option)
+                      WorkerPool, measure_option)
 
 RESOURCE_PREFIX = "target:"
 _POLL_S = 0.5
@@ -93,7 +91,6 @@ def worker_resources(*targets: Any) -> str:
 _pools: dict[tuple[str, int], tuple[WorkerPool, threading.Lock]] = {}
 _pools_lock = threading.Lock()
 _last_measurement_end: Optional[float] = None  # monotonic time; guarded by the runner pool's lock
-_scratch: list[str] = []
 
 
 def _process_pool(role: str, size: int) -> tuple[WorkerPool, threading.Lock]:
@@ -110,18 +107,15 @@ def _process_pool(role: str, size: int) -> tuple[WorkerPool, threading.Lock]:
         return _pools[(role, size)]
 
 
-def _scratch_dir() -> str:
-    """A directory of this process for libraries in transit, removed at exit."""
-    with _pools_lock:
-        if not _scratch:
-            _scratch.append(tempfile.mkdtemp(prefix="tecomp-dask-"))
-            atexit.register(shutil.rmtree, _scratch[0], True)
-        return _scratch[0]
+def _scratch_dir() -> tempfile.TemporaryDirectory:
+    """A directory for the libraries of one Dask task, removed when the task ends (a worker process
+    may end by ``os._exit`` or a signal, where no exit handler runs)."""
+    return tempfile.TemporaryDirectory(prefix="tecomp-dask-")
 
 
-def _library_path() -> str:
+def _library_path(scratch: str) -> str:
     # unique per library: a runner process must never dlopen two libraries under one name
-    return os.path.join(_scratch_dir(), f"candidate-{uuid.uuid4().hex}.so")
+    return os.path.join(scratch, f"candidate-{uuid.uuid4().hex}.so")
 
 
 def _read_bytes(path: str) -> bytes:
@@ -136,8 +130,8 @@ def build_on_worker(jobs: list[dict], timeout: float, processes: Optional[int]) 
     candidate's value carries its library as ``"library": bytes``.
     """
     pool, lock = _process_pool("builder", processes or _config.available_cores())
-    outs = [_library_path() for _ in jobs]
-    try:
+    with _scratch_dir() as scratch:
+        outs = [_library_path(scratch) for _ in jobs]
         with lock:
             outcomes = pool.run([dict(job, out=out) for job, out in zip(jobs, outs)], timeout)
         replies = []
@@ -150,9 +144,6 @@ def build_on_worker(jobs: list[dict], timeout: float, processes: Optional[int]) 
                     value = {"error_no": int(value["error_no"]), "error_msg": value["error_msg"]}
             replies.append((outcome.kind, value, outcome.seconds))
         return replies
-    finally:
-        for out in outs:
-            _remove_file(out)
 
 
 def measure_on_worker(job: dict, timeout: float, cooldown_interval: float) -> tuple:
@@ -164,10 +155,10 @@ def measure_on_worker(job: dict, timeout: float, cooldown_interval: float) -> tu
     global _last_measurement_end
     pool, lock = _process_pool("runner", 1)
     job = dict(job)
-    path = _library_path()
-    with open(path, "wb") as f:
-        f.write(job.pop("library"))
-    try:
+    with _scratch_dir() as scratch:
+        path = _library_path(scratch)
+        with open(path, "wb") as f:
+            f.write(job.pop("library"))
         with lock:
             if _last_measurement_end is not None:
                 rest = _last_measurement_end + cooldown_interval - time.monotonic()
@@ -177,8 +168,6 @@ def measure_on_worker(job: dict, timeout: float, cooldown_interval: float) -> tu
                 [outcome] = pool.run([dict(job, filename=path)], timeout)
             finally:
                 _last_measurement_end = time.monotonic()
-    finally:
-        _remove_file(path)
     value = outcome.value
     if outcome.kind == "ok":
         value = dict(value, error_no=int(value["error_no"]))
