@@ -1,10 +1,10 @@
 """Operators that order or accumulate along one axis: ``cumsum`` (ONNX CumSum) and ``topk`` (ONNX
 TopK), with their default schedules.
 
-te has no sequential scan, so both are written as reductions over the axis: ``cumsum`` sums the
-masked prefix of each element (``O(n^2)`` per row), ``topk`` ranks every element by counting the
-elements before it in the order (``O(n^2)``) and then gathers the element of each rank below k
-(``O(n k)``). Rows of a few thousand elements stay cheap; the work is parallel over the other axes.
+``cumsum`` is a ``te.scan`` along the axis (``O(n)``). ``topk`` is written as reductions over the
+axis: it ranks every element by counting the elements before it in the order (``O(n^2)``) and
+then gathers the element of each rank below k (``O(n k)``). Rows of a few thousand elements stay
+cheap; the work is parallel over the other axes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Any
 from .. import te
 from ..tir import op as tir_op
 from ..tir.expr import PrimExpr
-from .common import check_dtype, const_shape, fail
+from ..te.operation import ComputeOp
+from ..te.schedule import Schedule, create_schedule
+from .common import as_list, check_dtype, const_shape, fail, schedule_injective_stage
 from .elementwise import NUMERIC_DTYPES
 from .reduction import normalize_axes, schedule_reduce
 
@@ -37,19 +39,44 @@ def _with(indices: tuple, axis: int, value: Any) -> tuple:
 
 def cumsum(x: te.Tensor, axis: int = 0, exclusive: bool = False, reverse: bool = False) -> te.Tensor:
     """Running sums along ``axis`` (ONNX CumSum): ``exclusive`` leaves the element itself out,
-    ``reverse`` sums from the end."""
+    ``reverse`` sums from the end. One ``te.scan`` over the axis (a serial loop, ``O(n)``), its
+    state laid out axis first and read back in ``x``'s layout."""
     shape, axis = _one_axis("cumsum", x, axis)
-    r = te.reduce_axis((0, shape[axis]), name="r")
+    n = shape[axis]
+    rest = shape[:axis] + shape[axis + 1:]
 
-    def fcompute(*i: PrimExpr) -> PrimExpr:
-        here, other = i[axis], r.var
-        if reverse:
-            taken = other > here if exclusive else other >= here
-        else:
-            taken = other < here if exclusive else other <= here
-        return te.sum(te.select(taken, x[_with(i, axis, r)], te.const(0, x.dtype)), axis=r)
+    def source(step: Any, other: tuple) -> PrimExpr:
+        """x at scan step ``step`` (counted from the end with ``reverse``) and the other indices."""
+        position = n - 1 - step if reverse else step
+        return x[other[:axis] + (position,) + other[axis:]]
 
-    return te.compute(shape, fcompute, name="cumsum")
+    zero = te.const(0, x.dtype)
+    state = te.placeholder((n,) + rest, x.dtype, name="cumsum_state")
+    init = te.compute((1,) + rest, lambda _, *o: zero if exclusive else source(0, o), name="cumsum_init")
+    update = te.compute((n,) + rest, lambda t, *o: state[(t - 1,) + o] + source(t - 1 if exclusive else t, o),
+                        name="cumsum_update")
+    sums = te.scan(init, update, state, name="cumsum_scan")
+
+    def read_back(*i: PrimExpr) -> PrimExpr:
+        step = n - 1 - i[axis] if reverse else i[axis]
+        return sums[(step,) + i[:axis] + i[axis + 1:]]
+
+    return te.compute(shape, read_back, name="cumsum")
+
+
+def schedule_cumsum(outs: Any) -> Schedule:
+    """The scan's per-step update vectorized over the last other axis; the read-back injective."""
+    outs = as_list(outs)
+    s = create_schedule([o.op for o in outs])
+    for stage in s.stages:
+        if not isinstance(stage.op, ComputeOp):
+            continue
+        if stage.is_output:
+            schedule_injective_stage(s, stage.op.output(0))
+        elif stage.attach_type == "scope" and len(stage.op.axis) > 1 and stage.op.output(0).shape[-1].value >= 8:
+            _, lanes = stage.split(stage.op.axis[-1], factor=8)
+            stage.vectorize(lanes)
+    return s
 
 
 def topk(x: te.Tensor, k: int, axis: int = -1, largest: bool = True) -> list[te.Tensor]:
@@ -80,6 +107,6 @@ def topk(x: te.Tensor, k: int, axis: int = -1, largest: bool = True) -> list[te.
     return [values, indices]
 
 
-# Each reduction stage (the sums, the ranks, the indices) runs its other axes in parallel; topk's
-# gather of the values is an injective output stage.
-schedule_cumsum = schedule_topk = schedule_reduce
+# Each reduction stage (the ranks, the indices) runs its other axes in parallel; topk's gather of
+# the values is an injective output stage.
+schedule_topk = schedule_reduce

@@ -75,6 +75,19 @@ def test_cumsum(check, rng, exclusive, reverse):
     check(scan_ops.schedule_cumsum(C), [X, C], [x], (want[:, ::-1] if reverse else want).astype("int32"))
 
 
+@pytest.mark.parametrize("axis", [0, 2])
+def test_cumsum_is_one_pass_along_any_axis(check, rng, axis):
+    """A scan (a serial loop over the axis), not a sum over each element's prefix."""
+    x = rng.uniform(-1, 1, (197, 3, 20)).astype("float32")
+    X = te.placeholder(x.shape, "float32", "X")
+    C = scan_ops.cumsum(X, axis=axis, reverse=axis == 2)
+    s = scan_ops.schedule_cumsum(C)
+    text = str(tecomp.lower(s, [X, C], simple_mode=True))
+    assert text.count(f"for (cumsum_scan.idx, {x.shape[axis] - 1})") == 1 and "select(" not in text, text
+    want = np.flip(np.cumsum(np.flip(x, 2), axis=2), 2) if axis == 2 else np.cumsum(x, axis=0)
+    check(s, [X, C], [x], want.astype("float32"), rtol=1e-4, atol=1e-4)
+
+
 def test_topk_ties_keep_the_lower_index(check, rng):
     x = rng.integers(0, 4, (3, 13)).astype("float32")
     X = te.placeholder(x.shape, "float32", "X")
