@@ -29,6 +29,7 @@ import numpy as np
 from ..error import ArgumentError, GraphError
 from ..runtime.device import Device
 from ..runtime.module import copy_library, open_library
+from ..runtime.packed_func import error_message_reader, kernel_error
 from ..runtime.threads import ensure_thread_config
 from .memory import MemoryPlan
 
@@ -73,6 +74,7 @@ class HostExecutor:
             fn.restype = ctypes.c_int32
             fn.argtypes = [ctypes.c_void_p, pointers, pointers] + extra
         self._destroy = lib.tecomp_model_destroy
+        self._error_message = error_message_reader(lib)
         self._handle = lib.tecomp_model_create()
         if not self._handle:
             raise GraphError(f"{path}: could not allocate the model's {info['memory']['arena_bytes']:,}-byte arena")
@@ -94,8 +96,8 @@ class HostExecutor:
                 code = self._lib.tecomp_model_run(self._handle, ins_ptr, outs_ptr)
             else:
                 code = self._lib.tecomp_model_profile(self._handle, ins_ptr, outs_ptr, seconds)
-        if code != 0:
-            raise GraphError(f"{self.path}: a kernel failed with error code {code}")
+        if code != 0:  # AllocationError etc., with the kernel's message
+            raise kernel_error(self.path, code, self._error_message())
 
 
 class GraphModule:
