@@ -14,6 +14,7 @@ from typing import Any
 from .. import te
 from ..tir import op as tir_op
 from ..tir.expr import PrimExpr
+from ..target import Target
 from ..te.operation import ComputeOp
 from ..te.schedule import Schedule, create_schedule
 from .common import as_list, check_dtype, const_shape, fail, schedule_injective_stage
@@ -40,8 +41,12 @@ def _with(indices: tuple, axis: int, value: Any) -> tuple:
 def cumsum(x: te.Tensor, axis: int = 0, exclusive: bool = False, reverse: bool = False) -> te.Tensor:
     """Running sums along ``axis`` (ONNX CumSum): ``exclusive`` leaves the element itself out,
     ``reverse`` sums from the end. One ``te.scan`` over the axis (a serial loop, ``O(n)``), its
-    state laid out axis first and read back in ``x``'s layout."""
+    state laid out axis first and read back in ``x``'s layout; on a cuda target, whose schedules
+    have no scan yet, each element sums its prefix (``O(n^2)``, parallel)."""
     shape, axis = _one_axis("cumsum", x, axis)
+    target = Target.current(allow_none=True)
+    if target is not None and target.kind == "cuda":
+        return _prefix_sums(x, shape, axis, exclusive, reverse)
     n = shape[axis]
     rest = shape[:axis] + shape[axis + 1:]
 
@@ -62,6 +67,21 @@ def cumsum(x: te.Tensor, axis: int = 0, exclusive: bool = False, reverse: bool =
         return sums[(step,) + i[:axis] + i[axis + 1:]]
 
     return te.compute(shape, read_back, name="cumsum")
+
+
+def _prefix_sums(x: te.Tensor, shape: tuple[int, ...], axis: int, exclusive: bool, reverse: bool) -> te.Tensor:
+    """cumsum as a masked sum over the axis for every element."""
+    r = te.reduce_axis((0, shape[axis]), name="r")
+
+    def fcompute(*i: PrimExpr) -> PrimExpr:
+        here, other = i[axis], r.var
+        if reverse:
+            taken = other > here if exclusive else other >= here
+        else:
+            taken = other < here if exclusive else other <= here
+        return te.sum(te.select(taken, x[_with(i, axis, r)], te.const(0, x.dtype)), axis=r)
+
+    return te.compute(shape, fcompute, name="cumsum")
 
 
 def schedule_cumsum(outs: Any) -> Schedule:
