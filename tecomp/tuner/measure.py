@@ -29,10 +29,12 @@ either way it is a recorded error. A runner timing CUDA code lifts it (the
 CUDA driver reserves address space far beyond what it uses).
 
 **Templates travel by value.** A job carries the task's name, arguments and
-target and its template function serialized with cloudpickle; the worker
-recreates the task from them. So a template defined in a script without an
-``if __name__ == "__main__":`` guard, in a notebook or in a REPL tunes as
-well as one in a module. cloudpickle is the one place pickled code crosses
+target and its template function serialized by value with cloudpickle
+(with the functions and globals of its module that it uses); the worker
+recreates the task from them and never imports the user's module or script
+(tecomp's own templates excepted). So a template defined in a script
+without an ``if __name__ == "__main__":`` guard, in a notebook or in a REPL
+tunes as well as one in a module. cloudpickle is the one place pickled code crosses
 a process boundary, and only from the tuner to the workers it started.
 
 Jobs and replies are plain data (task name/args/target, template bytes,
@@ -401,9 +403,29 @@ def template_spec(name: str, args: Sequence[Any], target: Any, func: Callable) -
     ``args`` for ``target`` from: those, the module defining the template, and the function
     itself serialized by value (cloudpickle bytes)."""
     if func not in _template_bytes:
-        _template_bytes[func] = cloudpickle.dumps(func)
+        try:
+            _template_bytes[func] = _dumps_by_value(func)
+        except Exception as exc:  # noqa: BLE001 - whatever the template's globals hold
+            raise TuningError(f"template {name} cannot be sent to the worker processes: cloudpickle could "
+                              f"not serialize {getattr(func, '__qualname__', func)!r} and what it refers "
+                              f"to ({_describe(exc)})") from None
     return {"name": name, "args": tuple(args), "target": str(target),
             "module": getattr(func, "__module__", None) or "", "template": _template_bytes[func]}
+
+
+def _dumps_by_value(func: Callable) -> bytes:
+    """cloudpickle bytes of ``func`` with everything of its module by value (a helper it calls
+    too), so that unpickling never imports a user's module; tecomp's modules go by reference."""
+    module = sys.modules.get(getattr(func, "__module__", None) or "")
+    name = getattr(module, "__name__", "")
+    if module is None or name == "__main__" or name.split(".")[0] == "tecomp" \
+            or name in cloudpickle.list_registry_pickle_by_value():
+        return cloudpickle.dumps(func)  # __main__ goes by value anyway
+    cloudpickle.register_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(func)
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
 
 
 class _Tasks:
@@ -426,15 +448,22 @@ class _Tasks:
         return self._tasks[key]
 
     def _create(self, spec: dict) -> Any:
-        module = spec["module"]
-        if module and module != "__main__":
-            try:  # a module's templates register themselves on import; the shipped copy is the fallback
-                importlib.import_module(module)
-            except Exception:  # noqa: BLE001 - not importable here (a test module, a script): use the copy
-                pass
-        if spec["name"] not in self._module._TEMPLATES:
-            self._module._TEMPLATES[spec["name"]] = cloudpickle.loads(spec["template"])
-        return self._module.create(spec["name"], tuple(spec["args"]), spec["target"])
+        name, registry = spec["name"], self._module._TEMPLATES
+        if spec["module"].startswith("tecomp."):
+            importlib.import_module(spec["module"])  # tecomp's own templates register on import
+        if name in registry:
+            return self._module.create(name, tuple(spec["args"]), spec["target"])
+        # The shipped copy; a user's module or script is never imported by name here (a script
+        # without a __main__ guard would tune again). It is registered only while the task is
+        # made, so a later import of its module (by another template's helper) cannot clash.
+        func = cloudpickle.loads(spec["template"])
+        if name in registry:  # loading it imported its module (for a helper), which registered it
+            return self._module.create(name, tuple(spec["args"]), spec["target"])
+        registry[name] = func
+        try:
+            return self._module.create(name, tuple(spec["args"]), spec["target"])
+        finally:
+            registry.pop(name, None)
 
 
 class _BuildHandler:

@@ -326,3 +326,64 @@ def test_cli_tune_retry_errors_reaches_the_tuners(tmp_path, monkeypatch):
     assert main(common + ["--retry-errors"]) == 0
     assert main(common) == 0
     assert seen == [True, False]
+
+
+_IMPORT_COUNTING_MODULE = """
+import os
+from tecomp import te
+from tecomp import tuner as autotvm
+
+with open(os.path.join(os.path.dirname(__file__), "imports.txt"), "a") as f:
+    f.write(f"{os.getpid()}\\n")  # tuning code here would run again in every worker that imported us
+
+
+def _bump(i):
+    return i + 1
+
+
+@autotvm.template("script/bump")
+def bump(n):
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[_bump(i) % n], name="B")
+    s = te.create_schedule(B.op)
+    autotvm.get_config().define_knob("unused", [0, 1])
+    return s, [A, B]
+"""
+
+_IMPORTING_SCRIPT = """
+import os
+import sys
+sys.path.insert(0, sys.argv[1])
+import tunemod
+from tecomp import tuner as autotvm
+
+task = autotvm.task.create("script/bump", (19,), "llvm")
+option = autotvm.measure_option(autotvm.LocalBuilder(n_parallel=1), autotvm.LocalRunner(number=1))
+tuner = autotvm.tuner.XGBTuner(task, plan_size=1, seed=0)
+tuner.tune(2, option)
+print("best", tuner.best_flops > 0, len(tuner._features), os.getpid())
+"""
+
+
+def test_workers_never_import_the_templates_module(tmp_path):
+    (tmp_path / "tunemod.py").write_text(_IMPORT_COUNTING_MODULE)
+    (tmp_path / "tune.py").write_text(_IMPORTING_SCRIPT)
+    proc = subprocess.run([sys.executable, str(tmp_path / "tune.py"), str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best, built, featurized, pid = proc.stdout.split()
+    assert (best, built, featurized) == ("best", "True", "2")  # built, timed and featurized in workers
+    assert (tmp_path / "imports.txt").read_text().split() == [pid]
+
+
+def test_a_template_that_cannot_be_serialized_is_a_clear_error():
+    import threading
+
+    lock = threading.Lock()
+
+    def locked(n):
+        with lock:  # a lock cannot be pickled
+            return faulty_matmul.__wrapped__(n)
+
+    with pytest.raises(TuningError, match="cannot be sent to the worker processes"):
+        autotvm.measure.template_spec("tests/locked", (8,), "llvm", locked)
