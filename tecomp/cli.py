@@ -54,6 +54,8 @@ def _records(args: argparse.Namespace) -> None:
 
     if not args.import_path and not os.path.exists(args.db):
         raise RecordsError(f"{args.db}: no such file")
+    if args.import_path and not os.path.isfile(args.import_path):
+        raise RecordsError(f"--import {args.import_path}: no such file")
     if args.export:
         _writable(args.export, "--export")
     with RecordDB(args.db) as db:
@@ -192,6 +194,8 @@ def _compile(args: argparse.Namespace) -> None:
     import tecomp.graph
 
     _writable(args.output, "-o")
+    if args.records and not os.path.isfile(args.records):
+        raise ArgumentError(f"--records {args.records}: no such records database")
     graph, params = _load_model(args.model, _shapes(args.shape), args.params, _frozen(args.freeze))
     with _dispatch(args.records):
         module = tecomp.graph.build(graph, args.target, params, progress=not args.quiet)
@@ -343,12 +347,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_arguments(tune)
     tune.add_argument("--records", metavar="DB",
                       help="records database (default: tuning/records.db under the tecomp cache dir)")
-    tune.add_argument("--trials", type=int, default=200, help="trials per kernel (default: 200)")
+    tune.add_argument("--trials", type=_positive_int, default=200, help="trials per kernel (default: 200)")
     tune.add_argument("--budget", type=_duration, metavar="TIME",
                       help="wall-clock time for the whole model (600, 90s, 10m, 1h): trials go to the kernels "
                            "that hold most of the model's estimated latency, each still capped by --trials")
     tune.add_argument("--tuner", choices=("xgb", "ga", "random", "grid"), default="xgb")
-    tune.add_argument("--early-stopping", type=int, metavar="N", help="stop a kernel after N trials without gain")
+    tune.add_argument("--early-stopping", type=_positive_int, metavar="N", help="stop a kernel after N trials without gain")
     tune.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="measure on a Dask cluster")
     tune.add_argument("--retry-errors", action="store_true",
                       help="measure again configs whose records in DB are all errors (e.g. timeouts)")

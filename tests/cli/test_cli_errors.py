@@ -189,3 +189,20 @@ def test_tune_checks_a_new_records_path_first(tmp_path, capsys):
     assert main(["tune", str(tmp_path / "missing.onnx"), "--records", str(tmp_path / "no" / "t.db")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot write --records" in err and "does not exist" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["tune", "m.onnx", "--trials", "0"], "argument --trials: '0' is not a positive integer"),
+    (["tune", "m.onnx", "--early-stopping", "-1"], "argument --early-stopping: '-1' is not a positive integer"),
+])
+def test_counts_must_be_positive(args, message):
+    done = _cli(*args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and message in done.stderr
+
+
+def test_missing_records_and_import_files_fail_first(tmp_path, capsys):
+    assert main(["compile", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.so"),
+                 "--records", str(tmp_path / "none.db")]) == 1
+    assert "--records" in capsys.readouterr().err
+    assert main(["records", str(tmp_path / "new.db"), "--import", str(tmp_path / "none.jsonl")]) == 1
+    assert "--import" in capsys.readouterr().err and not (tmp_path / "new.db").exists()
