@@ -21,6 +21,25 @@ from .lower.driver import lower  # noqa: E402
 from .runtime import cpu, cuda, device, nd  # noqa: E402
 from . import target  # noqa: E402
 
+
+
+def _apply_log_level() -> None:
+    """The ``tecomp`` logger at ``TECOMP_LOG_LEVEL`` when that is set (a warning if invalid)."""
+    import logging
+    import warnings
+
+    from . import config
+
+    try:
+        level = config.log_level(default=None)
+        if level is not None:
+            logging.getLogger("tecomp").setLevel(level)
+    except TecompError as exc:
+        warnings.warn(f"{exc}; the tecomp logger keeps its level", stacklevel=3)
+
+
+_apply_log_level()
+
 _LAZY_SUBPACKAGES = ("graph", "frontend")
 
 

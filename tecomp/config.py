@@ -67,11 +67,11 @@ def default_records_path() -> Path:
     return path
 
 
-def log_level() -> str:
-    """``TECOMP_LOG_LEVEL`` upper-cased (one of LOG_LEVELS), or ``WARNING``."""
+def log_level(default: str | None = "WARNING") -> str | None:
+    """``TECOMP_LOG_LEVEL`` upper-cased (one of LOG_LEVELS), or ``default`` when it is unset."""
     value = _env("TECOMP_LOG_LEVEL")
     if value is None:
-        return "WARNING"
+        return default
     if value.upper() not in LOG_LEVELS:
         raise TecompError(f"TECOMP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
     return value.upper()

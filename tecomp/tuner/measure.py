@@ -487,7 +487,7 @@ class _BuildHandler:
             return {"error_no": MeasureErrorNo.INSTANTIATION_ERROR, "error_msg": _describe(exc)}
         try:
             func = self._lower(sch, args, name="candidate", target=task.target)["candidate"]
-            library = self._compile([func], task.target)
+            library = self._compile([func], task.target, bound_check=job.get("bound_check", False))
             shutil.copyfile(library.so_path, job["out"])
         except Exception as exc:
             return {"error_no": MeasureErrorNo.COMPILE_HOST, "error_msg": _describe(exc)}
@@ -571,16 +571,21 @@ class LocalBuilder:
     not count). ``n_parallel``: worker processes, by default one per core
     available. ``memory_limit``: bytes of address space per worker (default:
     see the module docstring); a candidate exceeding it is a recorded error.
+    ``bound_check``: candidates check every buffer access (``tecomp.build(...,
+    bound_check=True)``), so with ``LocalRunner(check_correctness=True)`` one that
+    reads or writes out of bounds is a recorded runtime error, not a silent wrong
+    read; its timings then include the checks.
     """
 
     def __init__(self, timeout: float = 10, n_parallel: Optional[int] = None,
-                 memory_limit: Optional[int] = None) -> None:
+                 memory_limit: Optional[int] = None, bound_check: bool = False) -> None:
         if timeout <= 0 or (n_parallel is not None and n_parallel < 1):
             raise TuningError(f"{type(self).__name__}: timeout must be positive and n_parallel at least 1, "
                               f"got timeout={timeout!r}, n_parallel={n_parallel!r}")
         self.timeout = timeout
         self.n_parallel = n_parallel or _config.available_cores()
         self.memory_limit = _check_memory_limit(self, memory_limit)
+        self.bound_check = bool(bound_check)
         self._pool: Optional[WorkerPool] = None
         self._dir: Optional[str] = None
         self._count = 0
@@ -594,7 +599,8 @@ class LocalBuilder:
     def _job(self, inp: MeasureInput) -> dict:
         self._count += 1
         out = os.path.join(self._output_dir(), f"candidate-{self._count}.so")
-        return {"task": task_spec(inp.task), "config": inp.config.to_json_dict(), "out": out}
+        return {"task": task_spec(inp.task), "config": inp.config.to_json_dict(), "out": out,
+                "bound_check": self.bound_check}
 
     def build(self, inputs: Sequence[MeasureInput]) -> list[BuildResult]:
         """One BuildResult per input, in order."""

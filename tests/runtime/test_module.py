@@ -466,3 +466,12 @@ def test_config_knobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TECOMP_LOG_LEVEL", "loud")
     with pytest.raises(TecompError, match="TECOMP_LOG_LEVEL must be one of"):
         config.log_level()
+
+
+@pytest.mark.parametrize("value, level, warned", [("info", "20", False), ("loud", "0", True), ("", "0", False)])
+def test_importing_tecomp_applies_the_log_level(value: str, level: str, warned: bool) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO), TECOMP_LOG_LEVEL=value)
+    script = "import logging, tecomp; print(logging.getLogger('tecomp').level)"
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.split() == [level], proc.stderr
+    assert ("TECOMP_LOG_LEVEL must be one of" in proc.stderr) == warned

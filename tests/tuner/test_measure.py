@@ -56,6 +56,16 @@ def matmul_template(n):
     return s, [A, B, C]
 
 
+@autotvm.template("test_measure/overread")
+def overread_template(n):
+    """C[i] = A[i + shift]: a shift of 1 reads one element past A's end."""
+    cfg = autotvm.get_config()
+    cfg.define_knob("shift", [0, 1])
+    A = te.placeholder((n,), name="A")
+    C = te.compute((n,), lambda i: A[i + cfg["shift"].val] * 2.0, name="C")
+    return te.create_schedule(C.op), [A, C]
+
+
 # ---------------------------------------------------------------- hand-written libraries
 
 _VADD_META = {"format": 1, "tecomp_version": "0.1.0", "target": "llvm", "functions": [{
@@ -147,6 +157,17 @@ def test_wrong_answer_against_default_schedule(handmade, builder):
 
 
 # ---------------------------------------------------------------- builder
+
+def test_bound_checked_candidates_that_read_out_of_bounds_are_recorded_errors():
+    task = autotvm.task.create("test_measure/overread", (13,), "llvm")
+    inputs = [MeasureInput(task, task.config_space.get(i)) for i in range(2)]
+    checked = LocalBuilder(timeout=5, n_parallel=1, bound_check=True)
+    results = measure_batch(inputs, measure_option(checked, LocalRunner(timeout=5)))
+    checked.close()
+    assert results[0].error_no == 0 and results[0].costs
+    assert results[1].error_no == MeasureErrorNo.RUNTIME_DEVICE and "out of bounds" in results[1].error_msg
+
+
 
 def test_build_failures_are_recorded_by_kind(builder):
     task = autotvm.task.create("test_measure/modes", (64,), "llvm")
