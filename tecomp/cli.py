@@ -411,8 +411,10 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; returns the exit status (1 for an error, 130 after Ctrl-C)."""
+    """Run the command line; returns the exit status (1 for an error, 130 after Ctrl-C, 143 after
+    SIGTERM: both unwind, so worker pools close and temporary directories go)."""
     args = _parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         _configure_logging()
         args.run(args)
@@ -420,13 +422,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except TecompError as exc:
         print(f"tecomp {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"tecomp {args.command}: interrupted", file=sys.stderr)
-        return 128 + signal.SIGINT
+    except KeyboardInterrupt as exc:
+        print(f"tecomp {args.command}: {'terminated' if isinstance(exc, _Terminated) else 'interrupted'}",
+              file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)
     except BrokenPipeError:
         _quiet_stdout()
         return 128 + signal.SIGPIPE
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, to unwind like Ctrl-C."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
 
 
 if __name__ == "__main__":

@@ -206,3 +206,22 @@ def test_missing_records_and_import_files_fail_first(tmp_path, capsys):
     assert "--records" in capsys.readouterr().err
     assert main(["records", str(tmp_path / "new.db"), "--import", str(tmp_path / "none.jsonl")]) == 1
     assert "--import" in capsys.readouterr().err and not (tmp_path / "new.db").exists()
+
+
+def test_sigterm_stops_a_tune_cleanly_and_removes_its_build_directory(mlp, tmp_path):
+    """SIGTERM unwinds like Ctrl-C: exit 143, one line, worker pools closed, no tecomp-build-* left."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "tecomp.cli", "tune", str(mlp / "mlp.json"), "--params",
+                             str(mlp / "params.npz"), "--records", str(tmp_path / "r.db"), "--trials", "500",
+                             "--tuner", "random", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(scratch)})
+    deadline = time.monotonic() + 120
+    while not any(scratch.glob("tecomp-build-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until candidates are being built
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "tecomp tune: terminated"
+    assert not list(scratch.glob("tecomp-build-*"))
