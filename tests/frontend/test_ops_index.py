@@ -214,8 +214,13 @@ COORDS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_cor
           "tf_crop_and_resize"]
 
 
-@pytest.mark.parametrize("mode", MODES, ids=lambda m: "-".join(str(v) for v in m.values()))
-@pytest.mark.parametrize("coordinate_mode", COORDS)
+# Every mode and every coordinate mode by default (a third of the pairs); all pairs with -m slow.
+EVERY_PAIR = [pytest.param(m, c, id=f"{'-'.join(str(v) for v in m.values())}-{c}",
+                           marks=() if (i + j) % 3 == 0 else pytest.mark.slow)
+              for i, m in enumerate(MODES) for j, c in enumerate(COORDS)]
+
+
+@pytest.mark.parametrize("mode,coordinate_mode", EVERY_PAIR)
 @pytest.mark.parametrize("shape_input", [dict(scales=[1, 1, 3.5, 0.6]),
                                          pytest.param(dict(sizes=[1, 2, 197, 4]), marks=pytest.mark.slow)],
                          ids=["scales", "sizes"])

@@ -114,7 +114,10 @@ def onnxruntime_batch_first(op, options, feeds):
     return [np.transpose(o, (2, 0, 1, 3)) if o.ndim == 4 else np.swapaxes(o, 0, 1) for o in outs]
 
 
-@pytest.mark.parametrize("op,options", CASES, ids=[f"{op}-{k}" for k, (op, _) in enumerate(CASES)])
+# Each op's plain case and one in three of the others by default; every case with -m slow.
+@pytest.mark.parametrize("op,options", [
+    pytest.param(op, options, id=f"{op}-{k}", marks=() if not options or k % 3 == 0 else pytest.mark.slow)
+    for k, (op, options) in enumerate(CASES)])
 def test_matches_onnxruntime(op, options):
     model, feeds = recurrent_model(op, **options)
     if not options.get("layout"):
