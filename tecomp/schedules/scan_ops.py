@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from .. import te
+from ..target import Target
 from ..tir import op as tir_op
 from ..tir.expr import PrimExpr
-from ..target import Target
-from ..te.operation import ComputeOp
-from ..te.schedule import Schedule, create_schedule
-from .common import as_list, check_dtype, const_shape, fail, schedule_injective_stage
+from .common import check_dtype, const_shape, fail
 from .elementwise import NUMERIC_DTYPES
+from .recurrent import schedule_recurrent
 from .reduction import normalize_axes, schedule_reduce
 
 
@@ -84,19 +83,9 @@ def _prefix_sums(x: te.Tensor, shape: tuple[int, ...], axis: int, exclusive: boo
     return te.compute(shape, fcompute, name="cumsum")
 
 
-def schedule_cumsum(outs: Any) -> Schedule:
-    """The scan's per-step update vectorized over the last other axis; the read-back injective."""
-    outs = as_list(outs)
-    s = create_schedule([o.op for o in outs])
-    for stage in s.stages:
-        if not isinstance(stage.op, ComputeOp):
-            continue
-        if stage.is_output:
-            schedule_injective_stage(s, stage.op.output(0))
-        elif stage.attach_type == "scope" and len(stage.op.axis) > 1 and stage.op.output(0).shape[-1].value >= 8:
-            _, lanes = stage.split(stage.op.axis[-1], factor=8)
-            stage.vectorize(lanes)
-    return s
+# The scan's per-step update vectorized over its last axis, the read-back injective: the
+# recurrent layers' scan schedule.
+schedule_cumsum = schedule_recurrent
 
 
 def topk(x: te.Tensor, k: int, axis: int = -1, largest: bool = True) -> list[te.Tensor]:

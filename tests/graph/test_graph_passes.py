@@ -31,6 +31,14 @@ def _same_results(before: Graph, after: Graph, params_before, params_after):
     for x, y in zip(a.run(**inputs), b.run(**inputs)):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
 
+def _optimized_build_agrees(graph: Graph, values: dict, seed: int) -> None:
+    """The optimized, fused build of ``graph`` gives the plain build's output on input ``x``."""
+    module = tecomp.graph.build(graph, "llvm", values)
+    plain = tecomp.graph.build(graph, "llvm", values, optimize=False, fuse_ops=False)
+    xv = models.random_inputs(graph, seed=seed)["x"]
+    np.testing.assert_allclose(module.run(xv)[0], plain.run(xv)[0], rtol=1e-4, atol=1e-5)
+
+
 
 def test_dead_nodes_and_unread_params_are_removed():
     t = TensorType((4,), "float32")
@@ -217,10 +225,7 @@ def test_depthwise_separable_block_runs_blocked_end_to_end():
     ops = _ops(optimized)
     assert ops.count("conv2d_nchwc") == 2 and ops.count("depthwise_conv2d_nchwc") == 1
     assert ops.count("layout_transform") == 3  # pack x (for the conv, and for the residual add), unpack the result
-    module = tecomp.graph.build(graph, "llvm", n.values)
-    plain = tecomp.graph.build(graph, "llvm", n.values, optimize=False, fuse_ops=False)
-    xv = models.random_inputs(graph, seed=12)["x"]
-    np.testing.assert_allclose(module.run(xv)[0], plain.run(xv)[0], rtol=1e-4, atol=1e-5)
+    _optimized_build_agrees(graph, n.values, seed=12)
 
 
 def test_grouped_convs_run_blocked_with_a_block_per_group():
@@ -235,10 +240,7 @@ def test_grouped_convs_run_blocked_with_a_block_per_group():
     grouped = [node for node in optimized.nodes if node.op == "conv2d_nchwc" and node.attrs.get("groups") == 6]
     assert len(grouped) == 1 and _ops(optimized).count("conv2d_nchw") == 0
     assert optimized.types[grouped[0].inputs[0]].shape[-1] == 8  # an input block never straddles two groups
-    module = tecomp.graph.build(graph, "llvm", n.values)
-    plain = tecomp.graph.build(graph, "llvm", n.values, optimize=False, fuse_ops=False)
-    xv = models.random_inputs(graph, seed=5)["x"]
-    np.testing.assert_allclose(module.run(xv)[0], plain.run(xv)[0], rtol=1e-4, atol=1e-5)
+    _optimized_build_agrees(graph, n.values, seed=5)
 
 
 def test_squeeze_excite_and_concatenated_branches_stay_blocked():
@@ -262,10 +264,7 @@ def test_squeeze_excite_and_concatenated_branches_stay_blocked():
         [(1, 16, 1, 1), (1, 8, 7, 7)], [(1, 8, 7, 7)])  # the squeezed vector at most, and the result
     ops = _ops(optimized)
     assert "concatenate" in ops and "mean" in ops
-    module = tecomp.graph.build(graph, "llvm", n.values)
-    plain = tecomp.graph.build(graph, "llvm", n.values, optimize=False, fuse_ops=False)
-    xv = models.random_inputs(graph, seed=6)["x"]
-    np.testing.assert_allclose(module.run(xv)[0], plain.run(xv)[0], rtol=1e-4, atol=1e-5)
+    _optimized_build_agrees(graph, n.values, seed=6)
 
 
 def test_concatenated_branches_of_different_blocks_meet_in_their_common_block():
@@ -280,7 +279,4 @@ def test_concatenated_branches_of_different_blocks_meet_in_their_common_block():
     (concat,) = [node for node in optimized.nodes if node.op == "concatenate"]
     assert len(optimized.types[concat.outputs[0]].shape) == 5  # blocked, and so is the pool after it
     assert [node.attrs.get("layout") for node in optimized.nodes if node.op == "max_pool2d"][0] != "NCHW"
-    module = tecomp.graph.build(graph, "llvm", n.values)
-    plain = tecomp.graph.build(graph, "llvm", n.values, optimize=False, fuse_ops=False)
-    xv = models.random_inputs(graph, seed=8)["x"]
-    np.testing.assert_allclose(module.run(xv)[0], plain.run(xv)[0], rtol=1e-4, atol=1e-5)
+    _optimized_build_agrees(graph, n.values, seed=8)
