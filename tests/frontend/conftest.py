@@ -1,10 +1,12 @@
 """Helpers of the ONNX frontend tests: onnxruntime as the reference, tecomp build-and-run, the
-benchmark model builders (benchmarks/onnx_models.py) on the import path."""
+benchmark model builders (benchmarks/onnx_models.py) on the import path, and the sampling of the
+per-operator files' long parametrizations (every third case by default, the rest with -m slow)."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,24 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
 import onnx_models  # noqa: E402
+
+
+# Files whose parametrizations sweep every attribute value of an operator: the default run takes
+# the first case of each test and every third after it, CI's slow run the others.
+SAMPLED_FILES = ("test_ops_math.py", "test_ops_conv.py", "test_ops_llm.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    seen: Counter = Counter()
+    for item in items:
+        if item.path.name not in SAMPLED_FILES or getattr(item, "callspec", None) is None \
+                or item.get_closest_marker("slow"):
+            continue
+        key = (item.path.name, item.originalname)
+        if seen[key] % 3:
+            item.add_marker(pytest.mark.slow)
+        seen[key] += 1
 
 
 @pytest.fixture(autouse=True)
