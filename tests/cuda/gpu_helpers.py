@@ -48,3 +48,20 @@ def compile_source(text: str) -> str:
         pytest.skip("nvcc (the CUDA toolkit) is not installed, so the generated kernel was not compiled")
     from tecomp.codegen.nvcc import compile_cuda
     return compile_cuda(text, None, "ptx").decode()
+
+
+def register_compiled_functions(gpu, monkeypatch):
+    """``gpu`` (the fake GPU) with every function nvcc compiles registered with it, so it can run."""
+    from tecomp.codegen import cuda_build
+    from tecomp.lower.launch import lower_for_gpu
+    from tecomp.target import Target
+
+    real = cuda_build.compile_device_code
+
+    def compile_and_register(funcs, target, fast_math=False):
+        for func in funcs:
+            gpu.register(lower_for_gpu(func, Target(target)))
+        return real(funcs, target, fast_math)
+
+    monkeypatch.setattr(cuda_build, "compile_device_code", compile_and_register)
+    return gpu

@@ -11,12 +11,9 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import tecomp.graph
-from tecomp.codegen import cuda_build
 from tecomp.frontend import from_onnx
-from tecomp.lower.launch import lower_for_gpu
-from tecomp.target import Target
 
-from gpu_helpers import needs_nvcc
+from gpu_helpers import needs_nvcc, register_compiled_functions
 
 pytestmark = needs_nvcc
 TARGET = "cuda -arch=sm_90"
@@ -25,15 +22,7 @@ TARGET = "cuda -arch=sm_90"
 @pytest.fixture
 def gpu(gpu, monkeypatch):
     """The fake GPU, with every function nvcc compiles registered with it, so it can run."""
-    real = cuda_build.compile_device_code
-
-    def compile_and_register(funcs, target, fast_math=False):
-        for func in funcs:
-            gpu.register(lower_for_gpu(func, Target(target)))
-        return real(funcs, target, fast_math)
-
-    monkeypatch.setattr(cuda_build, "compile_device_code", compile_and_register)
-    return gpu
+    return register_compiled_functions(gpu, monkeypatch)
 
 
 def _model():

@@ -18,14 +18,11 @@ import pytest
 
 import tecomp
 import tecomp.graph
-from tecomp.codegen import cuda_build
 from tecomp.error import ArgumentError
-from tecomp.lower.launch import lower_for_gpu
-from tecomp.target import Target
 from tecomp.tuner.task import extract_from_graph
 from tecomp.runtime.cuda_driver import CUDAUnavailableError
 
-from gpu_helpers import needs_gpu, needs_nvcc
+from gpu_helpers import needs_gpu, needs_nvcc, register_compiled_functions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "graph"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -39,15 +36,7 @@ TARGET = "cuda -arch=sm_90"
 @pytest.fixture
 def gpu(gpu, monkeypatch):
     """The fake GPU, with every function nvcc compiles registered with it, so it can run."""
-    real = cuda_build.compile_device_code
-
-    def compile_and_register(funcs, target, fast_math=False):
-        for func in funcs:
-            gpu.register(lower_for_gpu(func, Target(target)))
-        return real(funcs, target, fast_math)
-
-    monkeypatch.setattr(cuda_build, "compile_device_code", compile_and_register)
-    return gpu
+    return register_compiled_functions(gpu, monkeypatch)
 
 
 def _check(name, gpu, rtol=1e-4, atol=1e-4):
