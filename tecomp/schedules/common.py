@@ -206,11 +206,7 @@ def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -
         stage.vectorize(inner)
         return
     fused = stage.fuse(*axes) if len(axes) > 1 else axes[0]
-    total = 1
-    for d in out.shape:
-        total = total * d.value if isinstance(d, IntImm) else None
-        if total is None:
-            break
+    total = math.prod(shape) if None not in shape else None
     if total is not None and total >= 4 * vector_lanes:
         outer, inner = stage.split(fused, factor=vector_lanes)
         stage.vectorize(inner)
