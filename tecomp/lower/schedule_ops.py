@@ -115,10 +115,11 @@ class NestBuilder:
             stores = [self._store(st, vi, self.loads.visit(substitute(b, root_vmap)), out_indices)
                       for vi, b in enumerate(body)]
             return self._loops(st, sb, leaves, _guarded(dp_guard, seq(*stores)))
+        red = substitute(body[0], root_vmap)  # source, condition and the combiner's identity and rule
         bound = [iv for iv in leaves if iv.is_reduce and self._kind(st, iv) is ForKind.THREAD_BINDING]
         if bound:
-            return self._cross_thread_nest(st, sb, body[0], bound, root_vmap, out_indices, dp_guard)
-        core, init, first_red = self._reduction(st, sb, body[0], root_vmap, out_indices, dp_guard)
+            return self._cross_thread_nest(st, sb, red, bound, out_indices, dp_guard)
+        core, init, first_red = self._reduction(st, sb, red, out_indices, dp_guard)
         if first_red is None:
             return seq(init, self._loops(st, sb, leaves, core))
         inner = seq(init, self._loops(st, sb, leaves[first_red:], core))
@@ -138,11 +139,10 @@ class NestBuilder:
         buf = self.storage.buffer(st, vi)
         return BufferStore(buf, value, self.storage.local_indices(st, vi, indices))
 
-    def _reduction(self, st: Stage, sb: StageBounds, red: Reduce, root_vmap: dict,
-                   out_indices: tuple, dp_guard: PrimExpr) -> tuple:
+    def _reduction(self, st: Stage, sb: StageBounds, red: Reduce, out_indices: tuple, dp_guard: PrimExpr) -> tuple:
         buf = self.storage.buffer(st, 0)
         local = self.storage.local_indices(st, 0, out_indices)
-        core = self._update(st, sb, red, root_vmap, dp_guard, buf, local)
+        core = self._update(st, sb, red, dp_guard, buf, local)
         leaves = st.leaf_iter_vars
         reduce_pos = [k for k, iv in enumerate(leaves) if iv.is_reduce]
         first_red = reduce_pos[0] if reduce_pos else None
@@ -150,7 +150,7 @@ class NestBuilder:
                     first_red is not None and k > first_red]
         fresh = {iv.var: Var(iv.var.name + ".init", iv.var.dtype) for iv in inner_dp}
         init: Stmt = _guarded(substitute(dp_guard, fresh),
-                              BufferStore(buf, red.combiner.identity[0],
+                              BufferStore(buf, substitute(self.loads.visit(red.combiner.identity[0]), fresh),
                                           tuple(substitute(i, fresh) for i in local)))
         for iv in reversed(inner_dp):
             kind = self._kind(st, iv)
@@ -158,17 +158,17 @@ class NestBuilder:
                        ForKind.SERIAL if kind is ForKind.THREAD_BINDING else kind, init)
         return core, init, first_red
 
-    def _update(self, st: Stage, sb: StageBounds, red: Reduce, root_vmap: dict, dp_guard: PrimExpr,
+    def _update(self, st: Stage, sb: StageBounds, red: Reduce, dp_guard: PrimExpr,
                 buf: Buffer, indices: tuple) -> Stmt:
         """``buf[indices] = combine(buf[indices], source)``, guarded by the splits and the reduction's condition."""
-        source = self.loads.visit(substitute(red.source[0], root_vmap))
-        cond = self.loads.visit(substitute(red.condition, root_vmap))
+        source = self.loads.visit(red.source[0])
+        cond = self.loads.visit(red.condition)
         value = red.combiner.combine((BufferLoad(buf, indices),), (source,))[0]
         guard = _op.logical_and(_op.logical_and(dp_guard, self._guard(st, sb, reduce=True)), cond)
         return _guarded(guard, BufferStore(buf, value, indices))
 
     def _cross_thread_nest(self, st: Stage, sb: StageBounds, red: Reduce, bound: list[IterVar],
-                           root_vmap: dict, out_indices: tuple, dp_guard: PrimExpr) -> Stmt:
+                           out_indices: tuple, dp_guard: PrimExpr) -> Stmt:
         """A reduction whose axis is bound to a thread index: every thread of the group folds its
         share into a register, the partials meet in shared memory and are combined by a tree
         (log2 steps, barriers placed by thread_sync), and the group's result is stored once."""
@@ -194,7 +194,7 @@ class NestBuilder:
         shared = Buffer(f"{st.name}.red_buf", dtype, (threads * groups,), "shared")
         base = _op.sub(slot, tr.var)
 
-        fold = self._update(st, sb, red, root_vmap, dp_guard, partial, zero)
+        fold = self._update(st, sb, red, dp_guard, partial, zero)
         fold = self._loops(st, sb, leaves[first_red:], fold, unlooped=tr)
         steps = []
         offset = 1
@@ -211,7 +211,7 @@ class NestBuilder:
         result: Stmt = BufferStore(out, BufferLoad(shared, (base,)), self.storage.local_indices(st, 0, out_indices))
         if out.scope != "local":  # a local result is every thread's own copy; elsewhere one thread stores
             result = IfThenElse(_op.cmp("==", tr.var, 0), result)
-        body = seq(BufferStore(partial, red.combiner.identity[0], zero), fold,
+        body = seq(BufferStore(partial, self.loads.visit(red.combiner.identity[0]), zero), fold,
                    BufferStore(shared, BufferLoad(partial, zero), (slot,)), *steps, _guarded(dp_guard, result))
         # (the shared buffer is declared once per block by the launch form, wherever it is allocated)
         content = self._make_for(st, tr, sb.extents[tr], Allocate(shared, Allocate(partial, body)))

@@ -123,6 +123,16 @@ class _Substituter(Mutator):
 
     visit_SizeVar = visit_Var
 
+    def visit_Reduce(self, node: Any) -> Any:
+        """Also into the combiner: an identity (``init=``) or a combine rule may use an axis variable."""
+        node = self.generic(node)
+        c = node.combiner
+        identity = tuple(self.visit(e) for e in c.identity)
+        result = tuple(self.visit(e) for e in c.result)
+        if all(a is b for a, b in zip(identity + result, c.identity + c.result)):
+            return node
+        return dataclasses.replace(node, combiner=dataclasses.replace(c, identity=identity, result=result))
+
 
 def substitute(node: Any, vmap: dict) -> Any:
     """Replace Vars by expressions (``vmap`` maps Var -> PrimExpr) in an expr or stmt."""
