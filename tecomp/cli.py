@@ -46,7 +46,8 @@ def _print_task(db: RecordDB, task_key: str, target: str) -> None:
         print("  best: no valid measurement")
         return
     speed = f"  {best.flop / best.mean_cost / 1e9:.2f} GFLOP/s" if best.flop else ""
-    print(f"  best {best.mean_cost * 1e3:.4f} ms{speed}  config {json.dumps(best.config, sort_keys=True)}")
+    threads = f"  on {best.num_threads} threads" if best.num_threads else ""
+    print(f"  best {best.mean_cost * 1e3:.4f} ms{speed}{threads}  config {json.dumps(best.config, sort_keys=True)}")
 
 
 def _records(args: argparse.Namespace) -> None:
@@ -232,11 +233,12 @@ def _tune(args: argparse.Namespace) -> None:
             from .tuner.dask_measure import measure_option_for_scheduler
         except ImportError as exc:
             raise ArgumentError(f"--scheduler needs tecomp.tuner.dask_measure and distributed: {exc}") from None
-        option = measure_option_for_scheduler(args.scheduler, args.target)
+        option = measure_option_for_scheduler(args.scheduler, args.target, num_threads=args.threads)
     try:
         with retrying_errors(args.retry_errors):
             tasks = tune_model(graph, params, records, args.trials, args.tuner, args.target, option,
-                               args.early_stopping, progress=not args.quiet, budget=args.budget)
+                               args.early_stopping, progress=not args.quiet, budget=args.budget,
+                               num_threads=args.threads)
     finally:
         if option is not None:
             option["runner"].close()
@@ -353,6 +355,9 @@ def _parser() -> argparse.ArgumentParser:
                            "that hold most of the model's estimated latency, each still capped by --trials")
     tune.add_argument("--tuner", choices=("xgb", "ga", "random", "grid"), default="xgb")
     tune.add_argument("--early-stopping", type=_positive_int, metavar="N", help="stop a kernel after N trials without gain")
+    tune.add_argument("--threads", type=_positive_int, metavar="N",
+                      help="time candidates with N threads, as the model will run (default: all cores, "
+                           "or TECOMP_NUM_THREADS)")
     tune.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="measure on a Dask cluster")
     tune.add_argument("--retry-errors", action="store_true",
                       help="measure again configs whose records in DB are all errors (e.g. timeouts)")

@@ -30,14 +30,15 @@ GUESSED_FLOPS = 20e9  # a task's FLOP/s before its first measurement, for the bu
 def tune_model(graph: Graph, params: Optional[dict], records: Union[str, os.PathLike], trials: int,
                tuner: str = "xgb", target: Union[str, Target, None] = "llvm", measure_option: Optional[dict] = None,
                early_stopping: Optional[int] = None, progress: bool = True,
-               budget: Optional[float] = None) -> list:
+               budget: Optional[float] = None, num_threads: Optional[int] = None) -> list:
     """Tune every task of the model, including the tasks that the tuned configs give rise to;
     returns the tasks tuned.
 
     Without ``budget`` each task gets up to ``trials`` trials, one task after another. With
     ``budget`` (seconds of wall-clock time for the whole model) the time goes in slices of one
     batch to the task whose improvement should lower the model's estimated latency most (see
-    ``TaskScheduler``), each task still capped at ``trials``.
+    ``TaskScheduler``), each task still capped at ``trials``. ``num_threads``: threads the
+    default runner times candidates with (default: all cores, or ``TECOMP_NUM_THREADS``).
     """
     from .. import tuner as autotvm
 
@@ -48,7 +49,8 @@ def tune_model(graph: Graph, params: Optional[dict], records: Union[str, os.Path
     if budget is not None and not budget > 0:
         raise TuningError(f"budget must be a positive number of seconds, got {budget!r}")
     if measure_option is None:
-        measure_option = autotvm.measure_option(autotvm.LocalBuilder(), autotvm.LocalRunner(number=5, repeat=1))
+        runner = autotvm.LocalRunner(number=5, repeat=1, num_threads=num_threads)
+        measure_option = autotvm.measure_option(autotvm.LocalBuilder(), runner)
     db = autotvm.RecordDB(records)
     try:
         scheduler = TaskScheduler(graph, params, target, db, getattr(autotvm.tuner, TUNERS[tuner]), trials)

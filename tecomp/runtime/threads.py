@@ -70,6 +70,12 @@ def set_num_threads(n: int) -> None:
     ensure_thread_config()
 
 
+def wanted_num_threads() -> int:
+    """The thread count compiled code will run with (``set_num_threads``, else the configured
+    count), known without loading libgomp."""
+    return _wanted if _wanted is not None else config.num_threads()
+
+
 def get_num_threads() -> int:
     """The number of threads parallel loops use when called from this thread."""
     lib = _require_libgomp()

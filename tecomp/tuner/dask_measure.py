@@ -385,7 +385,9 @@ class DaskRunner(LocalRunner):
     its runner process (kept across tasks), waiting ``cooldown_interval``
     seconds after its previous measurement. ``number``, ``repeat``,
     ``min_repeat_ms``, ``timeout``, ``check_correctness``: as LocalRunner's
-    (the reference outputs are computed on the driver, for its own CPU).
+    (the reference outputs are computed on the driver, for its own CPU). ``num_threads``:
+    threads of the candidates' parallel loops on the workers (default: the driver's
+    ``tecomp.config.num_threads()``; set it to the cores the model will run on).
     ``worker_wait_timeout``: seconds a trial waits for some worker offering
     its target to reappear after all have gone, before it is recorded as an error.
     Takes a scheduler address (then ``close`` closes the connection) or a
@@ -396,9 +398,10 @@ class DaskRunner(LocalRunner):
 
     def __init__(self, address_or_client: Any, number: int = 5, repeat: int = 1, min_repeat_ms: float = 0,
                  timeout: float = 10, cooldown_interval: float = 0.0, check_correctness: bool = False,
-                 worker_wait_timeout: float = 60.0) -> None:
+                 worker_wait_timeout: float = 60.0, num_threads: Optional[int] = None) -> None:
         super().__init__(number=number, repeat=repeat, min_repeat_ms=min_repeat_ms, timeout=timeout,
-                         cooldown_interval=cooldown_interval, check_correctness=check_correctness)
+                         cooldown_interval=cooldown_interval, check_correctness=check_correctness,
+                         num_threads=num_threads)
         self.worker_wait_timeout = worker_wait_timeout
         self._cluster = _Cluster(address_or_client, "DaskRunner")
 

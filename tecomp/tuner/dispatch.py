@@ -126,13 +126,17 @@ def _mean_cost(costs: Any) -> float:
 
 
 class _DBSource:
-    """Configs of a ``RecordDB``: its best record, then (if that no longer fits) the others, fastest first."""
+    """Configs of a ``RecordDB``: its best record (preferring CPU records timed with the thread
+    count the code will run with), then (if that no longer fits) the others, fastest first."""
 
     def __init__(self, db: Any):
         self.db = db
 
     def configs(self, key: str, target: str) -> Iterator[dict]:
-        best = self.db.best(key, target)
+        from ..runtime.threads import wanted_num_threads
+
+        threads = wanted_num_threads() if target.split()[0] == "llvm" else None
+        best = self.db.best(key, target, threads)
         if best is None:
             return
         yield best.config

@@ -95,13 +95,15 @@ class MeasureInput(NamedTuple):
 
 class MeasureResult(NamedTuple):
     """``costs``: seconds per call, one per repeat (empty for an error); ``all_cost``: seconds
-    spent building and measuring the candidate; ``timestamp``: when the measurement ended."""
+    spent building and measuring the candidate; ``timestamp``: when the measurement ended;
+    ``num_threads``: the threads parallel loops ran with (None: not a CPU timing)."""
 
     costs: tuple
     error_no: int
     error_msg: str
     all_cost: float
     timestamp: float
+    num_threads: Optional[int] = None
 
 
 @dataclass
@@ -688,10 +690,11 @@ class _RunHandler:
     for the reference outputs of ``check_correctness`` instead."""
 
     def __init__(self) -> None:
-        from ..runtime import cpu, cuda, load_module, nd
+        from ..runtime import cpu, cuda, load_module, nd, set_num_threads
         from .space import ConfigEntity
 
         self._load, self._devices, self._nd = load_module, {"cpu": cpu(0), "cuda": cuda(0)}, nd
+        self._set_num_threads = set_num_threads
         self._config_from_json = ConfigEntity.from_json_dict
         self._tasks = _Tasks()
 
@@ -711,6 +714,8 @@ class _RunHandler:
         module = self._load(job["filename"])
         func = module.get_function(module.entry_name)
         dev = self._devices[module.device_kind]
+        if dev.kind == "cpu":
+            self._set_num_threads(job["num_threads"])
         args = random_arguments(func.info.params, job["seed"])
         if job["reference"] is not None:
             checked = self._placed([a.copy() for a in args], dev)
@@ -754,7 +759,9 @@ class LocalRunner:
     Each candidate is called ``number`` times per measurement, ``repeat``
     measurements; with ``min_repeat_ms`` the count per measurement grows until
     one lasts that long (so sub-millisecond kernels are timed over enough
-    calls). ``timeout``: seconds one candidate may take. ``cooldown_interval``:
+    calls). ``num_threads``: threads the CPU candidates' parallel loops run with, as the
+    model will (default: ``tecomp.config.num_threads()``, all cores unless
+    ``TECOMP_NUM_THREADS``); records keep it. ``timeout``: seconds one candidate may take. ``cooldown_interval``:
     seconds to wait between candidates. ``check_correctness``: compare each
     candidate's outputs with the task's default schedule first.
     ``memory_limit``: bytes of address space of the worker (default: see the
@@ -766,10 +773,14 @@ class LocalRunner:
 
     def __init__(self, number: int = 5, repeat: int = 1, min_repeat_ms: float = 0, timeout: float = 10,
                  cooldown_interval: float = 0.0, check_correctness: bool = False,
-                 memory_limit: Optional[int] = None) -> None:
+                 memory_limit: Optional[int] = None, num_threads: Optional[int] = None) -> None:
         if number < 1 or repeat < 1 or min_repeat_ms < 0 or timeout <= 0 or cooldown_interval < 0:
             raise TuningError(f"{type(self).__name__}: number and repeat must be >= 1, min_repeat_ms and "
                               "cooldown_interval >= 0, timeout > 0")
+        if num_threads is not None and (not isinstance(num_threads, int) or isinstance(num_threads, bool)
+                                        or num_threads < 1):
+            raise TuningError(f"{type(self).__name__}: num_threads must be a positive integer, got {num_threads!r}")
+        self.num_threads = num_threads or _config.num_threads()
         self.number, self.repeat, self.min_repeat_ms = number, repeat, min_repeat_ms
         self.timeout, self.cooldown_interval = timeout, cooldown_interval
         self.check_correctness = check_correctness
@@ -802,7 +813,7 @@ class LocalRunner:
         reference, reference_error = self._reference(inp)
         return {"filename": built.filename, "seed": _INPUT_SEED, "number": self.number,
                 "repeat": self.repeat, "min_repeat_ms": self.min_repeat_ms,
-                "reference": reference, "reference_error": reference_error,
+                "reference": reference, "reference_error": reference_error, "num_threads": self.num_threads,
                 "device": str(inp.task.target).split()[0]}  # the target kind
 
     def _worker_pool(self) -> WorkerPool:
@@ -838,7 +849,8 @@ class LocalRunner:
         else:
             reply = outcome.value
             if reply["error_no"] == MeasureErrorNo.NO_ERROR:
-                return MeasureResult(tuple(reply["costs"]), 0, "", all_cost, time.time())
+                threads = self.num_threads if str(inp.task.target).split()[0] == "llvm" else None
+                return MeasureResult(tuple(reply["costs"]), 0, "", all_cost, time.time(), threads)
             error_no, msg = reply["error_no"], f"{where}: {reply['error_msg']}"
         return MeasureResult((), int(error_no), msg, all_cost, time.time())
 

@@ -42,8 +42,9 @@ _malformed_warned: dict[str, int] = {}  # database path -> malformed rows last w
 _RECORD_COLUMNS = {
     "id": int, "task_key": str, "target": str, "config": str, "config_index": int,
     "costs": str, "mean_cost": float, "error_no": int, "error_msg": str, "all_cost": float,
-    "timestamp": float, "tecomp_version": str, "tuner": str, "flop": float,
+    "timestamp": float, "tecomp_version": str, "tuner": str, "flop": float, "num_threads": int,
 }
+_ADDED_COLUMNS = {"num_threads"}  # absent from databases written before it; added on their next write
 _NOT_NULL = {"task_key", "target", "config", "config_index", "costs", "error_no", "error_msg",
              "all_cost", "timestamp", "tecomp_version"}
 
@@ -67,6 +68,7 @@ class Record:
     version: str
     tuner: Optional[str] = None
     flop: Optional[float] = None
+    num_threads: Optional[int] = None  # threads the candidate was timed with (None: not recorded)
 
     @property
     def config_index(self) -> int:
@@ -83,7 +85,7 @@ class Record:
         return {"task_key": self.task_key, "target": self.target, "config": self.config,
                 "costs": list(self.costs), "error_no": self.error_no, "error_msg": self.error_msg,
                 "all_cost": self.all_cost, "timestamp": self.timestamp, "version": self.version,
-                "tuner": self.tuner, "flop": self.flop}
+                "tuner": self.tuner, "flop": self.flop, "num_threads": self.num_threads}
 
 
 def _tecomp_version() -> str:
@@ -98,7 +100,7 @@ def record_from_measure(inp: Any, res: Any, tuner: Optional[str] = None) -> Reco
                   costs=tuple(float(c) for c in res.costs), error_no=int(res.error_no),
                   error_msg=str(res.error_msg), all_cost=float(res.all_cost),
                   timestamp=float(res.timestamp), version=_tecomp_version(), tuner=tuner,
-                  flop=float(flop) if flop else None)
+                  flop=float(flop) if flop else None, num_threads=getattr(res, "num_threads", None))
 
 
 # ---------------------------------------------------------------- validation of JSON records
@@ -141,6 +143,13 @@ def _int64(value: int, what: str) -> int:
     return value
 
 
+def _threads(obj: dict) -> Optional[int]:
+    value = _expect(obj, "num_threads", (int,), True)
+    if value is not None and not 1 <= value < _INT64:
+        raise ValueError(f"field 'num_threads' must be a positive integer, got {value}")
+    return value
+
+
 def record_from_json_dict(obj: Any) -> Record:
     """Validate a JSON object (as written by ``Record.to_json_dict``); ValueError says what is wrong."""
     if not isinstance(obj, dict):
@@ -159,7 +168,7 @@ def record_from_json_dict(obj: Any) -> Record:
                   error_msg=_expect(obj, "error_msg", (str,)),
                   all_cost=_number(obj, "all_cost"), timestamp=_number(obj, "timestamp"),
                   version=_expect(obj, "version", (str,)), tuner=_expect(obj, "tuner", (str,), True),
-                  flop=_number(obj, "flop", True))
+                  flop=_number(obj, "flop", True), num_threads=_threads(obj))
 
 
 def _row(rec: Record) -> dict:
@@ -167,7 +176,7 @@ def _row(rec: Record) -> dict:
             "config_index": rec.config_index, "costs": json.dumps(list(rec.costs)),
             "mean_cost": rec.mean_cost, "error_no": rec.error_no, "error_msg": rec.error_msg,
             "all_cost": rec.all_cost, "timestamp": rec.timestamp, "tecomp_version": rec.version,
-            "tuner": rec.tuner, "flop": rec.flop}
+            "tuner": rec.tuner, "flop": rec.flop, "num_threads": rec.num_threads}
 
 
 def _record(row: dict) -> Record:
@@ -176,6 +185,7 @@ def _record(row: dict) -> Record:
         obj = {key: row[key] for key in ("task_key", "target", "error_no", "error_msg", "all_cost",
                                          "timestamp", "tuner", "flop")}
         obj["version"] = row["tecomp_version"]
+        obj["num_threads"] = row.get("num_threads")
         obj["config"] = json.loads(row["config"])
         obj["costs"] = json.loads(row["costs"])
     except KeyError as exc:
@@ -254,7 +264,7 @@ class RecordDB:
                                f"({_tecomp_version()}) reads ({SCHEMA_VERSION}); upgrade tecomp")
         if version < 1:
             raise RecordsError(f"{self.path}: invalid records schema version {version}")
-        missing = set(_RECORD_COLUMNS) - set(self._read(lambda: self._db["records"].columns_dict))
+        missing = set(_RECORD_COLUMNS) - _ADDED_COLUMNS - set(self._read(lambda: self._db["records"].columns_dict))
         if missing:
             raise RecordsError(f"{self.path}: table 'records' lacks columns {', '.join(sorted(missing))}; "
                                "it is not a tecomp records database")
@@ -314,7 +324,7 @@ class RecordDB:
         """Append Records in one transaction; returns how many."""
         rows = [_row(r) for r in records]
         if rows:
-            self._write(lambda: self._db["records"].insert_all(rows))
+            self._write(lambda: self._db["records"].insert_all(rows, alter=True))
         return len(rows)
 
     # ------------------------------------------------------------ reading
@@ -328,14 +338,19 @@ class RecordDB:
             args.append(str(target))
         return " AND ".join(clauses) or "1", args
 
-    def records(self, task_key: Optional[str] = None, target: Optional[str] = None) -> Iterator[Record]:
-        """Records in the order they were added, optionally of one task and target.
+    def records(self, task_key: Optional[str] = None, target: Optional[str] = None,
+                num_threads: Optional[int] = None) -> Iterator[Record]:
+        """Records in the order they were added, optionally of one task and target, and optionally
+        timed with ``num_threads`` threads (records that do not say how many count as matching).
 
         A row that does not parse (bad JSON, wrong types, missing fields) is skipped; the first time
         one is met, one warning counts the malformed rows of the whole database."""
         where, args = self._where(task_key, target)
         rows = self._read(lambda: list(self._db["records"].rows_where(where, args, order_by="id")))
-        return iter(self._parse(rows))
+        parsed = self._parse(rows)
+        if num_threads is not None:
+            parsed = [r for r in parsed if r.num_threads in (None, num_threads)]
+        return iter(parsed)
 
     def _parse(self, rows: list[dict]) -> list[Record]:
         parsed, bad = [], False
@@ -363,10 +378,14 @@ class RecordDB:
             logger.warning("%s: skipping %d malformed record row(s) of %d (first: %s)",
                            self.path, bad, len(rows), first)
 
-    def best(self, task_key: str, target: str) -> Optional[Record]:
-        """The valid record (error_no == 0) with the smallest mean cost (the first of equals), or None."""
+    def best(self, task_key: str, target: str, num_threads: Optional[int] = None) -> Optional[Record]:
+        """The valid record (error_no == 0) with the smallest mean cost (the first of equals), or None.
+
+        With ``num_threads``, records timed with that many threads come first (a schedule fast on
+        one core may not be on several); only if there are none, the fastest of any count."""
         valid = [r for r in self.records(task_key, target) if r.mean_cost is not None]
-        return min(valid, key=lambda r: r.mean_cost) if valid else None
+        same = [r for r in valid if num_threads is not None and r.num_threads == num_threads]
+        return min(same or valid, key=lambda r: r.mean_cost) if valid else None
 
     def measured_indices(self, task_key: str, target: str) -> set[int]:
         """Config indices measured for a task on a target, errors included (malformed rows skipped)."""

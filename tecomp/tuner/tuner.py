@@ -91,7 +91,9 @@ class Tuner:
         ``retry_errors``: measure again configs whose stored records are all errors (None: as
         set by ``retrying_errors``, else no)."""
         callbacks = list(callbacks)
-        self._resume(callbacks, _retry_errors.get() if retry_errors is None else retry_errors)
+        runner = measure_option.get("runner") if isinstance(measure_option, dict) else None
+        self._resume(callbacks, _retry_errors.get() if retry_errors is None else retry_errors,
+                     getattr(runner, "num_threads", None))
         self._before_first_batch(callbacks)
         batch_size = measure_batch_size(measure_option)
         errors = ErrorSummary()
@@ -141,9 +143,10 @@ class Tuner:
         self.best_flops, self.best_config, self.best_measure_pair = flops, inp.config, (inp, res)
         return True
 
-    def _resume(self, callbacks: list, retry_errors: bool) -> None:
+    def _resume(self, callbacks: list, retry_errors: bool, num_threads: Optional[int]) -> None:
+        """Take in the stored records of this task timed with the runner's thread count (or not saying)."""
         for db in (cb.db for cb in callbacks if hasattr(cb, "db")):
-            pairs = self._stored_pairs(db)
+            pairs = self._stored_pairs(db, num_threads)
             if retry_errors:
                 pairs = [(inp, res) for inp, res in pairs if res.error_no == 0]
             if not pairs:
@@ -156,10 +159,10 @@ class Tuner:
                 self._record_best(inp, res)
             self.update(inputs, results)
 
-    def _stored_pairs(self, db: Any) -> list:
+    def _stored_pairs(self, db: Any, num_threads: Optional[int] = None) -> list:
         """One (input, result) per config of this task in ``db`` not yet visited; valid results win."""
         chosen: dict[int, tuple] = {}
-        for rec in db.records(self.task.key, str(self.task.target)):
+        for rec in db.records(self.task.key, str(self.task.target), num_threads):
             try:
                 config = ConfigEntity.from_json_dict(self.space, rec.config)
             except TecompError as err:
@@ -168,7 +171,8 @@ class Tuner:
                 continue
             if config.index in self.visited:
                 continue
-            res = MeasureResult(tuple(rec.costs), rec.error_no, rec.error_msg, rec.all_cost, rec.timestamp)
+            res = MeasureResult(tuple(rec.costs), rec.error_no, rec.error_msg, rec.all_cost, rec.timestamp,
+                                rec.num_threads)
             old = chosen.get(config.index)
             if old is None or throughput(self.task, res) > throughput(self.task, old[1]):
                 chosen[config.index] = (MeasureInput(self.task, config), res)

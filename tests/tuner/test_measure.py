@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tecomp import te
+from tecomp.error import TuningError
 from tecomp import tuner as autotvm
 from tecomp.tuner.measure import (BuildResult, LocalBuilder, LocalRunner, MeasureErrorNo, MeasureInput,
                                   measure_batch, measure_option)
@@ -192,12 +193,13 @@ def test_build_failures_are_recorded_by_kind(builder):
 def test_measure_batch_matmul_checks_and_cleans_up(builder):
     task = autotvm.task.create("test_measure/matmul", (32,), "llvm")
     inputs = [MeasureInput(task, task.config_space.get(i)) for i in range(len(task.config_space))]
-    option = measure_option(builder, LocalRunner(number=3, repeat=2, check_correctness=True, timeout=5))
+    option = measure_option(builder, LocalRunner(number=3, repeat=2, check_correctness=True, timeout=5,
+                                                 num_threads=1))
     built = builder.build(inputs)
     files = [b.filename for b in built]
     results = option["runner"].run(inputs, built)
     assert all(r.error_no == 0 for r in results), [r.error_msg for r in results]
-    assert all(len(r.costs) == 2 and r.all_cost > 0 for r in results)
+    assert all(len(r.costs) == 2 and r.all_cost > 0 and r.num_threads == 1 for r in results)
     del built
     assert not any(os.path.exists(f) for f in files)  # a library lives as long as its BuildResult
     assert [r.error_no for r in measure_batch(inputs[:2], option)] == [0, 0]
@@ -227,3 +229,9 @@ def test_output_comparison_tolerance():
     one_nan[0] = np.nan
     assert not _max_error(one_nan, want)[1]
     assert _max_error(np.array([1, 2]), np.array([1, 3])) == (1.0, False)  # integers: exact
+
+
+@pytest.mark.parametrize("threads", [0, -2, 1.5, True])
+def test_runner_thread_count_must_be_a_positive_int(threads):
+    with pytest.raises(TuningError, match="num_threads must be a positive integer"):
+        LocalRunner(num_threads=threads)

@@ -171,3 +171,47 @@ def test_jsonl_bad_line_names_it_and_imports_nothing(tmp_path, bad, why):
             db.import_jsonl(tmp_path / "bad.jsonl")
         assert "bad.jsonl" in str(info.value)
         assert len(db) == 0
+
+
+def _timed_with(index, cost, threads):
+    inp, res = fake_pair(index, cost)
+    return inp, res._replace(num_threads=threads)
+
+
+def test_records_keep_the_thread_count_and_best_prefers_the_one_asked_for(tmp_path):
+    path = tmp_path / "tune.db"
+    _fill(path, [_timed_with(0, 1e-3, 1), _timed_with(1, 2e-3, 2), _timed_with(2, 3e-3, 2), fake_pair(3, 4e-3)])
+    with RecordDB(path) as db:
+        assert [r.num_threads for r in db.records(KEY, "llvm")] == [1, 2, 2, None]
+        assert db.best(KEY, "llvm").config_index == 0            # no count asked: the fastest of all
+        assert db.best(KEY, "llvm", 2).config_index == 1         # timed on 2 threads: those first
+        assert db.best(KEY, "llvm", 8).config_index == 0         # none on 8: the fastest of any count
+        # records that do not say count as matching any thread count
+        assert [r.config_index for r in db.records(KEY, "llvm", num_threads=2)] == [1, 2, 3]
+        out = tmp_path / "out.jsonl"
+        db.export_jsonl(out)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["num_threads"] for line in lines] == [1, 2, 2, None]
+    with RecordDB(tmp_path / "copy.db") as copy:
+        copy.import_jsonl(out)
+        assert [r.num_threads for r in copy.records()] == [1, 2, 2, None]
+
+
+def test_a_database_from_before_thread_counts_opens_and_gains_the_column(tmp_path):
+    path = tmp_path / "old.db"
+    _fill(path, [fake_pair(0, 1e-3)])
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE records DROP COLUMN num_threads")
+    with RecordDB(path) as db:
+        assert [r.num_threads for r in db.records()] == [None]
+        db.add(*_timed_with(1, 2e-3, 2))
+        assert [r.num_threads for r in db.records()] == [None, 2]
+
+
+def test_a_bad_thread_count_in_json_lines_is_named(tmp_path):
+    inp, res = _timed_with(0, 1e-3, 0)
+    src = tmp_path / "bad.jsonl"
+    from tecomp.tuner.records import record_from_measure
+    src.write_text(json.dumps(record_from_measure(inp, res).to_json_dict()) + "\n")
+    with RecordDB(tmp_path / "t.db") as db, pytest.raises(TecompError, match="num_threads"):
+        db.import_jsonl(src)
