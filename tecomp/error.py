@@ -3,11 +3,16 @@
 Every user-facing failure is a ``TecompError`` (or a subclass) whose message
 names the user's object at fault: the stage and axis of a schedule, the
 argument of a call, the target string. Nothing here may import the rest of
-the package.
+the package. The base is TVM's ``TVMError``, a ``RuntimeError``, as in TVM.
 """
 
 
-class TecompError(Exception):
+class TVMError(RuntimeError):
+    """TVM's base error, kept so that code written for TVM (``except tvm.TVMError``,
+    ``pytest.raises(RuntimeError)``) catches tecomp's errors too."""
+
+
+class TecompError(TVMError):
     """Base class of every error tecomp raises on purpose."""
 
 

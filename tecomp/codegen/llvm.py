@@ -505,12 +505,25 @@ class FunctionEmitter:
     def _e_Call(self, e: E.Call) -> ir.Value:
         if e.op == "if_then_else":
             return self._if_then_else(e)
+        if e.op == "call_extern":
+            return self._call_extern(e)
         if e.op in ops.MATH_OPS:
             args = [self.typed(a, e.dtype) for a in e.args]
             vector = self.mod.vector_math.call(self.builder, e.op, args, e.dtype)
             return vector if vector is not None else ops.math_call(self.builder, e.op, args, e.dtype)
         raise self.error(f"unknown intrinsic {e.op!r} for the llvm target; known: "
                          f"if_then_else, {', '.join(sorted(ops.MATH_OPS))}")
+
+    def _call_extern(self, e: E.Call) -> ir.Value:
+        """A call of a C function by name (``tir.call_extern``); the linker resolves it."""
+        name, args = e.args[0].value, [self.expr(a) for a in e.args[1:]]
+        fnty = ir.FunctionType(ops.llvm_type(e.dtype), [a.type for a in args])
+        fn = self.mod.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(self.mod.module, fnty, name)
+        elif fn.function_type != fnty:
+            raise self.error(f"call_extern {name}: called with two different signatures")
+        return self.builder.call(fn, args)
 
     def _if_then_else(self, e: E.Call) -> ir.Value:
         """Only the taken branch runs, so a branch may load out of bounds when not taken."""

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from ..error import ExprError
 from ..tir import op as _op
-from ..tir.expr import ExprOp, PrimExpr, ProducerLoad, Var
+from ..tir.expr import ExprOp, IntImm, PrimExpr, ProducerLoad, Var
 from ..tir.functor import post_order_visit
 
 
@@ -111,9 +111,11 @@ class Tensor:
     def ndim(self) -> int:
         return len(self.shape)
 
-    def __getitem__(self, indices: Any) -> PrimExpr:
+    def __getitem__(self, indices: Any) -> Any:
         if not isinstance(indices, tuple):
             indices = (indices,)
+        if len(indices) < len(self.shape):  # A[i][j], as TVM's TensorSlice
+            return TensorSlice(self, indices)
         if len(indices) != len(self.shape):
             raise ExprError(
                 f"tensor {self.name} has {len(self.shape)} dimensions but was indexed with "
@@ -127,11 +129,115 @@ class Tensor:
             conv.append(e)
         return ProducerLoad(self, tuple(conv))
 
+    def __call__(self, *indices: Any) -> PrimExpr:
+        """``A(i, j)``: the same as ``A[i, j]`` (TVM's call syntax)."""
+        if len(indices) != len(self.shape):
+            raise ExprError(f"tensor {self.name} has {len(self.shape)} dimensions but was called with "
+                            f"{len(indices)} indices")
+        return self[tuple(indices)]
+
+    def equal(self, other: Any) -> bool:
+        """TVM's ``Tensor.equal``: the same output of the same operation."""
+        return isinstance(other, Tensor) and other.op is self.op and other.value_index == self.value_index
+
+    # Elementwise arithmetic with broadcasting builds a new compute (TVM's topi operator overloads).
+    def __add__(self, other: Any) -> "Tensor":
+        return broadcast_op("add", self, other)
+
+    def __radd__(self, other: Any) -> "Tensor":
+        return broadcast_op("add", other, self)
+
+    def __sub__(self, other: Any) -> "Tensor":
+        return broadcast_op("subtract", self, other)
+
+    def __rsub__(self, other: Any) -> "Tensor":
+        return broadcast_op("subtract", other, self)
+
+    def __mul__(self, other: Any) -> "Tensor":
+        return broadcast_op("multiply", self, other)
+
+    def __rmul__(self, other: Any) -> "Tensor":
+        return broadcast_op("multiply", other, self)
+
+    def __truediv__(self, other: Any) -> "Tensor":
+        return broadcast_op("divide", self, other)
+
+    def __rtruediv__(self, other: Any) -> "Tensor":
+        return broadcast_op("divide", other, self)
+
+    def __neg__(self) -> "Tensor":
+        return broadcast_op("subtract", 0, self)
+
     def __hash__(self) -> int:
         return id(self)
 
     def __repr__(self) -> str:
         return f"Tensor(name={self.name}, shape={list(self.shape)}, dtype={self.dtype})"
+
+
+class TensorSlice:
+    """A tensor indexed in its leading dimensions only (``A[i]`` of a matrix); index it further."""
+
+    __slots__ = ("tensor", "indices")
+
+    def __init__(self, tensor: Tensor, indices: tuple):
+        self.tensor = tensor
+        self.indices = indices
+
+    @property
+    def dtype(self) -> str:
+        return self.tensor.dtype
+
+    def __getitem__(self, indices: Any) -> Any:
+        more = indices if isinstance(indices, tuple) else (indices,)
+        return self.tensor[self.indices + more]
+
+    def asobject(self) -> Any:
+        return self.tensor[self.indices]
+
+    def __repr__(self) -> str:  # shows in the error when a partial index is used as a value
+        return (f"{self.tensor.name}[{', '.join(map(str, self.indices))}] (tensor {self.tensor.name} has "
+                f"{len(self.tensor.shape)} dimensions but was indexed with {len(self.indices)} indices)")
+
+
+_ARITH = {"add": _op.add, "subtract": _op.sub, "multiply": _op.mul, "divide": _op.div}
+
+
+def broadcast_op(kind: str, lhs: Any, rhs: Any) -> Tensor:
+    """``lhs <kind> rhs`` elementwise, numpy broadcasting; either side may be a scalar."""
+    from .operation import compute
+    shapes = [t.shape for t in (lhs, rhs) if isinstance(t, Tensor)]
+    out_shape = _broadcast_shape(shapes, kind)
+    ndim = len(out_shape)
+
+    def value(x: Any, idx: tuple) -> Any:
+        if not isinstance(x, Tensor):
+            return x
+        own = idx[ndim - len(x.shape):]
+        return x[tuple(_op.const(0, i.dtype) if _is_one(d) and not _is_one(o) else i
+                       for i, d, o in zip(own, x.shape, out_shape[ndim - len(x.shape):]))]
+
+    return compute(out_shape, lambda *idx: _ARITH[kind](value(lhs, idx), value(rhs, idx)), name=f"T_{kind}",
+                   tag="broadcast")
+
+
+def _is_one(d: Any) -> bool:
+    return isinstance(d, IntImm) and d.value == 1
+
+
+def _broadcast_shape(shapes: list, kind: str) -> tuple:
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for k in range(ndim):
+        dims = [s[len(s) - ndim + k] for s in shapes if len(s) - ndim + k >= 0]
+        wide = [d for d in dims if not _is_one(d)]
+        for d in wide[1:]:
+            if not (d is wide[0] or (isinstance(d, IntImm) and isinstance(wide[0], IntImm)
+                                     and d.value == wide[0].value)):
+                raise ExprError(f"{kind}: shapes {[[str(x) for x in s] for s in shapes]} do not broadcast "
+                                f"(dimension {k} from the left of the result: {wide[0]} vs {d})")
+        out.append(wide[0] if wide else dims[0])
+    return tuple(out)
 
 
 def collect_input_tensors(exprs: Any) -> list[Tensor]:

@@ -9,6 +9,7 @@ is ``global`` (function arguments and heap allocations), ``local`` or
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
 
 from .expr import PrimExpr, Var
 
@@ -36,6 +37,21 @@ class Buffer:
     def ndim(self) -> int:
         return len(self.shape)
 
+    def vload(self, begin: Any, dtype: Optional[str] = None) -> PrimExpr:
+        """The element at ``begin`` (an index or a tuple of them); TVM's ``Buffer.vload``."""
+        from .expr import BufferLoad
+        from .op import cast, convert
+        idx = tuple(convert(i) for i in (begin if isinstance(begin, (list, tuple)) else (begin,)))
+        load = BufferLoad(self, idx)
+        return load if dtype is None else cast(load, dtype)
+
+    def vstore(self, begin: Any, value: Any) -> Any:
+        """A store of ``value`` at ``begin``; TVM's ``Buffer.vstore``."""
+        from .op import cast, convert
+        from .stmt import BufferStore
+        idx = tuple(convert(i) for i in (begin if isinstance(begin, (list, tuple)) else (begin,)))
+        return BufferStore(self, cast(value, self.dtype), idx)
+
     def row_major_strides(self) -> tuple:
         """Strides of a compact row-major layout of ``shape`` (as expressions)."""
         from .op import const, mul
@@ -47,7 +63,25 @@ class Buffer:
         return tuple(reversed(strides))
 
 
-def decl_buffer(shape, dtype: str = "float32", name: str = "buffer", scope: str = "global") -> Buffer:
-    """Declare a buffer (TVM's ``tir.decl_buffer``)."""
+def decl_buffer(shape, dtype: str = "float32", name: str = "buffer", data: Optional[Var] = None,
+                strides: Optional[Sequence] = None, elem_offset: Any = None, scope: str = "global",
+                data_alignment: int = -1, offset_factor: int = 0) -> Buffer:
+    """Declare a buffer (TVM's ``tir.decl_buffer``).
+
+    ``strides`` gives a strided layout; ``data_alignment`` up to 64 bytes and any
+    ``offset_factor`` are accepted because tecomp's buffers always start 64-byte
+    aligned at element offset 0; a nonzero ``elem_offset`` is refused.
+    """
+    from ..error import ExprError
     from .op import convert
-    return Buffer(name, dtype, tuple(convert(s) for s in shape), scope)
+    if elem_offset is not None and not (isinstance(elem_offset, int) and elem_offset == 0):
+        raise ExprError(f"decl_buffer {name}: elem_offset={elem_offset!r} is not supported; tecomp's buffers "
+                        "start at element 0")
+    if data_alignment > 64:
+        raise ExprError(f"decl_buffer {name}: data_alignment={data_alignment} exceeds the 64 bytes tecomp "
+                        "guarantees")
+    shape = tuple(convert(s) for s in (shape if isinstance(shape, (list, tuple)) else (shape,)))
+    stride_exprs = tuple(convert(s) for s in strides) if strides else ()
+    if stride_exprs and len(stride_exprs) != len(shape):
+        raise ExprError(f"decl_buffer {name}: {len(stride_exprs)} strides for {len(shape)} dimensions")
+    return Buffer(name, dtype, shape, scope or "global", data, stride_exprs)

@@ -19,7 +19,7 @@ from ..error import ExprError
 from . import dtype as dt
 from .expr import (EQ, GE, GT, LE, LT, NE, Add, And, Broadcast, Call, Cast, Div,
                    FloatImm, FloorDiv, FloorMod, IntImm, Max, Min, Mul, Not, Or,
-                   PrimExpr, Select, Sub)
+                   PrimExpr, Select, StringImm, Sub)
 
 MATH_INTRINSICS = ("exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "erf",
                    "fabs", "floor", "ceil", "pow", "exp2", "log2", "log10",
@@ -333,3 +333,31 @@ def min_value(dtype: str) -> PrimExpr:
     if t.is_bool:
         return const(False)
     return const(int(np.iinfo(dt.numpy_name(dtype)).min), dtype)
+
+
+def truncdiv(a: Any, b: Any) -> PrimExpr:
+    """Integer division rounding toward zero (C's ``/``), built from floor division."""
+    a, b = _int_operands("truncdiv", a, b)
+    if isinstance(a, IntImm) and isinstance(b, IntImm) and b.value != 0:
+        q = abs(a.value) // abs(b.value)
+        return const(-q if (a.value < 0) != (b.value < 0) else q, a.dtype)
+    q = floordiv(a, b)
+    inexact = logical_and(cmp("!=", floormod(a, b), 0), cmp("!=", cmp("<", a, 0), cmp("<", b, 0)))
+    return select(inexact, add(q, 1), q)
+
+
+def truncmod(a: Any, b: Any) -> PrimExpr:
+    """The remainder of :func:`truncdiv` (C's ``%``: it takes the sign of ``a``)."""
+    a, b = _int_operands("truncmod", a, b)
+    return sub(a, mul(truncdiv(a, b), b))
+
+
+def call_extern(dtype: str, func_name: str, *args: Any) -> PrimExpr:
+    """A call of the C function ``func_name`` (resolved when the library is linked) returning ``dtype``."""
+    dt.parse(dtype)
+    if not isinstance(func_name, str) or not func_name.isidentifier():
+        raise ExprError(f"call_extern: the function name must be a C identifier, got {func_name!r}")
+    return Call(dtype, "call_extern", (StringImm(func_name),) + tuple(convert(a) for a in args))
+
+
+call_pure_extern = call_extern

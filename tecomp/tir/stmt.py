@@ -78,6 +78,19 @@ class Allocate(Stmt):
     buffer: Buffer
     body: Stmt
 
+    # TVM's field names, for scripts that read them.
+    @property
+    def buffer_var(self) -> Var:
+        return self.buffer.data
+
+    @property
+    def extents(self) -> tuple:
+        return self.buffer.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.buffer.dtype
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class AttrStmt(Stmt):
