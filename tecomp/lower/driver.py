@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from ..error import LoweringError
-from ..te.operation import ComputeOp, PlaceholderOp, ScanOp
+from ..te.operation import ComputeOp, ExternOp, PlaceholderOp, ScanOp
 from ..te.schedule import Schedule, Stage
 from ..te.tensor import Tensor
 from ..tir import op as _op
@@ -29,6 +29,7 @@ from ..tir.simplify import Analyzer, simplify_stmt
 from ..target import Target
 from ..tir.stmt import For, LetStmt, PrimFunc, Stmt
 from .bound import BoundInferrer
+from .extern import extern_bodies, plan_extern_storage
 from .flatten import flatten_storage
 from .inline import inline_bodies
 from .launch import lower_for_gpu
@@ -61,7 +62,9 @@ def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str, partition: 
     tensors, extra_vars = _split_args(args)
     bodies = inline_bodies(sch)
     bodies.update(scan_bodies(sch))
-    stages = [st for st in sch.stages if isinstance(st.op, (ComputeOp, ScanOp)) and st.attach_type != "inline"]
+    bodies.update(extern_bodies(sch))
+    stages = [st for st in sch.stages if isinstance(st.op, (ComputeOp, ScanOp, ExternOp))
+              and st.attach_type != "inline"]
     check_scan_body_placement(sch, stages, bodies)
     analyzer = _shape_analyzer(tensors)
     inferrer = BoundInferrer(sch, stages, bodies, analyzer)
@@ -133,6 +136,7 @@ def _plan_storage(sch: Schedule, tensors: list[Tensor], stages: list[Stage], bou
         storage.add(stage, t.value_index, buf, zeros, True)
         params.append(buf)
     plan_scan_storage(sch, stages, storage)
+    plan_extern_storage(sch, stages, storage)
     for st in stages:
         sb = bounds[st]
         for vi in range(st.op.num_outputs):

@@ -46,7 +46,8 @@ class _Flatten(Mutator):
         else:
             for extent in node.buffer.shape:
                 size = _op.mul(size, extent)
-        flat = Buffer(node.buffer.name, node.buffer.dtype, (size,), node.buffer.scope)
+        # The same data variable: a te.extern body may address the buffer through a flat view of it.
+        flat = Buffer(node.buffer.name, node.buffer.dtype, (size,), node.buffer.scope, node.buffer.data)
         self.flat[node.buffer] = flat
         return Allocate(flat, self.visit(node.body))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..error import LoweringError
-from ..te.operation import ComputeOp, ScanOp
+from ..te.operation import ComputeOp, ExternOp, ScanOp
 from ..te.schedule import Split, Stage
 from ..te.tensor import IterVar
 from ..tir import op as _op
@@ -105,6 +105,9 @@ class NestBuilder:
         sb = self.bounds[st]
         if isinstance(st.op, ScanOp):  # one serial loop over the scan axis; the body stages are attached there
             return self._loops(st, sb, [st.op.scan_axis], None)
+        if isinstance(st.op, ExternOp):  # its hand-written body, on the real buffers
+            from .extern import extern_stmt
+            return extern_stmt(self.schedule, st, self.storage)
         op: ComputeOp = st.op
         root_vmap = {iv.var: sb.root_index(iv) for iv in sb.root_ranges}
         out_indices = tuple(sb.root_index(iv) for iv in op.axis)

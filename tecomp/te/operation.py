@@ -69,6 +69,8 @@ def _shape_tuple(shape: Any, what: str) -> tuple:
         raise ExprError(f"shape of {what} must be a tuple of ints or expressions, got {shape!r}") from None
     result = []
     for d in dims:
+        if isinstance(d, float) and d.is_integer():  # ``N / bn`` of two ints, which TVM accepts
+            d = int(d)
         e = _op.convert(d)
         if not dt.is_integral(e.dtype) or dt.is_bool(e.dtype):
             raise ExprError(f"shape of {what} must be integers, got {d!r}")
@@ -103,6 +105,7 @@ def compute(shape: Any, fcompute: Callable, name: str = "compute", tag: str = ""
             attrs: Optional[dict] = None) -> Any:
     """A tensor (or a list of tensors) defined elementwise by ``fcompute``."""
     shape = _shape_tuple(shape, f"compute {name}")
+    tag = tag or current_tag()
     names = _axis_names(fcompute, len(shape), name)
     axis = tuple(IterVar(Range(_op.const(0, s.dtype), s), Var(n, s.dtype), IterVar.DataPar)
                  for n, s in zip(names, shape))
@@ -304,3 +307,106 @@ def _same_dim(a: PrimExpr, b: PrimExpr) -> bool:
     if isinstance(a, _op.IntImm) and isinstance(b, _op.IntImm):
         return a.value == b.value
     return a is b
+
+
+class ExternOp(Operation):
+    """Tensors computed by a hand-written loop-IR body (``te.extern``).
+
+    ``body`` reads ``input_placeholders`` and writes ``output_placeholders``
+    (Buffers); lowering rebinds them to where ``inputs`` and the outputs live.
+    ``axis`` (over the first output's shape) lets bound inference and storage
+    treat the stage as covering its whole output; the body is not scheduled.
+    """
+
+    def __init__(self, name: str, tag: str, attrs: dict, inputs: tuple, input_placeholders: tuple,
+                 output_placeholders: tuple, body: Any):
+        self.name = name
+        self.tag = tag
+        self.attrs = dict(attrs or {})
+        self.inputs = inputs
+        self.input_placeholders = input_placeholders
+        self.output_placeholders = output_placeholders
+        self.body = body
+        self.shape = output_placeholders[0].shape
+        self.axis = tuple(IterVar(Range(_op.const(0, d.dtype), d), Var(f"{name}.i{k}", d.dtype), IterVar.DataPar)
+                          for k, d in enumerate(self.shape))
+        self.reduce_axis: tuple = ()
+        self.num_outputs = len(output_placeholders)
+        self._outputs = tuple(Tensor(self, k, b.shape, b.dtype) for k, b in enumerate(output_placeholders))
+
+    @property
+    def input_tensors(self) -> list[Tensor]:
+        return list(self.inputs)
+
+
+def extern(shape: Any, inputs: Any, fcompute: Callable, name: str = "extern", dtype: Any = None,
+           in_buffers: Any = None, out_buffers: Any = None, tag: str = "", attrs: Optional[dict] = None) -> Any:
+    """Tensors of ``shape`` computed by ``fcompute(ins, outs)``, TVM's ``te.extern``.
+
+    ``ins``/``outs`` are Buffers (``tir.decl_buffer``) of the inputs and
+    outputs; ``fcompute`` returns a statement (``tir.ir_builder``'s
+    ``get()``) or an expression such as ``tir.call_extern(...)``. A list
+    of shapes gives several outputs (a list is returned).
+    """
+    from ..tir.buffer import Buffer, decl_buffer
+    from ..tir.stmt import Evaluate, Stmt
+    tag = tag or current_tag()
+    multi = isinstance(shape, (list, tuple)) and bool(shape) and isinstance(shape[0], (list, tuple))
+    shapes = [_shape_tuple(s, f"extern {name}") for s in (shape if multi else [shape])]
+    ins = tuple(inputs) if isinstance(inputs, (list, tuple)) else (inputs,)
+    if not all(isinstance(t, Tensor) for t in ins):
+        raise ExprError(f"extern {name}: inputs must be a list of tensors, got {inputs!r}")
+    if dtype is None:
+        if not ins:
+            raise ExprError(f"extern {name}: give dtype= (there is no input to take it from)")
+        dtype = ins[0].dtype
+    dtypes = list(dtype) if isinstance(dtype, (list, tuple)) else [dtype] * len(shapes)
+    if len(dtypes) != len(shapes):
+        raise ExprError(f"extern {name}: {len(dtypes)} dtypes for {len(shapes)} outputs")
+    in_bufs = tuple(in_buffers) if in_buffers is not None else tuple(
+        decl_buffer(t.shape, t.dtype, t.name) for t in ins)
+    out_bufs = tuple(out_buffers) if out_buffers is not None else tuple(
+        decl_buffer(s, d, f"{name}.out{k}" if multi else name) for k, (s, d) in enumerate(zip(shapes, dtypes)))
+    for what, bufs, count in (("in_buffers", in_bufs, len(ins)), ("out_buffers", out_bufs, len(shapes))):
+        if len(bufs) != count or not all(isinstance(b, Buffer) for b in bufs):
+            raise ExprError(f"extern {name}: {what} must be {count} Buffers (tir.decl_buffer), got {bufs!r}")
+    body = fcompute(list(in_bufs), list(out_bufs))
+    if isinstance(body, PrimExpr):
+        body = Evaluate(body)
+    if not isinstance(body, Stmt):
+        raise ExprError(f"extern {name}: fcompute must return a statement (ir_builder.get()) or an "
+                        f"expression, got {body!r}")
+    op = ExternOp(name, tag, attrs or {}, ins, in_bufs, out_bufs, body)
+    outs = [op.output(k) for k in range(op.num_outputs)]
+    return outs if multi else outs[0]
+
+
+_tags: list[str] = []
+
+
+def current_tag() -> str:
+    """The tag of the innermost ``te.tag_scope`` (``""`` outside one)."""
+    return _tags[-1] if _tags else ""
+
+
+class tag_scope:  # noqa: N801 (TVM's name)
+    """``with te.tag_scope("conv"):`` tags the operations defined inside; also a decorator."""
+
+    def __init__(self, tag: str):
+        self.tag = tag
+
+    def __enter__(self) -> "tag_scope":
+        _tags.append(self.tag)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _tags.pop()
+
+    def __call__(self, fdecl: Callable) -> Callable:
+        import functools
+
+        @functools.wraps(fdecl)
+        def tagged(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return fdecl(*args, **kwargs)
+        return tagged

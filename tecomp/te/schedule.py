@@ -19,7 +19,7 @@ from ..tir import op as _op
 from ..tir.expr import IntImm, PrimExpr, ProducerLoad, Var
 from ..tir.functor import Mutator
 from ..tir.stmt import ForKind
-from .operation import ComputeOp, PlaceholderOp, ScanOp
+from .operation import ComputeOp, ExternOp, PlaceholderOp, ScanOp
 from .tensor import IterVar, Operation, Range, Tensor
 
 
@@ -499,7 +499,7 @@ def create_schedule(ops: Any) -> Schedule:
     outs = []
     for o in items:
         op = o.op if isinstance(o, Tensor) else o
-        if not isinstance(op, (ComputeOp, PlaceholderOp, ScanOp)):
+        if not isinstance(op, (ComputeOp, PlaceholderOp, ScanOp, ExternOp)):
             raise ScheduleError(f"create_schedule expects operations or tensors, got {o!r}")
         outs.append(op)
     return Schedule(outs)

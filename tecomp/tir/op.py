@@ -309,6 +309,15 @@ def call_intrin(name: str, *args: Any) -> PrimExpr:
     return Call(conv[0].dtype, name, tuple(conv))
 
 
+def intrinsic(name: str) -> Any:
+    """The elementwise function ``name(x, ...)`` building :func:`call_intrin` (``te.exp`` and friends)."""
+    def f(x: Any, *rest: Any) -> PrimExpr:
+        return call_intrin(name, x, *rest)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"Elementwise {name} (a math intrinsic; integers are cast to float32)."
+    return f
+
+
 def fabs(x: Any) -> PrimExpr:
     """Absolute value; integers stay integers."""
     x = convert(x)
@@ -350,6 +359,12 @@ def truncmod(a: Any, b: Any) -> PrimExpr:
     """The remainder of :func:`truncdiv` (C's ``%``: it takes the sign of ``a``)."""
     a, b = _int_operands("truncmod", a, b)
     return sub(a, mul(truncdiv(a, b), b))
+
+
+def c_div(a: Any, b: Any) -> PrimExpr:
+    """``a / b`` with C semantics (TVM's ``te.div``): true division on floats, truncdiv on integers."""
+    a, b = _convert_pair(a, b)
+    return truncdiv(a, b) if dt.is_integral(a.dtype) else Div(a, b)
 
 
 def call_extern(dtype: str, func_name: str, *args: Any) -> PrimExpr:
