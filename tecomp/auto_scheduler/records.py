@@ -1,0 +1,91 @@
+"""Auto-scheduler records in the tuner's SQLite database.
+
+Owns ``RecordToFile`` (the measure callback writing each measurement), the
+JSON form of a record's config (``{"index": <hash of the steps>,
+"entities": {}, "steps": [...]}``: the index is a stable 63-bit hash of the
+steps, so the database's per-config queries still work) and reading the
+valid records of a workload back, best first (``best_steps``). A record
+stores its workload key (``["auto_scheduler:<name>", [args]]``) and the
+transform steps (see ``steps``), never pickled objects. It must not replay
+steps (``ApplyHistoryBest`` and ``SearchTask.apply_best`` do, skipping
+records whose steps no longer apply).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any, Iterator, NamedTuple, Optional, Sequence, Union
+
+from ..tuner.records import RecordDB, open_db, record_from_measure
+from .steps import StepError, check_steps
+
+TUNER_NAME = "auto_scheduler"
+
+
+def steps_key(steps: Sequence[Sequence]) -> str:
+    """The canonical JSON text of a step list (identifies a candidate)."""
+    return json.dumps([list(s) for s in steps], separators=(",", ":"))
+
+
+def steps_index(steps: Sequence[Sequence]) -> int:
+    return int.from_bytes(hashlib.sha1(steps_key(steps).encode()).digest()[:8], "big") >> 1
+
+
+class _StepsConfig(NamedTuple):
+    steps: list
+
+    @property
+    def index(self) -> int:
+        return steps_index(self.steps)
+
+    def to_json_dict(self) -> dict:
+        return {"index": self.index, "entities": {}, "steps": self.steps}
+
+
+class _Input(NamedTuple):
+    task: Any
+    config: _StepsConfig
+
+
+class RecordToFile:
+    """Measure callback: append every measurement to the records database at ``path``."""
+
+    def __init__(self, path: Union[str, os.PathLike]):
+        self.path = str(path)
+        self.db = RecordDB(self.path)
+
+    def __call__(self, task: Any, steps: Sequence[list], results: Sequence[Any]) -> None:
+        self.db.add_records(record_from_measure(_Input(task, _StepsConfig(list(s))), res, TUNER_NAME)
+                            for s, res in zip(steps, results))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def record_steps(rec: Any) -> Optional[list]:
+    """The checked steps of an auto-scheduler record, None if it holds none or malformed ones."""
+    steps = rec.config.get("steps") if isinstance(rec.config, dict) else None
+    if steps is None:
+        return None
+    try:
+        return check_steps(steps)
+    except StepError:
+        return None
+
+
+def measured(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str) -> Iterator[tuple]:
+    """``(steps, record)`` of every record of the workload with readable steps, in order."""
+    with open_db(db) as opened:
+        for rec in opened.records(workload_key, target):
+            steps = record_steps(rec)
+            if steps is not None:
+                yield steps, rec
+
+
+def best_steps(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str) -> list[tuple]:
+    """``(steps, mean seconds)`` of the valid records of the workload, fastest first."""
+    valid = [(steps, rec.mean_cost) for steps, rec in measured(db, workload_key, target)
+             if rec.mean_cost is not None]
+    return sorted(valid, key=lambda pair: pair[1])

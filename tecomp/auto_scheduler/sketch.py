@@ -1,0 +1,119 @@
+"""Sketch rules: the high-level structures of a schedule, derived from the compute DAG.
+
+Owns ``Sketch`` (one rule per compute stage) and ``generate_sketches``. The
+rules, applied consumers first (as TVM's auto-scheduler does on CPU):
+
+* ``inline``: a non-output stage without a reduction is substituted into its
+  consumers, unless it calls an expensive function (exp, log, ...), which
+  would then be recomputed; a cheap one read by a stage with data reuse is
+  offered both inlined and computed once at root.
+* ``tile``: multi-level tiling of a stage with data reuse (an input does not
+  depend on every spatial axis: matmul, convolution), space-space-reduce-
+  space-reduce-space (SSRSRS), the innermost level vectorized.
+* ``tile_cache``: the same with a write cache: the stage's values are
+  accumulated in a ``local`` cache computed at the tile loop of the stage,
+  which only copies them out (registers hold the accumulator tile).
+* ``tile_in`` / ``host``: a tiled stage whose only consumer is an
+  elementwise stage of the same shape (a bias, an activation) is computed at
+  that consumer's tile loop instead, so the consumer is the copy-out.
+* ``simple``: every other stage (reductions without reuse, elementwise
+  outputs, expensive producers): outer loops fused and parallel, the inner
+  loop vectorized.
+
+What each rule's loops become is ``annotation``'s job. A ``Sketch`` also
+carries the notes of stages no rule could transform (they keep the
+default loops). It must not sample sizes nor measure.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Optional
+
+from ..te.operation import ComputeOp
+from ..tir.expr import ProducerLoad
+from ..tir.functor import post_order_visit
+from .compute_dag import ComputeDAG, StageInfo
+
+MAX_SKETCHES = 8
+TILING_RULES = ("tile", "tile_cache", "tile_in")
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """One rule per compute stage: ``rules[i] = (rule, partner)`` for stage index ``i`` of the initial
+    schedule (``partner``: the host of a ``tile_in`` stage, the guest of a ``host``)."""
+
+    rules: tuple
+
+    def rule(self, index: int) -> tuple[str, Optional[int]]:
+        return self.rules[index]
+
+    def __str__(self) -> str:
+        return ", ".join(f"{i}:{r[0]}" + (f"->{r[1]}" if r[1] is not None else "")
+                         for i, r in enumerate(self.rules) if r is not None)
+
+
+def generate_sketches(dag: ComputeDAG) -> list[Sketch]:
+    """The sketches of ``dag`` (at most ``MAX_SKETCHES``), the richest first."""
+    stages = dag.compute_stages()
+    options = []
+    for info in reversed(stages):
+        options.append([(info.index, choice) for choice in _choices(dag, info)])
+    sketches, seen = [], set()
+    for combo in itertools.product(*options):
+        rules: list = [None] * len(dag.stages)
+        for index, (rule, partner) in combo:
+            rules[index] = (rule, partner)
+        if not _consistent(rules):
+            continue
+        for index, (rule, partner) in combo:
+            if rule == "tile_in":
+                rules[partner] = ("host", index)
+        sketch = Sketch(tuple(rules))
+        if sketch not in seen:
+            seen.add(sketch)
+            sketches.append(sketch)
+        if len(sketches) == MAX_SKETCHES:
+            break
+    return sketches
+
+
+def _choices(dag: ComputeDAG, info: StageInfo) -> list[tuple[str, Optional[int]]]:
+    if info.data_reuse:
+        host = _elementwise_host(dag, info)
+        return ([("tile_in", host)] if host is not None else []) + [("tile_cache", None), ("tile", None)]
+    if not info.is_output and not info.reduce:
+        if info.expensive:
+            return [("simple", None)]
+        feeds_reuse = any(dag.stages[c].data_reuse for c in info.consumers)
+        return [("inline", None), ("simple", None)] if feeds_reuse else [("inline", None)]
+    return [("simple", None)]
+
+
+def _consistent(rules: list) -> bool:
+    """A host must stay a plain stage (not inlined, not itself tiled), and host only one guest."""
+    hosts = [r[1] for r in rules if r is not None and r[0] == "tile_in"]
+    return len(hosts) == len(set(hosts)) and all(rules[h] is not None and rules[h][0] == "simple" for h in hosts)
+
+
+def _elementwise_host(dag: ComputeDAG, info: StageInfo) -> Optional[int]:
+    """The one consumer of ``info`` that reads it exactly at its own axes and has its shape, if any."""
+    if info.is_output or len(info.consumers) != 1:
+        return None
+    host = dag.stages[info.consumers[0]]
+    if host is None or host.reduce or host.spatial != info.spatial:
+        return None
+    sch = dag.init_schedule()
+    op: ComputeOp = sch.stages[host.index].op
+    produced = sch.stages[info.index].op
+    axes = [iv.var for iv in op.axis]
+    loads: list = []
+    for body in op.body:
+        post_order_visit(body, lambda n: loads.append(n) if isinstance(n, ProducerLoad) else None)
+    mine = [ld for ld in loads if ld.producer.op is produced]
+    if mine and all(len(ld.indices) == len(axes) and all(a is b for a, b in zip(ld.indices, axes))
+                    for ld in mine):
+        return host.index
+    return None
