@@ -16,7 +16,8 @@ from typing import Any
 
 from ..error import LoweringError
 from ..te.operation import ScanOp
-from ..te.schedule import Fuse, Schedule, Split, Stage
+from ..te.relations import pass_down, pass_up
+from ..te.schedule import Schedule, Stage
 from ..te.tensor import IterVar, Range
 from ..tir import op as _op
 from ..tir.expr import IntImm, PrimExpr, ProducerLoad
@@ -42,36 +43,15 @@ class StageBounds:
         return _op.add(self.root_ranges[iv].min, self.values[iv])
 
 
-def ceil_div(a: PrimExpr, b: PrimExpr) -> PrimExpr:
-    return _op.floordiv(_op.sub(_op.add(a, b), 1), b)
-
-
 def derive_loops(stage: Stage, root_ranges: dict, analyzer: Analyzer) -> StageBounds:
     """Extents of split/fused variables (downward) and root values from leaves (upward)."""
     sb = StageBounds(root_ranges=root_ranges)
     for iv, rng in root_ranges.items():
         sb.extents[iv] = rng.extent
-    for rel in stage.relations:
-        if isinstance(rel, Split):
-            total = sb.extents[rel.parent]
-            if rel.factor is not None:
-                sb.extents[rel.inner] = rel.factor
-                sb.extents[rel.outer] = analyzer.simplify(ceil_div(total, rel.factor))
-            else:
-                sb.extents[rel.outer] = rel.nparts
-                sb.extents[rel.inner] = analyzer.simplify(ceil_div(total, rel.nparts))
-        elif isinstance(rel, Fuse):
-            sb.extents[rel.fused] = analyzer.simplify(_op.mul(sb.extents[rel.outer], sb.extents[rel.inner]))
+    pass_down(stage.relations, sb.extents, analyzer)
     for leaf in stage.leaf_iter_vars:
         sb.values[leaf] = leaf.var
-    for rel in reversed(stage.relations):
-        if isinstance(rel, Split):
-            sb.values[rel.parent] = _op.add(_op.mul(sb.values[rel.outer], sb.extents[rel.inner]),
-                                            sb.values[rel.inner])
-        elif isinstance(rel, Fuse):
-            fused, inner_ext = sb.values[rel.fused], sb.extents[rel.inner]
-            sb.values[rel.outer] = _op.floordiv(fused, inner_ext)
-            sb.values[rel.inner] = _op.floormod(fused, inner_ext)
+    pass_up(stage.relations, sb.extents, sb.values)
     return sb
 
 

@@ -25,7 +25,7 @@ from ..tir.expr import BufferLoad, PrimExpr, ProducerLoad, Reduce, Var
 from ..tir.functor import Mutator, substitute
 from ..tir.simplify import Analyzer
 from ..tir.stmt import Allocate, BufferStore, For, ForKind, IfThenElse, Stmt, seq
-from .bound import StageBounds
+from .bound import StageBounds, loop_chain
 
 
 class StorageMap:
@@ -112,17 +112,18 @@ class NestBuilder:
         root_vmap = {iv.var: sb.root_index(iv) for iv in sb.root_ranges}
         out_indices = tuple(sb.root_index(iv) for iv in op.axis)
         dp_guard = self._guard(st, sb, reduce=False)
+        store_guard = dp_guard if st.store_predicate is None else _op.logical_and(dp_guard, self._store_predicate(st))
         leaves = st.leaf_iter_vars
         body = self.bodies[st]
         if not isinstance(body[0], Reduce):
             stores = [self._store(st, vi, self.loads.visit(substitute(b, root_vmap)), out_indices)
                       for vi, b in enumerate(body)]
-            return self._loops(st, sb, leaves, _guarded(dp_guard, seq(*stores)))
+            return self._loops(st, sb, leaves, _guarded(store_guard, seq(*stores)))
         red = substitute(body[0], root_vmap)  # source, condition and the combiner's identity and rule
         bound = [iv for iv in leaves if iv.is_reduce and self._kind(st, iv) is ForKind.THREAD_BINDING]
         if bound:
-            return self._cross_thread_nest(st, sb, red, bound, out_indices, dp_guard)
-        core, init, first_red = self._reduction(st, sb, red, out_indices, dp_guard)
+            return self._cross_thread_nest(st, sb, red, bound, out_indices, dp_guard, store_guard)
+        core, init, first_red = self._reduction(st, sb, red, out_indices, store_guard)
         if first_red is None:
             return seq(init, self._loops(st, sb, leaves, core))
         inner = seq(init, self._loops(st, sb, leaves[first_red:], core))
@@ -171,10 +172,11 @@ class NestBuilder:
         return _guarded(guard, BufferStore(buf, value, indices))
 
     def _cross_thread_nest(self, st: Stage, sb: StageBounds, red: Reduce, bound: list[IterVar],
-                           out_indices: tuple, dp_guard: PrimExpr) -> Stmt:
+                           out_indices: tuple, dp_guard: PrimExpr, store_guard: PrimExpr) -> Stmt:
         """A reduction whose axis is bound to a thread index: every thread of the group folds its
         share into a register, the partials meet in shared memory and are combined by a tree
-        (log2 steps, barriers placed by thread_sync), and the group's result is stored once."""
+        (log2 steps, barriers placed by thread_sync), and the group's result is stored once (a store
+        predicate of the stage guards only that store)."""
         leaves = st.leaf_iter_vars
         if len(bound) != 1:
             raise LoweringError(f"stage {st.name}: reduction axes {', '.join(iv.name for iv in bound)} are all "
@@ -215,10 +217,19 @@ class NestBuilder:
         if out.scope != "local":  # a local result is every thread's own copy; elsewhere one thread stores
             result = IfThenElse(_op.cmp("==", tr.var, 0), result)
         body = seq(BufferStore(partial, self.loads.visit(red.combiner.identity[0]), zero), fold,
-                   BufferStore(shared, BufferLoad(partial, zero), (slot,)), *steps, _guarded(dp_guard, result))
+                   BufferStore(shared, BufferLoad(partial, zero), (slot,)), *steps, _guarded(store_guard, result))
         # (the shared buffer is declared once per block by the launch form, wherever it is allocated)
         content = self._make_for(st, tr, sb.extents[tr], Allocate(shared, Allocate(partial, body)))
         return self._loops(st, sb, leaves[:first_red], content)
+
+    def _store_predicate(self, st: Stage) -> PrimExpr:
+        """The stage's store predicate over its loops: a ``te.thread_axis`` names the loop bound to it."""
+        threads = {}
+        for owner, iv in loop_chain(st):
+            attr = owner.iter_var_attrs.get(iv)
+            if attr is not None and attr.bind_thread is not None:
+                threads.setdefault(attr.bind_thread.var, iv.var)
+        return substitute(self.loads.visit(st.store_predicate), threads)
 
     def _constant_extent(self, st: Stage, sb: StageBounds, iv: IterVar) -> int:
         extent = self.analyzer.simplify(sb.extents[iv])

@@ -16,27 +16,14 @@ from typing import Any, Iterable, Optional, Union
 
 from ..error import ScheduleError
 from ..tir import op as _op
-from ..tir.expr import IntImm, PrimExpr, ProducerLoad, Var
+from ..tir.expr import IntImm, PrimExpr, ProducerLoad, Reduce, Var
 from ..tir.functor import Mutator
 from ..tir.stmt import ForKind
 from .operation import ComputeOp, ExternOp, PlaceholderOp, ScanOp
+from .relations import Fuse, Singleton, Split
 from .tensor import IterVar, Operation, Range, Tensor
 
-
-@dataclass(eq=False)
-class Split:
-    parent: IterVar
-    outer: IterVar
-    inner: IterVar
-    factor: Optional[PrimExpr]
-    nparts: Optional[PrimExpr]
-
-
-@dataclass(eq=False)
-class Fuse:
-    outer: IterVar
-    inner: IterVar
-    fused: IterVar
+__all__ = ["Fuse", "Schedule", "Singleton", "Split", "Stage", "create_schedule"]
 
 
 @dataclass(eq=False)
@@ -55,7 +42,10 @@ class Stage:
         self.op = op
         self.origin_op = op
         self.schedule = schedule
-        self.scope = "global"
+        self._scope: Optional[str] = None   # None: inferred from the attach point (see ``scope``)
+        self.store_predicate: Optional[PrimExpr] = None
+        self.double_buffer_on = False
+        self.group: Optional[Group] = None
         self.attach_type = "root"          # root | inline | scope
         self.attach_stage: Optional[Stage] = None
         self.attach_ivar: Optional[IterVar] = None
@@ -162,8 +152,14 @@ class Stage:
         """Fuse adjacent leaves (outermost first) into one loop."""
         if len(args) == 1 and isinstance(args[0], (list, tuple)):
             args = tuple(args[0])
-        if not args:
-            raise ScheduleError(f"fuse on stage {self.name}: no axes given")
+        if not args:  # TVM: a new loop of extent one, outermost
+            self._require_compute("fuse")
+            single = IterVar(Range(_op.const(0, "int32"), _op.const(1, "int32")), Var("singleton", "int32"),
+                             IterVar.DataPar)
+            self.relations.append(Singleton(single))
+            self.all_iter_vars.append(single)
+            self.leaf_iter_vars.insert(0, single)
+            return single
         ivs = [self._leaf(a, "fuse") for a in args]
         fused = ivs[0]
         for inner in ivs[1:]:
@@ -308,7 +304,40 @@ class Stage:
         self.attach_stage = self.attach_ivar = None
 
     def set_scope(self, scope: str) -> None:
-        self.scope = scope
+        self._scope = scope
+
+    @property
+    def scope(self) -> str:
+        """The storage scope: as set, else TVM's rule: ``local`` inside a loop bound to threadIdx (or
+        vthread), ``shared`` inside one bound to blockIdx only, ``global`` elsewhere."""
+        if self._scope is not None:
+            return self._scope
+        rank = -1
+        cur = self
+        while cur.attach_type == "scope":
+            parent = cur.attach_stage
+            leaves = parent.leaf_iter_vars
+            enclosing = leaves[:leaves.index(cur.attach_ivar) + 1] if cur.attach_ivar in leaves else []
+            for iv in enclosing:
+                attr = parent.iter_var_attrs.get(iv)
+                tag = attr.bind_thread.thread_tag if attr is not None and attr.bind_thread is not None else ""
+                if tag:
+                    rank = max(rank, 0 if tag.startswith("blockIdx") else 1)
+            cur = parent
+        return ("global", "shared", "local")[rank + 1]
+
+    def set_store_predicate(self, predicate: Any) -> None:
+        """Store this stage's results only where ``predicate`` holds (e.g. one thread of a group)."""
+        self._require_compute("set_store_predicate")
+        self.store_predicate = _op.convert(predicate)
+
+    def double_buffer(self) -> None:
+        """Give this stage two buffers that alternate between iterations of the loop it is computed at."""
+        self._require_compute("double_buffer")
+        if self.is_output:
+            raise ScheduleError(f"double_buffer on stage {self.name}: it is an output of the schedule; only an "
+                                "intermediate stage computed at a loop can be double-buffered")
+        self.double_buffer_on = True
 
 
 class _ReplaceLoads(Mutator):
@@ -408,36 +437,90 @@ class Schedule:
             st.op = _rewrite_op(st.op, mapping)
             self.stage_map[st.op] = st
         cache_stage = Stage(cache.op, self)
-        cache_stage.scope = scope
+        cache_stage.set_scope(scope)
         self._insert_after(src_stage, cache_stage)
         return cache
 
-    def cache_write(self, tensor: Tensor, scope: str) -> Tensor:
-        """Compute ``tensor`` into a cache in ``scope``; ``tensor`` becomes a copy of the cache."""
+    def cache_write(self, tensor: Any, scope: str) -> Any:
+        """Compute ``tensor`` (or every output of a multi-output compute, as a list) into a cache in
+        ``scope``; the original stage becomes a copy of the cache.
+
+        As in TVM, the cache is laid out along the stage's data-parallel *leaf* loops (after
+        split, tile, fuse and reorder), each of them an axis ``<leaf>.c`` of the cache stage; the
+        original stage loses its loop structure and copies from the cache.
+        """
         _check_scope(scope, "cache_write")
-        stage = self[tensor]
+        tensors = list(tensor) if isinstance(tensor, (list, tuple)) else [tensor]
+        if not tensors or not all(isinstance(t, Tensor) for t in tensors):
+            raise ScheduleError(f"cache_write: expected a tensor or a list of tensors, got {tensor!r}")
+        stage = self[tensors[0]]
         stage._require_compute("cache_write")
-        if stage.relations or any(a.kind is not ForKind.SERIAL or a.bind_thread is not None
-                                  for a in stage.iter_var_attrs.values()):
-            raise ScheduleError(f"cache_write on stage {stage.name}: call cache_write before "
-                                "scheduling the stage (it already has splits or annotations)")
-        if stage.op.num_outputs != 1:
-            raise ScheduleError(f"cache_write on stage {stage.name}: multi-output stages are not supported")
         op: ComputeOp = stage.op
-        fresh_axis = tuple(IterVar(iv.dom, Var(iv.name + ".c", iv.var.dtype), iv.iter_type) for iv in op.axis)
+        if any(self[t] is not stage for t in tensors) or \
+                sorted(t.value_index for t in tensors) != list(range(op.num_outputs)):
+            raise ScheduleError(f"cache_write on stage {stage.name}: give every output of its compute, "
+                                f"all {op.num_outputs} of them, as one list (got {[t.name for t in tensors]})")
         from ..tir.functor import substitute
-        vmap = {old.var: new.var for old, new in zip(op.axis, fresh_axis)}
-        cache_body = tuple(substitute(b, vmap) for b in op.body)
-        cache_op = ComputeOp(f"{op.name}.{scope}", op.tag, op.attrs, fresh_axis, op.reduce_axis,
-                             cache_body, op.shape)
-        cache = cache_op.output(0)
-        copy_body = (cache[tuple(iv.var for iv in op.axis)],)
-        stage.op = op.with_body(copy_body, reduce_axis=())
+        from ..tir.simplify import Analyzer
+        from .relations import linked, pass_down, pass_down_index, pass_up, split_guard
+        analyzer = Analyzer()
+        extents = {iv: ext for iv, ext in zip(op.axis, op.shape)}
+        pass_down(stage.relations, extents, analyzer)
+        leaves = [iv for iv in stage.leaf_iter_vars if not iv.is_reduce]  # splits of a reduction axis reduce too
+        cache_axis = tuple(IterVar(Range(_op.const(0, extents[iv].dtype), extents[iv]),
+                                   Var(iv.name + ".c", iv.var.dtype), IterVar.DataPar) for iv in leaves)
+        values = {iv: new.var for iv, new in zip(leaves, cache_axis)}
+        dp_rels = [r for r in stage.relations if not linked(r)[0].is_reduce]
+        pass_up(dp_rels, extents, values)
+        guard = split_guard(dp_rels, extents, values, analyzer)
+        vmap = {iv.var: values[iv] for iv in op.axis}
+        cache_body = tuple(_guard_body(substitute(b, vmap), guard) for b in op.body)
+        cache_op = ComputeOp(f"{op.name}.{scope}", op.tag, op.attrs, cache_axis, op.reduce_axis, cache_body,
+                             tuple(extents[iv] for iv in leaves))
+        index = {iv: iv.var for iv in op.axis}
+        pass_down_index(dp_rels, extents, index)
+        copy_indices = tuple(index[iv] for iv in leaves)
+        stage.op = op.with_body(tuple(cache_op.output(k)[copy_indices] for k in range(op.num_outputs)),
+                                reduce_axis=())
+        stage.relations = []
+        stage.iter_var_attrs = {}
         stage._reset_iter_vars()
         cache_stage = Stage(cache_op, self)
-        cache_stage.scope = scope
+        cache_stage.set_scope(scope)
         self._insert_before(stage, cache_stage)
-        return cache
+        caches = [cache_op.output(t.value_index) for t in tensors]
+        return caches if isinstance(tensor, (list, tuple)) else caches[0]
+
+    def rfactor(self, tensor: Tensor, axis: IterVar, factor_axis: int = 0) -> Any:
+        """Factor the reduction of ``tensor`` over its reduction loop ``axis`` (see ``te.rfactor``)."""
+        from .rfactor import rfactor
+        return rfactor(self, tensor, axis, factor_axis)
+
+    def create_group(self, outputs: Any, inputs: Any, include_inputs: bool = False) -> "Group":
+        """A group of the stages on the paths from ``inputs`` to ``outputs`` (the outputs included,
+        the inputs only with ``include_inputs``), which ``compute_at`` can place together."""
+        outs = [self[t] for t in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+        ins = {id(self[t]) for t in (inputs if isinstance(inputs, (list, tuple)) else [inputs])}
+        members: list[Stage] = []
+        todo = list(outs)
+        while todo:
+            st = todo.pop()
+            if any(m is st for m in members):
+                continue
+            if id(st) in ins:
+                if include_inputs:
+                    members.append(st)
+                continue
+            members.append(st)
+            todo.extend(self[t] for t in st.op.input_tensors)
+        group = Group(self, [st for st in self.stages if any(m is st for m in members)])
+        for st in group.members:
+            top = st
+            while top.group is not None and top.group is not group:
+                top = top.group
+            if top is not group:
+                top.group = group
+        return group
 
     def _insert_after(self, anchor: Stage, new: Stage) -> None:
         self.stages.insert(self.stages.index(anchor) + 1, new)
@@ -451,6 +534,45 @@ class Schedule:
     def normalize(self) -> "Schedule":
         """Kept for TVM compatibility; schedules here are always normalized."""
         return self
+
+
+class Group:
+    """Stages placed together: ``compute_at`` on the group attaches each member not placed inside
+    the group (those computed at root) at the given loop."""
+
+    def __init__(self, schedule: Schedule, members: list[Stage]):
+        self.schedule = schedule
+        self.members = members
+        self.group: Optional[Group] = None
+
+    @property
+    def name(self) -> str:
+        return "group(" + ", ".join(st.name for st in self.members) + ")"
+
+    def __repr__(self) -> str:
+        return f"Group({', '.join(st.name for st in self.members)})"
+
+    def compute_at(self, parent: Stage, scope: IterVar) -> None:
+        if any(parent is st for st in self.members):
+            raise ScheduleError(f"compute_at on {self.name}: stage {parent.name} is in the group")
+        for st in self.members:
+            if st.attach_type == "root":
+                st.compute_at(parent, scope)
+
+    def compute_root(self) -> None:
+        for st in self.members:
+            if st.attach_type == "scope" and not any(st.attach_stage is m for m in self.members):
+                st.compute_root()
+
+
+def _guard_body(body: PrimExpr, guard: PrimExpr) -> PrimExpr:
+    """``body`` evaluated only where ``guard`` holds (a reduction gets it as part of its condition)."""
+    if isinstance(guard, IntImm) and guard.value:
+        return body
+    if isinstance(body, Reduce):
+        return Reduce(body.combiner, body.source, body.axis, _op.logical_and(guard, body.condition),
+                      body.value_index)
+    return _op.if_then_else(guard, body, _op.const(0, body.dtype))
 
 
 def _check_scope(scope: str, primitive: str) -> None:

@@ -165,6 +165,7 @@ def test_global_intermediate_inside_a_kernel():
     bx, tx = s[C].split(C.op.axis[0], factor=8)
     _bind(s[C], bx, "blockIdx.x")
     _bind(s[C], tx, "threadIdx.x")
+    s[B].set_scope("global")  # left unset, TVM's rule makes a stage computed inside threadIdx local
     s[B].compute_at(s[C], tx)
     with pytest.raises(GPUScheduleError, match="stage B has scope global but is computed inside the kernel"):
         _lower(s, [A, C])

@@ -133,14 +133,6 @@ def test_placeholder_stage_cannot_be_scheduled():
         s[A].split(A.op.shape[0], factor=2)
 
 
-def test_cache_write_after_split_rejected():
-    A, B, C, k = _matmul()
-    s = te.create_schedule(C.op)
-    s[C].split(C.op.axis[0], factor=4)
-    with pytest.raises(ScheduleError, match="before scheduling"):
-        s.cache_write(C, "local")
-
-
 def test_cache_read_non_reader_and_scope():
     A, B, C, k = _matmul()
     D = te.compute((16,), lambda x: A[x, 0], name="D")

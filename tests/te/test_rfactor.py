@@ -1,0 +1,114 @@
+"""``Schedule.rfactor``: partial reductions over a factored axis, with TVM's shapes and semantics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tecomp import te
+from tecomp.error import ScheduleError
+
+
+def _row_sum(n, m):
+    A = te.placeholder((n, m), name="A")
+    k = te.reduce_axis((0, m), name="k")
+    B = te.compute((n,), lambda i: te.sum(A[i, k], axis=k), name="B")
+    return A, B, te.create_schedule(B.op)
+
+
+@pytest.mark.parametrize("factor_axis", [0, 1, -1])
+def test_split_inner_factored(check, rng, factor_axis):
+    A, B, s = _row_sum(13, 197)
+    ko, ki = s[B].split(B.op.reduce_axis[0], factor=16)
+    BF = s.rfactor(B, ki, factor_axis=factor_axis)
+    pos = factor_axis % 2 if factor_axis >= 0 else 1
+    assert [int(d) for d in BF.shape] == ([16, 13] if pos == 0 else [13, 16])
+    assert [iv.var for iv in BF.op.reduce_axis] == [ko.var]
+    assert int(s[B].op.reduce_axis[0].dom.extent) == 16
+    a = rng.uniform(-1, 1, (13, 197)).astype("float32")
+    check(s, [A, B], [a], a.sum(1), rtol=1e-4, atol=1e-4)
+
+
+def test_outer_factored_and_partials_vectorized(check, rng):
+    A, B, s = _row_sum(7, 197)
+    ko, ki = s[B].split(B.op.reduce_axis[0], nparts=8)
+    BF = s.rfactor(B, ko)
+    assert int(BF.shape[0]) == 8 and int(BF.op.reduce_axis[0].dom.extent) == 25
+    s[BF].reorder(BF.op.axis[1], BF.op.reduce_axis[0], BF.op.axis[0])
+    s[BF].vectorize(BF.op.axis[0])
+    a = rng.uniform(-1, 1, (7, 197)).astype("float32")
+    func = check(s, [A, B], [a], a.sum(1), rtol=1e-4, atol=1e-4)
+    assert "ramp(" in str(func)  # the 8 partial sums are updated as one vector
+
+
+def test_two_reduction_axes_and_data_parallel_split_carried_over(check, rng):
+    A = te.placeholder((13, 7, 9), name="A")
+    k1 = te.reduce_axis((0, 7), name="k1")
+    k2 = te.reduce_axis((0, 9), name="k2")
+    B = te.compute((13,), lambda i: te.max(A[i, k1, k2], axis=[k1, k2]), name="B")
+    s = te.create_schedule(B.op)
+    ko, ki = s[B].split(k1, factor=4)
+    xo, xi = s[B].split(B.op.axis[0], factor=8)
+    BF = s.rfactor(B, ki)
+    assert int(BF.shape[0]) == 4 and BF.shape[1] is B.shape[0]
+    assert BF.op.reduce_axis[0] is k2 and BF.op.reduce_axis[1].var is ko.var
+    assert xo in s[BF].leaf_iter_vars and xi in s[BF].leaf_iter_vars  # the untouched split stays
+    s[BF].parallel(xo)
+    a = rng.uniform(-1, 1, (13, 7, 9)).astype("float32")
+    check(s, [A, B], [a], a.max((1, 2)))
+
+
+def test_fused_reduction_axes_factored(check, rng):
+    A = te.placeholder((5, 7, 13), name="A")
+    k1 = te.reduce_axis((0, 7), name="k1")
+    k2 = te.reduce_axis((0, 13), name="k2")
+    B = te.compute((5,), lambda i: te.sum(A[i, k1, k2], axis=[k1, k2]), name="B")
+    s = te.create_schedule(B.op)
+    f = s[B].fuse(k1, k2)
+    fo, fi = s[B].split(f, factor=6)
+    BF = s.rfactor(B, fi)
+    assert int(BF.shape[0]) == 6 and int(BF.op.reduce_axis[0].dom.extent) == 16  # ceil(91 / 6)
+    a = rng.uniform(-1, 1, (5, 7, 13)).astype("float32")
+    check(s, [A, B], [a], a.sum((1, 2)), rtol=1e-4, atol=1e-4)
+
+
+def test_whole_reduction_axis_factored_with_offset_domain(check, rng):
+    A = te.placeholder((13, 20), name="A")
+    k = te.reduce_axis((3, 20), name="k")
+    B = te.compute((13,), lambda i: te.sum(A[i, k], axis=k), name="B")
+    s = te.create_schedule(B.op)
+    BF = s.rfactor(B, k)
+    assert int(BF.shape[0]) == 17 and BF.op.reduce_axis == ()
+    C = te.compute((13,), lambda i: B[i] * 2.0, name="C")  # a consumer of the rewritten stage
+    s = te.create_schedule(C.op)
+    BF = s.rfactor(B, k)
+    a = rng.uniform(-1, 1, (13, 20)).astype("float32")
+    check(s, [A, C], [a], a[:, 3:].sum(1) * 2, rtol=1e-5, atol=1e-5)
+
+
+def test_reduction_with_condition_and_cache_write_after(check, rng):
+    A, B, s = _row_sum(13, 7)
+    A = B.op.input_tensors[0]
+    k = te.reduce_axis((0, 7), name="k")
+    C = te.compute((13,), lambda i: te.sum(A[i, k], axis=k, where=k % 2 == 0), name="C")
+    s = te.create_schedule(C.op)
+    ko, ki = s[C].split(k, factor=2)
+    s.rfactor(C, ki)
+    s.cache_write(C, "local")
+    a = rng.uniform(-1, 1, (13, 7)).astype("float32")
+    check(s, [A, C], [a], a[:, ::2].sum(1), rtol=1e-5, atol=1e-5)
+
+
+def test_errors_name_stage_and_axis():
+    A, B, s = _row_sum(13, 20)
+    with pytest.raises(ScheduleError, match="rfactor on stage B: axis i is a data-parallel axis"):
+        s.rfactor(B, B.op.axis[0])
+    ko, ki = s[B].split(B.op.reduce_axis[0], factor=4)
+    with pytest.raises(ScheduleError, match="rfactor on stage B: axis k is not a leaf"):
+        s.rfactor(B, B.op.reduce_axis[0])
+    with pytest.raises(ScheduleError, match="factor_axis 3 is out of range"):
+        s.rfactor(B, ki, factor_axis=3)
+    C = te.compute((13,), lambda i: B[i] + 1.0, name="C")
+    s2 = te.create_schedule(C.op)
+    with pytest.raises(ScheduleError, match="rfactor on stage C: it is not a reduction"):
+        s2.rfactor(C, C.op.axis[0])
