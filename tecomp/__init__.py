@@ -16,10 +16,11 @@ __version__ = "0.1.0"
 from . import runtime, te, tir  # noqa: E402
 from .build_module import build  # noqa: E402
 from .error import (ArgumentError, BuildError, ExprError, LoweringError, ScheduleError,  # noqa: E402
-                    TargetError, TecompError)
+                    TargetError, TecompError, TVMError)
 from .lower.driver import lower  # noqa: E402
 from .runtime import cpu, cuda, device, nd  # noqa: E402
-from . import target  # noqa: E402
+from .runtime.registry import get_global_func, register_func  # noqa: E402
+from . import driver, error, target, transform  # noqa: E402
 
 
 
@@ -40,11 +41,14 @@ def _apply_log_level() -> None:
 
 _apply_log_level()
 
-_LAZY_SUBPACKAGES = ("graph", "frontend")
+_LAZY_SUBPACKAGES = ("graph", "frontend", "testing", "contrib", "tuner")
 
 
 def __getattr__(name: str) -> Any:
-    """Import the subpackage ``name`` (``graph``, ``frontend``) on first use."""
+    """Import the subpackage ``name`` (``graph``, ``frontend``, ...) on first use; ``autotvm`` is
+    TVM's name of ``tuner``."""
+    if name == "autotvm":
+        name = "tuner"
     if name not in _LAZY_SUBPACKAGES:
         raise AttributeError(f"module 'tecomp' has no attribute {name!r}")
     import importlib
@@ -54,6 +58,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArgumentError", "BuildError", "ExprError", "LoweringError", "ScheduleError", "TargetError",
-    "TecompError", "build", "cpu", "cuda", "device", "frontend", "graph", "lower", "nd", "runtime", "target", "te",
+    "TecompError", "TVMError", "build", "driver", "error", "get_global_func", "register_func", "transform", "cpu", "cuda", "device", "frontend", "graph", "lower", "nd", "runtime", "target", "te",
     "tir",
 ]

@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence, Union
 from .error import BuildError, TargetError
 from .lower.driver import lower
 from .target import Target
+from .transform import current_options
 from .te.schedule import Schedule
 from .tir.module import IRModule
 from .tir.stmt import PrimFunc
@@ -29,16 +30,27 @@ def resolve_target(target: Union[str, Target, None]) -> Target:
     return Target.current(allow_none=True) or Target("llvm")
 
 
-def build(inputs: Union[Schedule, IRModule, PrimFunc], args: Optional[Sequence[Any]] = None,
+def build(inputs: Union[Schedule, IRModule, PrimFunc, Sequence[Any], dict], args: Optional[Sequence[Any]] = None,
           target: Union[str, Target, None] = None, name: str = "main",
           target_host: Union[str, Target, None] = None, bound_check: bool = False) -> Any:
-    """Compile a schedule (with its argument tensors), a lowered IRModule or a PrimFunc.
+    """Compile a schedule (with its argument tensors), a lowered IRModule or PrimFunc, a list of
+    those (one library holding every function), or TVM's ``{target: module}`` dict.
 
     Returns a runtime Module: call it with arrays, ``get_source("ll")``,
-    ``time_evaluator``, ``export_library``. ``bound_check=True`` (llvm target): every buffer
+    ``time_evaluator``, ``export_library``. ``bound_check=True`` (llvm target), or
+    ``tir.instrument_bound_checkers`` in the enclosing ``PassContext``: every buffer
     access checks its index, and one out of bounds raises
     ``tecomp.runtime.OutOfBoundsError`` naming the buffer, the index and the extent.
     """
+    if isinstance(inputs, Schedule) and isinstance(args, (str, Target)):
+        raise BuildError("build(schedule, args, target): the second argument must be the argument tensors")
+    if isinstance(inputs, dict):
+        if len(inputs) != 1:
+            raise BuildError(f"build({{target: module}}) takes one target, got {len(inputs)}")
+        (target, inputs), = inputs.items()
+    if not isinstance(inputs, Schedule) and isinstance(args, (str, Target)) and target is None:
+        args, target = None, args  # build(mod, "llvm"), as TVM allows
+    bound_check = bound_check or current_options().bound_check
     tgt = resolve_target(target)
     if bound_check and tgt.kind != "llvm":
         raise BuildError(f"bound_check=True is supported for the llvm target only, not {tgt}")
@@ -50,8 +62,11 @@ def build(inputs: Union[Schedule, IRModule, PrimFunc], args: Optional[Sequence[A
         funcs = list(inputs)
     elif isinstance(inputs, PrimFunc):
         funcs = [inputs]
+    elif isinstance(inputs, (list, tuple)) and all(isinstance(f, (IRModule, PrimFunc)) for f in inputs):
+        funcs = [f for item in inputs for f in ([item] if isinstance(item, PrimFunc) else list(item))]
     else:
-        raise BuildError(f"build expects a schedule, an IRModule or a PrimFunc, got {type(inputs).__name__}")
+        raise BuildError(f"build expects a schedule, an IRModule, a PrimFunc or a list of lowered functions, "
+                         f"got {type(inputs).__name__}")
     if tgt.kind == "llvm":
         from .codegen import build_llvm
         return build_llvm(funcs, tgt, bound_check)

@@ -33,6 +33,7 @@ import llvmlite.binding as llvm
 from ..error import BuildError
 from ..target import Target
 from ..tir import expr as E
+from ..tir.buffer import Buffer
 from ..tir.functor import post_order_visit
 from ..tir.stmt import BufferStore, PrimFunc
 from .llvm import ModuleEmitter
@@ -99,8 +100,16 @@ def _shape_entry(func: PrimFunc, buf: Any, extent: Any, size_var_names: dict) ->
 
 
 def _stored_buffers(func: PrimFunc) -> set:
+    """Buffers the body stores to, or hands to a packed function (which may write them)."""
     stored: set = set()
-    post_order_visit(func.body, lambda n: stored.add(n.buffer) if isinstance(n, BufferStore) else None)
+
+    def visit(n: Any) -> None:
+        if isinstance(n, BufferStore):
+            stored.add(n.buffer)
+        elif isinstance(n, E.Call) and n.op == "tvm_call_packed":
+            stored.update(a for a in n.args if isinstance(a, Buffer))
+
+    post_order_visit(func.body, visit)
     return stored
 
 

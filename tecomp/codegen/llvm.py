@@ -507,6 +507,9 @@ class FunctionEmitter:
             return self._if_then_else(e)
         if e.op == "call_extern":
             return self._call_extern(e)
+        if e.op == "tvm_call_packed":
+            from .llvm_packed import call_packed
+            return call_packed(self, e)
         if e.op in ops.MATH_OPS:
             args = [self.typed(a, e.dtype) for a in e.args]
             vector = self.mod.vector_math.call(self.builder, e.op, args, e.dtype)

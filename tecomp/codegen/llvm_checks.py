@@ -57,7 +57,7 @@ def entry_result(mod: "ModuleEmitter", b: ir.IRBuilder) -> ir.Value:
     return b.atomic_rmw("xchg", code, ir.Constant(ops.I32, 0), "seq_cst")
 
 
-def _c_string(mod: "ModuleEmitter", text: str) -> ir.GlobalVariable:
+def c_string(mod: "ModuleEmitter", text: str) -> ir.GlobalVariable:
     data = bytearray(text.encode("utf-8") + b"\0")
     ty = ir.ArrayType(ops.I8, len(data))
     g = ir.GlobalVariable(mod.module, ty, mod.unique_name("tecomp.errfmt"))
@@ -79,7 +79,7 @@ def fail_unless(fe: "FunctionEmitter", ok: ir.Value, code: int, fmt: str, args: 
     with b.if_then(b.extract_value(swapped, 1)):
         snprintf = ops.declare(fe.mod.module, "snprintf",
                                ir.FunctionType(ops.I32, [ops.PTR, ops.I64, ops.PTR], var_arg=True))
-        b.call(snprintf, [text, ir.Constant(ops.I64, ERROR_TEXT_BYTES), _c_string(fe.mod, fmt)] + args)
+        b.call(snprintf, [text, ir.Constant(ops.I64, ERROR_TEXT_BYTES), c_string(fe.mod, fmt)] + args)
     b.ret_void()
     b.position_at_end(ok_bb)
 

@@ -27,6 +27,7 @@ from ..tir.interval import Interval
 from ..tir.module import IRModule
 from ..tir.simplify import Analyzer, simplify_stmt
 from ..target import Target
+from ..transform import current_options
 from ..tir.stmt import For, LetStmt, PrimFunc, Stmt
 from .bound import BoundInferrer
 from .extern import extern_bodies, plan_extern_storage
@@ -79,8 +80,9 @@ def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str, partition: 
     body = simplify_stmt(body, analyzer)
     if partition:
         body = simplify_stmt(partition_loops(body, analyzer), analyzer)
-    body = vectorize_loops(body)
-    body = unroll_loops(body)
+    options = current_options()  # the enclosing ``with tecomp.transform.PassContext(config=...)``
+    body = vectorize_loops(body, options.vectorize)
+    body = unroll_loops(body, options.auto_unroll_max_step)
     body = simplify_stmt(body, analyzer)
     size_vars = _size_vars(params)
     _check_free_vars(body, size_vars, extra_vars, name)
@@ -123,9 +125,9 @@ def _plan_storage(sch: Schedule, tensors: list[Tensor], stages: list[Stage], bou
             params.append(Buffer(t.name, t.dtype, tuple(t.shape)))  # an input nothing reads
             continue
         stage = sch[t]
-        if stage.attach_type == "inline":
-            raise LoweringError(f"tensor {t.name} is an argument but its stage is inlined; "
-                                "an argument needs storage")
+        if stage.attach_type == "inline":  # as in TVM: a parameter that nothing writes
+            params.append(Buffer(t.name, t.dtype, tuple(t.shape)))
+            continue
         key = (id(stage), t.value_index)
         if key in seen:
             raise LoweringError(f"tensor {t.name} appears twice in the argument list")

@@ -42,17 +42,20 @@ class _Unvectorizable(Exception):
     """The body cannot be run on lanes; the loop stays serial."""
 
 
-def vectorize_loops(stmt: S.Stmt) -> S.Stmt:
-    """``stmt`` with every VECTORIZED loop vectorized or, failing that, made SERIAL."""
-    return _LoopVectorizer().visit(stmt)
+def vectorize_loops(stmt: S.Stmt, enabled: bool = True) -> S.Stmt:
+    """``stmt`` with every VECTORIZED loop vectorized or, failing that (or not ``enabled``), made SERIAL."""
+    return _LoopVectorizer(enabled).visit(stmt)
 
 
 class _LoopVectorizer(Mutator):
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
     def visit_For(self, node: S.For) -> Any:
         node = self.generic(node)
         if node.kind is not S.ForKind.VECTORIZED:
             return node
-        return _vectorize_loop(node)
+        return _vectorize_loop(node) if self.enabled else dataclasses.replace(node, kind=S.ForKind.SERIAL)
 
 
 def _vectorize_loop(loop: S.For) -> S.Stmt:

@@ -29,6 +29,7 @@ from .device import Device
 from .metadata import parse_metadata
 from .packed_func import PackedFunc, error_message_reader
 from .profiling import ProfileResult, time_evaluator
+from .registry import install_callback
 
 _ELF_MAGIC = b"\x7fELF"
 _ET_DYN = 3
@@ -226,6 +227,7 @@ def load_module(path: str | os.PathLike, owner: object = None) -> Module:
         lib, loaded_from, holder = open_library(path)
     except OSError as exc:
         raise TecompError(f"cannot load library {path}: {exc}") from None
+    install_callback(lib)  # tir.call_packed reaches registered Python functions through it
     metadata, infos = parse_metadata(read_metadata(lib, path), path)
     if "cuda" in metadata:
         from .cuda_module import functions_from_metadata

@@ -24,6 +24,7 @@ import numpy as np
 from ..error import ArgumentError, TecompError
 from .metadata import FunctionInfo, ParamInfo
 from .ndarray import NDArray
+from .registry import take_pending_error
 from .threads import ensure_thread_config
 
 _INT32_MAX = 2**31 - 1
@@ -31,6 +32,7 @@ _INT32_MAX = 2**31 - 1
 # Codes a compiled function returns (and its ``__tecomp_error_message`` describes).
 ERROR_ALLOCATION = 1
 ERROR_OUT_OF_BOUNDS = 2
+ERROR_PACKED_FUNC = 3  # a function called through tir.call_packed raised (runtime.registry keeps it)
 
 
 class KernelError(TecompError):
@@ -114,6 +116,9 @@ class PackedFunc:
         """Run the machine code on arguments from ``prepare``."""
         code = self._cfunc(ptrs, sizes)
         if code != 0:
+            cause = take_pending_error() if code == ERROR_PACKED_FUNC else None
+            if cause is not None:
+                raise cause
             raise kernel_error(self.name, code, self._error_message())
 
     def time_calls(self, ptrs: Any, sizes: Any, count: int) -> float:

@@ -376,3 +376,13 @@ def call_extern(dtype: str, func_name: str, *args: Any) -> PrimExpr:
 
 
 call_pure_extern = call_extern
+
+
+def call_packed(func_name: str, *args: Any) -> PrimExpr:
+    """A call of the function registered as ``func_name`` (``tecomp.register_func``) with buffers
+    (passed as arrays) and scalars, from compiled CPU code."""
+    from .buffer import Buffer
+    if not isinstance(func_name, str) or not func_name:
+        raise ExprError(f"call_packed: the function name must be a non-empty string, got {func_name!r}")
+    return Call("int32", "tvm_call_packed",
+                (StringImm(func_name),) + tuple(a if isinstance(a, Buffer) else convert(a) for a in args))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import expr as E
+from .buffer import Buffer
 from . import stmt as S
 
 _BIN = {E.Add: "+", E.Sub: "-", E.Mul: "*", E.Div: "/", E.EQ: "==", E.NE: "!=",
@@ -34,10 +35,12 @@ class _Printer:
         return self.name_of(v, v.name)
 
     def buf(self, b: Any) -> str:
-        return self.name_of(b, b.name)
+        return self.name_of(b.data, b.name)  # views of one memory (same data variable) share a name
 
     # ------------------------------------------------------------ expressions
     def expr(self, e: Any) -> str:
+        if isinstance(e, Buffer):  # an argument of call_packed
+            return self.buf(e)
         if isinstance(e, E.Var):
             return self.var(e)
         if isinstance(e, E.IntImm):
