@@ -381,10 +381,11 @@ class RecordDB:
     def best(self, task_key: str, target: str, num_threads: Optional[int] = None) -> Optional[Record]:
         """The valid record (error_no == 0) with the smallest mean cost (the first of equals), or None.
 
-        With ``num_threads``, records timed with that many threads come first (a schedule fast on
-        one core may not be on several); only if there are none, the fastest of any count."""
+        With ``num_threads``, records timed with that many threads (or not saying) come first (a
+        schedule fast on one core may not be on several); only if there are none, the fastest of
+        any count."""
         valid = [r for r in self.records(task_key, target) if r.mean_cost is not None]
-        same = [r for r in valid if num_threads is not None and r.num_threads == num_threads]
+        same = [r for r in valid if num_threads is not None and r.num_threads in (None, num_threads)]
         return min(same or valid, key=lambda r: r.mean_cost) if valid else None
 
     def measured_indices(self, task_key: str, target: str) -> set[int]:

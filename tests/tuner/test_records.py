@@ -185,7 +185,7 @@ def test_records_keep_the_thread_count_and_best_prefers_the_one_asked_for(tmp_pa
         assert [r.num_threads for r in db.records(KEY, "llvm")] == [1, 2, 2, None]
         assert db.best(KEY, "llvm").config_index == 0            # no count asked: the fastest of all
         assert db.best(KEY, "llvm", 2).config_index == 1         # timed on 2 threads: those first
-        assert db.best(KEY, "llvm", 8).config_index == 0         # none on 8: the fastest of any count
+        assert db.best(KEY, "llvm", 8).config_index == 3         # none on 8: a record not saying
         # records that do not say count as matching any thread count
         assert [r.config_index for r in db.records(KEY, "llvm", num_threads=2)] == [1, 2, 3]
         out = tmp_path / "out.jsonl"
@@ -195,6 +195,9 @@ def test_records_keep_the_thread_count_and_best_prefers_the_one_asked_for(tmp_pa
     with RecordDB(tmp_path / "copy.db") as copy:
         copy.import_jsonl(out)
         assert [r.num_threads for r in copy.records()] == [1, 2, 2, None]
+    with RecordDB(tmp_path / "counted.db") as db:
+        db.add_many([_timed_with(0, 1e-3, 1), _timed_with(1, 2e-3, 2)])
+        assert db.best(KEY, "llvm", 8).config_index == 0         # none on 8 nor unsaid: the fastest of any
 
 
 def test_a_database_from_before_thread_counts_opens_and_gains_the_column(tmp_path):
