@@ -19,7 +19,7 @@ and feature list is the LLVM code generator's job.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from .context_stack import ThreadLocalStack
 from .error import TargetError
@@ -37,6 +37,24 @@ _KEYS = {"llvm": ("cpu",), "cuda": ("cuda", "gpu")}
 _contexts = ThreadLocalStack()
 
 
+class TargetKind(str):
+    """The kind of a target (``"llvm"``, ``"cuda"``): a string, with TVM's ``kind.name``."""
+
+    @property
+    def name(self) -> str:
+        return str(self)
+
+
+class _Host:
+    """``Target.host()`` on the class: this machine's CPU target; ``target.host`` on a target:
+    the host given as ``Target(..., host=...)``, or None (TVM's attribute)."""
+
+    def __get__(self, obj: Optional["Target"], cls: type) -> Any:
+        if obj is None:
+            return lambda: cls("llvm")
+        return obj._host
+
+
 class Target:
     """A parsed target string.
 
@@ -46,14 +64,19 @@ class Target:
     ``str(Target(s))`` is a canonical string that parses back to an equal target.
     """
 
-    def __init__(self, target: Union[str, "Target"]):
+    host = _Host()
+
+    def __init__(self, target: Union[str, "Target"], host: Union[str, "Target", None] = None):
+        self._host: Optional[Target] = None if host is None else Target(host)
+        if isinstance(target, Target) and host is None:
+            self._host = target._host
         text = str(target) if isinstance(target, Target) else target
         if not isinstance(text, str):
             raise TargetError(f"a target must be a string such as 'llvm', got {target!r}")
         words = text.split()
         if not words or words[0] not in KNOWN_KINDS:
             raise _invalid(text, "the kind (first word) is unknown")
-        self.kind: str = words[0]
+        self.kind: TargetKind = TargetKind(words[0])
         self.options: dict[str, str] = {}
         for word in words[1:]:
             key, value = _parse_option(text, self.kind, word)
@@ -94,11 +117,6 @@ class Target:
         if not allow_none:
             raise TargetError("no target is in scope: use 'with Target(\"llvm\"):' or pass target=")
         return None
-
-    @staticmethod
-    def host() -> "Target":
-        """The LLVM target for this machine's CPU."""
-        return Target("llvm")
 
     # ------------------------------------------------------------ identity
     def __str__(self) -> str:
