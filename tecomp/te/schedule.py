@@ -33,6 +33,16 @@ class IterVarAttr:
     kind: ForKind = ForKind.SERIAL
     bind_thread: Optional[IterVar] = None
     pragmas: list = field(default_factory=list)
+    tensor_intrin: Any = None
+
+    @property
+    def iter_type(self) -> int:
+        """TVM's view of the annotation: ``IterVar.Unrolled``, ``Vectorized``, ``Parallelized``, ..."""
+        if self.tensor_intrin is not None:
+            return IterVar.Tensorized
+        return {ForKind.UNROLLED: IterVar.Unrolled, ForKind.VECTORIZED: IterVar.Vectorized,
+                ForKind.PARALLEL: IterVar.Parallelized,
+                ForKind.THREAD_BINDING: IterVar.ThreadIndex}.get(self.kind, IterVar.DataPar)
 
 
 class Stage:
@@ -465,12 +475,12 @@ class Schedule:
         from .relations import linked, pass_down, pass_down_index, pass_up, split_guard
         analyzer = Analyzer()
         extents = {iv: ext for iv, ext in zip(op.axis, op.shape)}
-        pass_down(stage.relations, extents, analyzer)
-        leaves = [iv for iv in stage.leaf_iter_vars if not iv.is_reduce]  # splits of a reduction axis reduce too
+        dp_rels = [r for r in stage.relations if not linked(r)[0].is_reduce]  # the cache keeps the reduction
+        pass_down(dp_rels, extents, analyzer)
+        leaves = [iv for iv in stage.leaf_iter_vars if not iv.is_reduce]
         cache_axis = tuple(IterVar(Range(_op.const(0, extents[iv].dtype), extents[iv]),
                                    Var(iv.name + ".c", iv.var.dtype), IterVar.DataPar) for iv in leaves)
         values = {iv: new.var for iv, new in zip(leaves, cache_axis)}
-        dp_rels = [r for r in stage.relations if not linked(r)[0].is_reduce]
         pass_up(dp_rels, extents, values)
         guard = split_guard(dp_rels, extents, values, analyzer)
         vmap = {iv.var: values[iv] for iv in op.axis}

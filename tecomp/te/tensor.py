@@ -44,6 +44,12 @@ class IterVar(ExprOp):
     ThreadIndex = 1
     CommReduce = 2
     Ordered = 3
+    # TVM's kinds of a scheduled loop, reported by ``stage.iter_var_attrs[iv].iter_type``
+    DimInfo = 4
+    Unrolled = 5
+    Vectorized = 6
+    Parallelized = 7
+    Tensorized = 8
 
     __slots__ = ("dom", "var", "iter_type", "thread_tag")
 
@@ -65,7 +71,7 @@ class IterVar(ExprOp):
         return id(self)
 
     def __repr__(self) -> str:
-        kind = {0: "", 1: "thread ", 2: "reduce ", 3: "ordered "}[self.iter_type]
+        kind = {1: "thread ", 2: "reduce ", 3: "ordered "}.get(self.iter_type, "")
         dom = f", {self.dom.min}..{self.dom.min}+{self.dom.extent}" if self.dom is not None else ""
         return f"IterVar({kind}{self.var.name}{dom})"
 
