@@ -70,3 +70,8 @@ def progress_bar(total: int, prefix: str = "") -> ProgressBar:
 def log_to_db(path: Union[RecordDB, str, os.PathLike]) -> LogToDB:
     """A callback appending every (input, result) to the records database at ``path``."""
     return LogToDB(path)
+
+
+# TVM's name. The file at ``path`` is tecomp's records database (SQLite), not TVM's JSON-lines
+# log: ``apply_history_best(path)`` reads it back; ``tecomp records --export`` writes JSON lines.
+log_to_file = log_to_db

@@ -60,7 +60,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 import cloudpickle
 import numpy as np
@@ -133,9 +133,14 @@ def _check_memory_limit(owner: Any, memory_limit: Optional[int]) -> Optional[int
     return memory_limit
 
 
-def measure_option(builder: "LocalBuilder", runner: "LocalRunner") -> dict:
-    """The measurement setup a tuner's ``tune`` takes."""
-    return {"builder": builder, "runner": runner}
+def measure_option(builder: Union["LocalBuilder", str], runner: Union["LocalRunner", str]) -> dict:
+    """The measurement setup a tuner's ``tune`` takes; ``"local"`` (TVM's shorthand) means a
+    ``LocalBuilder()`` / ``LocalRunner()`` with default settings."""
+    for role, value in (("builder", builder), ("runner", runner)):
+        if isinstance(value, str) and value != "local":
+            raise TuningError(f"measure_option: {role}={value!r}; the only named {role} is 'local'")
+    return {"builder": LocalBuilder() if builder == "local" else builder,
+            "runner": LocalRunner() if runner == "local" else runner}
 
 
 def measure_batch(inputs: Sequence[MeasureInput], option: dict) -> list[MeasureResult]:
