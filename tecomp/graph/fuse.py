@@ -18,6 +18,12 @@ graph output) and the patterns allow it (see ``ops.py``):
 
 The single-visible-value rule keeps the kernel graph acyclic: a kernel that
 another kernel already reads from can never wait for that kernel.
+
+One exception: a *gate*, elementwise nodes that read one value several times
+and merge back into one (SiLU ``x * sigmoid(x)``, hard-swish, GELU), reading
+nothing else but graph inputs and params. It joins the kernel open through
+that value as a whole or not at all, so the value is read only inside the
+kernel and the rule above still holds once the gate is in.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from .ir import Graph, Node
 from .kernel import Kernel
 
 _INJECTIVE = (ops.ELEMWISE, ops.BROADCAST, ops.INJECTIVE)
+_MAX_GATE_NODES = 8
 
 
 class _Group:
@@ -47,6 +54,12 @@ def _can_join(group: _Group, node: Node, value: str, graph: Graph) -> bool:
     other_inputs = [v for v in node.all_inputs() if v != value]
     if any(v in group.produced for v in other_inputs):
         return False
+    return _fits(group, node, value, graph)
+
+
+def _fits(group: _Group, node: Node, value: str, graph: Graph) -> bool:
+    """Whether ``node``, reading the group's ``value``, fits the group's pattern."""
+    kind = ops.pattern(node.op)
     if group.anchor is None:
         if kind == ops.ANCHOR:  # a producer the anchor's schedule takes in (a layout transform before a conv)
             allowed = ops.PRODUCERS_FUSED.get(node.op, ())
@@ -58,6 +71,51 @@ def _can_join(group: _Group, node: Node, value: str, graph: Graph) -> bool:
     return out_type == graph.types[group.anchor.outputs[0]] and out_type.shape == graph.types[value].shape
 
 
+def _gates(graph: Graph) -> dict[str, list[Node]]:
+    """Value -> the nodes of the gate reading it (in graph order, the last one its only exit).
+
+    A gate starts at a value read by several nodes; following the readers in graph order, every
+    node met must be elementwise and read only gate values, graph inputs and params, until one
+    value alone is left unread by gate nodes: the gate's exit."""
+    produced = {v for n in graph.nodes for v in n.outputs}
+    readers: dict[str, list[int]] = {}
+    for k, n in enumerate(graph.nodes):
+        for v in dict.fromkeys(n.all_inputs()):
+            readers.setdefault(v, []).append(k)
+    gates = {}
+    for start, first_readers in readers.items():
+        if start not in produced or len(first_readers) < 2 or start in graph.outputs:
+            continue
+        nodes = _gate_from(graph, start, readers, produced)
+        if nodes:
+            gates[start] = nodes
+    return gates
+
+
+def _gate_from(graph: Graph, start: str, readers: dict[str, list[int]], produced: set) -> list[Node]:
+    pending = {start: set(readers[start])}  # gate value -> indices of its readers not yet taken in
+    taken: list[Node] = []
+    while pending:
+        k = min(min(r) for r in pending.values())
+        node = graph.nodes[k]
+        if (len(taken) == _MAX_GATE_NODES or len(node.outputs) != 1
+                or ops.pattern(node.op) not in (ops.ELEMWISE, ops.BROADCAST)
+                or any(v in produced and v not in pending for v in node.all_inputs())):
+            return []
+        taken.append(node)
+        for v in set(node.all_inputs()) & set(pending):
+            pending[v].discard(k)
+            if not pending[v]:
+                del pending[v]
+        if not pending:  # every gate value is read: this node is the exit
+            break
+        out = node.outputs[0]
+        if out not in readers or out in graph.outputs:
+            return []
+        pending[out] = set(readers[out])
+    return taken if len(taken) > 1 else []
+
+
 def fuse(graph: Graph, enabled: bool = True) -> list[Kernel]:
     """The graph's nodes grouped into kernels, in an order that respects every dependency.
 
@@ -67,9 +125,17 @@ def fuse(graph: Graph, enabled: bool = True) -> list[Kernel]:
     graph_outputs = set(graph.outputs)
     open_groups: dict[str, _Group] = {}  # tail value -> group that may still grow through it
     groups: list[_Group] = []
+    gates = _gates(graph) if enabled else {}
+    gate_start = {id(nodes[0]): start for start, nodes in gates.items()}
+    joining: dict[int, _Group] = {}  # id of a gate node -> the group its whole gate joins
     for node in graph.nodes:
-        target = None
-        if enabled and ops.pattern(node.op) != ops.OPAQUE:
+        target = joining.get(id(node))
+        start = gate_start.get(id(node)) if target is None else None
+        group = open_groups.get(start) if start is not None else None
+        if group is not None and all(_fits(group, n, start, graph) for n in gates[start]):
+            joining.update((id(n), group) for n in gates[start])
+            target = group
+        if target is None and enabled and ops.pattern(node.op) != ops.OPAQUE:
             for value in dict.fromkeys(node.all_inputs()):
                 group = open_groups.get(value)
                 if group is not None and readers[value] == 1 and _can_join(group, node, value, graph):
@@ -79,7 +145,7 @@ def fuse(graph: Graph, enabled: bool = True) -> list[Kernel]:
             target = _Group(node)
             groups.append(target)
         else:
-            del open_groups[target.tail]
+            open_groups.pop(target.tail, None)
             target.nodes.append(node)
             target.produced.update(node.outputs)
             if target.anchor is None and ops.pattern(node.op) in (ops.REDUCE, ops.ANCHOR):

@@ -151,16 +151,45 @@ def _chain_graph():
 
 
 def test_fusion_keeps_values_read_twice_visible_and_orders_kernels():
-    graph = _chain_graph()
+    t, r = TensorType((4, 4), "float32"), TensorType((4,), "float32")
+    # "a" is read by relu and negative, whose paths never merge: it ends the first kernel
+    nodes = [Node("exp", ["x"], ["a"], name="exp"), Node("relu", ["a"], ["b"], name="relu"),
+             Node("sum", ["b"], ["d"], {"axis": 1}, name="sum"), Node("negative", ["a"], ["n"], name="neg")]
+    graph = Graph({"x": t}, {}, nodes, ["d", "n"], {"x": t, "a": t, "b": t, "d": r, "n": t})
     kernels = fuse(graph)
-    # "a" is read by relu and add: it ends the first kernel; the rest (injective, reduce, epilogue) is one
-    assert [k.label for k in kernels] == ["exp", "relu+add+sum+negative"]
-    assert kernels[0].outputs == ["a"] and kernels[1].inputs == ["a"] and kernels[1].outputs == ["e"]
+    assert [k.label for k in kernels] == ["exp", "relu+sum", "negative"]
+    assert kernels[0].outputs == ["a"] and kernels[1].inputs == ["a"] and kernels[2].inputs == ["a"]
+    x = np.random.default_rng(0).standard_normal((4, 4)).astype("float32")
+    d, n = tecomp.graph.build(graph, "llvm", {}).run(x)
+    np.testing.assert_allclose(d, np.maximum(np.exp(x), 0).sum(1), rtol=1e-5)
+    np.testing.assert_allclose(n, -np.exp(x), rtol=1e-6)
+
+
+def test_a_gate_joins_the_kernel_of_the_value_it_reads_twice():
+    graph = _chain_graph()
+    # relu(a) + a reads "a" twice and merges back (as SiLU's x * sigmoid(x)): one kernel in all
+    assert [k.label for k in fuse(graph)] == ["exp+relu+add+sum+negative"]
     assert [k.label for k in fuse(graph, enabled=False)] == ["exp", "relu", "add", "sum", "negative"]
     x = np.random.default_rng(0).standard_normal((4, 4)).astype("float32")
     a = np.exp(x)
     np.testing.assert_allclose(tecomp.graph.build(graph, "llvm", {}).run(x)[0], -(np.maximum(a, 0) + a).sum(1),
                                rtol=1e-5)
+
+
+def test_silu_and_hard_swish_fuse_into_the_conv_before_them():
+    n = models.Net(8)
+    x = n.input("x", (1, 8, 9, 9))
+    y = n.op("conv2d_nchw", x, n.weight("w", (16, 8, 3, 3)), padding=1)
+    y = n.op("multiply", y, n.op("sigmoid", y))                                      # SiLU
+    y = n.op("multiply", y, n.op("clip", n.op("add", y, n.param("three", np.float32(3))), a_min=0.0, a_max=6.0))
+    graph = n.graph(y)
+    assert [k.label for k in fuse(graph)] == ["conv2d_nchw+sigmoid+multiply+add+clip+multiply"]
+    xv = np.random.default_rng(1).standard_normal((1, 8, 9, 9)).astype("float32")
+    c = models._conv(xv, n.values["w"], 1)
+    silu = c / (1 + np.exp(-c))
+    for optimize in (False, True):  # plain, and with the blocked-layout passes
+        out = tecomp.graph.build(graph, "llvm", n.values, optimize=optimize).run(xv)[0]
+        np.testing.assert_allclose(out, silu * np.clip(silu + 3, 0, 6), rtol=1e-4, atol=1e-4)
 
 
 def test_opaque_operators_and_graph_outputs_end_kernels():
