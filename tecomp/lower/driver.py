@@ -147,8 +147,12 @@ def _plan_storage(sch: Schedule, tensors: list[Tensor], stages: list[Stage], bou
             region = [sb.root_ranges[iv] for iv in st.op.axis]
             shape = tuple(_allocation_extent(r.extent, analyzer, capacity.get((st, dim)))
                           for dim, r in enumerate(region))
-            buf = Buffer(st.op.output(vi).name, st.op.output(vi).dtype, shape, st.scope,
-                         strides=_aligned_strides(st, shape, analyzer))
+            strides = _aligned_strides(st, shape, analyzer)
+            if st.double_buffer_on and st.attach_type == "scope":  # two halves, by the loop's parity
+                strides = (analyzer.simplify(_op.mul(strides[0], shape[0])),) + strides if strides else ()
+                shape = (_op.const(2, "int32"),) + shape
+                storage.halves[storage.key(st, vi)] = _op.floormod(st.attach_ivar.var, 2)
+            buf = Buffer(st.op.output(vi).name, st.op.output(vi).dtype, shape, st.scope, strides=strides)
             storage.add(st, vi, buf, tuple(r.min for r in region), False)
     return storage, params
 

@@ -29,12 +29,14 @@ from .bound import StageBounds, loop_chain
 
 
 class StorageMap:
-    """Where each tensor lives: its Buffer, the region offset, whether it is a parameter."""
+    """Where each tensor lives: its Buffer, the region offset, whether it is a parameter, and for a
+    double-buffered stage the leading index (its loop's parity) that picks one of its two halves."""
 
     def __init__(self) -> None:
         self.buffers: dict[tuple, Buffer] = {}
         self.offsets: dict[tuple, tuple] = {}
         self.params: set = set()
+        self.halves: dict[tuple, PrimExpr] = {}
 
     def key(self, stage: Stage, value_index: int) -> tuple:
         return (id(stage), value_index)
@@ -53,8 +55,9 @@ class StorageMap:
         return self.key(stage, value_index) in self.params
 
     def local_indices(self, stage: Stage, value_index: int, indices: tuple) -> tuple:
-        offs = self.offsets[self.key(stage, value_index)]
-        return tuple(_op.sub(i, o) for i, o in zip(indices, offs))
+        key = self.key(stage, value_index)
+        local = tuple(_op.sub(i, o) for i, o in zip(indices, self.offsets[key]))
+        return (self.halves[key],) + local if key in self.halves else local
 
 
 class _LoadsToBuffers(Mutator):
@@ -96,10 +99,17 @@ class NestBuilder:
         acc = rest
         for st in reversed(stages):
             acc = seq(self._stage_nest(st), acc)
-            for vi in range(st.op.num_outputs):
-                if not self.storage.is_param(st, vi):
-                    acc = Allocate(self.storage.buffer(st, vi), acc)
+            acc = self._allocate(st, acc, double_buffered=False)
         return acc
+
+    def _allocate(self, st: Stage, body: Stmt, double_buffered: bool) -> Stmt:
+        """``body`` inside the allocations of ``st``'s internal buffers: the double-buffered ones
+        around the loop they alternate over, the others around the stage's own uses."""
+        for vi in range(st.op.num_outputs):
+            key = self.storage.key(st, vi)
+            if not self.storage.is_param(st, vi) and (key in self.storage.halves) == double_buffered:
+                body = Allocate(self.storage.buffer(st, vi), body)
+        return body
 
     def _stage_nest(self, st: Stage) -> Stmt:
         sb = self.bounds[st]
@@ -134,9 +144,12 @@ class NestBuilder:
         """``body`` inside the loops of ``ivs`` (outermost first), each loop's attached stages
         produced at its top; ``unlooped`` gets its attached stages but no loop (one placed elsewhere)."""
         for iv in reversed(ivs):
-            body = self._produce(self.attached.get((id(st), id(iv)), []), body)
+            attached = self.attached.get((id(st), id(iv)), [])
+            body = self._produce(attached, body)
             if iv is not unlooped:
                 body = self._make_for(st, iv, sb.extents[iv], body)
+            for other in attached:
+                body = self._allocate(other, body, double_buffered=True)
         return body
 
     def _store(self, st: Stage, vi: int, value: PrimExpr, indices: tuple) -> Stmt:

@@ -156,3 +156,16 @@ def test_double_buffer_refuses_an_output():
     s = te.create_schedule(C.op)
     with pytest.raises(ScheduleError, match="double_buffer on stage C: it is an output"):
         s[C].double_buffer()
+
+
+def test_double_buffer_alternates_two_halves_over_the_attach_loop(check, rng):
+    A = te.placeholder((13, 197), name="A")
+    B = te.compute((13, 197), lambda i, j: A[i, j] * 2.0, name="B")
+    C = te.compute((13, 197), lambda i, j: B[i, j] + 1.0, name="C")
+    s = te.create_schedule(C.op)
+    s[B].compute_at(s[C], C.op.axis[0])
+    s[B].double_buffer()
+    a = rng.uniform(-1, 1, (13, 197)).astype("float32")
+    func = check(s, [A, C], [a], a * 2 + 1)
+    text = str(func)
+    assert "B[float32 * 394]" in text and "floormod(i, 2)" in text
