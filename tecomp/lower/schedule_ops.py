@@ -24,7 +24,7 @@ from ..tir.buffer import Buffer
 from ..tir.expr import BufferLoad, PrimExpr, ProducerLoad, Reduce, Var
 from ..tir.functor import Mutator, substitute
 from ..tir.simplify import Analyzer
-from ..tir.stmt import Allocate, BufferStore, For, ForKind, IfThenElse, Stmt, seq
+from ..tir.stmt import Allocate, BufferStore, For, ForKind, IfThenElse, LetStmt, Stmt, seq
 from .bound import StageBounds, loop_chain
 
 
@@ -157,32 +157,38 @@ class NestBuilder:
         return BufferStore(buf, value, self.storage.local_indices(st, vi, indices))
 
     def _reduction(self, st: Stage, sb: StageBounds, red: Reduce, out_indices: tuple, dp_guard: PrimExpr) -> tuple:
-        buf = self.storage.buffer(st, 0)
-        local = self.storage.local_indices(st, 0, out_indices)
-        core = self._update(st, sb, red, dp_guard, buf, local)
+        outs = [(self.storage.buffer(st, k), self.storage.local_indices(st, k, out_indices))
+                for k in range(len(red.source))]  # a tuple reducer (argmax) has one output per value
+        core = self._update(st, sb, red, dp_guard, outs)
         leaves = st.leaf_iter_vars
         reduce_pos = [k for k, iv in enumerate(leaves) if iv.is_reduce]
         first_red = reduce_pos[0] if reduce_pos else None
         inner_dp = [iv for k, iv in enumerate(leaves) if not iv.is_reduce and
                     first_red is not None and k > first_red]
         fresh = {iv.var: Var(iv.var.name + ".init", iv.var.dtype) for iv in inner_dp}
-        init: Stmt = _guarded(substitute(dp_guard, fresh),
-                              BufferStore(buf, substitute(self.loads.visit(red.combiner.identity[0]), fresh),
-                                          tuple(substitute(i, fresh) for i in local)))
+        init: Stmt = _guarded(substitute(dp_guard, fresh), seq(*(
+            BufferStore(buf, substitute(self.loads.visit(red.combiner.identity[k]), fresh),
+                        tuple(substitute(i, fresh) for i in local)) for k, (buf, local) in enumerate(outs))))
         for iv in reversed(inner_dp):
             kind = self._kind(st, iv)
             init = For(fresh[iv.var], _op.const(0, iv.var.dtype), sb.extents[iv],
                        ForKind.SERIAL if kind is ForKind.THREAD_BINDING else kind, init)
         return core, init, first_red
 
-    def _update(self, st: Stage, sb: StageBounds, red: Reduce, dp_guard: PrimExpr,
-                buf: Buffer, indices: tuple) -> Stmt:
-        """``buf[indices] = combine(buf[indices], source)``, guarded by the splits and the reduction's condition."""
-        source = self.loads.visit(red.source[0])
+    def _update(self, st: Stage, sb: StageBounds, red: Reduce, dp_guard: PrimExpr, outs: list) -> Stmt:
+        """``buf[indices] = combine(buf[indices], source)`` for each (buf, indices) of ``outs`` (one per
+        reduced value, all combined before any is stored), guarded by the splits and the condition."""
+        sources = tuple(self.loads.visit(s) for s in red.source)
         cond = self.loads.visit(red.condition)
-        value = red.combiner.combine((BufferLoad(buf, indices),), (source,))[0]
+        values = red.combiner.combine(tuple(BufferLoad(buf, idx) for buf, idx in outs), sources)
         guard = _op.logical_and(_op.logical_and(dp_guard, self._guard(st, sb, reduce=True)), cond)
-        return _guarded(guard, BufferStore(buf, value, indices))
+        if len(outs) == 1:
+            return _guarded(guard, BufferStore(outs[0][0], values[0], outs[0][1]))
+        temps = [Var(f"{st.name}.acc{k}", v.dtype) for k, v in enumerate(values)]
+        body: Stmt = seq(*(BufferStore(buf, t, idx) for t, (buf, idx) in zip(temps, outs)))
+        for t, v in reversed(list(zip(temps, values))):
+            body = LetStmt(t, v, body)
+        return _guarded(guard, body)
 
     def _cross_thread_nest(self, st: Stage, sb: StageBounds, red: Reduce, bound: list[IterVar],
                            out_indices: tuple, dp_guard: PrimExpr, store_guard: PrimExpr) -> Stmt:
@@ -212,7 +218,7 @@ class NestBuilder:
         shared = Buffer(f"{st.name}.red_buf", dtype, (threads * groups,), "shared")
         base = _op.sub(slot, tr.var)
 
-        fold = self._update(st, sb, red, dp_guard, partial, zero)
+        fold = self._update(st, sb, red, dp_guard, [(partial, zero)])
         fold = self._loops(st, sb, leaves[first_red:], fold, unlooped=tr)
         steps = []
         offset = 1

@@ -135,8 +135,10 @@ def _check_reductions(body: tuple, name: str) -> tuple:
         return ()
     if len(tops) != len(body):
         raise ExprError(f"compute {name}: all outputs must be reductions or none")
-    if len(tops) > 1:
-        raise ExprError(f"compute {name}: multi-output reductions are not supported yet")
+    if any(t.combiner is not tops[0].combiner or t.source is not tops[0].source or t.value_index != k
+           for k, t in enumerate(tops)):
+        raise ExprError(f"compute {name}: several reductions must be the outputs of one tuple reducer, "
+                        "in order (T0, T1 = argmax((idx, val), axis=k))")
     return tuple(tops[0].axis)
 
 
@@ -185,23 +187,36 @@ def comm_reducer(fcombine: Callable, fidentity: Callable, name: str = "reduce") 
     """A commutative reducer: ``reducer(expr, axis, where=None)`` builds a reduction.
 
     Called with two expressions instead (``te.max(a, b)``) it combines them
-    elementwise, as TVM's reducers do.
+    elementwise, as TVM's reducers do. A tuple reducer (argmax) takes a tuple
+    ``expr``; ``fcombine(x, y)`` then gets and returns tuples, ``fidentity``
+    takes one dtype per value, and the reducer returns one reduction per value
+    (the outputs of one compute).
     """
 
-    def reducer(expr: Any, axis: Any, where: Any = None, init: Any = None) -> PrimExpr:
+    def reducer(expr: Any, axis: Any, where: Any = None, init: Any = None) -> Any:
         if not _is_axis_arg(axis):
             return fcombine(_op.convert(expr), _op.convert(axis))
         axes = [axis] if isinstance(axis, IterVar) else list(axis)
         for a in axes:
             if not isinstance(a, IterVar) or not a.is_reduce:
                 raise ExprError(f"{name}: axis {a!r} is not a reduce_axis")
-        src = _op.convert(expr)
-        lhs, rhs = Var("x", src.dtype), Var("y", src.dtype)
-        combined = _op.convert(fcombine(lhs, rhs))
-        identity = _op.cast(fidentity(src.dtype), src.dtype) if init is None else _op.cast(init, src.dtype)
+        multi = isinstance(expr, (list, tuple))
+        srcs = tuple(_op.convert(e) for e in (expr if multi else (expr,)))
+        lhs = tuple(Var(f"x{k}" if multi else "x", s.dtype) for k, s in enumerate(srcs))
+        rhs = tuple(Var(f"y{k}" if multi else "y", s.dtype) for k, s in enumerate(srcs))
+        combined = fcombine(lhs, rhs) if multi else (fcombine(lhs[0], rhs[0]),)
+        if init is None:
+            identity = fidentity(*(s.dtype for s in srcs)) if multi else (fidentity(srcs[0].dtype),)
+        else:
+            identity = tuple(init) if multi else (init,)
+        if len(combined) != len(srcs) or len(identity) != len(srcs):
+            raise ExprError(f"{name}: fcombine and fidentity must give {len(srcs)} values, one per reduced value")
+        combined = tuple(_op.convert(c) for c in combined)
+        identity = tuple(_op.cast(i, s.dtype) for i, s in zip(identity, srcs))
         cond = _op.const(True) if where is None else _op.convert(where)
-        combiner = CommReducer((lhs,), (rhs,), (combined,), (identity,), name)
-        return Reduce(combiner, (src,), tuple(axes), cond, 0)
+        combiner = CommReducer(lhs, rhs, combined, identity, name)
+        reds = tuple(Reduce(combiner, srcs, tuple(axes), cond, k) for k in range(len(srcs)))
+        return reds if multi else reds[0]
 
     reducer.__name__ = name
     reducer.__doc__ = f"Reduction '{name}' over reduce axes (or elementwise on two expressions)."
