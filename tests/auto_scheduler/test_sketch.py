@@ -1,0 +1,69 @@
+"""Sketch rules on small DAGs: which rules apply, and sampled candidates of every sketch computing
+what numpy does (checked by the reference interpreter and the LLVM build)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from tecomp.auto_scheduler import SearchTask
+from tecomp.auto_scheduler.annotation import crossover, mutate, sample, to_steps
+
+from as_workloads import as_test_matmul_bias, as_test_softmax_matmul, as_test_stencil, numpy_reference
+
+
+def _rules(task):
+    return [{i: r[0] for i, r in enumerate(s.rules) if r is not None} for s in task.sketches]
+
+
+def test_matmul_bias_sketches_tile_with_cache_or_in_the_consumer():
+    task = SearchTask(func=as_test_matmul_bias, args=(24, 20, 18))
+    names = {st.name: st.index for st in task.compute_dag.compute_stages()}
+    c, d = names["C"], names["D"]
+    assert _rules(task) == [{c: "tile_in", d: "host"}, {c: "tile_cache", d: "simple"},
+                            {c: "tile", d: "simple"}]
+
+
+def test_softmax_keeps_exp_at_root_and_offers_inlining_the_division():
+    task = SearchTask(func=as_test_softmax_matmul, args=(16, 8))
+    names = {st.name: st.index for st in task.compute_dag.compute_stages()}
+    rules = _rules(task)
+    assert all(r[names["e"]] == "simple" for r in rules)          # exp is not recomputed per use
+    assert {r[names["p"]] for r in rules} == {"inline", "simple"}
+    assert {r[names["out"]] for r in rules} == {"tile_cache", "tile"}
+
+
+def test_stencil_inlines_its_elementwise_producer():
+    task = SearchTask(func=as_test_stencil, args=(10,))
+    assert [set(r.values()) for r in _rules(task)] == [{"inline", "simple"}]
+
+
+@pytest.mark.parametrize("func,args", [(as_test_matmul_bias, (12, 16, 8)), (as_test_softmax_matmul, (8, 12)),
+                                       (as_test_stencil, (13,))])
+def test_sampled_candidates_compute_the_same_as_numpy(check, func, args):
+    task = SearchTask(func=func, args=args)
+    rng = random.Random(7)
+    np_rng = np.random.default_rng(0)
+    inputs = [np_rng.uniform(-1, 1, [int(d) for d in t.shape]).astype("float32") for t in task.tensors[:-1]]
+    want = numpy_reference(task.workload_name, inputs)
+    cands = [sample(rng, task.compute_dag, sk) for sk in task.sketches for _ in range(2)]
+    cands.append(mutate(rng, task.compute_dag, crossover(rng, cands[0], cands[1])))
+    for cand in cands:
+        sch, tensors = task.compute_dag.apply_steps(to_steps(task.compute_dag, cand))
+        check(sch, tensors, inputs, want, rtol=1e-4, atol=1e-4)
+
+
+def test_tile_sizes_with_tails_still_compute_correctly(check):
+    task = SearchTask(func=as_test_matmul_bias, args=(11, 13, 6))  # prime extents: tails
+    rng = random.Random(3)
+    np_rng = np.random.default_rng(1)
+    inputs = [np_rng.uniform(-1, 1, [int(d) for d in t.shape]).astype("float32") for t in task.tensors[:-1]]
+    cand = sample(rng, task.compute_dag, task.sketches[1])
+    params = dict(cand.params[2])
+    params["sp"] = [[1, 2, 4], [1, 2, 8]]   # 8 and 16 do not divide 11 and 13
+    params["re"] = [[4]]
+    cand = type(cand)(cand.sketch, cand.params[:2] + (params,) + cand.params[3:])
+    sch, tensors = task.compute_dag.apply_steps(to_steps(task.compute_dag, cand))
+    check(sch, tensors, inputs, numpy_reference(task.workload_name, inputs), rtol=1e-4, atol=1e-4)

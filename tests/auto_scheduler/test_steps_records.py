@@ -1,0 +1,101 @@
+"""Transform steps: JSON round trips replay to the same loop IR; malformed or stale steps are
+errors naming the step; records whose steps no longer apply are skipped with a warning; a compute
+the rules cannot handle gets its default schedule and a note."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+
+import numpy as np
+import pytest
+
+import tecomp
+from tecomp import auto_scheduler, te
+from tecomp.auto_scheduler import SearchTask, StepError
+from tecomp.auto_scheduler.annotation import sample, to_steps
+from tecomp.auto_scheduler.records import RecordToFile
+from tecomp.tuner.measure import MeasureResult
+
+from as_workloads import as_test_matmul_bias, numpy_reference
+
+
+def _text(task, steps):
+    sch, tensors = task.compute_dag.apply_steps(steps)
+    return str(tecomp.lower(sch, tensors))
+
+
+def test_steps_replay_to_the_same_loop_ir_after_a_json_round_trip():
+    task = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8))
+    rng = random.Random(0)
+    for sketch in task.sketches:
+        steps = to_steps(task.compute_dag, sample(rng, task.compute_dag, sketch))
+        again = json.loads(json.dumps(steps))
+        assert _text(task, again) == _text(task, steps)
+        fresh = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8))  # a new compute, new objects
+        assert _text(fresh, again) == _text(task, steps)
+
+
+@pytest.mark.parametrize("steps,what", [
+    ([["SP", 9, 0, [2]]], "no stage 9"),
+    ([["SP", 2, 7, [2]]], "no loop 7"),
+    ([["SP", 2, 0, [0]]], "split lengths must be positive"),
+    ([["XX", 2]], "not a known step"),
+    ([["AN", 2, 0, "spin"]], "annotation must be one of"),
+    ([["RE", 2, [0, 0, 1]]], "not a permutation"),
+    ([["CI", 4]], "does not apply"),                       # D is the output: it cannot be inlined
+])
+def test_bad_steps_are_step_errors_naming_the_step(steps, what):
+    task = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8))
+    with pytest.raises(StepError, match=what):
+        task.compute_dag.apply_steps(steps)
+
+
+def _result(seconds):
+    return MeasureResult((seconds,), 0, "", 0.1, 1.0)
+
+
+def test_apply_best_skips_records_whose_steps_no_longer_apply(tmp_path, caplog):
+    task = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8))
+    good = to_steps(task.compute_dag, sample(random.Random(1), task.compute_dag, task.sketches[1]))
+    stale = [["SP", 2, 0, [4]], ["FU", 2, [5, 6]]]
+    path = tmp_path / "r.db"
+    log = RecordToFile(path)
+    log(task, [good, stale], [_result(2e-3), _result(1e-3)])  # the stale one looks faster
+    log.close()
+    with caplog.at_level(logging.WARNING, logger="tecomp.auto_scheduler"):
+        sch, tensors = task.apply_best(path)
+    assert "no longer apply" in caplog.text
+    assert str(tecomp.lower(sch, tensors)) == _text(task, good)
+    rng = np.random.default_rng(0)
+    inputs = [rng.uniform(-1, 1, [int(d) for d in t.shape]).astype("float32") for t in tensors[:-1]]
+    out = np.zeros((16, 12), "float32")
+    tecomp.build(sch, tensors)(*inputs, out)
+    np.testing.assert_allclose(out, numpy_reference(task.workload_name, inputs), rtol=1e-4, atol=1e-4)
+
+
+@auto_scheduler.register_workload
+def as_test_symbolic():
+    n = te.var("n")
+    a = te.placeholder((n,), name="a")
+    return [a, te.compute((n,), lambda i: a[i] * 2.0, name="b")]
+
+
+def test_a_compute_the_rules_cannot_handle_gets_the_default_schedule_and_a_note(tmp_path, caplog):
+    task = SearchTask(func=as_test_symbolic, args=())
+    assert "non-constant extent" in task.note
+    with caplog.at_level(logging.WARNING, logger="tecomp.auto_scheduler"):
+        task.tune(auto_scheduler.TuningOptions(num_measure_trials=4))
+        sch, tensors = task.apply_best(tmp_path / "none.db")
+    assert "default schedule" in caplog.text and "non-constant extent" in caplog.text
+    f = tecomp.build(sch, tensors)
+    a = np.arange(5, dtype="float32")
+    b = np.zeros(5, "float32")
+    f(a, b)
+    np.testing.assert_allclose(b, a * 2)
+
+
+def test_search_task_rejects_an_unregistered_name():
+    with pytest.raises(tecomp.error.TuningError, match="not a registered workload"):
+        SearchTask(func="no_such_workload", args=())
