@@ -175,6 +175,22 @@ def generate_ir(funcs: Sequence[PrimFunc], target: Target, bound_check: bool = F
     return str(emitter.module)
 
 
+def imported_llvm(funcs: Sequence[PrimFunc]) -> list[str]:
+    """LLVM IR texts given by ``pragma(loop, "import_llvm", text)`` (TVM's way to supply the
+    function a tensor intrinsic calls), each once."""
+    from ..tir.functor import post_order_visit
+    from ..tir.stmt import For
+    texts: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, For):
+            texts.extend(v for k, v in node.annotations if k == "import_llvm" and v not in texts)
+
+    for func in funcs:
+        post_order_visit(func.body, visit)
+    return texts
+
+
 def _parse_and_verify(text: str, funcs: Sequence[PrimFunc]) -> llvm.ModuleRef:
     try:
         mod = llvm.parse_assembly(text)
@@ -234,6 +250,8 @@ def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = N
     text = generate_ir(funcs, target, bound_check)
     t1 = time.perf_counter()
     mod = _parse_and_verify(text, funcs)
+    for imported in imported_llvm(funcs):
+        mod.link_in(_parse_and_verify(imported, funcs))
     t2 = time.perf_counter()
     optimize(mod, tm)
     optimized = str(mod)

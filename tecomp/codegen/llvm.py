@@ -507,6 +507,11 @@ class FunctionEmitter:
             return self._if_then_else(e)
         if e.op == "call_extern":
             return self._call_extern(e)
+        if e.op == "address_of":  # Buffer.access_ptr: a pointer to one element of a flat buffer
+            (load,) = e.args
+            elem = ops.llvm_type(load.buffer.dtype, in_memory=True)
+            index = self.expr(self.flat_index(load.buffer, load.indices))
+            return self.builder.gep(self.buffer_ptr(load.buffer), [index], source_etype=elem, inbounds=True)
         if e.op == "tvm_call_packed":
             from .llvm_packed import call_packed
             return call_packed(self, e)

@@ -125,6 +125,11 @@ class NestBuilder:
         store_guard = dp_guard if st.store_predicate is None else _op.logical_and(dp_guard, self._store_predicate(st))
         leaves = st.leaf_iter_vars
         body = self.bodies[st]
+        for pos, iv in enumerate(leaves):
+            intrin = getattr(st.iter_var_attrs.get(iv), "tensor_intrin", None)
+            if intrin is not None:
+                from .tensorize import tensorized_nest
+                return tensorized_nest(self, st, sb, pos, intrin)
         if not isinstance(body[0], Reduce):
             stores = [self._store(st, vi, self.loads.visit(substitute(b, root_vmap)), out_indices)
                       for vi, b in enumerate(body)]

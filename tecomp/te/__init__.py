@@ -9,6 +9,7 @@ from .operation import (ComputeOp, ExternOp, PlaceholderOp, ScanOp, comm_reducer
                         placeholder, reduce_axis, scan, size_var, sum, tag_scope, thread_axis, var)
 from .schedule import Schedule, Stage, create_schedule
 from .tensor import IterVar, Operation, Range, Tensor
+from .tensor_intrin import TensorIntrin, decl_tensor_intrin
 
 const = _op.const
 all = _op.all_of  # noqa: A001
@@ -31,7 +32,7 @@ from ..tir import (ceil, cos, erf, exp, exp2, floor, log, log2, log10, power, ro
                    sigmoid, sin, sqrt, tanh, trunc)
 
 __all__ = [
-    "ComputeOp", "ExternOp", "IterVar", "Operation", "PlaceholderOp", "Range", "ScanOp", "Schedule", "Stage", "Tensor", "Var",
+    "ComputeOp", "ExternOp", "IterVar", "TensorIntrin", "decl_tensor_intrin", "Operation", "PlaceholderOp", "Range", "ScanOp", "Schedule", "Stage", "Tensor", "Var",
     "abs", "all", "any", "ceil", "comm_reducer", "compute", "const", "cos", "create_schedule", "erf",
     "exp", "exp2", "floor", "floordiv", "floormod", "if_then_else", "indexdiv", "indexmod", "log",
     "log10", "log2", "max", "max_value", "min", "min_value", "placeholder", "power", "reduce_axis",

@@ -249,6 +249,21 @@ class Stage:
         attr.bind_thread = thread_ivar
         attr.kind = ForKind.THREAD_BINDING
 
+    def tensorize(self, var: IterVar, tensor_intrin: Any) -> None:
+        """Replace the loops from ``var`` inward by a tensor intrinsic (``te.decl_tensor_intrin``);
+        lowering checks that they compute what the intrinsic computes."""
+        from .tensor_intrin import check_intrin
+        iv = self._leaf(var, "tensorize")
+        intrin = check_intrin(tensor_intrin, f"tensorize on stage {self.name}, axis {iv.name}")
+        for other, attr in self.iter_var_attrs.items():
+            if attr.tensor_intrin is not None and other is not iv:
+                raise ScheduleError(f"tensorize on stage {self.name}: axis {other.name} is already tensorized")
+        attr = self._attr(iv)
+        if attr.kind is not ForKind.SERIAL:
+            raise ScheduleError(f"tensorize on stage {self.name}: axis {iv.name} is already marked "
+                                f"{attr.kind.value}")
+        attr.tensor_intrin = intrin
+
     def pragma(self, iv: IterVar, key: str, value: Any = None) -> None:
         iv = self._leaf(iv, "pragma")
         if key == "unroll_explicit" or key == "unroll":

@@ -52,6 +52,16 @@ class Buffer:
         idx = tuple(convert(i) for i in (begin if isinstance(begin, (list, tuple)) else (begin,)))
         return BufferStore(self, cast(value, self.dtype), idx)
 
+    def access_ptr(self, access_mask: Any = "rw", ptr_type: str = "handle", content_lanes: int = 1,
+                   offset: Any = 0, extent: Any = None) -> PrimExpr:
+        """The address of element ``offset`` (counted in elements from the buffer's start), TVM's
+        ``Buffer.access_ptr``; ``access_mask``, ``ptr_type``, ``content_lanes`` and ``extent`` are
+        accepted for compatibility (pointers are untyped here)."""
+        from .expr import BufferLoad, Call
+        from .ir_builder import flat_view
+        from .op import convert
+        return Call("handle", "address_of", (BufferLoad(flat_view(self), (convert(offset),)),))
+
     def row_major_strides(self) -> tuple:
         """Strides of a compact row-major layout of ``shape`` (as expressions)."""
         from .op import const, mul
