@@ -351,6 +351,10 @@ class Stage:
             cur = parent
         return ("global", "shared", "local")[rank + 1]
 
+    @scope.setter
+    def scope(self, scope: str) -> None:
+        self._scope = scope
+
     def set_store_predicate(self, predicate: Any) -> None:
         """Store this stage's results only where ``predicate`` holds (e.g. one thread of a group)."""
         self._require_compute("set_store_predicate")

@@ -112,3 +112,26 @@ def test_errors_name_stage_and_axis():
     s2 = te.create_schedule(C.op)
     with pytest.raises(ScheduleError, match="rfactor on stage C: it is not a reduction"):
         s2.rfactor(C, C.op.axis[0])
+
+
+def test_partials_computed_per_row_of_the_merge(check, rng):
+    A, B, s = _row_sum(13, 197)
+    ko, ki = s[B].split(B.op.reduce_axis[0], factor=16)
+    BF = s.rfactor(B, ki)
+    s[BF].compute_at(s[B], s[B].op.axis[0])
+    s[BF].vectorize(BF.op.axis[0])
+    s[B].parallel(s[B].op.axis[0])
+    a = rng.uniform(-1, 1, (13, 197)).astype("float32")
+    func = check(s, [A, B], [a], a.sum(1), rtol=1e-4, atol=1e-4)
+    assert "B.rf[float32 * 16]" in str(func)  # one row of partials per row of B
+
+
+def test_rfactor_refuses_a_stage_with_stages_computed_at_it():
+    A, B, s = _row_sum(13, 20)
+    C = te.compute((13, 20), lambda i, j: A[i, j] * 2.0, name="C")
+    k = te.reduce_axis((0, 20), name="k")
+    D = te.compute((13,), lambda i: te.sum(C[i, k], axis=k), name="D")
+    s = te.create_schedule(D.op)
+    s[C].compute_at(s[D], D.op.axis[0])
+    with pytest.raises(ScheduleError, match="rfactor on stage D: stage C is computed at its loop i"):
+        s.rfactor(D, k)
