@@ -59,13 +59,19 @@ def lower(sch: Schedule, args: Sequence[Any], name: str = "main", binds: Optiona
     return IRModule({name: func})
 
 
-def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str, partition: bool = True) -> PrimFunc:
-    tensors, extra_vars = _split_args(args)
+def stages_and_bodies(sch: Schedule) -> tuple[list[Stage], dict]:
+    """The stages that get loop nests, and every stage's effective body (inlining done)."""
     bodies = inline_bodies(sch)
     bodies.update(scan_bodies(sch))
     bodies.update(extern_bodies(sch))
     stages = [st for st in sch.stages if isinstance(st.op, (ComputeOp, ScanOp, ExternOp))
               and st.attach_type != "inline"]
+    return stages, bodies
+
+
+def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str, partition: bool = True) -> PrimFunc:
+    tensors, extra_vars = _split_args(args)
+    stages, bodies = stages_and_bodies(sch)
     check_scan_body_placement(sch, stages, bodies)
     analyzer = _shape_analyzer(tensors)
     inferrer = BoundInferrer(sch, stages, bodies, analyzer)

@@ -654,3 +654,15 @@ def create_schedule(ops: Any) -> Schedule:
             raise ScheduleError(f"create_schedule expects operations or tensors, got {o!r}")
         outs.append(op)
     return Schedule(outs)
+
+
+def InferBound(sch: Schedule) -> dict:  # noqa: N802 (TVM's name)
+    """TVM's ``te.schedule.InferBound``: each iteration variable's range (``tecomp.lower.entry_points``)."""
+    from ..lower.entry_points import infer_bound
+    return infer_bound(sch)
+
+
+def ScheduleOps(sch: Schedule, bounds: Any = None) -> Any:  # noqa: N802 (TVM's name)
+    """TVM's ``te.schedule.ScheduleOps``: the schedule's loop nest as a statement."""
+    from ..lower.entry_points import schedule_ops
+    return schedule_ops(sch, bounds)
