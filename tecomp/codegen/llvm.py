@@ -512,6 +512,8 @@ class FunctionEmitter:
             elem = ops.llvm_type(load.buffer.dtype, in_memory=True)
             index = self.expr(self.flat_index(load.buffer, load.indices))
             return self.builder.gep(self.buffer_ptr(load.buffer), [index], source_etype=elem, inbounds=True)
+        if e.op == "popcount":
+            return self.builder.ctpop(self.expr(e.args[0]))
         if e.op == "tvm_call_packed":
             from .llvm_packed import call_packed
             return call_packed(self, e)

@@ -5,6 +5,7 @@ The names TVM's ``tvm.tir`` offers scripts (``truncdiv``, ``call_extern``,
 ``ir_builder``, the math intrinsics, ...) are exported here too.
 """
 
+from . import functor as stmt_functor
 from . import ir_builder
 from .buffer import Buffer, decl_buffer
 from .expr import (Add, And, Broadcast, BufferLoad, Call, Cast, CommReducer, Div, EQ, FloatImm,
@@ -12,7 +13,7 @@ from .expr import (Add, And, Broadcast, BufferLoad, Call, Cast, CommReducer, Div
                    PrimExpr, ProducerLoad, Ramp, Reduce, Select, SizeVar, StringImm, Sub, Var)
 from .functor import Mutator, Visitor, collect_vars, post_order_visit, structural_equal, substitute
 from .op import (call_extern, call_packed, call_pure_extern, const, floordiv, floormod, if_then_else, max_value,
-                 min_value, truncdiv, truncmod)
+                 min_value, popcount, truncdiv, truncmod)
 from .op import all_of as all  # noqa: A004
 from .op import any_of as any  # noqa: A004
 from .op import c_div as div

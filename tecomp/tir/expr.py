@@ -105,6 +105,10 @@ class ExprOp:
     def astype(self, dtype: str) -> "PrimExpr":
         return _op().cast(self, dtype)
 
+    def equal(self, other) -> "PrimExpr":
+        """TVM's ``a.equal(b)``: the expression ``a == b``."""
+        return _op().cmp("==", self, other)
+
 
 def _op():
     from . import op

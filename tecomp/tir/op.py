@@ -367,6 +367,14 @@ def c_div(a: Any, b: Any) -> PrimExpr:
     return truncdiv(a, b) if dt.is_integral(a.dtype) else Div(a, b)
 
 
+def popcount(x: Any) -> PrimExpr:
+    """The number of set bits of an integer."""
+    x = convert(x)
+    if not dt.is_integral(x.dtype) or dt.is_bool(x.dtype):
+        raise ExprError(f"popcount needs an integer argument, got {x} of dtype {x.dtype}")
+    return Call(x.dtype, "popcount", (x,))
+
+
 def call_extern(dtype: str, func_name: str, *args: Any) -> PrimExpr:
     """A call of the C function ``func_name`` (resolved when the library is linked) returning ``dtype``."""
     dt.parse(dtype)

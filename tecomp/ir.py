@@ -1,0 +1,17 @@
+"""``tvm.ir``: the IR-level names classic scripts import (structural equality, IRModule, Range)."""
+
+from typing import Any
+
+from .error import TecompError
+from .te.tensor import Range
+from .tir.functor import structural_equal
+from .tir.module import IRModule
+
+
+def assert_structural_equal(lhs: Any, rhs: Any) -> None:
+    """Raise a ``TecompError`` (a ``RuntimeError``) unless the trees are structurally equal."""
+    if not structural_equal(lhs, rhs):
+        raise TecompError(f"structurally different:\n{lhs}\n--- vs ---\n{rhs}")
+
+
+__all__ = ["IRModule", "Range", "assert_structural_equal", "structural_equal"]
