@@ -3,7 +3,7 @@
 A ``For`` of kind PARALLEL becomes three pieces of LLVM IR::
 
     caller:  closure = {captured values..., min, extent}      (stack struct)
-             GOMP_parallel(worker, &closure, 0, 0)            (0: default thread count)
+             GOMP_parallel(worker, &closure, n, 0)            (n: threads, see below)
     worker(closure):  unpack; static chunk [lo, hi) of the iteration range from
              omp_get_thread_num()/omp_get_num_threads(); body(captured..., min+lo, min+hi)
     body(captured..., start, stop):  serial loop; pointer parameters are noalias
@@ -11,7 +11,11 @@ A ``For`` of kind PARALLEL becomes three pieces of LLVM IR::
 Captured values are the buffer pointers, size variables, enclosing loop
 variables and lets that the loop body uses. Parallel loops nested in a
 parallel body run serially. The thread count is libgomp's (``OMP_NUM_THREADS``
-or ``omp_set_num_threads``, which the runtime may call through ctypes).
+or ``omp_set_num_threads``, which the runtime may call through ctypes), capped
+by the loop's work: waking a thread costs microseconds, so a loop gets one
+thread per ``GRAIN`` estimated element operations (stores, counted through the
+constant extents of the loops around them), and a loop too small for two
+calls its body directly, without libgomp.
 This module owns the outlining only; it must not emit anything but these
 functions and the call.
 """
@@ -27,6 +31,23 @@ from . import llvm_ops as ops
 from .llvm import FunctionEmitter
 
 _WORKER_TYPE = ir.FunctionType(ops.VOID, [ops.PTR])
+GRAIN = 32768  # estimated element operations per thread (tens of microseconds of work)
+_UNKNOWN_EXTENT = 1 << 16  # a symbolic extent is taken as large: parallelism is worth it
+
+
+def estimated_work(stmt: S.Stmt) -> int:
+    """Element operations (stores and calls) ``stmt`` performs, through its loops' extents."""
+    if isinstance(stmt, S.For):
+        extent = stmt.extent.value if isinstance(stmt.extent, E.IntImm) else _UNKNOWN_EXTENT
+        return max(extent, 0) * estimated_work(stmt.body)
+    if isinstance(stmt, S.SeqStmt):
+        return sum(estimated_work(s) for s in stmt.seq)
+    if isinstance(stmt, S.IfThenElse):
+        return max(estimated_work(stmt.then_case), estimated_work(stmt.else_case) if stmt.else_case else 0)
+    if isinstance(stmt, (S.BufferStore, S.Evaluate)):
+        return 1
+    body = getattr(stmt, "body", None)
+    return estimated_work(body) if isinstance(body, S.Stmt) else 0
 
 
 class _UsedVars(Visitor):
@@ -66,13 +87,20 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
     worker = _emit_worker(parent, name, body.function, closure_ty, len(values))
 
     b = parent.builder
+    threads = estimated_work(loop) // GRAIN
+    if isinstance(loop.extent, E.IntImm):
+        threads = min(threads, loop.extent.value)
+    if threads < 2:
+        b.call(body.function, values + [lo, b.add(lo, extent)])
+        return
     closure = parent.entry_alloca(closure_ty, 8)
     for k, value in enumerate(values + [lo, extent]):
         b.store(value, _field(b, closure, closure_ty, k))
     gomp = ops.declare(parent.mod.module, "GOMP_parallel",
                        ir.FunctionType(ops.VOID, [ops.PTR, ops.PTR, ops.I32, ops.I32]))
-    zero = ir.Constant(ops.I32, 0)
-    b.call(gomp, [worker, closure, zero, zero])
+    most = b.call(ops.declare(parent.mod.module, "omp_get_max_threads", ir.FunctionType(ops.I32, [])), [])
+    cap = ir.Constant(ops.I32, min(threads, 2 ** 31 - 1))
+    b.call(gomp, [worker, closure, b.select(b.icmp_signed("<", cap, most), cap, most), ir.Constant(ops.I32, 0)])
 
 
 def _field(b: ir.IRBuilder, closure: ir.Value, closure_ty: ir.Type, k: int) -> ir.Value:

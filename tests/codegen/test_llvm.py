@@ -16,6 +16,7 @@ import pytest
 
 import tecomp
 from tecomp.codegen.build import compile_llvm
+from tecomp.codegen.llvm_parallel import GRAIN, estimated_work
 from tecomp.error import BuildError, TargetError
 from tecomp.target import Target
 from tecomp.tir import (Allocate, Broadcast, Buffer, BufferLoad, BufferStore, Call, Cast, For, ForKind,
@@ -139,16 +140,20 @@ def test_broadcast_index_loads_one_element():
 
 # ---------------------------------------------------------------- parallel
 
-def test_parallel_loop_writes_every_element():
-    rows, cols = 37, 50
+@pytest.mark.parametrize("cols, threaded", [(1801, True), (50, False)])
+def test_parallel_loop_writes_every_element(cols, threaded):
+    # 37 x 1801 stores make work for two threads (GRAIN each); 37 x 50 are run by the caller alone
+    rows = 37
+    assert (rows * cols >= 2 * GRAIN) == threaded
     A, B = Buffer("A", "float32", (rows * cols,)), Buffer("B", "float32", (rows * cols,))
     i, j = Var("i"), Var("j")
     body = loop(i, rows, loop(j, cols, st(B, i * cols + j, ld(A, i * cols + j) + 1.0)), kind=PARALLEL)
+    assert estimated_work(body) == rows * cols
     lib = build(PrimFunc("par", (A, B), body))
     a, b = rand(rows * cols), np.full(rows * cols, np.nan, "float32")
     call(lib, "par", [a, b])
     np.testing.assert_array_equal(b, a + 1)
-    assert "GOMP_parallel" in lib.sources["ll"]
+    assert ("GOMP_parallel" in lib.sources["ll"]) == threaded
 
 
 def test_parallel_loop_captures_outer_loop_var_let_and_size_var_and_nests():
