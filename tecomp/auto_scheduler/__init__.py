@@ -11,7 +11,7 @@
 Modules: ``workload`` (registry, keys), ``compute_dag`` (analysis), ``steps`` (transform steps and
 replay), ``sketch`` (rules), ``annotation`` (sampled parameters -> steps), ``search`` (evolution +
 cost model), ``measure`` (the tuner's isolated builders, runners and feature workers), ``records``
-(the SQLite database), ``task`` (SearchTask, TuningOptions), ``task_scheduler`` and ``dispatch``.
+(the SQLite database), ``task`` (SearchTask, TuningOptions) and ``task_scheduler``.
 docs/auto_scheduler.md is the guide.
 """
 
@@ -20,7 +20,8 @@ from .records import RecordToFile
 from .search import SketchPolicy
 from .steps import StepError
 from .task import SearchTask, TaskTuner, TuningOptions
+from .task_scheduler import TaskScheduler
 from .workload import register_workload
 
-__all__ = ["ComputeDAG", "RecordToFile", "SearchTask", "SketchPolicy", "StepError", "TaskTuner", "TuningOptions",
-           "register_workload"]
+__all__ = ["ComputeDAG", "RecordToFile", "SearchTask", "SketchPolicy", "StepError", "TaskScheduler", "TaskTuner",
+           "TuningOptions", "register_workload"]
