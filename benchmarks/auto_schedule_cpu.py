@@ -20,53 +20,19 @@ from pathlib import Path
 import numpy as np
 
 import tecomp
-from tecomp import auto_scheduler, te
+from tecomp import auto_scheduler
 
+from auto_schedule_workloads import (gemm, gemm_numpy, softmax_matmul, softmax_matmul_numpy, stencil5,
+                                     stencil5_numpy)
 from harness import gflops, median_seconds, threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 from matmul import matmul_schedule  # noqa: E402
 
 
-@auto_scheduler.register_workload
-def gemm(n: int, dtype: str):
-    A = te.placeholder((n, n), dtype, name="A")
-    B = te.placeholder((n, n), dtype, name="B")
-    k = te.reduce_axis((0, n), name="k")
-    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
-    return [A, B, C]
-
-
-@auto_scheduler.register_workload
-def stencil5(n: int):
-    a = te.placeholder((n + 2, n + 2), name="a")
-    out = te.compute((n, n), lambda i, j: 0.2 * (a[i, j + 1] + a[i + 1, j] + a[i + 1, j + 1]
-                                                 + a[i + 1, j + 2] + a[i + 2, j + 1]), name="out")
-    return [a, out]
-
-
-@auto_scheduler.register_workload
-def softmax_matmul(n: int, m: int):
-    x = te.placeholder((n, n), name="x")
-    v = te.placeholder((n, m), name="v")
-    k1, k2, k3 = (te.reduce_axis((0, n), name=f"k{i}") for i in range(3))
-    mx = te.compute((n,), lambda i: te.max(x[i, k1], axis=k1), name="mx")
-    e = te.compute((n, n), lambda i, j: te.exp(x[i, j] - mx[i]), name="e")
-    s = te.compute((n,), lambda i: te.sum(e[i, k2], axis=k2), name="s")
-    p = te.compute((n, n), lambda i, j: e[i, j] / s[i], name="p")
-    out = te.compute((n, m), lambda i, j: te.sum(p[i, k3] * v[k3, j], axis=k3), name="out")
-    return [x, v, out]
-
-
-def softmax_matmul_numpy(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)) @ v
-
-
 WORKLOADS = {
-    "gemm": (gemm, (1024, "float32"), lambda a, b: a @ b),
-    "stencil": (stencil5, (2048,), lambda a: 0.2 * (a[:-2, 1:-1] + a[1:-1, :-2] + a[1:-1, 1:-1]
-                                                   + a[1:-1, 2:] + a[2:, 1:-1])),
+    "gemm": (gemm, (1024, "float32"), gemm_numpy),
+    "stencil": (stencil5, (2048,), stencil5_numpy),
     "softmax": (softmax_matmul, (512, 256), softmax_matmul_numpy),
 }
 

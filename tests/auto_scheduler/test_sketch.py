@@ -11,7 +11,7 @@ import pytest
 from tecomp.auto_scheduler import SearchTask
 from tecomp.auto_scheduler.annotation import crossover, mutate, sample, to_steps
 
-from as_workloads import as_test_matmul_bias, as_test_softmax_matmul, as_test_stencil, numpy_reference
+from as_workloads import as_test_matmul_bias, softmax_matmul, as_test_stencil, numpy_reference
 
 
 def _rules(task):
@@ -27,7 +27,7 @@ def test_matmul_bias_sketches_tile_with_cache_or_in_the_consumer():
 
 
 def test_softmax_keeps_exp_at_root_and_offers_inlining_the_division():
-    task = SearchTask(func=as_test_softmax_matmul, args=(16, 8))
+    task = SearchTask(func=softmax_matmul, args=(16, 8))
     names = {st.name: st.index for st in task.compute_dag.compute_stages()}
     rules = _rules(task)
     assert all(r[names["e"]] == "simple" for r in rules)          # exp is not recomputed per use
@@ -40,7 +40,7 @@ def test_stencil_inlines_its_elementwise_producer():
     assert [set(r.values()) for r in _rules(task)] == [{"inline", "simple"}]
 
 
-@pytest.mark.parametrize("func,args", [(as_test_matmul_bias, (12, 16, 8)), (as_test_softmax_matmul, (8, 12)),
+@pytest.mark.parametrize("func,args", [(as_test_matmul_bias, (12, 16, 8)), (softmax_matmul, (8, 12)),
                                        (as_test_stencil, (13,))])
 def test_sampled_candidates_compute_the_same_as_numpy(check, func, args):
     task = SearchTask(func=func, args=args)
