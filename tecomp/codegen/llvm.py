@@ -505,7 +505,7 @@ class FunctionEmitter:
     def _e_Call(self, e: E.Call) -> ir.Value:
         if e.op == "if_then_else":
             return self._if_then_else(e)
-        if e.op == "call_extern":
+        if e.op in ("call_extern", "call_llvm_intrin"):
             return self._call_extern(e)
         if e.op == "address_of":  # Buffer.access_ptr: a pointer to one element of a flat buffer
             (load,) = e.args
@@ -525,8 +525,15 @@ class FunctionEmitter:
                          f"if_then_else, {', '.join(sorted(ops.MATH_OPS))}")
 
     def _call_extern(self, e: E.Call) -> ir.Value:
-        """A call of a C function by name (``tir.call_extern``); the linker resolves it."""
+        """A call of a C function by name (``tir.call_extern``; the linker resolves it) or of an LLVM
+        intrinsic (``tir.call_llvm_intrin``: its first ``num_signature`` argument types name the
+        overload, ``llvm.sqrt`` on a float is ``llvm.sqrt.f32``, unless the name already says it)."""
         name, args = e.args[0].value, [self.expr(a) for a in e.args[1:]]
+        if e.op == "call_llvm_intrin":
+            signature, args = e.args[1].value, args[1:]
+            suffix = "".join("." + _overload_suffix(a.type) for a in args[:signature])
+            if suffix and not name.endswith(suffix):
+                name += suffix
         fnty = ir.FunctionType(ops.llvm_type(e.dtype), [a.type for a in args])
         fn = self.mod.module.globals.get(name)
         if fn is None:
@@ -560,6 +567,17 @@ _FLOAT_ARITH = {
     E.Mul: lambda b, x, y: b.fmul(x, y, flags=ops.FLOAT_FLAGS),
     E.Div: lambda b, x, y: b.fdiv(x, y),
 }
+
+def _overload_suffix(ty: ir.Type) -> str:
+    """LLVM's name of a type in an overloaded intrinsic's name (i32, f32, v8i8, p0)."""
+    if isinstance(ty, ir.VectorType):
+        return f"v{ty.count}{_overload_suffix(ty.element)}"
+    if isinstance(ty, ir.IntType):
+        return f"i{ty.width}"
+    if isinstance(ty, ir.PointerType):
+        return "p0"
+    return {ir.HalfType: "f16", ir.FloatType: "f32", ir.DoubleType: "f64"}[type(ty)]
+
 
 def _power_of_two(e: E.PrimExpr) -> Optional[int]:
     """The value of a constant (or broadcast constant) positive power of two, else None."""

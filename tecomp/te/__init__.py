@@ -26,6 +26,7 @@ abs = _op.fabs  # noqa: A001
 div = _op.c_div
 truncdiv = _op.truncdiv
 truncmod = _op.truncmod
+fmod = _op.fmod
 
 
 from ..tir import (ceil, cos, erf, exp, exp2, floor, log, log2, log10, power, round, rsqrt,  # noqa: A004,E402

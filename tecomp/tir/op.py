@@ -386,6 +386,27 @@ def call_extern(dtype: str, func_name: str, *args: Any) -> PrimExpr:
 call_pure_extern = call_extern
 
 
+def call_llvm_intrin(dtype: str, name: str, num_signature: Any, *args: Any) -> PrimExpr:
+    """A call of the LLVM intrinsic ``name`` (``llvm.ctpop``) returning ``dtype``; the types of the
+    first ``num_signature`` arguments complete an overloaded name (llvm target only)."""
+    dt.parse(dtype)
+    if not isinstance(name, str) or not name.startswith("llvm."):
+        raise ExprError(f"call_llvm_intrin: {name!r} is not an LLVM intrinsic name (llvm.*)")
+    count = int(num_signature.value if isinstance(num_signature, IntImm) else num_signature)
+    return Call(dtype, "call_llvm_intrin", (StringImm(name), const(count)) + tuple(convert(a) for a in args))
+
+
+call_llvm_pure_intrin = call_llvm_intrin
+
+
+def fmod(a: Any, b: Any) -> PrimExpr:
+    """The remainder of ``a / b`` rounded toward zero (C's ``fmod``; ``truncmod`` on integers)."""
+    a, b = _convert_pair(a, b)
+    if dt.is_integral(a.dtype):
+        return truncmod(a, b)
+    return sub(a, mul(call_intrin("trunc", div(a, b)), b))
+
+
 def call_packed(func_name: str, *args: Any) -> PrimExpr:
     """A call of the function registered as ``func_name`` (``tecomp.register_func``) with buffers
     (passed as arrays) and scalars, from compiled CPU code."""

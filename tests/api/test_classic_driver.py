@@ -97,16 +97,18 @@ def test_tir_names_evaluate_in_compiled_code():
     n = 16
     A = te.placeholder((n,), name="A")
     I = te.placeholder((n,), name="I", dtype="int32")
-    B = te.compute((n,), lambda i: tir.call_pure_extern("float32", "expf", A[i]) + tir.exp(A[i]), name="B")
-    C = te.compute((n,), lambda i: tir.popcount(I[i]) + tir.indexmod(i, 5), name="C")
+    B = te.compute((n,), lambda i: tir.call_pure_extern("float32", "expf", A[i]) + tir.exp(A[i])
+                   + tir.fmod(A[i], 0.3) + tir.call_llvm_pure_intrin("float32", "llvm.fabs", 1, A[i]), name="B")
+    C = te.compute((n,), lambda i: tir.popcount(I[i]) + tir.indexmod(i, 5)
+                   + tir.call_llvm_pure_intrin("int32", "llvm.ctpop.i32", tir.const(1, "uint32"), I[i]), name="C")
     s = te.create_schedule([B.op, C.op])
     f = tvm.build(s, [A, I, B, C])
     a = np.linspace(-1, 1, n).astype("float32")
     ints = np.arange(n, dtype="int32") * 7
     b, c = tvm.nd.empty((n,)), tvm.nd.empty((n,), "int32")
     f(tvm.nd.array(a), tvm.nd.array(ints), b, c)
-    np.testing.assert_allclose(b.numpy(), 2 * np.exp(a), rtol=1e-6)
-    np.testing.assert_array_equal(c.numpy(), [bin(v).count("1") + k % 5 for k, v in enumerate(ints)])
+    np.testing.assert_allclose(b.numpy(), 2 * np.exp(a) + np.fmod(a, np.float32(0.3)) + np.abs(a), rtol=1e-5)
+    np.testing.assert_array_equal(c.numpy(), [2 * bin(v).count("1") + k % 5 for k, v in enumerate(ints)])
     x = te.var("x")
     assert isinstance(x.equal(3), tir.EQ)
 
