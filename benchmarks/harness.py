@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
+
+import numpy as np
 
 from tecomp.runtime import set_num_threads
 
@@ -37,6 +39,13 @@ def median_seconds(fn: Callable[[], object], repeat: int = 5, min_repeat_ms: flo
     return statistics.median(samples)
 
 
+def interleaved_medians(calls: list[Callable[[], object]], repeat: int, min_ms: float) -> list[float]:
+    """Median seconds per call of each of ``calls``, their measurements taken in turns so that all
+    see the same machine load (each one the harness's warm-up and ``min_ms`` calibration)."""
+    rounds = [[median_seconds(call, 1, min_ms) for call in calls] for _ in range(repeat)]
+    return [statistics.median(column) for column in zip(*rounds)]
+
+
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
     """Run tecomp kernels and numpy's BLAS with ``n`` threads inside the block."""
@@ -60,3 +69,22 @@ def ort_session(model_bytes: bytes, nthreads: int):
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def ort_runner(session: Any, inputs: dict[str, np.ndarray]) -> tuple[Callable[[], object], list[np.ndarray]]:
+    """A call running ``session`` into preallocated outputs (IO binding), and those outputs.
+    The binding holds raw pointers: the call keeps the inputs and outputs alive."""
+    outs = [np.empty_like(o) for o in session.run(None, inputs)]
+    binding = session.io_binding()
+    for name, value in inputs.items():
+        binding.bind_cpu_input(name, value)
+    for spec, out in zip(session.get_outputs(), outs):
+        binding.bind_output(spec.name, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
+
+    bound = (outs, inputs)  # what the binding points into lives as long as the call
+
+    def call() -> list[np.ndarray]:
+        session.run_with_iobinding(binding)
+        return bound[0]
+
+    return call, outs

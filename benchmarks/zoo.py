@@ -16,12 +16,15 @@ numpy's BLAS, ``intra_op_num_threads`` for ORT with all graph optimisations; the
 measurements taken in turns, so that both see the same machine load; ORT writes into
 preallocated output buffers through an IO binding, tecomp's ``GraphModule.run`` allocates
 its outputs, the only form its API has) and ORT / tecomp (above 1: tecomp faster); then a
-geomean row and every failure in full.
+geomean row and every failure in full. With ``--records DB`` a tuned build (under the
+records) is timed beside the default one; with ``--budget TIME`` each network is first
+tuned for that wall-clock time (``tecomp tune --budget``, candidates timed at ``--threads``)
+into that database (default ``zoo_tuned.db``).
 
 Needs the ``zoo`` extra (torch, torchvision, timm, transformers, onnxscript) for exporting;
 the tests never do.
 
-    python benchmarks/zoo.py [--threads 1] [--only resnet18,bert] [--records tune.db]
+    python benchmarks/zoo.py [--threads 1] [--only resnet18,bert] [--records tune.db] [--budget 10m]
     python benchmarks/zoo.py --export-only            # fill the cache, run nothing
     python benchmarks/zoo.py --profile gpt2 [--top 15] # per-kernel profile of one network
     python benchmarks/zoo.py --list
@@ -44,7 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import median_seconds, ort_session, threads
+from harness import interleaved_medians, ort_runner, ort_session, threads
+from tecomp.cli import parse_duration
 
 CACHE = Path(os.environ.get("TECOMP_ZOO_CACHE", Path.home() / ".cache" / "tecomp" / "zoo"))
 
@@ -324,25 +328,6 @@ def details(exc: BaseException) -> list[str]:
     return [f"{op}: {why} ({len(names)} node(s), e.g. {names[0]!r})" for (op, why), names in seen.items()]
 
 
-def ort_runner(session: Any, inputs: dict[str, np.ndarray]) -> tuple[Callable[[], object], list[np.ndarray]]:
-    """A call running ``session`` into preallocated outputs (IO binding), and those outputs.
-    The binding holds raw pointers: the call keeps the inputs and outputs alive."""
-    outs = [np.empty_like(o) for o in session.run(None, inputs)]
-    binding = session.io_binding()
-    for name, value in inputs.items():
-        binding.bind_cpu_input(name, value)
-    for spec, out in zip(session.get_outputs(), outs):
-        binding.bind_output(spec.name, "cpu", 0, out.dtype, list(out.shape), out.ctypes.data)
-
-    bound = (outs, inputs)  # what the binding points into lives as long as the call
-
-    def call() -> list[np.ndarray]:
-        session.run_with_iobinding(binding)
-        return bound[0]
-
-    return call, outs
-
-
 def relative_error(got: list[np.ndarray], want: list[np.ndarray]) -> float:
     """max |got - want| / max |want| over each output, the worst of the outputs."""
     if len(got) != len(want):
@@ -367,11 +352,16 @@ class Row:
     compile_s: float | None = None
     tecomp_s: float | None = None
     ort_s: float | None = None
+    tuned_s: float | None = None
     failure: list[str] | None = None
 
     @property
     def ratio(self) -> float | None:
         return self.ort_s / self.tecomp_s if self.ort_s and self.tecomp_s else None
+
+    @property
+    def tuned_ratio(self) -> float | None:
+        return self.ort_s / self.tuned_s if self.ort_s and self.tuned_s else None
 
 
 def _fail(row: Row, stage: str, exc: BaseException) -> Row:
@@ -401,23 +391,28 @@ def build_network(graph: Any, params: dict[str, np.ndarray], records: str | None
     return module, time.perf_counter() - start
 
 
-def interleaved_medians(calls: list[Callable[[], object]], repeat: int, min_ms: float) -> list[float]:
-    """Median seconds per call of each of ``calls``, their measurements taken in turns so that all
-    see the same machine load (each one the harness's warm-up and ``min_ms`` calibration)."""
-    rounds = [[median_seconds(call, 1, min_ms) for call in calls] for _ in range(repeat)]
-    return [statistics.median(column) for column in zip(*rounds)]
-
-
 def _tecomp(row: Row, onnx_path: Path, inputs: dict[str, np.ndarray], records: str | None,
-            want: list[np.ndarray] | None) -> Callable[[], object] | None:
-    """Import, build, run once and check against ``want``: the run call, or None (``row`` failed)."""
+            want: list[np.ndarray] | None, budget: float | None = None) -> Callable[[], object] | None:
+    """Import, (tune for ``budget`` seconds,) build, run once and check against ``want``: the run
+    call, or None (``row`` failed). The compile time of the default build (no records) is the row's."""
     try:
         graph, params = import_network(onnx_path, inputs)
     except Exception as exc:  # noqa: BLE001 - every tecomp failure is a row, not a crash
         _fail(row, "import", exc)
         return None
+    if budget:
+        from tecomp.graph.tuning import tune_model
+        from tecomp.runtime.threads import wanted_num_threads
+        try:
+            tune_model(graph, params, records, trials=10_000, budget=budget, progress=False,
+                       num_threads=wanted_num_threads())
+        except Exception as exc:  # noqa: BLE001
+            _fail(row, "tune", exc)
+            return None
     try:
-        module, row.compile_s = build_network(graph, params, records)
+        module, seconds = build_network(graph, params, records)
+        if records is None:
+            row.compile_s = seconds
     except Exception as exc:  # noqa: BLE001
         _fail(row, "compile", exc)
         return None
@@ -432,8 +427,9 @@ def _tecomp(row: Row, onnx_path: Path, inputs: dict[str, np.ndarray], records: s
 
 
 def measure(net: Network, nthreads: int, records: str | None, repeat: int, min_ms: float,
-            force_export: bool = False) -> Row:
-    """One network's row: export (or the cache), ORT, import, build, check, time both in turns."""
+            force_export: bool = False, budget: float | None = None) -> Row:
+    """One network's row: export (or the cache), ORT, import, build (default, and tuned under
+    ``records`` after ``budget`` seconds of tuning), check, time all in turns."""
     row = Row(net.name, net.exporter)
     try:
         onnx_path, inputs_path = export(net, force_export)
@@ -449,10 +445,12 @@ def measure(net: Network, nthreads: int, records: str | None, repeat: int, min_m
         except Exception as exc:  # noqa: BLE001
             ort_call = None
             row.failure = [f"onnxruntime: {details(exc)[0]}"]
-        tecomp_call = _tecomp(row, onnx_path, inputs, records, want)
-        calls = {side: call for side, call in (("ort", ort_call), ("tecomp", tecomp_call)) if call}
+        tecomp_call = _tecomp(row, onnx_path, inputs, None, want)
+        tuned_call = _tecomp(row, onnx_path, inputs, records, want, budget) if records and tecomp_call else None
+        calls = {side: call for side, call in (("ort", ort_call), ("tecomp", tecomp_call), ("tuned", tuned_call))
+                 if call}
         seconds = dict(zip(calls, interleaved_medians(list(calls.values()), repeat, min_ms)))
-    row.ort_s, row.tecomp_s = seconds.get("ort"), seconds.get("tecomp")
+    row.ort_s, row.tecomp_s, row.tuned_s = seconds.get("ort"), seconds.get("tecomp"), seconds.get("tuned")
     return row
 
 
@@ -463,23 +461,33 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds * 1e3:.3f}" if seconds else "-"
 
 
-def table(rows: list[Row]) -> list[str]:
-    """The result as a Markdown table, a geomean row last."""
-    lines = ["| network | exporter | imports | max rel err | compile s | tecomp ms | ORT ms | ORT/tecomp |",
-             "|---|---|---|---:|---:|---:|---:|---:|"]
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _geo(values: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values))
+
+
+def table(rows: list[Row], tuned: bool = False) -> list[str]:
+    """The result as a Markdown table, a geomean row last; ``tuned`` adds the tuned build's columns."""
+    extra = " tuned ms | ORT/tuned |" if tuned else ""
+    lines = ["| network | exporter | imports | max rel err | compile s | tecomp ms | ORT ms | ORT/tecomp |" + extra,
+             "|---|---|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if tuned else "")]
     for r in rows:
         err = "-" if r.error is None else f"{r.error:.1e}"
-        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
         comp = "-" if r.compile_s is None else f"{r.compile_s:.1f}"
+        more = f" {_ms(r.tuned_s)} | {_ratio(r.tuned_ratio)} |" if tuned else ""
         lines.append(f"| {r.name} | {r.exporter} | {r.status} | {err} | {comp} | {_ms(r.tecomp_s)} | "
-                     f"{_ms(r.ort_s)} | {ratio} |")
+                     f"{_ms(r.ort_s)} | {_ratio(r.ratio)} |" + more)
     ran = [r for r in rows if r.ratio is not None]
     if ran:
-        def geo(values: list[float]) -> float:
-            return math.exp(statistics.fmean(math.log(v) for v in values))
-        lines.append(f"| geomean ({len(ran)} of {len(rows)}) | | | | {geo([r.compile_s for r in ran]):.1f} | "
-                     f"{_ms(geo([r.tecomp_s for r in ran]))} | {_ms(geo([r.ort_s for r in ran]))} | "
-                     f"{geo([r.ratio for r in ran]):.2f} |")
+        both = [r for r in ran if r.tuned_ratio is not None]
+        more = (f" {_ms(_geo([r.tuned_s for r in both]))} | {_geo([r.tuned_ratio for r in both]):.2f} |"
+                if tuned and both else (" - | - |" if tuned else ""))
+        lines.append(f"| geomean ({len(ran)} of {len(rows)}) | | | | {_geo([r.compile_s for r in ran]):.1f} | "
+                     f"{_ms(_geo([r.tecomp_s for r in ran]))} | {_ms(_geo([r.ort_s for r in ran]))} | "
+                     f"{_geo([r.ratio for r in ran]):.2f} |" + more)
     return lines
 
 
@@ -539,7 +547,10 @@ def main() -> None:
     parser.add_argument("--force-export", action="store_true", help="export again even when cached")
     parser.add_argument("--profile", metavar="NAME", help="print the per-kernel profile of one network")
     parser.add_argument("--top", type=int, default=15, help="kernels shown by --profile (default 15)")
-    parser.add_argument("--records", metavar="DB", help="tuning records to apply when compiling")
+    parser.add_argument("--records", metavar="DB", help="tuning records: a tuned build is timed beside the default")
+    parser.add_argument("--budget", type=parse_duration, metavar="TIME",
+                        help="tune each network this long first (600, 90s, 10m), into --records (default "
+                             "zoo_tuned.db)")
     parser.add_argument("--repeat", type=int, default=5, help="timed measurements per latency (median), "
                         "tecomp's and ORT's taken in turns")
     parser.add_argument("--min-ms", type=float, default=100.0, help="least milliseconds of one measurement")
@@ -575,15 +586,18 @@ def main() -> None:
     import onnxruntime as ort
 
     import tecomp
+    records = args.records or ("zoo_tuned.db" if args.budget else None)
+    budget = f", tuning budget {args.budget:g} s per network" if args.budget else ""
     print(f"zoo on {cpu_name()}, {time.strftime('%Y-%m-%d')}, {args.threads} thread(s), tecomp "
-          f"{tecomp.__version__}, onnxruntime {ort.__version__}; records: {args.records or 'none'}", flush=True)
+          f"{tecomp.__version__}, onnxruntime {ort.__version__}; records: {records or 'none'}{budget}", flush=True)
     rows = []
     for name in names:
-        row = measure(NETWORKS[name], args.threads, args.records, args.repeat, args.min_ms, args.force_export)
+        row = measure(NETWORKS[name], args.threads, records, args.repeat, args.min_ms, args.force_export,
+                      args.budget)
         rows.append(row)
-        print(table([row])[2], flush=True)
+        print(table([row], bool(records))[2], flush=True)
     print()
-    print("\n".join(table(rows)))
+    print("\n".join(table(rows, bool(records))))
     failed = [r for r in rows if r.failure]
     if failed:
         print("\nfailures in full:")

@@ -204,7 +204,7 @@ def _compile(args: argparse.Namespace) -> None:
     print(module.summary().replace(module.library_path, args.output, 1))
 
 
-def _duration(text: str) -> float:
+def parse_duration(text: str) -> float:
     """Seconds from ``600``, ``90s``, ``10m`` or ``1h`` (an argparse type)."""
     units = {"s": 1, "m": 60, "h": 3600}
     number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1)
@@ -350,7 +350,7 @@ def _parser() -> argparse.ArgumentParser:
     tune.add_argument("--records", metavar="DB",
                       help="records database (default: tuning/records.db under the tecomp cache dir)")
     tune.add_argument("--trials", type=_positive_int, default=200, help="trials per kernel (default: 200)")
-    tune.add_argument("--budget", type=_duration, metavar="TIME",
+    tune.add_argument("--budget", type=parse_duration, metavar="TIME",
                       help="wall-clock time for the whole model (600, 90s, 10m, 1h): trials go to the kernels "
                            "that hold most of the model's estimated latency, each still capped by --trials")
     tune.add_argument("--tuner", choices=("xgb", "ga", "random", "grid"), default="xgb")
