@@ -237,6 +237,10 @@ def _emit_asm(tm: llvm.TargetMachine, optimized_ir: str) -> str:
     return tm.emit_assembly(llvm.parse_assembly(optimized_ir))
 
 
+def _emit_object(tm: llvm.TargetMachine, optimized_ir: str) -> bytes:
+    return tm.emit_object(llvm.parse_assembly(optimized_ir))
+
+
 def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = None,
                  bound_check: bool = False) -> CompiledLibrary:
     """Compile ``funcs`` for an llvm target into a shared object in a fresh temp directory
@@ -262,7 +266,8 @@ def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = N
     libraries = ["gomp", "m"] + (["mvec"] if needs_libmvec(text) else [])
     so_path = _link(obj, tmp.path, funcs[0].name, libraries)
     t5 = time.perf_counter()
-    sources = {"ll": optimized, "ll-unopt": text, "asm": functools.partial(_emit_asm, tm, optimized)}
+    sources = {"ll": optimized, "ll-unopt": text, "asm": functools.partial(_emit_asm, tm, optimized),
+               "o": functools.partial(_emit_object, tm, optimized)}  # bytes, for Module.save("x.o")
     timings = {"ir": t1 - t0, "verify": t2 - t1, "optimize": t3 - t2, "codegen": t4 - t3, "link": t5 - t4}
     return CompiledLibrary(str(so_path), sources, [f.name for f in funcs], timings, tmp)
 

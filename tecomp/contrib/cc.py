@@ -16,7 +16,8 @@ def create_shared(output: str, objects: Union[str, Sequence[str]], options: Opti
     if compiler is None:
         raise BuildError(f"create_shared: the compiler {cc!r} is not on PATH")
     files = [objects] if isinstance(objects, str) else list(objects)
-    cmd = [compiler, "-shared", "-fPIC", "-o", output, *files, *(options or []), "-lm"]
+    # tecomp's objects call libgomp (parallel loops) and libm
+    cmd = [compiler, "-shared", "-fPIC", "-o", output, *files, *(options or []), "-lgomp", "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"create_shared {output} failed ({' '.join(cmd)}):\n{proc.stderr.strip()}")

@@ -104,6 +104,19 @@ class Module:
             raise TecompError(f"time_evaluator: module {self.library_path} runs on {where}, got device {dev!r}")
         return time_evaluator(self.get_function(func_name), number, repeat, min_repeat_ms)
 
+    def save(self, path: str | os.PathLike, fmt: str = "") -> None:
+        """TVM's ``Module.save``: write one source format (``o`` object, ``ll``, ``asm``; by
+        default from the extension). An object file links into a library with
+        ``tecomp.contrib.cc.create_shared`` and loads with ``load_module``."""
+        path = os.fspath(path)
+        fmt = fmt or {".o": "o", ".ll": "ll", ".s": "asm"}.get(os.path.splitext(path)[1], "")
+        if not fmt:
+            raise TecompError(f"Module.save({path!r}): cannot tell the format from the extension; use .o, .ll "
+                              "or .s, or export_library for a shared library")
+        data = self.get_source(fmt)
+        with open(path, "wb" if isinstance(data, bytes) else "w") as fh:
+            fh.write(data)
+
     def export_library(self, path: str | os.PathLike) -> None:
         """Copy the shared library to ``path``, creating its directory."""
         copy_library(self.library_path, path)

@@ -13,7 +13,7 @@ import pytest
 
 import tecomp as tvm
 from tecomp import te, tir
-from tecomp.contrib import utils
+from tecomp.contrib import cc, utils
 
 
 def test_tensor_expression_getting_started_flow():
@@ -35,10 +35,14 @@ def test_tensor_expression_getting_started_flow():
     tvm.testing.assert_allclose(c.numpy(), a.numpy() + b.numpy())
     assert fadd.time_evaluator(fadd.entry_name, dev, number=3)(a, b, c).mean > 0
     temp = utils.tempdir()
-    fadd.export_library(temp.relpath("myadd.so"))
-    loaded = tvm.runtime.load_module(temp.relpath("myadd.so"))
-    loaded(a, b, c)
-    tvm.testing.assert_allclose(c.numpy(), a.numpy() + b.numpy())
+    fadd.save(temp.relpath("myadd.o"))
+    cc.create_shared(temp.relpath("myadd.so"), [temp.relpath("myadd.o")])
+    fadd.export_library(temp.relpath("myadd_lib.so"))
+    for name in ("myadd.so", "myadd_lib.so"):
+        loaded = tvm.runtime.load_module(temp.relpath(name))
+        c = tvm.nd.array(np.zeros(1024, dtype=C.dtype), dev)
+        loaded(a, b, c)
+        tvm.testing.assert_allclose(c.numpy(), a.numpy() + b.numpy())
 
 
 def test_schedule_primitives_flow():
