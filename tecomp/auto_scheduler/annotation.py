@@ -16,6 +16,9 @@ schedule through a step ``Recorder``. Parameters per stage rule:
 * simple stages: how many outer spatial loops are fused and made parallel,
   the vector width of the innermost spatial loop (0: none), and the unroll
   factor of the innermost reduction loop.
+* rfactor stages: the reduction loops fused and split by ``factor``;
+  ``mode`` "vector" factors the inner part (its partial sums are vector
+  lanes), "parallel" the outer part (its partial sums run in parallel).
 
 It must not measure nor rank candidates.
 """
@@ -29,7 +32,7 @@ from typing import Any, Optional
 
 from ..te.schedule import Stage
 from .compute_dag import ComputeDAG, StageInfo
-from .sketch import TILING_RULES, Sketch
+from .sketch import Sketch
 from .steps import Recorder
 
 MAX_INNER = 64          # largest innermost tile length
@@ -86,15 +89,25 @@ def _sample_simple(rng: random.Random, info: StageInfo) -> dict:
             "unroll": rng.choice([u for u in (0, 2, 4, 8) if u <= red]) if info.reduce else 0}
 
 
+def _sample_rfactor(rng: random.Random, info: StageInfo) -> dict:
+    total = math.prod(info.reduce)
+    mode = rng.choice(("vector", "parallel"))
+    if mode == "vector":
+        return {"mode": mode, "factor": rng.choice([w for w in VECTOR_WIDTHS + (64,) if w <= total])}
+    return {"mode": mode, "factor": rng.choice([f for f in (16, 32, 64, 128, 256, 512) if 2 * f <= total] or [1])}
+
+
+_SAMPLERS = {"tile": _sample_tile, "tile_cache": _sample_tile, "tile_in": _sample_tile, "simple": _sample_simple,
+             "rfactor": _sample_rfactor}
+
+
 def sample(rng: random.Random, dag: ComputeDAG, sketch: Sketch) -> Candidate:
     """A candidate of ``sketch`` with random parameters."""
     params: list = [None] * len(dag.stages)
     for info in dag.compute_stages():
-        rule = sketch.rule(info.index)[0]
-        if rule in TILING_RULES:
-            params[info.index] = _sample_tile(rng, info)
-        elif rule == "simple":
-            params[info.index] = _sample_simple(rng, info)
+        sampler = _SAMPLERS.get(sketch.rule(info.index)[0])
+        if sampler is not None:
+            params[info.index] = sampler(rng, info)
     return Candidate(sketch, tuple(params))
 
 
@@ -105,7 +118,7 @@ def mutate(rng: random.Random, dag: ComputeDAG, cand: Candidate) -> Candidate:
         return cand
     index = rng.choice(stages)
     info = dag.stages[index]
-    fresh = (_sample_tile if cand.sketch.rule(index)[0] in TILING_RULES else _sample_simple)(rng, info)
+    fresh = _SAMPLERS[cand.sketch.rule(index)[0]](rng, info)
     params = dict(cand.params[index])
     key = rng.choice(sorted(params))
     if key in ("sp", "re") and params[key]:
@@ -148,7 +161,34 @@ def to_steps(dag: ComputeDAG, cand: Candidate) -> list[list]:
             _tile_pair(rec, stage, cache, info, params)
         elif rule == "tile_in":
             _tile_pair(rec, stages[partner], stage, info, params)
+        elif rule == "rfactor":
+            _rfactor(rec, stage, info, params)
     return rec.steps
+
+
+def _rfactor(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None:
+    n_sp = len(info.spatial)
+    reduce = list(stage.leaf_iter_vars[n_sp:])
+    loop = rec.fuse(stage, reduce) if len(reduce) > 1 else reduce[0]
+    outer, inner = rec.split(stage, loop, [params["factor"]])
+    if params["mode"] == "vector":
+        rf = rec.rfactor(stage, inner)   # rf: spatial..., outer (reduce), inner (data-parallel, innermost)
+        rec.annotate(rf, rf.leaf_iter_vars[-1], "vectorize")
+        if n_sp and math.prod(info.spatial) > 1:
+            _parallel_prefix(rec, rf, n_sp)
+    else:
+        rf = rec.rfactor(stage, outer)   # rf: spatial..., outer (data-parallel), inner (reduce)
+        leaves = list(rf.leaf_iter_vars)
+        rec.reorder(rf, [leaves[n_sp]] + leaves[:n_sp] + leaves[n_sp + 1:])
+        _parallel_prefix(rec, rf, n_sp + 1)
+    if n_sp and math.prod(info.spatial) > 1:
+        _parallel_prefix(rec, stage, n_sp)
+
+
+def _parallel_prefix(rec: Recorder, stage: Stage, count: int) -> None:
+    """Fuse the first ``count`` leaves of ``stage`` and make the loop parallel."""
+    loops = list(stage.leaf_iter_vars[:count])
+    rec.annotate(stage, rec.fuse(stage, loops) if len(loops) > 1 else loops[0], "parallel")
 
 
 def _simple(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None:

@@ -16,6 +16,10 @@ rules, applied consumers first (as TVM's auto-scheduler does on CPU):
 * ``tile_in`` / ``host``: a tiled stage whose only consumer is an
   elementwise stage of the same shape (a bias, an activation) is computed at
   that consumer's tile loop instead, so the consumer is the copy-out.
+* ``rfactor``: a reduction without reuse whose spatial loops leave little
+  parallel work (at most ``RFACTOR_MAX_SPATIAL`` points) over a long
+  reduction is split and factored (``Schedule.rfactor``): the partial
+  reductions run in parallel or in vector lanes, the stage sums them.
 * ``simple``: every other stage (reductions without reuse, elementwise
   outputs, expensive producers): outer loops fused and parallel, the inner
   loop vectorized.
@@ -28,6 +32,7 @@ default loops). It must not sample sizes nor measure.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -37,6 +42,8 @@ from ..tir.functor import post_order_visit
 from .compute_dag import ComputeDAG, StageInfo
 
 MAX_SKETCHES = 8
+RFACTOR_MAX_SPATIAL = 64
+RFACTOR_MIN_REDUCE = 256
 TILING_RULES = ("tile", "tile_cache", "tile_in")
 
 
@@ -89,6 +96,8 @@ def _choices(dag: ComputeDAG, info: StageInfo) -> list[tuple[str, Optional[int]]
             return [("simple", None)]
         feeds_reuse = any(dag.stages[c].data_reuse for c in info.consumers)
         return [("inline", None), ("simple", None)] if feeds_reuse else [("inline", None)]
+    if info.reduce and math.prod(info.spatial) <= RFACTOR_MAX_SPATIAL and math.prod(info.reduce) >= RFACTOR_MIN_REDUCE:
+        return [("rfactor", None), ("simple", None)]
     return [("simple", None)]
 
 

@@ -17,6 +17,7 @@ steps exactly as these lists (JSON), never pickled objects.
 | compute at | ``["CA", stage, target_stage, target_iter]`` | ``compute_at`` |
 | compute root | ``["CR", stage]`` | ``compute_root`` |
 | cache write | ``["CHW", stage, scope]`` | ``cache_write``: a new stage just before ``stage`` |
+| rfactor | ``["RF", stage, iter, factor_axis]`` | ``rfactor`` over reduction loop ``iter``: a new stage just before ``stage`` |
 
 It must not choose steps (``sketch``/``annotation`` do) nor measure them.
 """
@@ -31,7 +32,7 @@ from ..te.operation import ComputeOp
 from ..te.schedule import Schedule, Stage
 
 ANNOTATIONS = ("parallel", "vectorize", "unroll")
-_ARITY = {"SP": 4, "RE": 3, "FU": 3, "AN": 4, "CI": 2, "CA": 4, "CR": 2, "CHW": 3}
+_ARITY = {"SP": 4, "RE": 3, "FU": 3, "AN": 4, "CI": 2, "CA": 4, "CR": 2, "CHW": 3, "RF": 4}
 
 
 class StepError(TuningError):
@@ -48,8 +49,8 @@ def check_steps(steps: Any) -> list[list]:
                 or len(step) != _ARITY[step[0]]:
             raise StepError(f"step {n} {step!r} is not a known step (kinds: {', '.join(_ARITY)})")
         step = list(step)
-        ints = [step[1]] + ([step[2]] if step[0] in ("SP", "AN", "CA") else []) \
-            + ([step[3]] if step[0] == "CA" else [])
+        ints = [step[1]] + ([step[2]] if step[0] in ("SP", "AN", "CA", "RF") else []) \
+            + ([step[3]] if step[0] in ("CA", "RF") else [])
         lists = step[3] if step[0] == "SP" else step[2] if step[0] in ("RE", "FU") else []
         if not all(_is_index(v) for v in ints) or not isinstance(lists, (list, tuple)) \
                 or not all(_is_index(v) for v in lists):
@@ -125,6 +126,8 @@ def _apply(sch: Schedule, step: list) -> None:
         stage.compute_root()
     elif kind == "CHW":
         sch.cache_write(stage.op.output(0), step[2])
+    elif kind == "RF":
+        sch.rfactor(stage.op.output(0), _leaf(stage, step[2]), step[3])
 
 
 class Recorder:
@@ -165,6 +168,12 @@ class Recorder:
         """The new cache stage (``stage`` becomes the copy out of it)."""
         index = self._index(stage)
         self._do(["CHW", index, scope])
+        return self.sch.stages[index]
+
+    def rfactor(self, stage: Stage, loop: Any, factor_axis: int = 0) -> Stage:
+        """The new factored stage (``stage`` then reduces over its partial results)."""
+        index = self._index(stage)
+        self._do(["RF", index, stage.leaf_iter_vars.index(loop), factor_axis])
         return self.sch.stages[index]
 
     def _do(self, step: list) -> None:

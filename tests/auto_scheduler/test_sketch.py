@@ -11,7 +11,7 @@ import pytest
 from tecomp.auto_scheduler import SearchTask
 from tecomp.auto_scheduler.annotation import crossover, mutate, sample, to_steps
 
-from as_workloads import as_test_matmul_bias, softmax_matmul, as_test_stencil, numpy_reference
+from as_workloads import as_test_matmul_bias, as_test_norms, as_test_stencil, numpy_reference, softmax_matmul
 
 
 def _rules(task):
@@ -40,8 +40,13 @@ def test_stencil_inlines_its_elementwise_producer():
     assert [set(r.values()) for r in _rules(task)] == [{"inline", "simple"}]
 
 
+def test_a_long_reduction_with_little_parallel_work_is_offered_rfactor():
+    assert _rules(SearchTask(func=as_test_norms, args=(3, 300))) == [{1: "rfactor"}, {1: "simple"}]
+    assert _rules(SearchTask(func=as_test_norms, args=(300, 300))) == [{1: "simple"}]
+
+
 @pytest.mark.parametrize("func,args", [(as_test_matmul_bias, (12, 16, 8)), (softmax_matmul, (8, 12)),
-                                       (as_test_stencil, (13,))])
+                                       (as_test_stencil, (13,)), (as_test_norms, (3, 300))])
 def test_sampled_candidates_compute_the_same_as_numpy(check, func, args):
     task = SearchTask(func=func, args=args)
     rng = random.Random(7)
@@ -66,4 +71,17 @@ def test_tile_sizes_with_tails_still_compute_correctly(check):
     params["re"] = [[4]]
     cand = type(cand)(cand.sketch, cand.params[:2] + (params,) + cand.params[3:])
     sch, tensors = task.compute_dag.apply_steps(to_steps(task.compute_dag, cand))
+    check(sch, tensors, inputs, numpy_reference(task.workload_name, inputs), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode,factor", [("vector", 16), ("parallel", 64), ("vector", 7)])
+def test_rfactor_in_vector_lanes_or_parallel_chunks_computes_correctly(check, mode, factor):
+    task = SearchTask(func=as_test_norms, args=(3, 300))
+    rfactor_sketch = task.sketches[0]
+    cand = sample(random.Random(0), task.compute_dag, rfactor_sketch)
+    cand = type(cand)(rfactor_sketch, (None, {"mode": mode, "factor": factor}))
+    steps = to_steps(task.compute_dag, cand)
+    assert any(s[0] == "RF" for s in steps)
+    inputs = [np.random.default_rng(2).uniform(-1, 1, (3, 300)).astype("float32")]
+    sch, tensors = task.compute_dag.apply_steps(steps)
     check(sch, tensors, inputs, numpy_reference(task.workload_name, inputs), rtol=1e-4, atol=1e-4)
