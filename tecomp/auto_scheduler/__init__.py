@@ -11,11 +11,13 @@
 Modules: ``workload`` (registry, keys), ``compute_dag`` (analysis), ``steps`` (transform steps and
 replay), ``sketch`` (rules), ``annotation`` (sampled parameters -> steps), ``search`` (evolution +
 cost model), ``measure`` (the tuner's isolated builders, runners and feature workers), ``records``
-(the SQLite database), ``task`` (SearchTask, TuningOptions) and ``task_scheduler``.
+(the SQLite database), ``task`` (SearchTask, TuningOptions), ``task_scheduler`` and ``graph_tasks``
+(a model's fused kernels as tasks).
 docs/auto_scheduler.md is the guide.
 """
 
 from .compute_dag import ComputeDAG
+from .graph_tasks import extract_tasks
 from .records import RecordToFile
 from .search import SketchPolicy
 from .steps import StepError
@@ -24,4 +26,4 @@ from .task_scheduler import TaskScheduler
 from .workload import register_workload
 
 __all__ = ["ComputeDAG", "RecordToFile", "SearchTask", "SketchPolicy", "StepError", "TaskScheduler", "TaskTuner",
-           "TuningOptions", "register_workload"]
+           "TuningOptions", "extract_tasks", "register_workload"]
