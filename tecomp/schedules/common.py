@@ -15,6 +15,7 @@ from ..error import OperatorError
 from ..te.operation import ComputeOp
 from ..te.schedule import Schedule, create_schedule
 from ..te.tensor import Tensor
+from ..tir import op as tir_op
 from ..tir.expr import IntImm
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -120,18 +121,29 @@ def lane_split_reduce(reducer: Callable[..., Any], rows: tuple, extent: int,
     """``reducer`` (``te.sum``/``te.max``/...) of ``value(row, r)`` over ``r < extent`` for each row.
 
     A float reduction is a chain of dependent adds that the compiler may not reorder. When
-    ``extent`` is a multiple of ``lanes`` (at least two vectors) it is computed in two stages:
-    ``<name>_partial[row, lane]`` over ``r = k * lanes + lane`` (``lanes`` independent
-    accumulators: one vector, see ``schedule_lane_partials``), then ``name`` over the lanes.
+    ``extent`` spans at least two vectors it is computed in two stages:
+    ``<name>_partial[row, lane]`` over ``r = k * lanes + lane`` for the whole vectors (``lanes``
+    independent accumulators: one vector, see ``schedule_lane_partials``), then ``name`` over
+    the lanes and the ``extent % lanes`` elements left (197 = 12 x 16 + 5).
     """
-    if extent % lanes or extent < 2 * lanes:
+    if extent < 2 * lanes:
         r = te.reduce_axis((0, extent), name="r")
         return te.compute(rows, lambda *i: reducer(value(i, r), axis=r), name=name)
-    ko = te.reduce_axis((0, extent // lanes), name="r_outer")
+    whole, tail = divmod(extent, lanes)
+    ko = te.reduce_axis((0, whole), name="r_outer")
     partial = te.compute(rows + (lanes,), lambda *i: reducer(value(i[:-1], ko * lanes + i[-1]), axis=ko),
                          name=f"{name}_partial", tag=PARTIAL_TAG)
-    rl = te.reduce_axis((0, lanes), name="r_lane")
-    return te.compute(rows, lambda *i: reducer(partial[i + (rl,)], axis=rl), name=name)
+    rl = te.reduce_axis((0, lanes + tail), name="r_lane")
+    if not tail:
+        return te.compute(rows, lambda *i: reducer(partial[i + (rl,)], axis=rl), name=name)
+
+    def lane_or_tail(i: tuple) -> Any:
+        # both reads are clamped in bounds: a select may evaluate both sides
+        in_lanes = rl < lanes
+        return tir_op.select(in_lanes, partial[i + (tir_op.min_expr(rl, lanes - 1),)],
+                             value(i, whole * lanes + tir_op.max_expr(rl - lanes, 0)))
+
+    return te.compute(rows, lambda *i: reducer(lane_or_tail(i), axis=rl), name=name)
 
 
 def schedule_lane_partials(s: Schedule, stages: Sequence[Tensor]) -> None:
@@ -150,10 +162,11 @@ def as_list(outs: Any) -> list[Tensor]:
 
 
 def vectorize_innermost(s: Schedule, t: Tensor, lanes: int) -> None:
-    """Split the innermost axis of ``t``'s stage by ``lanes`` and vectorize it, when it divides."""
+    """Split the innermost axis of ``t``'s stage by ``lanes`` and vectorize it (a tail that the
+    split leaves is peeled off by loop partitioning)."""
     stage = s[t]
     extent = t.shape[-1].value
-    if lanes > 1 and extent >= lanes and extent % lanes == 0:
+    if lanes > 1 and extent >= lanes:
         _, vi = stage.split(stage.op.axis[-1], factor=lanes)
         stage.vectorize(vi)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import tecomp
 from tecomp import te
 from tecomp import tuner as autotvm
 from tecomp.error import OperatorError
@@ -30,7 +31,7 @@ def ref_layer_norm(x, gamma, beta, lead, eps=1e-5):
 
 
 @pytest.mark.parametrize("shape,axis", [((4, 32), -1), ((3, 7), -1), ((2, 5, 6), 1), ((5,), 0),
-                                        ((2, 3, 16), 2), ((2, 3, 48), -1)])
+                                        ((2, 3, 16), 2), ((2, 3, 48), -1), ((3, 197), -1), ((2, 47), -1)])
 @pytest.mark.parametrize("log", [False, True])
 def test_softmax(check, rng, shape, axis, log):
     X = te.placeholder(shape, name="X")
@@ -48,7 +49,8 @@ def test_softmax_template_configs(check, rng, index):
 
 
 @pytest.mark.parametrize("shape,axis,lead", [((4, 32), -1, 1), ((3, 5, 7), 1, 1), ((2, 3, 16), [1, 2], 1),
-                                             ((6,), 0, 0), ((2, 3, 8), -1, 2), ((2, 3, 64), -1, 2)])
+                                             ((6,), 0, 0), ((2, 3, 8), -1, 2), ((2, 3, 64), -1, 2),
+                                             ((5, 197), -1, 1)])
 def test_layer_norm(check, rng, shape, axis, lead):
     X = te.placeholder(shape, name="X")
     G, B = te.placeholder(shape[lead:], name="g"), te.placeholder(shape[lead:], name="b")
@@ -101,3 +103,12 @@ def _p(shape, dtype="float32"):
 def test_norm_softmax_errors(make, pattern):
     with pytest.raises(OperatorError, match=pattern):
         make()
+
+
+def test_odd_rows_keep_vector_partials_and_vector_stages():
+    """197 = 12 x 16 + 5: the row max and sum keep 16 vector accumulators (the 5 left join the
+    lanes' reduction) and the elementwise stages a vector body (the tail peeled off)."""
+    X = te.placeholder((3, 197), name="X")
+    text = str(tecomp.lower(S.schedule_softmax(S.softmax(X, -1)), [X]))
+    assert "row_max_partial[ramp(0, 1, 16)]" in text and "row_sum_partial[ramp(0, 1, 16)]" in text
+    assert "exp((X[ramp(" in text
