@@ -191,6 +191,16 @@ def _dispatch(records: Optional[str]) -> Any:
     return apply_history_best(records)
 
 
+def _auto_scheduled(records: Optional[str]) -> Any:
+    """Auto-scheduler records of the database too: a kernel uses one where it beats the templates'."""
+    import contextlib
+
+    if not records:
+        return contextlib.nullcontext()
+    from .auto_scheduler.dispatch import ApplyHistoryBest
+    return ApplyHistoryBest(records)
+
+
 def _compile(args: argparse.Namespace) -> None:
     import tecomp.graph
 
@@ -198,7 +208,7 @@ def _compile(args: argparse.Namespace) -> None:
     if args.records and not os.path.isfile(args.records):
         raise ArgumentError(f"--records {args.records}: no such records database")
     graph, params = _load_model(args.model, _shapes(args.shape), args.params, _frozen(args.freeze))
-    with _dispatch(args.records):
+    with _dispatch(args.records), _auto_scheduled(args.records):
         module = tecomp.graph.build(graph, args.target, params, progress=not args.quiet)
     module.export_library(args.output)
     print(module.summary().replace(module.library_path, args.output, 1))
@@ -227,6 +237,16 @@ def _tune(args: argparse.Namespace) -> None:
     from .config import default_records_path
 
     records = args.records or default_records_path()
+    if args.auto_schedule:
+        if args.scheduler or args.budget:
+            raise ArgumentError("--auto-schedule measures locally with --trials per kernel; "
+                                "--scheduler and --budget apply to template tuning only")
+        from .auto_scheduler.graph_tasks import tune_graph
+        tasks = tune_graph(graph, params, records, args.trials, args.target, args.threads)
+        print(f"auto-scheduled {len(tasks)} kernels, records in {records}")
+        params_arg = f" --params {args.params}" if args.params else ""
+        print(f"compile with: tecomp compile {args.model}{params_arg} -o MODEL.so --records {records}")
+        return
     option = None
     if args.scheduler:
         try:
@@ -359,6 +379,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="time candidates with N threads, as the model will run (default: all cores, "
                            "or TECOMP_NUM_THREADS)")
     tune.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="measure on a Dask cluster")
+    tune.add_argument("--auto-schedule", action="store_true",
+                      help="auto-schedule every fused kernel (no templates; docs/auto_scheduler.md)")
     tune.add_argument("--retry-errors", action="store_true",
                       help="measure again configs whose records in DB are all errors (e.g. timeouts)")
     tune.set_defaults(run=_tune)

@@ -9,8 +9,8 @@ them (template operators take their fallback configs). Each kernel becomes a reg
 its signature (``graph_kernel_<hash>``, no arguments) whose function
 rebuilds the kernel's te program; the function carries the kernel and its
 value types, so it travels to the measure workers by value. It must not
-tune, nor change how a graph builds (applying these records in
-``tecomp compile`` is not built yet).
+tune (``tune_graph`` runs a ``TaskScheduler`` over the tasks), nor apply
+records (``dispatch.ApplyHistoryBest`` does, when a graph is built).
 """
 
 from __future__ import annotations
@@ -35,6 +35,17 @@ def _kernel_workload(kernel: Any, types: dict) -> Any:
     return graph_kernel
 
 
+def kernel_workload_name(kernel: Any, types: dict) -> str:
+    """The workload name of a graph kernel: a hash of its signature (value names abstracted away)."""
+    return "graph_kernel_" + hashlib.sha1(kernel.signature(types).encode()).hexdigest()[:16]
+
+
+def kernel_workload(kernel: Any, types: dict) -> Any:
+    """The kernel's workload function (its te program's arguments: inputs, then outputs)."""
+    values = set(kernel.inputs) | {v for n in kernel.nodes for v in n.outputs}
+    return _kernel_workload(kernel, {v: types[v] for v in values})
+
+
 def extract_tasks(graph: Any, params: Optional[dict] = None,
                   target: Union[str, Target] = "llvm") -> tuple[list[SearchTask], list[int]]:
     """``(tasks, task_weights)``: one SearchTask per distinct fused kernel of ``graph`` (a
@@ -50,11 +61,28 @@ def extract_tasks(graph: Any, params: Optional[dict] = None,
     calls = Counter(kernel.name for kernel in compiled.kernels)
     tasks, weights = [], []
     for kernel in compiled.distinct:
-        types = compiled.graph.types
-        signature = kernel.signature(types)
-        name = "graph_kernel_" + hashlib.sha1(signature.encode()).hexdigest()[:16]
-        values = set(kernel.inputs) | {v for n in kernel.nodes for v in n.outputs}
-        register_workload(name, override=True)(_kernel_workload(kernel, {v: types[v] for v in values}))
+        name = kernel_workload_name(kernel, compiled.graph.types)
+        register_workload(name, override=True)(kernel_workload(kernel, compiled.graph.types))
         tasks.append(SearchTask(func=name, args=(), target=tgt))
         weights.append(calls[kernel.name])
     return tasks, weights
+
+
+def tune_graph(graph: Any, params: Optional[dict], records: str, trials: int,
+               target: Union[str, Target] = "llvm", num_threads: Optional[int] = None) -> list[SearchTask]:
+    """Auto-schedule every kernel of ``graph``: ``trials`` per kernel on average, shared by a
+    ``TaskScheduler`` by weighted time; measurements go to the records database ``records``."""
+    from ..tuner.measure import LocalRunner
+    from .records import RecordToFile
+    from .task import TuningOptions
+    from .task_scheduler import TaskScheduler
+
+    tasks, weights = extract_tasks(graph, params, target)
+    log = RecordToFile(records)
+    try:
+        options = TuningOptions(num_measure_trials=trials * len(tasks), measure_callbacks=[log],
+                                runner=LocalRunner(number=3, min_repeat_ms=50, num_threads=num_threads))
+        TaskScheduler(tasks, weights).tune(options)
+    finally:
+        log.close()
+    return tasks

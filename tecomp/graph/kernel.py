@@ -123,10 +123,15 @@ def schedule(kernel: Kernel, env: dict[str, Any], gpu: bool = False) -> Any:
 
 def lower(kernel: Kernel, types: dict[str, TensorType], target: Any = None) -> Any:
     """The kernel as a PrimFunc named ``kernel.name``; for a cuda ``target``, GPU-scheduled in launch form."""
+    from ..auto_scheduler.dispatch import auto_scheduled
     from ..lower.driver import lower as lower_schedule
     args, env = compute(kernel, types)
     try:
-        sch = schedule(kernel, env, gpu=target is not None and target.kind == "cuda")
+        found = auto_scheduled(kernel, types, target)  # an auto-scheduler record, under its ApplyHistoryBest
+        if found is not None:
+            sch, args = found
+        else:
+            sch = schedule(kernel, env, gpu=target is not None and target.kind == "cuda")
         return lower_schedule(sch, args, name=kernel.name, target=target)[kernel.name]
     except TecompError as exc:
         raise GraphError(f"kernel {kernel.name} ({kernel.label}, nodes "

@@ -40,3 +40,41 @@ def test_every_fused_kernel_of_a_model_is_a_task_whose_candidates_compute_correc
             steps = to_steps(task.compute_dag, sample(rng, task.compute_dag, sketch))
             for got, ref in zip(_run(*task.compute_dag.apply_steps(steps), inputs), want):
                 np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def _result(seconds):
+    from tecomp.tuner.measure import MeasureResult
+    return MeasureResult((seconds,), 0, "", 0.1, 1.0)
+
+
+def test_a_build_uses_auto_scheduler_records_where_they_beat_the_template_records(tmp_path, caplog):
+    from tecomp import tuner as autotvm
+    from tecomp.auto_scheduler.dispatch import ApplyHistoryBest
+    from tecomp.tuner.measure import MeasureInput
+    from tecomp.tuner.space import FallbackConfigEntity
+
+    graph, params, reference = models.mlp()
+    tasks, _ = auto_scheduler.extract_tasks(graph, params, "llvm")
+    first, last = tasks[0], tasks[-1]                   # dense+bias+relu (a template), softmax (none)
+    path = tmp_path / "r.db"
+    log = auto_scheduler.RecordToFile(path)
+    rng = random.Random(1)
+    for task in (first, last):
+        log(task, [to_steps(task.compute_dag, sample(rng, task.compute_dag, task.sketches[0]))], [_result(1e-3)])
+    log(first, [[["SP", 0, 0, [2]]]], [_result(1e-4)])  # faster, but its steps no longer apply
+    log.close()
+    x = models.random_inputs(graph, seed=3)["x"]
+    with ApplyHistoryBest(path) as ctx:
+        module = tecomp.graph.build(graph, "llvm", params)
+    assert ctx.applied == [first.workload_name, last.workload_name]
+    assert "no longer apply" in caplog.text
+    np.testing.assert_allclose(module.run(x)[0], reference(x)[0], rtol=1e-4, atol=1e-5)
+    # the dense templates' own records, faster than the auto-scheduled one, win their kernels
+    with autotvm.RecordDB(path) as db:
+        for tt in autotvm.task.extract_from_graph(graph, params, "llvm"):
+            if tt.name == "schedules/dense":
+                db.add(MeasureInput(tt, FallbackConfigEntity(tt.config_space)), _result(1e-5))
+    with autotvm.apply_history_best(path), ApplyHistoryBest(path) as ctx:
+        module = tecomp.graph.build(graph, "llvm", params)
+    assert ctx.applied == [last.workload_name]
+    np.testing.assert_allclose(module.run(x)[0], reference(x)[0], rtol=1e-4, atol=1e-5)
