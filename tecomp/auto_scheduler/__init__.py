@@ -11,12 +11,13 @@
 Modules: ``workload`` (registry, keys), ``compute_dag`` (analysis), ``steps`` (transform steps and
 replay), ``sketch`` (rules), ``annotation`` (sampled parameters -> steps), ``search`` (evolution +
 cost model), ``measure`` (the tuner's isolated builders, runners and feature workers), ``records``
-(the SQLite database), ``task`` (SearchTask, TuningOptions), ``task_scheduler`` and ``graph_tasks``
-(a model's fused kernels as tasks).
+(the SQLite database), ``task`` (SearchTask, TuningOptions), ``task_scheduler``, ``graph_tasks``
+(a model's fused kernels as tasks) and ``dispatch`` (a model built from the records).
 docs/auto_scheduler.md is the guide.
 """
 
 from .compute_dag import ComputeDAG
+from .dispatch import ApplyHistoryBest
 from .graph_tasks import extract_tasks
 from .records import RecordToFile
 from .search import SketchPolicy
@@ -25,5 +26,5 @@ from .task import SearchTask, TaskTuner, TuningOptions
 from .task_scheduler import TaskScheduler
 from .workload import register_workload
 
-__all__ = ["ComputeDAG", "RecordToFile", "SearchTask", "SketchPolicy", "StepError", "TaskScheduler", "TaskTuner",
+__all__ = ["ApplyHistoryBest", "ComputeDAG", "RecordToFile", "SearchTask", "SketchPolicy", "StepError", "TaskScheduler", "TaskTuner",
            "TuningOptions", "extract_tasks", "register_workload"]
