@@ -47,6 +47,13 @@ def linked(rel: Any) -> tuple:
     return (rel.iv,)
 
 
+def derived(rel: Any) -> tuple:
+    """The variables one relation creates."""
+    if isinstance(rel, Split):
+        return rel.outer, rel.inner
+    return (rel.fused,) if isinstance(rel, Fuse) else (rel.iv,)
+
+
 def ceil_div(a: PrimExpr, b: PrimExpr) -> PrimExpr:
     return _op.floordiv(_op.sub(_op.add(a, b), 1), b)
 

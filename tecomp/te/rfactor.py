@@ -21,7 +21,7 @@ from ..tir.expr import PrimExpr, Reduce, Var, is_const_int
 from ..tir.functor import substitute
 from ..tir.simplify import Analyzer
 from .operation import ComputeOp
-from .relations import Fuse, Split, linked, pass_down, pass_up, split_guard
+from .relations import derived, linked, pass_down, pass_up, split_guard
 from .tensor import IterVar, Range, Tensor
 
 
@@ -47,12 +47,6 @@ def _touched_domains(stage: Any, touched: set, analyzer: Analyzer) -> tuple[dict
     values: dict = {iv: iv.var for iv in stage.leaf_iter_vars if iv in touched}
     pass_up(rels, extents, values)
     return extents, values, split_guard(rels, extents, values, analyzer)
-
-
-def _derived(rel: Any) -> tuple:
-    if isinstance(rel, Split):
-        return rel.outer, rel.inner
-    return (rel.fused,) if isinstance(rel, Fuse) else (rel.iv,)
 
 
 def _single_step(red: Reduce) -> PrimExpr:
@@ -110,7 +104,7 @@ def rfactor(schedule: Any, tensor: Tensor, axis: IterVar, factor_axis: int = 0) 
     rf_stage.relations = [r for r in stage.relations if linked(r)[0] not in touched]
     leaf_map = {axis: factored, **copies}
     rf_stage.leaf_iter_vars = [leaf_map.get(iv, iv) for iv in stage.leaf_iter_vars]
-    kept_outputs = [v for r in rf_stage.relations for v in _derived(r)]
+    kept_outputs = [v for r in rf_stage.relations for v in derived(r)]
     rf_stage.all_iter_vars = list(rf_axis) + list(rf_reduce) + kept_outputs
     schedule._insert_before(stage, rf_stage)
 
