@@ -489,6 +489,10 @@ class Schedule:
                 sorted(t.value_index for t in tensors) != list(range(op.num_outputs)):
             raise ScheduleError(f"cache_write on stage {stage.name}: give every output of its compute, "
                                 f"all {op.num_outputs} of them, as one list (got {[t.name for t in tensors]})")
+        for other in self.stages:
+            if other.attach_type == "scope" and other.attach_stage is stage and other.attach_ivar not in op.axis:
+                raise ScheduleError(f"cache_write on stage {stage.name}: stage {other.name} is computed at its loop "
+                                    f"{other.attach_ivar.name}, which the rewrite removes; call cache_write first")
         from ..tir.functor import substitute
         from ..tir.simplify import Analyzer
         from .relations import linked, pass_down, pass_down_index, pass_up, split_guard

@@ -68,6 +68,17 @@ def test_cache_write_of_part_of_a_multi_output_compute_is_refused():
         s.cache_write(D, "local")
 
 
+def test_cache_write_refuses_to_drop_a_loop_another_stage_is_computed_at():
+    A = te.placeholder((13,), name="A")
+    B = te.compute((13,), lambda i: A[i] * 2.0, name="B")
+    C = te.compute((13,), lambda i: B[i] + 1.0, name="C")
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=4)
+    s[B].compute_at(s[C], xo)
+    with pytest.raises(ScheduleError, match="cache_write on stage C: stage B is computed at its loop i.outer"):
+        s.cache_write(C, "local")
+
+
 def test_fuse_of_no_axes_is_a_new_outermost_loop_of_extent_one(check, rng):
     A = te.placeholder((13,), name="A")
     C = te.compute((13,), lambda i: A[i] + 1.0, name="C")
