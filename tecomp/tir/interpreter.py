@@ -30,6 +30,11 @@ Semantics, chosen to match compiled code:
   any goes on. ``shared`` allocations inside a block are one per block;
   ``local`` memory allocated outside a thread loop is copied per thread.
   Sibling thread loops run one after the other, as if separated by a barrier.
+* blocks (``blockIdx.*`` loops) and the threads of a block run in the order
+  ``run`` is given: ascending (the default), descending or a seeded shuffle
+  drawn again at every barrier; with ``races=True`` every shared and global
+  access inside thread loops is checked by :mod:`.races`'s shadow record, and
+  an unsynchronised conflict raises :class:`~tecomp.tir.races.DataRaceError`.
 """
 
 from __future__ import annotations
@@ -47,10 +52,13 @@ from . import expr as E
 from . import stmt as S
 from .buffer import Buffer
 from .functor import find_handler
+from .races import ThreadSchedule
 
 Fn = Callable[[list], Any]
 
-_SHARED = 0  # env slot: dict of the current thread block's shared allocations
+# env slots: the current thread block's shared allocations (a dict), the run's ThreadSchedule,
+# the current thread's and block's ((tag, index), ...) as the race detector names them
+_SHARED, _SCHEDULE, _THREAD, _BLOCK = 0, 1, 2, 3
 _INT_FILL = 0xA5
 
 _CMP_OPS = {E.EQ: operator.eq, E.NE: operator.ne, E.LT: operator.lt,
@@ -75,16 +83,20 @@ _MATH: dict[str, Callable[..., Any]] = {
 }
 
 
-def run(func: S.PrimFunc, args: Sequence[np.ndarray]) -> None:
-    """Execute ``func`` on ``args`` (one C-contiguous array per param), writing outputs in place."""
-    program = _PROGRAMS.get(func)
+def run(func: S.PrimFunc, args: Sequence[np.ndarray], order: str = "ascending", seed: int = 0,
+        races: bool = False) -> None:
+    """Execute ``func`` on ``args`` (one C-contiguous array per param), writing outputs in place.
+
+    ``order`` and ``seed`` order GPU blocks and threads; ``races`` checks them for data races."""
+    cache = _CHECKED if races else _PROGRAMS
+    program = cache.get(func)
     if program is None:
-        program = _Program(func)
-        _PROGRAMS[func] = program
-    program(args)
+        program = cache[func] = _Program(func, races)
+    program(args, ThreadSchedule(order, seed, races))
 
 
 _PROGRAMS: "weakref.WeakKeyDictionary[S.PrimFunc, _Program]" = weakref.WeakKeyDictionary()
+_CHECKED: "weakref.WeakKeyDictionary[S.PrimFunc, _Program]" = weakref.WeakKeyDictionary()  # races=True
 
 
 # ---------------------------------------------------------------- values
@@ -167,10 +179,10 @@ def _oob(kind: str, buf: Buffer, index: Any, bound: Any) -> TecompError:
 
 # ---------------------------------------------------------------- threads
 
-def _step_block(threads: list, tag: str) -> list:
-    """Advance every thread to its next barrier; return those that reached one."""
+def _step_block(threads: list, tag: str, order: ThreadSchedule) -> list:
+    """Advance every thread (in ``order``) to its next barrier; return those that reached one."""
     waiting = []
-    for g in threads:
+    for g in order.arrange(threads) if order.order == "shuffle" else threads:
         try:
             next(g)
             waiting.append(g)
@@ -215,9 +227,9 @@ def _is_thread_loop(s: S.For) -> bool:
 class _Program:
     """A PrimFunc compiled to closures; calling it binds args and runs the body."""
 
-    def __init__(self, func: S.PrimFunc):
+    def __init__(self, func: S.PrimFunc, races: bool = False):
         self.func = func
-        c = _Compiler(func)
+        c = _Compiler(func, races)
         self.shape_vars = c.bind_shape_vars()
         self.mem_slots = [c.bind_memory(b.data, b.scope) for b in func.params]
         # Per param, per layout entry: the compiled entry when it is not a plain Var.
@@ -226,8 +238,9 @@ class _Program:
         self.body = c.stmt(func.body)
         self.nslots = c.nslots
 
-    def __call__(self, args: Sequence[np.ndarray]) -> None:
+    def __call__(self, args: Sequence[np.ndarray], schedule: ThreadSchedule) -> None:
         env: list = [None] * self.nslots
+        env[_SCHEDULE], env[_THREAD], env[_BLOCK] = schedule, (), ()
         self._bind(env, args)
         with np.errstate(all="ignore"):
             self.body(env)
@@ -285,12 +298,15 @@ def _actual_layout(arr: np.ndarray) -> tuple:
 class _Compiler:
     """Turns IR into closures ``f(env)``; ``env`` is a list of slots laid out here."""
 
-    def __init__(self, func: S.PrimFunc):
+    def __init__(self, func: S.PrimFunc, races: bool = False):
         self.func = func
-        self.nslots = 1  # slot 0 is _SHARED
+        self.races = races
+        self.nslots = 4  # _SHARED, _SCHEDULE, _THREAD, _BLOCK
         self.slots: dict[E.Var, int] = {}
         self.mem: dict[E.Var, tuple[int, str]] = {}  # data var -> (first slot, scope)
         self.thread_depth = 0
+        self.block_depth = 0
+        self.statement = ""  # the statement being compiled, as the race detector quotes it
         self.barriers: set[int] = set()
         _barrier_stmts(func.body, self.barriers)
 
@@ -465,6 +481,10 @@ class _Compiler:
         return lanewise
 
     def e_BufferLoad(self, e: E.BufferLoad) -> Fn:
+        f = self.load(e)
+        return self.watched(f, e.buffer, e.indices, False) if self.watches(e.buffer) else f
+
+    def load(self, e: E.BufferLoad) -> Fn:
         if _is_slice(e.buffer, e.indices):
             m, fslice = self.ramp_slice(e.buffer, e.indices[0], "load")
             return lambda env: env[m][fslice(env)].copy()
@@ -473,6 +493,60 @@ class _Compiler:
             return _flat_load(m, fi, e.buffer)
         slot = m if dt.lanes(e.dtype) > 1 else m + 1
         return lambda env: env[slot][offset(env)]
+
+    # ------------------------------------------------------------ race detection
+    def watches(self, buf: Buffer) -> bool:
+        """Whether accesses of ``buf`` go to the race detector (shared and global memory, races=True)."""
+        return self.races and buf.scope != "local"
+
+    def watched(self, f: Fn, buf: Buffer, indices: tuple, write: bool) -> Fn:
+        """The access ``f`` followed by its record in the run's shadow memory (inside thread loops)."""
+        where = self.flat_offset(buf, indices)
+        name, key, shared, what = buf.name, id(buf.data), buf.scope == "shared", self.statement
+
+        def record(env: list) -> None:
+            thread = env[_THREAD]
+            if not thread:
+                return
+            block, order = env[_BLOCK], env[_SCHEDULE]
+            at = where(env)
+            for i in at.tolist() if isinstance(at, np.ndarray) else (at,):
+                order.access(name, (key, block if shared else None, i), i, write, block, thread, what)
+
+        if write:
+            def store(env: list) -> None:
+                f(env)
+                record(env)
+            return store
+
+        def load(env: list) -> Any:
+            value = f(env)
+            record(env)
+            return value
+        return load
+
+    def flat_offset(self, buf: Buffer, indices: tuple) -> Fn:
+        """The element offset(s) of an access into ``buf``'s memory (unchecked: the access checks)."""
+        fidx = [self.expr(i) for i in indices]
+        if len(fidx) == 1:
+            return fidx[0]
+        fshape = [self.expr(x) for x in buf.shape]
+        fstrides = [self.expr(x) for x in buf.strides] if buf.strides else None
+
+        def offset(env: list) -> Any:
+            strides = [f(env) for f in fstrides] if fstrides else _row_major([f(env) for f in fshape])
+            return sum(f(env) * st for f, st in zip(fidx, strides))
+        return offset
+
+    def quoting(self, s: Any, compile_part: Callable[[], Any]) -> Any:
+        """``compile_part()`` with ``s`` as the statement the race detector names (races=True only)."""
+        if not self.races:
+            return compile_part()
+        old, self.statement = self.statement, _describe(s)
+        try:
+            return compile_part()
+        finally:
+            self.statement = old
 
     # ------------------------------------------------------------ addressing
     def memory(self, buf: Buffer) -> int:
@@ -550,7 +624,7 @@ class _Compiler:
     def s_Evaluate(self, s: S.Evaluate) -> Fn:
         if _is_barrier(s):
             return lambda env: None  # outside a thread block a barrier has nothing to wait for
-        f = self.expr(s.value)
+        f = self.quoting(s, lambda: self.expr(s.value))
 
         def evaluate(env: list) -> None:
             f(env)
@@ -568,7 +642,7 @@ class _Compiler:
         return let
 
     def let_parts(self, s: S.LetStmt, as_gen: bool) -> tuple:
-        fv, k = self.expr(s.value), self.new_slots()
+        fv, k = self.quoting(s, lambda: self.expr(s.value)), self.new_slots()
         return fv, k, self.scoped(self.slots, s.var, k, lambda: self.child(s.body, as_gen))
 
     def s_IfThenElse(self, s: S.IfThenElse) -> Fn:
@@ -585,9 +659,13 @@ class _Compiler:
         if dt.lanes(s.condition.dtype) != 1:
             raise TecompError(f"IfThenElse on the vector condition {s.condition}")
         other = None if s.else_case is None else self.child(s.else_case, as_gen)
-        return self.expr(s.condition), self.child(s.then_case, as_gen), other
+        return self.quoting(s, lambda: self.expr(s.condition)), self.child(s.then_case, as_gen), other
 
     def s_BufferStore(self, s: S.BufferStore) -> Fn:
+        return self.quoting(s, lambda: self.watched(self.store(s), s.buffer, s.indices, True)
+                            if self.watches(s.buffer) else self.store(s))
+
+    def store(self, s: S.BufferStore) -> Fn:
         if dt.lanes(s.value.dtype) > 1 and all(dt.lanes(i.dtype) == 1 for i in s.indices):
             raise TecompError(f"store of the vector {s.value} to a scalar index of buffer {s.buffer.name}")
         fv = self.coerced(s.value, s.buffer.dtype)
@@ -642,6 +720,8 @@ class _Compiler:
     def s_For(self, s: S.For) -> Fn:
         if _is_thread_loop(s):
             return self.thread_loop(s)
+        if s.kind is S.ForKind.THREAD_BINDING and s.thread_tag.startswith("blockIdx."):
+            return self.block_loop(s)
         fmin, fext, k, body = self.loop_parts(s, False)
 
         def loop(env: list) -> None:
@@ -656,6 +736,28 @@ class _Compiler:
         return fmin, fext, k, self.scoped(self.slots, s.loop_var, k, lambda: self.child(s.body, as_gen))
 
     # ------------------------------------------------------------ thread blocks
+    def block_loop(self, s: S.For) -> Fn:
+        """A grid loop: blocks in the run's order; the outermost one starts a kernel for the race detector."""
+        outermost = self.block_depth == 0
+        fmin, fext, k = self.expr(s.min), self.expr(s.extent), self.new_slots()
+        self.block_depth += 1
+        try:
+            body = self.scoped(self.slots, s.loop_var, k, lambda: self.stmt(s.body))
+        finally:
+            self.block_depth -= 1
+        tag = s.thread_tag
+
+        def blocks(env: list) -> None:
+            order, parent = env[_SCHEDULE], env[_BLOCK]
+            if outermost:
+                order.new_kernel()
+            lo = fmin(env)
+            for b in order.arrange(range(lo, lo + fext(env))):
+                env[k], env[_BLOCK] = b, parent + ((tag, b),)
+                body(env)
+            env[_BLOCK] = parent
+        return blocks
+
     def thread_loop(self, s: S.For) -> Fn:
         outermost = self.thread_depth == 0
         fmin, fext, k = self.expr(s.min), self.expr(s.extent), self.new_slots()
@@ -665,22 +767,25 @@ class _Compiler:
             body, lockstep = self.scoped(self.slots, s.loop_var, k, lambda: self.part(s.body))
         finally:
             self.thread_depth -= 1
-        if not lockstep:
-            return _serial_threads(fmin, fext, k, body, outermost)
-        spawn = _spawner(k, body, local, outermost)
         tag = s.thread_tag
+        if not lockstep:
+            return _serial_threads(fmin, fext, k, body, outermost, tag)
+        spawn = _spawner(k, body, local, outermost, tag)
         if outermost:
             def block(env: list) -> None:
+                order = env[_SCHEDULE]
                 threads = spawn(env, fmin(env), fext(env))
                 while threads:
-                    threads = _step_block(threads, tag)
+                    threads = _step_block(threads, tag, order)
+                    order.barrier()
             return block
 
         def nested_block(env: list) -> Iterator[None]:
-            threads = _step_block(spawn(env, fmin(env), fext(env)), tag)
+            order = env[_SCHEDULE]
+            threads = _step_block(spawn(env, fmin(env), fext(env)), tag, order)
             while threads:
                 yield
-                threads = _step_block(threads, tag)
+                threads = _step_block(threads, tag, order)
         return nested_block
 
     # ------------------------------------------------------------ generator forms
@@ -828,32 +933,46 @@ def _row_major(shape: list) -> list:
     return strides[::-1]
 
 
-def _serial_threads(fmin: Fn, fext: Fn, k: int, body: Fn, outermost: bool) -> Fn:
+def _serial_threads(fmin: Fn, fext: Fn, k: int, body: Fn, outermost: bool, tag: str) -> Fn:
     def threads(env: list) -> None:
         if outermost:
             env[_SHARED] = {}
+        order, parent = env[_SCHEDULE], env[_THREAD]
         lo = fmin(env)
-        for t in range(lo, lo + fext(env)):
-            env[k] = t
+        for t in order.arrange(range(lo, lo + fext(env))):
+            env[k], env[_THREAD] = t, parent + ((tag, t),)
             body(env)
+        env[_THREAD] = parent
         if outermost:
             env[_SHARED] = None
+            order.barrier()  # sibling thread loops run as if separated by a barrier
     return threads
 
 
-def _spawner(k: int, body: Fn, local: list, outermost: bool) -> Callable[[list, int, int], list]:
-    """Makes one generator per thread, each on its own copy of the slots."""
+def _spawner(k: int, body: Fn, local: list, outermost: bool, tag: str) -> Callable[[list, int, int], list]:
+    """Makes one generator per thread (in the run's order), each on its own copy of the slots."""
     def spawn(env: list, lo: int, extent: int) -> list:
         block = {} if outermost else env[_SHARED]
         threads = []
-        for t in range(lo, lo + extent):
+        for t in env[_SCHEDULE].arrange(range(lo, lo + extent)):
             mine = env.copy()
-            mine[k], mine[_SHARED] = t, block
+            mine[k], mine[_SHARED], mine[_THREAD] = t, block, env[_THREAD] + ((tag, t),)
             for m in local:
                 mine[m:m + 3] = _memory(env[m].copy())
             threads.append(body(mine))
         return threads
     return spawn
+
+
+def _describe(s: Any) -> str:
+    """A statement as the race detector quotes it: its first line, shortened."""
+    if isinstance(s, S.LetStmt):
+        text = f"let {s.var.name} = {s.value}"
+    elif isinstance(s, S.IfThenElse):
+        text = f"if ({s.condition})"
+    else:
+        text = str(s).strip().splitlines()[0] if str(s).strip() else type(s).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _barrier(env: list) -> Iterator[None]:
