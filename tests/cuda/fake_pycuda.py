@@ -5,22 +5,28 @@ launches with the planned grid and block, CUDA-event timing, exported libraries)
 a machine without a GPU: device memory is host memory behind fake addresses, and a
 launched kernel runs its launch-form IR (registered by the test from the lowered
 function) on views of that memory. It checks what a driver would: the grid and block
-the runtime passes must be the kernel's own, arguments must match the prepared format.
+the runtime passes must be the kernel's own, arguments must match the prepared format, and
+a pointer the kernel's CUDA C reads or writes as ``float4`` (``int2``...) must be aligned to
+that vector's size. Each launch also runs the CUDA C the backend emits for the registered
+function on the CPU (``emulation``): what it writes must equal what the interpreter wrote.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import types
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
-from tecomp.codegen.cuda import expr_to_json
+from tecomp.codegen.cuda import VECTOR_TYPES, expr_to_json, generate_cuda
 from tecomp.lower.launch import kernel_launch, kernels, workspaces
 from tecomp.runtime.cuda_module import evaluate
 from tecomp.tir import PrimFunc, collect_vars, post_order_visit
 from tecomp.tir.interpreter import run
+
+import emulation
 
 
 class Error(Exception):
@@ -35,6 +41,7 @@ class FakeDriver:
         self.memory: dict[int, np.ndarray] = {}   # base address -> bytes
         self.next_address = 0x10000
         self.kernels: dict[str, tuple] = {}       # kernel name -> (PrimFunc, arg buffers, size vars)
+        self.sources: dict[str, str] = {}         # kernel name -> the CUDA C of its function
         self.launches: list[tuple] = []
         self.loaded_images: list[bytes] = []
         self.context_depth = 0
@@ -47,9 +54,11 @@ class FakeDriver:
         self.module.Event = _Event
 
     # ------------------------------------------------------------ registration
-    def register(self, func: PrimFunc) -> None:
-        """Make the kernels of a GPU-lowered function runnable."""
+    def register(self, func: PrimFunc, source: Optional[str] = None) -> None:
+        """Make the kernels of a GPU-lowered function runnable, by the interpreter and as CUDA C:
+        ``source``, the translation unit the build compiled (default: the function's own)."""
         spaces = workspaces(func)
+        source = source if source is not None else generate_cuda([func]).text
         for kernel in kernels(func):
             used: set = set()
             post_order_visit(kernel, lambda n: used.add(n.buffer.data) if hasattr(n, "buffer") else None)
@@ -57,6 +66,7 @@ class FakeDriver:
             in_shapes = set().union(*(collect_vars(d) for b in args for d in b.shape))
             size_vars = tuple(v for v in func.size_vars if v in in_shapes)
             self.kernels[kernel.node] = (PrimFunc(kernel.node, tuple(args), kernel, size_vars), func)
+            self.sources[kernel.node] = source
 
     # ------------------------------------------------------------ driver API
     def init(self) -> None:
@@ -142,14 +152,39 @@ class FakeDriver:
             assert tuple(grid) == expected, (grid, expected)
         assert tuple(block) == launch.block, (block, launch.block)
         self.launches.append((name, tuple(grid), tuple(block)))
+        source = self.sources[name]
+        aligns = [a for a, f in zip(_vector_alignments(source, name), fmt) if f == "P"]
         arrays = []
-        for ptr, buf in zip(pointers, kernel.params):
+        for ptr, buf, vector in zip(pointers, kernel.params, aligns):
             shape = tuple(int(evaluate(expr_to_json(d, func.size_vars), all_sizes)) for d in buf.shape)
             dtype = np.dtype(buf.dtype)
-            assert int(ptr) % dtype.itemsize == 0, f"{name}: misaligned {buf.dtype} pointer {int(ptr):#x}"
+            align = max(vector, dtype.itemsize)
+            assert int(ptr) % align == 0, f"{name}: {buf.name} pointer {int(ptr):#x} is not aligned to {align} bytes"
             mem = self._bytes(ptr, int(np.prod(shape)) * dtype.itemsize)
             arrays.append(mem.view(dtype).reshape(shape))
+        copies = iter([a.copy() for a in arrays])
+        before = [next(copies) if f == "P" else _SIZE_TYPES[f](a) for a, f in zip(args, fmt)]
         run(kernel, arrays)
+        emulation.check_kernel(source, name, grid, block, before, arrays,
+                               [int(a) if f == "P" else None for a, f in zip(args, fmt)])
+
+
+_SIZE_TYPES = {"i": np.int32, "q": np.int64}
+
+
+def _vector_alignments(source: str, kernel: str) -> list[int]:
+    """Per parameter of ``kernel``'s CUDA C, the bytes its widest vector access (``float4``...) needs (else 1)."""
+    start = source.index(f" {kernel}(")
+    end = source.find('extern "C"', start)
+    body = source[start:end if end >= 0 else len(source)]
+    params = body[body.index("(") + 1:body.index(") {")].split(", ")
+    aligns = []
+    for p in params:
+        name = p.split()[-1]
+        sizes = [np.dtype(elem).itemsize * lanes for (elem, lanes), vtype in VECTOR_TYPES.items()
+                 if re.search(rf"\*\((?:const )?{vtype}\*\)\({re.escape(name)} \+", body)]
+        aligns.append(max(sizes, default=1))
+    return aligns
 
 
 class _Allocation:

@@ -18,6 +18,7 @@ from tecomp.runtime.cuda_module import evaluate
 from tecomp.tir import (Allocate, BufferLoad, BufferStore, Evaluate, For, ForKind, IfThenElse, Mutator,
                         PrimFunc, Var, const, decl_buffer, post_order_visit, seq)
 from tecomp.tir.interpreter import run
+from tecomp.tir.races import DataRaceError
 
 from gpu_helpers import emulate, emulate_and_compile
 
@@ -79,8 +80,9 @@ def test_tiled_matmul_launch_form_barriers_and_numerics(rng):
     assert "thread_binding(threadIdx.x) for (threadIdx.x, 8)" in text
 
 
-def test_without_its_barriers_the_emulated_kernel_is_wrong(rng):
-    """The interpreter runs threads in turn between barriers, so a missing barrier shows in the numbers."""
+def test_without_its_barriers_the_kernel_races(rng):
+    """Barriers removed: the race detector names a shared tile and two threads; the CUDA C run in
+    other thread orders than the interpreter's disagrees with it."""
     s, args = tiled_matmul()
     func = tecomp.lower(s, args, target="cuda")["main"]
 
@@ -92,9 +94,13 @@ def test_without_its_barriers_the_emulated_kernel_is_wrong(rng):
     broken = PrimFunc(func.name, func.params, DropBarriers().visit(func.body), func.size_vars, func.attrs)
     a, b = rng.standard_normal((32, 16), "float32"), rng.standard_normal((16, 32), "float32")
     (good,) = emulate(func, [a, b], [(32, 32)])
-    (bad,) = emulate(broken, [a, b], [(32, 32)])
     np.testing.assert_allclose(good, a @ b, rtol=1e-4, atol=1e-4)
-    assert not np.allclose(bad, a @ b, rtol=1e-4, atol=1e-4, equal_nan=False)
+    with pytest.raises(DataRaceError, match=r"data race on [AB]\.shared\[\d+\]: .* by thread blockIdx\.y=0, "
+                                            r"blockIdx\.x=0, threadIdx\.y=\d+, threadIdx\.x=\d+ in `.*` and .* with "
+                                            r"no barrier between them"):
+        run(broken, [a, b, np.zeros((32, 32), "float32")], races=True)
+    with pytest.raises(AssertionError, match="the emitted CUDA C run on the CPU differs from the interpreter"):
+        emulate(broken, [a, b], [(32, 32)])
 
 
 def test_plain_lowering_without_a_target_is_unchanged():
