@@ -71,10 +71,7 @@ class SketchPolicy:
         for k in range(n * 2):
             if len(out) >= n:
                 break
-            cand = annotation.sample(self.rng, self.task.compute_dag, sketches[k % len(sketches)])
-            steps = self._steps(cand)
-            if steps is not None:
-                out.setdefault(steps_key(steps), (cand, steps))
+            self._add(out, annotation.sample(self.rng, self.task.compute_dag, sketches[k % len(sketches)]))
         return out
 
     def _score(self, found: dict[str, tuple[Candidate, list]]) -> dict[str, float]:
@@ -110,7 +107,8 @@ class SketchPolicy:
                 self._add(children, child)
             found.update(children)
             scores.update(self._score({k: v for k, v in children.items() if k not in scores}))
-        return [found[k] for k in sorted(scores, key=lambda k: -scores[k])]
+        # candidates without features (they failed to lower) come last, never dropped
+        return [found[k] for k in sorted(found, key=lambda k: -scores.get(k, -np.inf))]
 
     def _add(self, found: dict, cand: Candidate) -> None:
         steps = self._steps(cand)
@@ -145,10 +143,9 @@ class SketchPolicy:
         self._retrain()
 
     def _retrain(self) -> None:
-        keys = list(self.throughputs)
+        """Fit the model on this task's measurements (once one is valid) and the foreign records."""
         top = max(self.throughputs.values(), default=0.0)
-        if top <= 0:
-            return
+        keys = list(self.throughputs) if top > 0 else []
         missing = [k for k in keys if k not in self._features]
         feats = batch_features(self._pool(), self.task, [json.loads(k) for k in missing])
         self._features.update(zip(missing, feats))
