@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ..te.schedule import Stage
 from .compute_dag import ComputeDAG, StageInfo
@@ -282,9 +282,4 @@ def _tile_pair(rec: Recorder, outer: Stage, inner: Stage, info: StageInfo, param
         rec.annotate(outer, s_levels[-1][-1], "vectorize")
     rec.compute_at(inner, outer, attach)
     _tile_inner(rec, inner, params, levels=3 - level)
-
-
-def random_candidates(rng: random.Random, dag: ComputeDAG, sketches: list[Sketch], n: int) -> list[Candidate]:
-    """``n`` candidates sampled over the sketches in turn."""
-    return [sample(rng, dag, sketches[k % len(sketches)]) for k in range(n)]
 

@@ -10,7 +10,6 @@ schedule. It must not choose steps nor measure.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -39,7 +38,6 @@ class StageInfo:
     consumers: tuple[int, ...]   # stage indices of the compute stages reading it
     data_reuse: bool             # an input misses a spatial axis: tiling keeps it in cache
     expensive: bool              # calls exp, log, ... (inlining would repeat it)
-    injective_reads: bool        # every load indexes with at most one spatial axis per dim, no reduce axis
 
 
 class ComputeDAG:
@@ -129,20 +127,12 @@ def _analyse(sch: Schedule) -> list:
         for body in op.body:
             post_order_visit(body, visit)
         spatial_vars = [iv.var for iv in op.axis]
-        reduce_vars = {iv.var for iv in op.reduce_axis}
         load_vars = [set().union(*(collect_vars(idx) for idx in load.indices)) for load in loads]
         reuse = bool(op.reduce_axis) and any(not all(v in used for v in spatial_vars) for used in load_vars)
-        injective = all(len([v for v in collect_vars(idx) if v in spatial_vars]) <= 1
-                        and not (collect_vars(idx) & reduce_vars)
-                        for load in loads for idx in load.indices)
         infos.append(StageInfo(i, st.name, st.is_output, tuple(_extent(iv, st.name) for iv in op.axis),
                                tuple(_extent(iv, st.name) for iv in op.reduce_axis),
-                               tuple(consumers[i]), reuse, bool(calls & _EXPENSIVE), injective))
+                               tuple(consumers[i]), reuse, bool(calls & _EXPENSIVE)))
     return infos
-
-
-def spatial_size(info: StageInfo) -> int:
-    return math.prod(info.spatial)
 
 
 def output_ops(tensors: Sequence[Tensor]) -> list:

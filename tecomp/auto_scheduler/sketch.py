@@ -44,7 +44,6 @@ from .compute_dag import ComputeDAG, StageInfo
 MAX_SKETCHES = 8
 RFACTOR_MAX_SPATIAL = 64
 RFACTOR_MIN_REDUCE = 256
-TILING_RULES = ("tile", "tile_cache", "tile_in")
 
 
 @dataclass(frozen=True)
