@@ -88,6 +88,8 @@ class SearchTask:
             self.sketches = generate_sketches(self.compute_dag)
             if not self.sketches:
                 self.note = "no sketch rule applies to its stages"
+            elif self.target.kind != "llvm":
+                self.note = f"the sketch rules are for CPUs (llvm), not {self.target.kind}"
         except TecompError as err:
             self.note = str(err)
         self.feature_options: dict = {"n_parallel": _config.available_cores(), "timeout": 10}

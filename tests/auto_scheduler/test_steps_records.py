@@ -99,3 +99,8 @@ def test_a_compute_the_rules_cannot_handle_gets_the_default_schedule_and_a_note(
 def test_search_task_rejects_an_unregistered_name():
     with pytest.raises(tecomp.error.TuningError, match="not a registered workload"):
         SearchTask(func="no_such_workload", args=())
+
+
+def test_a_gpu_target_is_not_tuned_and_says_why():
+    task = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8), target="cuda")
+    assert task.note == "the sketch rules are for CPUs (llvm), not cuda"
