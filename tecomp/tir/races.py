@@ -30,16 +30,12 @@ def _who(block: tuple, thread: tuple) -> str:
     return "thread " + (", ".join(parts) if parts else "(outside thread loops)")
 
 
-class _Access:
-    __slots__ = ("block", "thread", "epoch", "what")
-
-    def __init__(self, block: tuple, thread: tuple, epoch: int, what: str):
-        self.block, self.thread, self.epoch, self.what = block, thread, epoch, what
-
-    def races_with(self, block: tuple, thread: tuple, epoch: int) -> bool:
-        if block != self.block:
-            return True
-        return thread != self.thread and epoch == self.epoch
+def _conflict(first: tuple, block: tuple, thread: tuple, epoch: int) -> bool:
+    """Whether an access ``first`` = (block, thread, epoch, statement) races with one by ``block``/``thread``
+    at ``epoch``: other blocks always do (no barrier orders them), threads of one block between the same barriers."""
+    if block != first[0]:
+        return True
+    return thread != first[1] and epoch == first[2]
 
 
 class ThreadSchedule:
@@ -79,21 +75,21 @@ class ThreadSchedule:
             entry = self.shadow[address] = [None, {}]
         last_write, reads = entry
         epoch = self.epoch
-        if last_write is not None and last_write.races_with(block, thread, epoch):
+        if last_write is not None and _conflict(last_write, block, thread, epoch):
             self._race(name, index, last_write, "written", write, block, thread, what)
+        here = (block, thread, epoch, what)
         if write:
             for r in reads.values():
-                if r.races_with(block, thread, epoch):
+                if _conflict(r, block, thread, epoch):
                     self._race(name, index, r, "read", write, block, thread, what)
-            entry[0] = _Access(block, thread, epoch, what)
+            entry[0] = here
             reads.clear()
         else:
-            reads[(block, thread)] = _Access(block, thread, epoch, what)
+            reads[block, thread] = here
 
-    def _race(self, name: str, index: int, first: _Access, first_kind: str, write: bool, block: tuple,
+    def _race(self, name: str, index: int, first: tuple, first_kind: str, write: bool, block: tuple,
               thread: tuple, what: str) -> None:
-        between = "in different blocks" if first.block != block else "with no barrier between them"
+        between = "in different blocks" if first[0] != block else "with no barrier between them"
         raise DataRaceError(
-            f"data race on {name}[{index}]: {first_kind} by {_who(first.block, first.thread)} in `{first.what}` "
+            f"data race on {name}[{index}]: {first_kind} by {_who(first[0], first[1])} in `{first[3]}` "
             f"and {'written' if write else 'read'} by {_who(block, thread)} in `{what}`, {between}")
-
