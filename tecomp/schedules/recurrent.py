@@ -254,7 +254,7 @@ def rnn(xw: Tensor, r_t: Tensor, h0: Tensor, seq_lens: Optional[Tensor] = None, 
     return rec.outputs(h)
 
 
-VECTOR_LANES = 8
+VECTOR_LANES = 16
 ACCUMULATOR_VECTORS = (4, 2)  # vectors of accumulators per step of a product's reduction, largest dividing
 
 
