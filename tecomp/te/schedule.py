@@ -670,3 +670,15 @@ def ScheduleOps(sch: Schedule, bounds: Any = None) -> Any:  # noqa: N802 (TVM's 
     """TVM's ``te.schedule.ScheduleOps``: the schedule's loop nest as a statement."""
     from ..lower.entry_points import schedule_ops
     return schedule_ops(sch, bounds)
+
+
+def AutoInlineElemWise(sch: Schedule) -> None:  # noqa: N802 (TVM's name)
+    """TVM's ``te.schedule.AutoInlineElemWise``: inline the elementwise non-output stages."""
+    from .auto_inline import auto_inline_elemwise
+    auto_inline_elemwise(sch)
+
+
+def AutoInlineInjective(sch: Schedule) -> None:  # noqa: N802 (TVM's name)
+    """TVM's ``te.schedule.AutoInlineInjective``: inline the non-output stages without a reduction."""
+    from .auto_inline import auto_inline_injective
+    auto_inline_injective(sch)

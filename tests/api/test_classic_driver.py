@@ -202,3 +202,23 @@ def test_autotvm_names():
     with pytest.raises(tvm.TecompError, match="only named builder is 'local'"):
         autotvm.measure_option(builder="rpc", runner="local")
     assert autotvm.callback.log_to_file is autotvm.callback.log_to_db
+
+
+def test_auto_inline_elementwise_and_injective():
+    m, n = te.var("m"), te.var("n")
+    A, B = te.placeholder((m, n), name="A"), te.placeholder((m, n), name="B")
+    T1 = te.compute((m, n), lambda i, j: A(i, j) * B(i, j), name="T1")
+    T2 = te.compute((m, n), lambda i, j: T1(j % m, i % n) + 1, name="T2")  # reads T1 out of order
+    k = te.reduce_axis((0, n), "k")
+    R = te.compute((m,), lambda i: te.sum(T2[i, k], axis=k), name="R")
+    s = te.create_schedule(R.op)
+    te.schedule.AutoInlineElemWise(s)
+    assert [s[t].attach_type for t in (T1, T2, R)] == ["inline", "root", "root"]
+    s = te.create_schedule(R.op)
+    te.schedule.AutoInlineInjective(s)
+    assert [s[t].attach_type for t in (T1, T2, R)] == ["inline", "inline", "root"]
+    f = tvm.build(s, [A, B, R])
+    a, b = np.random.default_rng(8).random((2, 3, 3), dtype="float32")
+    r = tvm.nd.empty((3,))
+    f(tvm.nd.array(a), tvm.nd.array(b), r)
+    np.testing.assert_allclose(r.numpy(), ((a * b).T + 1).sum(axis=1), rtol=1e-5)
