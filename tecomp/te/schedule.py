@@ -87,6 +87,9 @@ class Stage:
         if isinstance(self.op, ScanOp):
             raise ScheduleError(f"{primitive}: stage {self.name} is a scan; schedule its body stages (its "
                                 "one loop is the scan axis, where stages can be computed)")
+        if isinstance(self.op, ExternOp):
+            raise ScheduleError(f"{primitive}: stage {self.name} is a te.extern; its hand-written body is not "
+                                "scheduled and runs at root")
         if not isinstance(self.op, ComputeOp):
             raise ScheduleError(f"{primitive}: stage {self.name} is a placeholder (an input); "
                                 "only compute stages can be scheduled")
