@@ -21,6 +21,7 @@ from .elementwise import ALL_FLOATS, FLOATS, NUMERIC_DTYPES
 Value = Callable[[tuple, tuple], PrimExpr]
 
 Axis = None | int | Sequence[int]
+KEPT_INNER_ATTR = "reduce_keeps_inner_axis"
 
 
 def normalize_axes(op_name: str, axis: Axis, ndim: int) -> tuple[int, ...]:
@@ -60,7 +61,9 @@ def _reduce(op_name: str, x: te.Tensor, axis: Axis, keepdims: bool,
             data[a] = rv
         return reducer(x[tuple(data)] if value is None else value(tuple(data), i), axis=rvs)
 
-    return te.compute(tuple(out_shape), fcompute, name=op_name)
+    # the last axis kept: the output's last axis walks x's contiguous one, a vector of rows
+    attrs = {KEPT_INNER_ATTR: True} if len(shape) - 1 not in axes and len(out_shape) > 0 else {}
+    return te.compute(tuple(out_shape), fcompute, name=op_name, attrs=attrs)
 
 
 def _wide_sum(op_name: str, x: te.Tensor, axis: Axis, keepdims: bool, allowed: Sequence[str]) -> te.Tensor:
@@ -188,7 +191,34 @@ def mean(x: te.Tensor, axis: Axis = None, keepdims: bool = False) -> te.Tensor:
                       name="mean_div")
 
 
+def _schedule_across_rows(s: Schedule, t: Any) -> bool:
+    """A reduction keeping x's contiguous last axis (a spatial mean over NCHW16c, a sum over
+    rows): 16 output columns at a time in a vector accumulator, the reduce loops outside the
+    lanes. False (nothing done) unless whole vectors of 16 or 8 columns tile the kept axis."""
+    width = t.shape[-1].value if t.op.attrs.get(KEPT_INNER_ATTR) else 0
+    lanes = next((n for n in (16, 8) if width and width % n == 0), None)
+    if lanes is None:
+        return False
+    acc = s.cache_write(t, "local")
+    stage = s[t]
+    *outer, last = stage.op.axis
+    lane_outer, lanes_axis = stage.split(last, factor=lanes)
+    outer.append(lane_outer)
+    stage.reorder(*outer, lanes_axis)
+    row = stage.fuse(*outer) if len(outer) > 1 else outer[0]
+    stage.parallel(row)
+    stage.vectorize(lanes_axis)
+    s[acc].compute_at(stage, row)
+    acc_stage = s[acc]
+    *acc_outer, acc_lanes = acc_stage.op.axis
+    acc_stage.reorder(*acc_outer, *acc_stage.op.reduce_axis, acc_lanes)
+    acc_stage.vectorize(acc_lanes)
+    return True
+
+
 def _schedule_reduce_stage(s: Schedule, t: Any) -> None:
+    if _schedule_across_rows(s, t):
+        return
     stage = s[t]
     axes = list(stage.op.axis)
     if len(axes) > 1:

@@ -30,6 +30,24 @@ def test_reduce(check, rng, op, ref, axis, keepdims):
     check(R.schedule_reduce(Y), [X, Y], [x], ref(np.exp(x), axis=axis, keepdims=keepdims), rtol=1e-5)
 
 
+@pytest.mark.parametrize("op,ref", REDUCERS + [(R.argmax, np.argmax)])
+@pytest.mark.parametrize("shape,axis", [((1, 3, 7, 7, 16), (2, 3)), ((2, 5, 13), 1), ((4, 40), 0),
+                                        ((3, 197, 8), (0, 1))])
+def test_reductions_keeping_the_last_axis_run_on_vectors(check, rng, op, ref, shape, axis):
+    X = te.placeholder(shape, name="X")
+    if op is R.argmax:
+        axis = axis if isinstance(axis, int) else axis[0]
+        Y = op(E.exp(X), axis, keepdims=False)
+    else:
+        Y = op(E.exp(X), axis, keepdims=True)
+    x = _rand(rng, shape)
+    want = ref(np.exp(x), axis=axis) if op is R.argmax else ref(np.exp(x), axis=axis, keepdims=True)
+    s = R.schedule_reduce(Y)
+    check(s, [X, Y], [x], want.astype(Y.dtype), rtol=1e-5)
+    if shape[-1] % 8 == 0:  # whole vectors: a vector accumulator
+        assert f"ramp(0, 1, {16 if shape[-1] % 16 == 0 else 8})" in str(tecomp.lower(s, [X, Y]))
+
+
 @pytest.mark.parametrize("op,ref", [(R.sum, np.sum), (R.max, np.max), (R.min, np.min)])
 def test_reduce_int(check, rng, op, ref):
     X = te.placeholder((5, 3), "int32", "X")
