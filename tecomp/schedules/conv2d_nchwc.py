@@ -36,6 +36,8 @@ LAYOUT_TAG = "layout_transform"
 TEMPLATE = "schedules/conv2d_nchwc"
 DW_TEMPLATE = "schedules/depthwise_conv2d_nchwc"
 VECTOR_LANES = 16
+MAX_ACCUMULATORS = 28  # of the 32 vector registers, those an accumulator tile may hold
+MIN_FITTING_TILE = 4  # narrower tiles that fit the registers lose more than spilling costs
 
 _BLOCKED = re.compile(r"NCHW(\d+)c")
 
@@ -301,6 +303,9 @@ def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> Non
     acc = s.cache_write(out, "local") if conv is out else conv
     out_w = out.shape[3].value
     reg_n = knobs.reg_n if out_w % knobs.reg_n == 0 else default_reg_n(out_w, knobs.reg_n)
+    fitting = MAX_ACCUMULATORS // -(-out.shape[4].value // VECTOR_LANES)
+    if reg_n > fitting and default_reg_n(out_w, fitting) >= MIN_FITTING_TILE:
+        reg_n = default_reg_n(out_w, fitting)  # the accumulator tile in registers, not spilled
     stage = s[out]
     n, oc, y, x, lane = stage.op.axis
     xo, xi = stage.split(x, factor=reg_n)
@@ -355,11 +360,25 @@ def conv2d_nchwc_blocks(data_shape: tuple, kernel_shape: tuple, strides: IntPair
 
 # ----------------------------------------------------------------------------- templates
 
+
+
+def _vector_efficiency(block: int) -> float:
+    """The share of the vector lanes a block of ``block`` channels fills (40 -> 40/48)."""
+    return block / (-(-block // VECTOR_LANES) * VECTOR_LANES)
+
+
 def _block_candidates(channels: int, preferred: tuple[int, ...]) -> list[int]:
-    """Blocks dividing ``channels`` in order of preference; all channels in one block if few."""
+    """Blocks dividing ``channels`` in order of preference; all channels in one block if few.
+
+    Where no preferred block fills the vectors well (1000 or 200 channels: only 8 divides),
+    the divisor up to the largest preferred block that fills them best comes first (40)."""
     blocks = [b for b in preferred if channels % b == 0]
     if channels <= max(preferred) and channels not in blocks:
         blocks.insert(0, channels)
+    divisors = [d for d in range(VECTOR_LANES, max(preferred) + 1) if channels % d == 0]
+    best = max(divisors, key=lambda d: (_vector_efficiency(d), d), default=None)
+    if best is not None and (not blocks or _vector_efficiency(best) > _vector_efficiency(blocks[0])):
+        blocks = [best] + [b for b in blocks if b != best]
     return blocks or [1]
 
 
