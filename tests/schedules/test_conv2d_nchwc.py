@@ -85,6 +85,19 @@ def test_grouped_conv2d_nchwc_matches_reference(check, rng, xs, ws, groups, stri
           rtol=1e-4, atol=1e-4)
 
 
+def test_blocks_fill_the_vectors_where_the_preferred_ones_do_not_divide(check, rng):
+    """1000 output channels: 40-channel blocks (40 of 48 lanes used) come before 8 (half of 16)."""
+    blocks = conv2d_nchwc_blocks((1, 64, 13, 13), (1000, 64, 1, 1))
+    assert blocks == (16, 40)
+    xs, ws = (1, 64, 13, 13), (200, 64, 1, 1)
+    assert conv2d_nchwc_blocks(xs, ws)[1] == 40
+    x_np, w_np = rng.uniform(-1, 1, xs).astype("float32"), rng.uniform(-1, 1, ws).astype("float32")
+    x, w = te.placeholder((1, 4, 13, 13, 16), name="x"), te.placeholder(ws, name="w")
+    out = conv2d_nchwc(x, pack_conv2d_kernel(w, 16, 40))
+    check(schedule_conv2d_nchwc(out), [x, w, out], [_blocked(x_np, 16), w_np], _blocked(ref_conv(x_np, w_np), 40),
+          rtol=1e-4, atol=1e-4)
+
+
 def test_grouped_template_blocks_divide_a_group():
     task = autotvm.task.create("schedules/conv2d_nchwc", ((1, 48, 14, 14), (48, 8, 3, 3), (1, 1), (1, 1, 1, 1),
                                                          (1, 1), "float32"), target="llvm")
