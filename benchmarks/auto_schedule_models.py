@@ -1,0 +1,66 @@
+"""Whole models, equal trial budget: template-tuned build vs auto-scheduled build vs default build.
+
+For each model of ``onnx_models.BENCHMARKS`` chosen: the template tasks are tuned with the XGB
+tuner, ``--trials`` each (``tecomp tune``), into ``<db>.templates``; every fused kernel is
+auto-scheduled (``tecomp tune --auto-schedule``), ``--trials`` per kernel on average, into
+``<db>.auto``. Then the model is built three ways (no records; the template records; the
+auto-scheduler records, which a kernel uses where they beat the template records of the same
+database: here there are none) and the three builds are timed in turns, outputs checked to agree.
+
+    python benchmarks/auto_schedule_models.py [--models mlp] [--trials 16] [--db auto_models.db] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+import numpy as np
+
+import tecomp
+import tecomp.graph
+from tecomp import auto_scheduler
+from tecomp import tuner as autotvm
+from tecomp.auto_scheduler.graph_tasks import tune_graph
+from tecomp.frontend import from_onnx
+from tecomp.graph.tuning import tune_model
+
+from harness import interleaved_medians, threads
+from onnx_models import BENCHMARKS, random_inputs
+
+
+def build(graph, params, context):
+    with context:
+        return tecomp.graph.build(graph, "llvm", params)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="mlp", help="comma-separated subset of " + ", ".join(BENCHMARKS))
+    parser.add_argument("--trials", type=int, default=16)
+    parser.add_argument("--db", default="auto_models.db")
+    parser.add_argument("--threads", type=int, default=tecomp.config.num_threads())
+    args = parser.parse_args()
+    for name in args.models.split(","):
+        make, shapes = BENCHMARKS[name]
+        graph, params = from_onnx(make(), shape=shapes)
+        templates, auto = f"{args.db}.templates", f"{args.db}.auto"
+        tune_model(graph, params, templates, args.trials, "xgb", "llvm", progress=False, num_threads=args.threads)
+        tasks = tune_graph(graph, params, auto, args.trials, "llvm", args.threads)
+        modules = {"default": build(graph, params, contextlib.nullcontext()),
+                   "template-tuned": build(graph, params, autotvm.apply_history_best(templates)),
+                   "auto-scheduled": build(graph, params, auto_scheduler.ApplyHistoryBest(auto))}
+        inputs = list(random_inputs(shapes).values())
+        outputs = {label: m.run(*inputs)[0] for label, m in modules.items()}
+        for label, out in outputs.items():
+            np.testing.assert_allclose(out, outputs["default"], rtol=1e-3, atol=1e-3, err_msg=label)
+        with threads(args.threads):
+            seconds = interleaved_medians([lambda m=m: m.run(*inputs) for m in modules.values()], 5, 200)
+        print(f"\n{name}: {len(tasks)} kernels, {args.trials} trials per task/kernel, {args.threads} threads")
+        for label, s in zip(modules, seconds):
+            print(f"  {label:15s} {s * 1e3:9.3f} ms")
+        print(f"  auto-scheduled vs template-tuned: {seconds[1] / seconds[2]:.2f}x speed")
+
+
+if __name__ == "__main__":
+    main()
