@@ -882,14 +882,10 @@ class InvalidGen:
         opts.append("compute_at_self")
         if any(s.is_reduce for s in self.sched.stages):
             opts.append("inline_reduce")
-        if any(s.relations for s in live):
-            opts.append("cache_write_late")
         if any(s.ann for s in live):
             opts.append("annotate_twice")
         if any(not s.is_reduce and not s.is_output and self.sched.attached_at(s) for s in live):
             opts.append("inline_host")
-        if any(s.attach == "inline" for s in self.sched.stages):
-            opts.append("lower_inline_arg")
         return opts
 
     def pick(self, stages: list) -> SimStage:
@@ -966,9 +962,6 @@ class InvalidGen:
         if kind == "inline_host":
             s = self.pick([s for s in live if not s.is_reduce and not s.is_output and self.sched.attached_at(s)])
             return kind, f"s[{s.var}].compute_inline()", [s.opname], None
-        if kind == "cache_write_late":
-            s = self.pick([s for s in live if s.relations])
-            return kind, f"s.cache_write({s.var}, 'local')", [s.opname], None
         if kind == "cache_write_scope":
             s = self.pick(live)
             return kind, f"s.cache_write({s.var}, 'texture')", [], None
@@ -990,9 +983,6 @@ class InvalidGen:
         if kind == "lower_missing_input":
             x = draw(st.sampled_from(self.p.inputs))
             return kind, None, [x], [a for a in args if a != x]
-        if kind == "lower_inline_arg":
-            s = self.pick([s for s in self.sched.stages if s.attach == "inline"])
-            return kind, None, [s.opname], args[:-1] + [s.var, args[-1]]
         raise AssertionError(kind)
 
 
