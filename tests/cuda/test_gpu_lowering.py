@@ -272,8 +272,11 @@ def test_barrier_placement_runs_in_the_interpreter(rng):
 
     a = rng.standard_normal((2, 8)).astype("float32")
     out = np.zeros((2, 8), "float32")
-    run(PrimFunc("rev", (A, O), kernel(planned)), [a, out])
+    run(PrimFunc("rev", (A, O), kernel(planned)), [a, out], order="shuffle", races=True)
     np.testing.assert_array_equal(out, a[:, ::-1])
     run(PrimFunc("rev", (A, O), kernel(inner)), [a, out])
     assert np.isnan(out).any()
+    with pytest.raises(DataRaceError, match=r"data race on S\[4\]: read by thread blockIdx.x=0, threadIdx.x=3 in `O\[.*` "
+                                            r"and written by thread blockIdx.x=0, threadIdx.x=4 in `S\[threadIdx.x\] = "):
+        run(PrimFunc("rev", (A, O), kernel(inner)), [a, out], races=True)
     assert barrier() is not barrier()
