@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from .. import te
 from .. import tuner as autotvm
@@ -275,18 +275,26 @@ def schedule_layout_transform(outs: Any) -> Schedule:
     return schedule_each_output(outs, schedule_layout_stage)
 
 
-def _schedule_inputs(s: Schedule, conv: Tensor) -> None:
+def _schedule_inputs(s: Schedule, conv: Tensor) -> Optional[Tensor]:
     """Layout transforms and padding feeding ``conv`` run as parallel root stages (a transform
-    feeding the padding is inlined into it), so the conv's inner loop reads plain memory."""
+    feeding the padding is inlined into it), so the conv's inner loop reads plain memory.
+    Returns a depthwise conv's padding of a plain input instead, left for the caller to compute
+    per output row (its rows of one channel block stay in cache; no padded copy of the whole
+    input goes through memory)."""
+    per_row = None
     for t in conv.op.input_tensors:
         tag = getattr(t.op, "tag", None)
         if tag == PAD_TAG:
             source = t.op.input_tensors[0]
             if getattr(source.op, "tag", None) == LAYOUT_TAG:
                 s[source].compute_inline()
+            elif conv.op.attrs.get("template") == DW_TEMPLATE:
+                per_row = t
+                continue
             schedule_layout_stage(s, t)
         elif tag == LAYOUT_TAG:
             schedule_layout_stage(s, t)
+    return per_row
 
 
 def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> None:
@@ -298,7 +306,7 @@ def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> Non
     vectorized channel lanes.
     """
     conv = find_by_tag(out, CONV_TAG)
-    _schedule_inputs(s, conv)
+    padded_per_row = _schedule_inputs(s, conv)
     inline_between(s, out, conv)
     acc = s.cache_write(out, "local") if conv is out else conv
     out_w = out.shape[3].value
@@ -310,8 +318,12 @@ def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> Non
     n, oc, y, x, lane = stage.op.axis
     xo, xi = stage.split(x, factor=reg_n)
     stage.reorder(n, oc, y, xo, xi, lane)
-    stage.parallel(stage.fuse(n, oc, y))
+    row = stage.fuse(n, oc, y)
+    stage.parallel(row)
     stage.vectorize(lane)
+    if padded_per_row is not None:
+        s[padded_per_row].compute_at(stage, row)
+        s[padded_per_row].vectorize(s[padded_per_row].op.axis[-1])
     s[acc].compute_at(stage, xo)
     acc_stage = s[acc]
     *_, ax, alane = acc_stage.op.axis

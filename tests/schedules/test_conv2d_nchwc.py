@@ -98,6 +98,16 @@ def test_blocks_fill_the_vectors_where_the_preferred_ones_do_not_divide(check, r
           rtol=1e-4, atol=1e-4)
 
 
+def test_depthwise_padding_is_computed_per_output_row():
+    """A depthwise conv pads only the kh input rows of one channel block that an output row reads,
+    inside the parallel row loop, instead of copying the whole padded input first."""
+    x, k = te.placeholder((1, 2, 13, 13, 16), name="x"), te.placeholder((2, 3, 3, 16), name="k")
+    out = depthwise_conv2d_nchwc(x, k, 2, 1)
+    text = str(tecomp.lower(schedule_conv2d_nchwc(out), [x, k, out]))
+    row_loop = text.index("parallel for")
+    assert text.index("allocate pad[float32 * 720]") > row_loop  # 3 rows x 15 columns x 16 lanes
+
+
 def test_grouped_template_blocks_divide_a_group():
     task = autotvm.task.create("schedules/conv2d_nchwc", ((1, 48, 14, 14), (48, 8, 3, 3), (1, 1), (1, 1, 1, 1),
                                                          (1, 1), "float32"), target="llvm")
