@@ -3,8 +3,8 @@
 ``emulate_and_compile`` is the check every GPU schedule goes through in CI: lower for cuda,
 run the launch-form IR on numpy arrays with the interpreter (blocks in turn, the threads of a
 block in lockstep between barriers) and the emitted CUDA C on the CPU (``emulation``), compare
-with numpy, then build it (CUDA C, nvcc) so the kernel is known to compile. Without nvcc the compile step is skipped with a reason;
-without a GPU nothing here needs one.
+with numpy, then build it (CUDA C, nvcc) so the kernel is known to compile. Without nvcc the
+compile step is skipped with a reason; without a GPU nothing here needs one.
 """
 
 from __future__ import annotations
