@@ -176,9 +176,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error(f"unknown models {unknown}; known: {', '.join(BENCHMARKS)}")
     budget = Budget(opts.budget)
     if opts.dry_run:
+        gemms = ["hand schedule"] + ([f"tuned ({opts.trials} trials)"] if opts.trials else [])
         rows = [Row("pytest -m gpu", note="dry run"),
-                Row(f"GEMM {opts.size}^3 f32, hand schedule", note="dry run"),
-                *([Row(f"GEMM {opts.size}^3 f32, tuned ({opts.trials} trials)", note="dry run")] if opts.trials else []),
+                *[Row(f"GEMM {opts.size}^3 f32, {g}", note="dry run") for g in gemms],
                 *[Row(f"model {n}", note="dry run") for n in names]]
         print(table(rows))
         return 0

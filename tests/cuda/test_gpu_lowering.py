@@ -276,7 +276,8 @@ def test_barrier_placement_runs_in_the_interpreter(rng):
     np.testing.assert_array_equal(out, a[:, ::-1])
     run(PrimFunc("rev", (A, O), kernel(inner)), [a, out])
     assert np.isnan(out).any()
-    with pytest.raises(DataRaceError, match=r"data race on S\[4\]: read by thread blockIdx.x=0, threadIdx.x=3 in `O\[.*` "
-                                            r"and written by thread blockIdx.x=0, threadIdx.x=4 in `S\[threadIdx.x\] = "):
+    with pytest.raises(DataRaceError, match=r"data race on S\[4\]: read by thread blockIdx.x=0, threadIdx.x=3 in "
+                                            r"`O\[.*` and written by thread blockIdx.x=0, threadIdx.x=4 in "
+                                            r"`S\[threadIdx.x\] = "):
         run(PrimFunc("rev", (A, O), kernel(inner)), [a, out], races=True)
     assert barrier() is not barrier()
