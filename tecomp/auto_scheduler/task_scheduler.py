@@ -3,7 +3,7 @@
 Owns the loop over tasks: every task gets one round first, then each round
 goes to the task whose improvement should lower the total estimated time
 most, using the same allocation rule as the model tuner's budget scheduler
-(``tecomp.graph.tuning._Slot.expected_gain``: weight x estimated seconds of
+(``tecomp.graph.tuning.TaskSlot.expected_gain``: weight x estimated seconds of
 one call, discounted by the rounds the task already had). A task whose
 search has nothing left to measure drops out. It must not search or measure
 itself (``TaskTuner`` does).
@@ -15,7 +15,7 @@ import logging
 from typing import Optional, Sequence
 
 from ..error import TuningError
-from ..graph.tuning import _Slot
+from ..graph.tuning import TaskSlot
 from .task import SearchTask, TaskTuner, TuningOptions
 
 logger = logging.getLogger("tecomp.auto_scheduler")
@@ -32,11 +32,11 @@ class TaskScheduler:
         if len(weights) != len(tasks) or any(not w > 0 for w in weights):
             raise TuningError(f"TaskScheduler: task_weights must be {len(tasks)} positive numbers, got {weights!r}")
         self.tasks, self.weights = tasks, weights
-        self.slots: list[_Slot] = []
+        self.slots: list[TaskSlot] = []
 
     def tune(self, tuning_options: TuningOptions) -> None:
         """Spend ``num_measure_trials`` (over all tasks) in rounds of ``num_measures_per_round``."""
-        self.slots = [_Slot(task, weight, TaskTuner(task, tuning_options))
+        self.slots = [TaskSlot(task, weight, TaskTuner(task, tuning_options))
                       for task, weight in zip(self.tasks, self.weights)]
         budget = tuning_options.num_measure_trials
         per_round = tuning_options.num_measures_per_round
@@ -48,14 +48,14 @@ class TaskScheduler:
                 live = [s for s in self.slots if not s.done]
                 if not live:
                     break
-                spent += self._round(max(live, key=_Slot.expected_gain), min(per_round, budget - spent))
+                spent += self._round(max(live, key=TaskSlot.expected_gain), min(per_round, budget - spent))
         finally:
             for slot in self.slots:
                 slot.tuner.close()
         logger.info("auto_scheduler: %d trials over %d tasks, estimated total %.3f ms", spent, len(self.slots),
                     self.estimated_seconds() * 1e3)
 
-    def _round(self, slot: _Slot, n: int) -> int:
+    def _round(self, slot: TaskSlot, n: int) -> int:
         if n <= 0 or slot.done:
             return 0
         measured = slot.tuner.tune(n)

@@ -63,7 +63,7 @@ def tune_model(graph: Graph, params: Optional[dict], records: Union[str, os.Path
         db.close()
 
 
-class _Slot:
+class TaskSlot:
     """One task in the scheduler: its tuner (kept across slices), calls per inference, slices had."""
 
     def __init__(self, task: Any, calls: int, tuner: Any) -> None:
@@ -90,20 +90,20 @@ class TaskScheduler:
                  trials: int) -> None:
         self.graph, self.params, self.target, self.db = graph, params, target, db
         self.strategy, self.trials = strategy, trials
-        self.slots: dict[str, _Slot] = {}
+        self.slots: dict[str, TaskSlot] = {}
 
-    def refresh(self) -> list[_Slot]:
+    def refresh(self) -> list[TaskSlot]:
         """Extract the tasks under the records tuned so far; returns the slots of new tasks."""
         new = []
         for task, calls in task_calls(self.graph, self.params, self.target, records=self.db if self.slots else None):
             slot = self.slots.get(task.key)
             if slot is None:
-                slot = self.slots[task.key] = _Slot(task, calls, self.strategy(task))
+                slot = self.slots[task.key] = TaskSlot(task, calls, self.strategy(task))
                 new.append(slot)
             slot.calls = calls
         return new
 
-    def _trials_left(self, slot: _Slot) -> int:
+    def _trials_left(self, slot: TaskSlot) -> int:
         return min(self.trials, len(slot.task.config_space)) - len(slot.tuner.visited)
 
     def tune_each(self, measure_option: Any, early_stopping: Optional[int], progress: bool) -> None:
@@ -140,7 +140,7 @@ class TaskScheduler:
                     if not self.refresh():
                         break
                     continue
-                slot = max(live, key=_Slot.expected_gain)
+                slot = max(live, key=TaskSlot.expected_gain)
                 before, best_before = len(slot.tuner.visited), slot.tuner.best_config
                 slot.tuner.tune(min(batch, self._trials_left(slot)), measure_option,
                                 callbacks=[autotvm.callback.log_to_db(self.db)])
