@@ -100,12 +100,14 @@ def inline_epilogue(s: Any, kernel: Kernel, env: dict[str, Any]) -> None:
     """Inline the elementwise node outputs from the anchor on that stay inside the kernel."""
     kept = set(kernel.outputs) | set(kernel.inputs)
     anchor = kernel.nodes.index(kernel.anchor)
+    hosts = {id(st.attach_stage) for st in s.stages if st.attach_type == "scope"}
     for node in kernel.nodes[anchor:]:
         for value in node.outputs:
             if value in kept or env[value].op not in s.stage_map:  # (an output nothing reads is not computed)
                 continue
             stage = s[env[value]]
-            if stage.attach_type == "root" and not getattr(stage.op, "reduce_axis", None):
+            # a stage others are computed at (a reduction's write cache copied out) keeps its loops
+            if stage.attach_type == "root" and not getattr(stage.op, "reduce_axis", None) and id(stage) not in hosts:
                 stage.compute_inline()
 
 

@@ -309,3 +309,16 @@ def test_concatenated_branches_of_different_blocks_meet_in_their_common_block():
     assert len(optimized.types[concat.outputs[0]].shape) == 5  # blocked, and so is the pool after it
     assert [node.attrs.get("layout") for node in optimized.nodes if node.op == "max_pool2d"][0] != "NCHW"
     _optimized_build_agrees(graph, n.values, seed=8)
+
+
+def test_a_reduction_with_an_epilogue_keeps_its_vector_accumulator():
+    """sum over a middle axis (the last kept: a vector write cache computed at the sum's loops),
+    then sqrt as the epilogue: the sum's stage hosts its cache, so it is not inlined."""
+    n = models.Net(3)
+    x = n.input("x", (2, 5, 16))
+    y = n.op("sqrt", n.op("sum", n.op("multiply", x, x), axis=(1,), keepdims=True))
+    graph = n.graph(y)
+    assert [k.label for k in fuse(graph)] == ["multiply+sum+sqrt"]
+    xv = np.random.default_rng(2).standard_normal((2, 5, 16)).astype("float32")
+    out = tecomp.graph.build(graph, "llvm", {}).run(xv)[0]
+    np.testing.assert_allclose(out, np.sqrt((xv * xv).sum(1, keepdims=True)), rtol=1e-5)
