@@ -759,7 +759,13 @@ class _Compiler:
         return blocks
 
     def thread_loop(self, s: S.For) -> Fn:
+        """A thread loop; the outermost one outside any grid loop (a launch of one block) starts a kernel."""
         outermost = self.thread_depth == 0
+        if outermost and self.block_depth == 0:
+            return _starting_kernel(self._thread_loop(s, outermost))
+        return self._thread_loop(s, outermost)
+
+    def _thread_loop(self, s: S.For, outermost: bool) -> Fn:
         fmin, fext, k = self.expr(s.min), self.expr(s.extent), self.new_slots()
         local = [m for m, scope in self.mem.values() if scope == "local"]
         self.thread_depth += 1
@@ -931,6 +937,13 @@ def _row_major(shape: list) -> list:
         strides.append(acc)
         acc *= n
     return strides[::-1]
+
+
+def _starting_kernel(run: Fn) -> Fn:
+    def kernel(env: list) -> None:
+        env[_SCHEDULE].new_kernel()
+        run(env)
+    return kernel
 
 
 def _serial_threads(fmin: Fn, fext: Fn, k: int, body: Fn, outermost: bool, tag: str) -> Fn:

@@ -74,6 +74,20 @@ def test_a_missing_barrier_before_a_neighbours_read_is_reported(rng):
         run(broken, [a, c], races=True)
 
 
+def test_a_one_block_kernel_reading_the_previous_kernels_output_is_not_a_race(rng):
+    """A kernel launched as one block (thread loops, no grid loop) starts after the grid kernel before it."""
+    A = te.placeholder((4, 32), name="A")
+    B = te.compute((4, 32), lambda r, i: A[r, i] * 2.0, name="B")
+    C = te.compute((4, 32), lambda r, i: B[3 - r, i] + 1.0, name="C")
+    s = te.create_schedule(C.op)
+    s[B].bind(B.op.axis[0], te.thread_axis("blockIdx.x"))
+    s[B].bind(B.op.axis[1], te.thread_axis("threadIdx.x"))
+    s[C].bind(s[C].fuse(*C.op.axis), te.thread_axis("threadIdx.x"))
+    func = tecomp.lower(s, [A, C], target="cuda")["main"]
+    a = rng.standard_normal((4, 32)).astype("float32")
+    _check_race_free(func, [a], [2 * a[::-1] + 1])
+
+
 class _StoreAt(Mutator):
     """Every store to ``name`` goes to ``index(old index)`` instead."""
 
@@ -161,7 +175,7 @@ def test_every_cuda_schedule_of_the_library_is_race_free(kind, rng):
     ("schedules/cuda/reduce", ((6, 64), 6), 2, None),
     pytest.param("schedules/cuda/dense", (16, 24, 32, "float32", False, True), 16, None, marks=pytest.mark.slow),
     pytest.param("schedules/cuda/softmax", ((4, 64),), 8, None, marks=pytest.mark.slow),
-    pytest.param("schedules/cuda/conv2d_nchw", ((1, 4, 6, 6), (4, 4, 3, 3), 1, 1, 1, 1), 8, None,
+    pytest.param("schedules/cuda/conv2d_nchw", ((1, 4, 6, 6), (4, 4, 3, 3), 1, 1, 1, 1, "float32"), 8, None,
                  marks=pytest.mark.slow),
 ])
 def test_tuning_candidates_are_race_free(template, args, count, max_threads, rng):
