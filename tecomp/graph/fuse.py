@@ -28,8 +28,6 @@ kernel and the rule above still holds once the gate is in.
 
 from __future__ import annotations
 
-from collections import Counter
-
 from . import ops
 from .ir import Graph, Node
 from .kernel import Kernel
@@ -50,7 +48,6 @@ class _Group:
 
 
 def _can_join(group: _Group, node: Node, value: str, graph: Graph) -> bool:
-    kind = ops.pattern(node.op)
     other_inputs = [v for v in node.all_inputs() if v != value]
     if any(v in group.produced for v in other_inputs):
         return False
@@ -71,17 +68,22 @@ def _fits(group: _Group, node: Node, value: str, graph: Graph) -> bool:
     return out_type == graph.types[group.anchor.outputs[0]] and out_type.shape == graph.types[value].shape
 
 
-def _gates(graph: Graph) -> dict[str, list[Node]]:
+def _readers(graph: Graph) -> dict[str, list[int]]:
+    """Value -> the indices of the nodes reading it, in graph order (a node once however often it reads)."""
+    readers: dict[str, list[int]] = {}
+    for k, n in enumerate(graph.nodes):
+        for v in dict.fromkeys(n.all_inputs()):
+            readers.setdefault(v, []).append(k)
+    return readers
+
+
+def _gates(graph: Graph, readers: dict[str, list[int]]) -> dict[str, list[Node]]:
     """Value -> the nodes of the gate reading it (in graph order, the last one its only exit).
 
     A gate starts at a value read by several nodes; following the readers in graph order, every
     node met must be elementwise and read only gate values, graph inputs and params, until one
     value alone is left unread by gate nodes: the gate's exit."""
     produced = {v for n in graph.nodes for v in n.outputs}
-    readers: dict[str, list[int]] = {}
-    for k, n in enumerate(graph.nodes):
-        for v in dict.fromkeys(n.all_inputs()):
-            readers.setdefault(v, []).append(k)
     gates = {}
     for start, first_readers in readers.items():
         if start not in produced or len(first_readers) < 2 or start in graph.outputs:
@@ -121,11 +123,11 @@ def fuse(graph: Graph, enabled: bool = True) -> list[Kernel]:
 
     With ``enabled=False`` every node is a kernel of its own.
     """
-    readers = Counter(v for n in graph.nodes for v in set(n.all_inputs()))
+    readers = _readers(graph)
     graph_outputs = set(graph.outputs)
     open_groups: dict[str, _Group] = {}  # tail value -> group that may still grow through it
     groups: list[_Group] = []
-    gates = _gates(graph) if enabled else {}
+    gates = _gates(graph, readers) if enabled else {}
     gate_start = {id(nodes[0]): start for start, nodes in gates.items()}
     joining: dict[int, _Group] = {}  # id of a gate node -> the group its whole gate joins
     for node in graph.nodes:
@@ -138,7 +140,7 @@ def fuse(graph: Graph, enabled: bool = True) -> list[Kernel]:
         if target is None and enabled and ops.pattern(node.op) != ops.OPAQUE:
             for value in dict.fromkeys(node.all_inputs()):
                 group = open_groups.get(value)
-                if group is not None and readers[value] == 1 and _can_join(group, node, value, graph):
+                if group is not None and len(readers[value]) == 1 and _can_join(group, node, value, graph):
                     target = group
                     break
         if target is None:
