@@ -83,9 +83,6 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
 
     name = parent.mod.unique_name(f"{parent.fname}.parallel")
     body = _emit_body(parent, f"{name}.body", loop, captured, [v.type for v in values] + [loop_ty, loop_ty])
-    closure_ty = ir.LiteralStructType([v.type for v in values] + [loop_ty, loop_ty])
-    worker = _emit_worker(parent, name, body.function, closure_ty, len(values))
-
     b = parent.builder
     threads = estimated_work(loop) // GRAIN
     if isinstance(loop.extent, E.IntImm):
@@ -93,6 +90,8 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
     if threads < 2:
         b.call(body.function, values + [lo, b.add(lo, extent)])
         return
+    closure_ty = ir.LiteralStructType([v.type for v in values] + [loop_ty, loop_ty])
+    worker = _emit_worker(parent, name, body.function, closure_ty, len(values))
     closure = parent.entry_alloca(closure_ty, 8)
     for k, value in enumerate(values + [lo, extent]):
         b.store(value, _field(b, closure, closure_ty, k))
