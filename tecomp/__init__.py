@@ -20,7 +20,7 @@ from .error import (ArgumentError, BuildError, ExprError, LoweringError, Schedul
 from .lower.driver import lower  # noqa: E402
 from .runtime import cpu, cuda, device, nd  # noqa: E402
 from .runtime.registry import get_global_func, register_func  # noqa: E402
-from . import driver, error, ir, target, transform  # noqa: E402
+from . import container, driver, error, ir, target, transform  # noqa: E402
 
 
 
@@ -58,6 +58,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArgumentError", "BuildError", "ExprError", "LoweringError", "ScheduleError", "TargetError",
-    "TecompError", "TVMError", "build", "driver", "error", "get_global_func", "ir", "register_func", "transform", "cpu", "cuda", "device", "frontend", "graph", "lower", "nd", "runtime", "target", "te",
+    "TecompError", "TVMError", "build", "container", "driver", "error", "get_global_func", "ir", "register_func", "transform", "cpu", "cuda", "device", "frontend", "graph", "lower", "nd", "runtime", "target", "te",
     "tir",
 ]

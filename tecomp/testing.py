@@ -1,6 +1,6 @@
 """``tvm.testing``: the helpers a ported TVM test imports.
 
-``assert_allclose`` (accepts NDArrays), ``requires_llvm`` / ``requires_cuda`` /
+``assert_allclose`` (accepts NDArrays), ``assert_prim_expr_equal``, ``requires_llvm`` / ``requires_cuda`` /
 ``requires_gpu`` / ``uses_gpu`` (pytest skip marks on what this machine can
 run), ``enabled_targets``, ``parametrize_targets``, ``parameter`` (a pytest
 fixture over values) and ``main`` (run the calling file's tests). Needs
@@ -23,6 +23,17 @@ _TARGETS = (("llvm", cpu), ("cuda", cuda))
 def assert_allclose(actual: Any, desired: Any, rtol: float = 1e-7, atol: float = 1e-7) -> None:
     """numpy's check, on NDArrays or arrays, with TVM's default tolerances."""
     np.testing.assert_allclose(np.asarray(actual), np.asarray(desired), rtol=rtol, atol=atol, verbose=True)
+
+
+def assert_prim_expr_equal(lhs: Any, rhs: Any) -> None:
+    """That ``lhs - rhs`` simplifies to the constant 0; ValueError naming both otherwise."""
+    from .tir import op as _op
+    from .tir.expr import IntImm
+    from .tir.simplify import Analyzer
+
+    diff = Analyzer().simplify(_op.sub(_op.convert(lhs), _op.convert(rhs)))
+    if not (isinstance(diff, IntImm) and diff.value == 0):
+        raise ValueError(f"{lhs} and {rhs} are not equal (their difference simplifies to {diff})")
 
 
 def device_enabled(target: str) -> bool:

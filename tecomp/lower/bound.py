@@ -76,6 +76,8 @@ def _thread_relaxed(stage: Stage, iv: IterVar, scope: str) -> bool:
     tag = attr.bind_thread.thread_tag
     if scope == "shared":
         return tag.startswith("threadIdx")
+    if scope == "warp":  # the lanes of a warp share it
+        return tag == "threadIdx.x"
     if scope == "global":
         return tag.startswith(("threadIdx", "blockIdx"))
     return False

@@ -9,28 +9,40 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..container import Map
 from ..te.operation import PlaceholderOp
 from ..te.schedule import Schedule
-from ..te.tensor import IterVar, Range
+from ..te.tensor import Range
 from ..tir import op as _op
 from ..tir.stmt import Stmt
 from .bound import BoundInferrer
-from .driver import _shape_analyzer, lower_to_primfunc, stages_and_bodies
+from .driver import _allocation_extent, _shape_analyzer, lower_to_primfunc, stages_and_bodies
 
 
 def _placeholders(sch: Schedule) -> list:
     return [st.op.output(0) for st in sch.stages if isinstance(st.op, PlaceholderOp)]
 
 
-def infer_bound(sch: Schedule) -> dict[IterVar, Range]:
-    """Every iteration variable of every stage (root, split, fused, ...) and its range."""
+def infer_bound(sch: Schedule) -> Map:
+    """Every iteration variable of every stage (root, split, fused, ...) and its range, simplified.
+
+    A stage computed at a loop covers a region whose extent may depend on the loop (the last tile
+    clipped to the shape); as in TVM, the extent reported is then its constant upper bound, the
+    size the stage's storage is allocated with.
+    """
     stages, bodies = stages_and_bodies(sch)
-    bounds = BoundInferrer(sch, stages, bodies, _shape_analyzer(_placeholders(sch))).run()
-    ranges: dict[IterVar, Range] = {}
-    for sb in bounds.values():
-        ranges.update(sb.root_ranges)
+    analyzer = _shape_analyzer(_placeholders(sch))
+    inferrer = BoundInferrer(sch, stages, bodies, analyzer)
+    bounds = inferrer.run()
+    ranges = Map()
+    for st, sb in bounds.items():
+        for iv, r in sb.root_ranges.items():  # a region's extent: the constant TVM reports where known
+            axes = list(getattr(st.op, "axis", ()))
+            dim = axes.index(iv) if iv in axes else None
+            extent = _allocation_extent(analyzer.simplify(r.extent), analyzer, inferrer.capacity.get((st, dim)))
+            ranges[iv] = Range(analyzer.simplify(r.min), extent)
         for iv, extent in sb.extents.items():
-            ranges.setdefault(iv, Range(_op.const(0, extent.dtype), extent))
+            ranges.setdefault(iv, Range(_op.const(0, extent.dtype), analyzer.simplify(extent)))
     return ranges
 
 

@@ -14,10 +14,14 @@ from ..error import TargetError
 
 # Every accepted device name and the kind of device it means.
 _KINDS = {"cpu": "cpu", "llvm": "cpu", "cuda": "cuda", "gpu": "cuda"}
+# TVM's other device kinds: a script may name them (to ask whether they exist); none exists here.
+_ABSENT_KINDS = ("opencl", "metal", "vulkan", "rocm")
+_KINDS.update((k, k) for k in _ABSENT_KINDS)
 
 
 class Device:
-    """A device: ``kind`` is ``"cpu"`` or ``"cuda"``, ``index`` its number."""
+    """A device: ``kind`` is ``"cpu"`` or ``"cuda"`` (or one of TVM's other kinds, which never
+    exist here), ``index`` its number."""
 
     __slots__ = ("device_type", "index")
 
@@ -42,7 +46,7 @@ class Device:
         """Whether the device is there: always for the CPU, for CUDA only with pycuda and a GPU."""
         if self.kind == "cpu":
             return True
-        return self.index < _cuda_device_count()
+        return self.kind == "cuda" and self.index < _cuda_device_count()
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Device):

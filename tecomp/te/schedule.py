@@ -16,14 +16,15 @@ from typing import Any, Iterable, Optional, Union
 
 from ..error import ScheduleError
 from ..tir import op as _op
-from ..tir.expr import IntImm, PrimExpr, ProducerLoad, Reduce, Var
+from ..tir.buffer import Buffer
+from ..tir.expr import IntImm, PrimExpr, ProducerLoad, Reduce, StringImm, Var
 from ..tir.functor import Mutator
 from ..tir.stmt import ForKind
 from .operation import ComputeOp, ExternOp, PlaceholderOp, ScanOp
 from .relations import Fuse, Singleton, Split
 from .tensor import IterVar, Operation, Range, Tensor
 
-__all__ = ["Fuse", "Schedule", "Singleton", "Split", "Stage", "create_schedule"]
+__all__ = ["Buffer", "Fuse", "Schedule", "Singleton", "Split", "Stage", "create_schedule"]
 
 
 @dataclass(eq=False)
@@ -43,6 +44,16 @@ class IterVarAttr:
         return {ForKind.UNROLLED: IterVar.Unrolled, ForKind.VECTORIZED: IterVar.Vectorized,
                 ForKind.PARALLEL: IterVar.Parallelized,
                 ForKind.THREAD_BINDING: IterVar.ThreadIndex}.get(self.kind, IterVar.DataPar)
+
+    @property
+    def pragma_keys(self) -> tuple:
+        """TVM's view of the pragmas' keys, as string constants."""
+        return tuple(StringImm(key) for key, _ in self.pragmas)
+
+    @property
+    def pragma_values(self) -> tuple:
+        """The pragmas' values, in the order of ``pragma_keys``."""
+        return tuple(value for _, value in self.pragmas)
 
 
 class Stage:
@@ -271,6 +282,9 @@ class Stage:
         iv = self._leaf(iv, "pragma")
         if key == "unroll_explicit" or key == "unroll":
             self._annotate(iv, ForKind.UNROLLED, "pragma")
+            return
+        if key == "vectorize":  # as in TVM: the same as ``vectorize(iv)``
+            self.vectorize(iv)
             return
         self._attr(iv).pragmas.append((key, value))
 

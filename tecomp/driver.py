@@ -1,6 +1,0 @@
-"""``tvm.driver``: TVM's home of ``build`` and ``lower``, for scripts that import them from there."""
-
-from .build_module import build
-from .lower.driver import lower
-
-__all__ = ["build", "lower"]
