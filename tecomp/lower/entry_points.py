@@ -48,5 +48,6 @@ def infer_bound(sch: Schedule) -> Map:
 
 def schedule_ops(sch: Schedule, bounds: Optional[Any] = None) -> Stmt:
     """The lowered loop nest of ``sch`` over its inputs and outputs (``bounds`` are recomputed)."""
-    outputs = [op.output(k) for op in sch.outputs for k in range(op.num_outputs)]
+    ops = list(dict.fromkeys(sch.outputs))  # create_schedule([C1.op, C2.op]) of one multi-output op
+    outputs = [op.output(k) for op in ops for k in range(op.num_outputs)]
     return lower_to_primfunc(sch, _placeholders(sch) + outputs, "main").body

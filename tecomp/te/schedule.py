@@ -56,6 +56,26 @@ class IterVarAttr:
         return tuple(value for _, value in self.pragmas)
 
 
+class AttachType(str):
+    """Where a stage is placed: "root", "inline" or "scope", equal also to TVM's code for it
+    (``kGroupRoot`` 1, ``kInline`` 2, ``kScope`` 4), as scripts test ``stage.attach_type == 1``."""
+
+    _CODES = {"root": 1, "inline": 2, "scope": 4}
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, int) and not isinstance(other, bool):
+            return self._CODES[str(self)] == other
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
+
+
+_ROOT, _INLINE, _SCOPE = AttachType("root"), AttachType("inline"), AttachType("scope")
+
+
 class Stage:
     """The schedule of one operation."""
 
@@ -67,7 +87,7 @@ class Stage:
         self.store_predicate: Optional[PrimExpr] = None
         self.double_buffer_on = False
         self.group: Optional[Group] = None
-        self.attach_type = "root"          # root | inline | scope
+        self.attach_type = _ROOT           # root | inline | scope
         self.attach_stage: Optional[Stage] = None
         self.attach_ivar: Optional[IterVar] = None
         self.relations: list = []
@@ -322,7 +342,7 @@ class Stage:
                 raise ScheduleError(f"compute_at on stage {self.name}: stage {parent.name} is itself "
                                     f"computed inside {self.name}; this would form a cycle")
             walker = walker.attach_stage if walker.attach_type == "scope" else None
-        self.attach_type = "scope"
+        self.attach_type = _SCOPE
         self.attach_stage = parent
         self.attach_ivar = scope
 
@@ -337,12 +357,12 @@ class Stage:
             if st.attach_type == "scope" and st.attach_stage is self:
                 raise ScheduleError(f"compute_inline on stage {self.name}: stage {st.name} is computed "
                                     "at one of its loops")
-        self.attach_type = "inline"
+        self.attach_type = _INLINE
         self.attach_stage = self.attach_ivar = None
 
     def compute_root(self) -> None:
         self._require_compute("compute_root")
-        self.attach_type = "root"
+        self.attach_type = _ROOT
         self.attach_stage = self.attach_ivar = None
 
     def set_scope(self, scope: str) -> None:
@@ -524,8 +544,11 @@ class Schedule:
         pass_up(dp_rels, extents, values)
         guard = split_guard(dp_rels, extents, values, analyzer)
         vmap = {iv.var: values[iv] for iv in op.axis}
-        cache_body = tuple(_guard_body(substitute(b, vmap), guard) for b in op.body)
-        cache_op = ComputeOp(f"{op.name}.{scope}", op.tag, op.attrs, cache_axis, op.reduce_axis, cache_body,
+        reduce_axis = tuple(_rebase_reduce_axis(iv, vmap) for iv in op.reduce_axis)
+        rebased = {id(old): new for old, new in zip(op.reduce_axis, reduce_axis) if new is not old}
+        cache_body = tuple(_guard_body(_with_reduce_axis(substitute(b, vmap), rebased), guard)
+                           for b in op.body)
+        cache_op = ComputeOp(f"{op.name}.{scope}", op.tag, op.attrs, cache_axis, reduce_axis, cache_body,
                              tuple(extents[iv] for iv in leaves))
         index = {iv: iv.var for iv in op.axis}
         pass_down_index(dp_rels, extents, index)
@@ -615,6 +638,24 @@ class Group:
                 st.compute_root()
 
 
+def _rebase_reduce_axis(iv: IterVar, vmap: dict) -> IterVar:
+    """``iv`` with its domain over the cache's axes, where that domain uses a data-parallel axis
+    (``te.reduce_axis((0, i))`` in the body of axis ``i``); ``iv`` itself otherwise."""
+    from ..tir.functor import substitute
+    dom = Range(substitute(iv.dom.min, vmap), substitute(iv.dom.extent, vmap))
+    if dom.min is iv.dom.min and dom.extent is iv.dom.extent:
+        return iv
+    return IterVar(dom, iv.var, iv.iter_type)
+
+
+def _with_reduce_axis(body: PrimExpr, rebased: dict) -> PrimExpr:
+    """``body`` with its Reduce's axes replaced by their rebased copies (``rebased``: id -> IterVar)."""
+    if isinstance(body, Reduce) and rebased:
+        import dataclasses
+        return dataclasses.replace(body, axis=tuple(rebased.get(id(iv), iv) for iv in body.axis))
+    return body
+
+
 def _guard_body(body: PrimExpr, guard: PrimExpr) -> PrimExpr:
     """``body`` evaluated only where ``guard`` holds (a reduction gets it as part of its condition)."""
     if isinstance(guard, IntImm) and guard.value:
@@ -693,6 +734,12 @@ def AutoInlineElemWise(sch: Schedule) -> None:  # noqa: N802 (TVM's name)
     """TVM's ``te.schedule.AutoInlineElemWise``: inline the elementwise non-output stages."""
     from .auto_inline import auto_inline_elemwise
     auto_inline_elemwise(sch)
+
+
+def AutoInlineBroadcast(sch: Schedule) -> None:  # noqa: N802 (TVM's name)
+    """TVM's ``te.schedule.AutoInlineBroadcast``: as in TVM, every non-output stage without a
+    reduction counts as a broadcast, so this inlines what ``AutoInlineInjective`` does."""
+    AutoInlineInjective(sch)
 
 
 def AutoInlineInjective(sch: Schedule) -> None:  # noqa: N802 (TVM's name)

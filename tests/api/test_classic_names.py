@@ -2,6 +2,7 @@
 schedule attributes, module paths (``tvm.driver.build_module``, ``tvm.contrib.clang``/``nvcc``,
 ``tvm.container``), absent device kinds and ``tvm.testing`` helpers."""
 
+import numpy as np
 import pytest
 
 import tecomp as tvm
@@ -95,3 +96,51 @@ def test_assert_prim_expr_equal():
     tvm.testing.assert_prim_expr_equal(x * 2 + x, 3 * x)
     with pytest.raises(ValueError, match="not equal"):
         tvm.testing.assert_prim_expr_equal(x + 1, x)
+
+
+def test_cache_write_of_a_reduction_whose_extent_is_the_data_axis(check, rng):
+    X = te.placeholder((10,), name="X")
+
+    def prefix_max_sum(i):
+        k = te.reduce_axis((0, i), name="k")  # the reduction's extent is the output index
+        init = lambda dtype: tvm.tir.Select(i > 1, tvm.tir.const(0, dtype), i.astype(dtype))  # noqa: E731
+        red = te.comm_reducer(lambda x, y: tvm.te.max(x + y, i.astype("float32")), init, name="red")
+        return red(X[k], axis=k)
+
+    Y = te.compute((10,), prefix_max_sum, name="Y")
+    s = te.create_schedule(Y.op)
+    s.cache_write(Y, "local")
+    x = rng.standard_normal(10).astype("float32")
+    want = np.empty(10, "float32")
+    for i in range(10):
+        acc = np.float32(0 if i > 1 else i)
+        for k in range(i):
+            acc = max(acc + x[k], np.float32(i))
+        want[i] = acc
+    check(s, [X, Y], [x], want)
+
+
+def test_schedule_ops_of_a_multi_output_compute_named_twice():
+    A = te.placeholder((8, 4), name="A")
+    C1, C2 = te.compute(A.shape, lambda i, j: (A[i, j] + 1, A[i, j] * 2), name="C")
+    s = te.create_schedule([C1.op, C2.op])
+    s.cache_write([C1, C2], "local")
+    stmt = tvm.te.schedule.ScheduleOps(s.normalize(), None)
+    stores = []
+    tvm.tir.stmt_functor.post_order_visit(
+        stmt, lambda n: stores.append(n.buffer.name) if isinstance(n, tvm.tir.BufferStore) else None)
+    assert {"C.v0", "C.v1"} <= set(stores)
+
+
+def test_attach_type_equals_tvm_codes_and_auto_inline_broadcast():
+    A = te.placeholder((1,), name="A")
+    B = te.placeholder((4, 4), name="B")
+    T1 = te.compute((4, 4), lambda i, j: A(0) * B(i, j), name="T1", tag="broadcast")
+    T2 = te.compute((4, 4), lambda i, j: T1(i, j) + 1, name="T2")
+    s = te.create_schedule(T2.op)
+    assert s[T1].attach_type == 1 and s[T1].attach_type == "root"
+    tvm.te.schedule.AutoInlineBroadcast(s)
+    assert s[T1].attach_type == 2 and s[T1].attach_type == "inline" and s[T1].attach_type != 1
+    s2 = te.create_schedule(T2.op)
+    s2[T1].compute_at(s2[T2], s2[T2].op.axis[0])
+    assert s2[T1].attach_type == 4
