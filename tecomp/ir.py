@@ -1,8 +1,10 @@
-"""``tvm.ir``: the IR-level names classic scripts import (structural equality, IRModule, Range)."""
+"""``tvm.ir``: the IR-level names classic scripts import (structural equality, IRModule, Range,
+``save_json``/``load_json``)."""
 
 from typing import Any
 
 from .error import TecompError
+from .ir_json import load_json, save_json
 from .te.tensor import Range
 from .tir.functor import structural_equal
 from .tir.module import IRModule
@@ -14,4 +16,4 @@ def assert_structural_equal(lhs: Any, rhs: Any) -> None:
         raise TecompError(f"structurally different:\n{lhs}\n--- vs ---\n{rhs}")
 
 
-__all__ = ["IRModule", "Range", "assert_structural_equal", "structural_equal"]
+__all__ = ["IRModule", "Range", "assert_structural_equal", "load_json", "save_json", "structural_equal"]
