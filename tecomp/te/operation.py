@@ -205,16 +205,16 @@ def comm_reducer(fcombine: Callable, fidentity: Callable, name: str = "reduce") 
         lhs = tuple(Var(f"x{k}" if multi else "x", s.dtype) for k, s in enumerate(srcs))
         rhs = tuple(Var(f"y{k}" if multi else "y", s.dtype) for k, s in enumerate(srcs))
         combined = fcombine(lhs, rhs) if multi else (fcombine(lhs[0], rhs[0]),)
-        if init is None:
-            identity = fidentity(*(s.dtype for s in srcs)) if multi else (fidentity(srcs[0].dtype),)
-        else:
-            identity = tuple(init) if multi else (init,)
-        if len(combined) != len(srcs) or len(identity) != len(srcs):
-            raise ExprError(f"{name}: fcombine and fidentity must give {len(srcs)} values, one per reduced value")
+        plain = fidentity(*(s.dtype for s in srcs)) if multi else (fidentity(srcs[0].dtype),)
+        identity = plain if init is None else tuple(init) if multi else (init,)
+        if len(combined) != len(srcs) or len(identity) != len(srcs) or len(plain) != len(srcs):
+            raise ExprError(f"{name}: fcombine, fidentity and init must give {len(srcs)} values, one per "
+                            "reduced value")
         combined = tuple(_op.convert(c) for c in combined)
         identity = tuple(_op.cast(i, s.dtype) for i, s in zip(identity, srcs))
+        plain = tuple(_op.cast(i, s.dtype) for i, s in zip(plain, srcs))
         cond = _op.const(True) if where is None else _op.convert(where)
-        combiner = CommReducer(lhs, rhs, combined, identity, name)
+        combiner = CommReducer(lhs, rhs, combined, identity, name, None if init is None else plain)
         reds = tuple(Reduce(combiner, srcs, tuple(axes), cond, k) for k in range(len(srcs)))
         return reds if multi else reds[0]
 

@@ -93,7 +93,7 @@ def rfactor(schedule: Any, tensor: Tensor, axis: IterVar, factor_axis: int = 0) 
     vsub = {iv.var: values[iv] for iv in op.reduce_axis if iv in touched}
     first: Reduce = op.body[0]
     cond = _op.logical_and(guard, first.condition)
-    rf_body = tuple(substitute(Reduce(first.combiner, first.source, rf_reduce, cond, k), vsub)
+    rf_body = tuple(substitute(Reduce(first.combiner.without_init(), first.source, rf_reduce, cond, k), vsub)
                     for k in range(len(op.body)))
     if not rf_reduce:  # every reduction loop was factored: each partial is one combined element
         rf_body = tuple(_single_step(r) for r in rf_body)

@@ -394,6 +394,15 @@ class CommReducer:
     result: tuple       # tuple[PrimExpr] over lhs and rhs
     identity: tuple     # tuple[PrimExpr]
     name: str = "reduce"
+    # with ``init=``, ``identity`` holds the init values and this the reducer's own identity
+    # (what a partial reduction, rfactor's, starts from); None otherwise
+    plain_identity: Optional[tuple] = None
+
+    def without_init(self) -> "CommReducer":
+        """This reducer starting from its own identity rather than an ``init=`` value."""
+        if self.plain_identity is None:
+            return self
+        return CommReducer(self.lhs, self.rhs, self.result, self.plain_identity, self.name)
 
     def combine(self, lhs_values, rhs_values) -> tuple:
         from .functor import substitute

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, Callable, Iterable
 
 from .buffer import Buffer
-from .expr import CommReducer, FloatImm, IntImm, PrimExpr, StringImm, Var
+from .expr import CommReducer, FloatImm, IntImm, PrimExpr, Reduce, StringImm, Var
 from .stmt import PrimFunc, Stmt
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
@@ -78,6 +78,8 @@ class Visitor:
             return
         for name in _node_fields(type(node)):
             self._visit_field(getattr(node, name))
+        if isinstance(node, Reduce):  # an ``init=`` value is the identity: it may read tensors
+            self._visit_field(node.combiner.identity)
 
     def _visit_field(self, value: Any) -> None:
         if _is_node(value):

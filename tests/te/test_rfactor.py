@@ -135,3 +135,22 @@ def test_rfactor_refuses_a_stage_with_stages_computed_at_it():
     s[C].compute_at(s[D], D.op.axis[0])
     with pytest.raises(ScheduleError, match="rfactor on stage D: stage C is computed at its loop i"):
         s.rfactor(D, k)
+
+
+@pytest.mark.parametrize("factored", [False, True])
+def test_reduction_with_an_init_tensor_adds_it_once(check, rng, factored):
+    """``te.sum(..., init=I[i, j])`` starts from I; rfactor's partials start from 0, not from I."""
+    n = 19
+    A = te.placeholder((n, n), name="A")
+    C = te.placeholder((n, n), name="C")
+    init = te.placeholder((n, n), name="I")
+    k = te.reduce_axis((0, n), name="k")
+    B = te.compute((n, n), lambda i, j: te.sum(A[i, k] * C[k, j], axis=k, init=init[i, j]), name="B")
+    s = te.create_schedule(B.op)
+    assert init in B.op.input_tensors
+    if factored:
+        ko, _ = s[B].split(k, nparts=4)
+        BF = s.rfactor(B, ko, 1)
+        s[BF].parallel(BF.op.axis[0])
+    a, c, i0 = (rng.standard_normal((n, n)).astype("float32") for _ in range(3))
+    check(s, [A, C, init, B], [a, c, i0], i0 + a @ c, rtol=1e-4, atol=1e-4)
