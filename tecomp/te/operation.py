@@ -95,10 +95,10 @@ def _axis_names(fcompute: Callable, ndim: int, op_name: str) -> list[str]:
     names = [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
     if len(names) < len(params) and len(names) <= ndim:  # (a, b, *rest): rest takes the remaining axes
         return names + [f"i{k}" for k in range(len(names), ndim)]
-    if len(names) != ndim:
+    if len(names) > ndim:
         raise ExprError(f"compute {op_name}: fcompute takes {len(names)} arguments but the shape has "
                         f"{ndim} dimensions")
-    return names
+    return names  # fewer: the outer axes of a tensor compute (checked by ``compute``)
 
 
 def compute(shape: Any, fcompute: Callable, name: str = "compute", tag: str = "",
@@ -110,6 +110,12 @@ def compute(shape: Any, fcompute: Callable, name: str = "compute", tag: str = ""
     axis = tuple(IterVar(Range(_op.const(0, s.dtype), s), Var(n, s.dtype), IterVar.DataPar)
                  for n, s in zip(names, shape))
     result = fcompute(*[iv.var for iv in axis])
+    from .tensor_compute import TensorIntrinCall, tensor_compute  # it builds on ComputeOp
+    if len(axis) < len(shape) or isinstance(result, TensorIntrinCall):
+        if not isinstance(result, TensorIntrinCall):
+            raise ExprError(f"compute {name}: fcompute takes {len(axis)} arguments but the shape has "
+                            f"{len(shape)} dimensions (only a call of a tensor intrinsic covers the rest)")
+        return tensor_compute(shape, axis, result, name, tag, attrs or {}).output(0)
     multi = isinstance(result, (list, tuple))
     body = tuple(_op.convert(b) for b in (result if multi else (result,)))
     if not body:

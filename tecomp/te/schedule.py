@@ -23,6 +23,7 @@ from ..tir.stmt import ForKind
 from .operation import ComputeOp, ExternOp, PlaceholderOp, ScanOp
 from .relations import Fuse, Singleton, Split
 from .tensor import IterVar, Operation, Range, Tensor
+from .tensor_compute import TensorComputeOp
 
 __all__ = ["Buffer", "Fuse", "Schedule", "Singleton", "Split", "Stage", "create_schedule"]
 
@@ -95,6 +96,17 @@ class Stage:
         self.storage_align_info: list = []
         self.is_output = False
         self._reset_iter_vars()
+        if isinstance(op, TensorComputeOp):
+            self._tensorize_intrinsic_loops(op)
+
+    def _tensorize_intrinsic_loops(self, op: TensorComputeOp) -> None:
+        """A tensor compute's loops: its own axes, its own reduction axes, then the intrinsic's,
+        which the intrinsic replaces (TVM's TensorComputeOp)."""
+        inner = op.axis[op.num_outer:] + op.reduce_axis[op.num_outer_reduce:]
+        self.leaf_iter_vars = (list(op.axis[:op.num_outer]) + list(op.reduce_axis[:op.num_outer_reduce])
+                               + list(inner))
+        if inner:
+            self.tensorize(inner[0], op.intrin)
 
     def _reset_iter_vars(self) -> None:
         if isinstance(self.op, ComputeOp):

@@ -120,6 +120,9 @@ class Tensor:
     def __getitem__(self, indices: Any) -> Any:
         if not isinstance(indices, tuple):
             indices = (indices,)
+        if any(isinstance(i, slice) for i in indices):  # A[i, 0:16]: a region, for a tensor intrinsic
+            from .tensor_compute import region_of
+            return region_of(self, indices)
         if len(indices) < len(self.shape):  # A[i][j], as TVM's TensorSlice
             return TensorSlice(self, indices)
         if len(indices) != len(self.shape):

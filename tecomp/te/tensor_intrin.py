@@ -34,6 +34,12 @@ class TensorIntrin:
         self.reduce_init = reduce_init
         self.reduce_update = reduce_update
 
+    def __call__(self, *regions: Any, reduce_axis: Any = None) -> Any:
+        """The intrinsic applied to tensor regions, as the body of a tensor compute
+        (``te.compute((n, 16), lambda i: intrin(A[i, 0:16], B[i, 0:16]))``)."""
+        from .tensor_compute import call_intrin
+        return call_intrin(self, regions, reduce_axis)
+
     def __repr__(self) -> str:
         return f"TensorIntrin({self.name})"
 

@@ -70,6 +70,16 @@ class IfThenElse(Stmt):
 class SeqStmt(Stmt):
     seq: tuple  # tuple[Stmt]
 
+    # TVM's SeqStmt is a sequence: ``stmt[0]``, ``len(stmt)``.
+    def __getitem__(self, index: int) -> Stmt:
+        return self.seq[index]
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+    def __bool__(self) -> bool:  # a statement, even an empty sequence, is not a false value
+        return True
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Allocate(Stmt):

@@ -183,3 +183,67 @@ def test_tensorize_argument_errors_name_stage_and_axis():
     s[C].vectorize(C.op.axis[1])
     with pytest.raises(ScheduleError, match="tensorize on stage C: axis j is already marked vectorized"):
         s[C].tensorize(C.op.axis[1], intrin_dot(13))
+
+
+def intrin_vadd(n):
+    """z[t] = x[t] + y[t]: loop IR on the intrinsic's buffers."""
+    x = te.placeholder((n,), name="x")
+    y = te.placeholder((n,), name="y")
+    z = te.compute((n,), lambda i: x[i] + y[i], name="z")
+
+    def fcompute(ins, outs):
+        ib = tir.ir_builder.create()
+        with ib.for_range(0, n, name="t") as t:
+            ib.emit(outs[0].vstore(t, ins[0].vload(t) + ins[1].vload(t)))
+        return ib.get()
+
+    return te.decl_tensor_intrin(z.op, fcompute, name="vadd")
+
+
+def test_tensor_compute_calls_the_intrinsic_on_regions(check, rng):
+    """TVM's TensorComputeOp: fcompute takes the outer axes and calls the intrinsic on regions."""
+    vadd = intrin_vadd(16)
+    A = te.placeholder((6, 3, 16), name="A")
+    B = te.placeholder((6, 16), name="B")
+    C = te.compute((6, 16), lambda i: vadd(A[i, 2, 0:16], B[i, 0:16]), name="C")
+    s = te.create_schedule(C.op)
+    inner = C.op.axis[1]
+    assert s[C].iter_var_attrs[inner].iter_type == te.IterVar.Tensorized
+    xo, xi = s[C].split(C.op.axis[0], factor=2)  # the outer loops schedule as usual
+    a = rng.standard_normal((6, 3, 16)).astype("float32")
+    b = rng.standard_normal((6, 16)).astype("float32")
+    func = check(s, [A, B, C], [a, b], a[:, 2, :] + b)
+    assert "for (t, 16)" in str(func)
+
+
+def test_tensor_compute_with_an_outer_reduction_resets_and_updates(rng):
+    m, l, n, jo_n, ko_n = 7, 13, 5, 3, 3
+    gemv = intrin_gemv(m, l)
+    X = te.placeholder((n, ko_n, l), name="X")
+    W = te.placeholder((jo_n, ko_n, m, l), name="W")
+    ko = te.reduce_axis((0, ko_n), name="ko")
+    C = te.compute((n, jo_n, m), lambda i, jo: gemv(X[i, ko, 0:l], W[jo, ko, 0:m, 0:l], reduce_axis=ko),
+                   name="C")
+    s = te.create_schedule(C.op)
+    s[C].pragma(C.op.axis[0], "import_llvm", GEMV_LL)
+    text = str(tecomp.lower(s, [X, W, C])["main"])
+    assert "gemv_reset" in text and "gemv_update" in text
+    mod = tecomp.build(s, [X, W, C])
+    x = rng.uniform(-1, 1, (n, ko_n, l)).astype("float32")
+    w = rng.uniform(-1, 1, (jo_n, ko_n, m, l)).astype("float32")
+    c = np.full((n, jo_n, m), 3.0, "float32")
+    mod(x, w, c)
+    np.testing.assert_allclose(c, np.einsum("ikl,jkml->ijm", x, w), rtol=1e-5, atol=1e-5)
+
+
+def test_tensor_compute_errors_name_the_compute():
+    vadd = intrin_vadd(16)
+    A = te.placeholder((4, 16), name="A")
+    with pytest.raises(tecomp.ExprError, match="compute C: the dimensions after the 1 axes"):
+        te.compute((4, 8), lambda i: vadd(A[i, 0:16], A[i, 0:16]), name="C")
+    with pytest.raises(tecomp.ExprError, match="does not have the shape"):
+        te.compute((4, 16), lambda i: vadd(A[i, 0:8], A[i, 0:16]), name="C")
+    with pytest.raises(tecomp.ExprError, match="only a call of a tensor intrinsic"):
+        te.compute((4, 16), lambda i: A[i, 0], name="C")
+    with pytest.raises(tecomp.ExprError, match="takes 2 tensor regions"):
+        te.compute((4, 16), lambda i: vadd(A[i, 0:16]), name="C")
