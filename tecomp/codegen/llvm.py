@@ -403,6 +403,8 @@ class FunctionEmitter:
             return bld.sub(a, b, flags=flags)
         if cls is E.Mul:
             return bld.mul(a, b, flags=flags)
+        if cls in (E.Div, E.FloorDiv, E.FloorMod):
+            b = self._nonzero_divisor(b, dtype)
         if cls is E.Div:
             return bld.sdiv(a, b) if t.is_int else bld.udiv(a, b)
         if cls is E.FloorDiv:
@@ -410,6 +412,14 @@ class FunctionEmitter:
         if cls is E.FloorMod:
             return self._floor_div_mod(a, b, t, want_div=False)
         raise self.error(f"no arithmetic {cls.__name__} on {dtype}")
+
+    def _nonzero_divisor(self, b: ir.Value, dtype: str) -> ir.Value:
+        """``b``, or 1 where it is 0: an integer division by zero (undefined in TVM's IR) gives an
+        unspecified value instead of a hardware trap that kills the process."""
+        if isinstance(b, ir.Constant):
+            return b
+        is_zero = self.builder.icmp_unsigned("==", b, ir.Constant(b.type, None))
+        return self.builder.select(is_zero, ops.const(dtype, 1), b)
 
     def _floor_div_mod(self, a: ir.Value, b: ir.Value, t: dt.DataType, want_div: bool) -> ir.Value:
         bld = self.builder

@@ -82,7 +82,7 @@ def _shape_tuple(shape: Any, what: str) -> tuple:
 
 def placeholder(shape: Any, dtype: str = "float32", name: str = "placeholder") -> Tensor:
     """An input tensor of the given shape and dtype."""
-    dt.parse(dtype)
+    dtype = str(dt.parse(dtype))  # the canonical name ("float" is float32)
     return PlaceholderOp(name, _shape_tuple(shape, f"placeholder {name}"), dtype).output(0)
 
 

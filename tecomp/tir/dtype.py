@@ -82,9 +82,7 @@ def parse(dtype: str) -> DataType:
     elif code == "handle":
         nbits = 64
     else:
-        if not bits:
-            raise ExprError(f"dtype {dtype!r} needs a bit width, e.g. {code}32")
-        nbits = int(bits)
+        nbits = int(bits) if bits else 32  # TVM's "float" and "int" are float32 and int32
         allowed = (16, 32, 64) if code == "float" else (8, 16, 32, 64)
         if nbits not in allowed:
             raise ExprError(f"unsupported dtype {dtype!r}: {code} comes in {allowed} bits")

@@ -38,6 +38,7 @@ def const(value: Any, dtype: str | None = None) -> PrimExpr:
         else:
             raise ExprError(f"cannot make a constant from {value!r}")
     t = dt.parse(dtype)
+    dtype = str(t)
     if t.lanes != 1:
         return Broadcast(const(value, str(t.element())), t.lanes)
     if t.is_float:
@@ -102,9 +103,10 @@ def _promote_float(a: PrimExpr, b: PrimExpr) -> tuple[PrimExpr, PrimExpr]:
 def cast(value: Any, dtype: str) -> PrimExpr:
     """``value`` converted to ``dtype`` (constants are converted on the spot)."""
     value = convert(value)
+    t = dt.parse(dtype)
+    dtype = str(t)  # the canonical name ("float" is float32)
     if value.dtype == dtype:
         return value
-    t = dt.parse(dtype)
     src = dt.parse(value.dtype)
     if src.lanes == 1 and t.lanes > 1:
         return Broadcast(cast(value, str(t.element())), t.lanes)

@@ -144,3 +144,31 @@ def test_attach_type_equals_tvm_codes_and_auto_inline_broadcast():
     s2 = te.create_schedule(T2.op)
     s2[T1].compute_at(s2[T2], s2[T2].op.axis[0])
     assert s2[T1].attach_type == 4
+
+
+@pytest.mark.parametrize("div", ["truncdiv", "floordiv", "floormod"])
+def test_integer_division_by_a_zero_element_does_not_trap(div):
+    """TVM leaves x / 0 undefined; tecomp's kernels give some value instead of a SIGFPE that kills
+    the process, and every other element is right."""
+    fn = {"truncdiv": tvm.tir.truncdiv, "floordiv": te.floordiv, "floormod": te.floormod}[div]
+    ref = {"truncdiv": lambda a, b: np.trunc(a / b), "floordiv": np.floor_divide, "floormod": np.mod}[div]
+    A = te.placeholder((8,), name="A", dtype="int32")
+    B = te.placeholder((8,), name="B", dtype="int32")
+    C = te.compute((8,), lambda i: fn(A[i], B[i]), name="C")
+    f = tvm.build(te.create_schedule(C.op), [A, B, C])
+    a = np.arange(-7, 9, 2, dtype="int32")
+    b = np.array([3, -2, 0, 5, -3, 0, 2, 7], dtype="int32")
+    c = tvm.nd.empty((8,), "int32")
+    f(tvm.nd.array(a), tvm.nd.array(b), c)
+    nonzero = b != 0
+    np.testing.assert_array_equal(c.numpy()[nonzero], ref(a[nonzero], b[nonzero]).astype("int32"))
+
+
+def test_bare_float_and_int_dtypes_are_32_bits():
+    A = te.placeholder((4,), name="A", dtype="int")
+    C = te.compute((4,), lambda i: A[i].equal(1).astype("float"), name="C")
+    assert A.dtype == "int32" and C.dtype == "float32"
+    f = tvm.build(te.create_schedule(C.op), [A, C])
+    c = tvm.nd.empty((4,), C.dtype)
+    f(tvm.nd.array(np.array([1, 0, 1, 2], "int32")), c)
+    np.testing.assert_array_equal(c.numpy(), [1, 0, 1, 0])
