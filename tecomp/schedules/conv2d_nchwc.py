@@ -37,7 +37,6 @@ TEMPLATE = "schedules/conv2d_nchwc"
 DW_TEMPLATE = "schedules/depthwise_conv2d_nchwc"
 VECTOR_LANES = 16
 MAX_ACCUMULATORS = 28  # of the 32 vector registers, those an accumulator tile may hold
-MIN_FITTING_TILE = 4  # narrower tiles that fit the registers lose more than spilling costs
 
 _BLOCKED = re.compile(r"NCHW(\d+)c")
 
@@ -243,6 +242,21 @@ def default_reg_n(out_w: int, limit: int = 16) -> int:
     return next(t for t in range(min(limit, out_w), 0, -1) if out_w % t == 0)
 
 
+def _even_tiles(out_w: int, limit: int) -> int:
+    """The tile that covers ``out_w`` columns in the fewest tiles of at most ``limit``, as equal as
+    they can be (13 columns, limit 9: 7, the tail of 6 peeled by loop partitioning)."""
+    return -(-out_w // -(-out_w // limit))
+
+
+def register_tile(out_w: int, wanted: int, lanes: int) -> int:
+    """Output columns per accumulator tile of ``lanes`` channels: ``wanted`` when it divides the
+    width and its accumulators fit the vector registers; else the widest tile that fits, a
+    divisor of the width or equal tiles with a peeled tail, whichever is wider (a prime width
+    such as 13 gets 7 + 6 columns, not 1)."""
+    limit = max(1, min(wanted, MAX_ACCUMULATORS // -(-lanes // VECTOR_LANES)))
+    return max(default_reg_n(out_w, limit), _even_tiles(out_w, limit))
+
+
 def schedule_layout_stage(s: Schedule, t: Tensor) -> None:
     """A layout transform (or blocked padding) as rows in parallel and a vector per row step:
     into a blocked layout the lanes are the vector, out of one a 16-wide run of columns."""
@@ -309,11 +323,7 @@ def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> Non
     padded_per_row = _schedule_inputs(s, conv)
     inline_between(s, out, conv)
     acc = s.cache_write(out, "local") if conv is out else conv
-    out_w = out.shape[3].value
-    reg_n = knobs.reg_n if out_w % knobs.reg_n == 0 else default_reg_n(out_w, knobs.reg_n)
-    fitting = MAX_ACCUMULATORS // -(-out.shape[4].value // VECTOR_LANES)
-    if reg_n > fitting and default_reg_n(out_w, fitting) >= MIN_FITTING_TILE:
-        reg_n = default_reg_n(out_w, fitting)  # the accumulator tile in registers, not spilled
+    reg_n = register_tile(out.shape[3].value, knobs.reg_n, out.shape[4].value)
     stage = s[out]
     n, oc, y, x, lane = stage.op.axis
     xo, xi = stage.split(x, factor=reg_n)
@@ -395,9 +405,12 @@ def _block_candidates(channels: int, preferred: tuple[int, ...]) -> list[int]:
 
 
 def _reg_n_candidates(out_w: int, count: int = 5) -> list[int]:
-    """Divisors of the output width up to 32, those nearest 14 columns first."""
-    divisors = [d for d in range(1, min(out_w, 32) + 1) if out_w % d == 0]
-    return sorted(divisors, key=lambda d: (abs(d - 14), -d))[:count]
+    """Divisors of the output width up to 32, those nearest 14 columns first; where no divisor
+    comes near (111 = 3 x 37), 14-column tiles with a tail come first."""
+    divisors = sorted((d for d in range(1, min(out_w, 32) + 1) if out_w % d == 0), key=lambda d: (abs(d - 14), -d))
+    if divisors[0] < 8:
+        divisors = list(dict.fromkeys([_even_tiles(out_w, 14)] + divisors))
+    return divisors[:count]
 
 
 def _template_geometry(name: str, data_shape: tuple, kernel_shape: tuple, strides: IntPair,

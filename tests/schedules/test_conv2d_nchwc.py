@@ -17,6 +17,7 @@ from tecomp.schedules.conv2d_nchwc import (
     layout_transform,
     pack_conv2d_kernel,
     pack_depthwise_kernel,
+    register_tile,
     schedule_conv2d_nchwc,
 )
 
@@ -96,6 +97,36 @@ def test_blocks_fill_the_vectors_where_the_preferred_ones_do_not_divide(check, r
     out = conv2d_nchwc(x, pack_conv2d_kernel(w, 16, 40))
     check(schedule_conv2d_nchwc(out), [x, w, out], [_blocked(x_np, 16), w_np], _blocked(ref_conv(x_np, w_np), 40),
           rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("out_w, wanted, lanes, tile", [
+    (13, 13, 40, 7),     # 13 x 3 vectors would spill; 13 is prime: 7 columns and a tail of 6, not 1
+    (111, 14, 32, 14),   # 111 = 3 x 37: 14-column tiles and a tail of 13, not 3
+    (56, 14, 32, 14),    # a divisor that fits is kept
+    (28, 4, 16, 4),      # a tuned divisor that fits is kept
+    (7, 14, 16, 7),
+])
+def test_register_tile_fits_the_registers_with_a_peeled_tail(out_w, wanted, lanes, tile):
+    assert register_tile(out_w, wanted, lanes) == tile
+
+
+def test_a_prime_width_conv_runs_its_tail_tile_without_guards(check, rng):
+    """13 output columns in tiles of 7: loop partitioning peels the 6-column tail, so the
+    accumulation carries no bounds check (only the tail's copy-out loop keeps one); the numbers
+    match numpy."""
+    xs, ws = (1, 32, 13, 13), (80, 32, 3, 3)
+    x, w = te.placeholder((1, 2, 13, 13, 16), name="x"), te.placeholder(ws, name="w")
+    out = conv2d_nchwc(x, pack_conv2d_kernel(w, 16, 40), 1, 1)
+    s = schedule_conv2d_nchwc(out)
+    lines = str(tecomp.lower(s, [x, w, out])).splitlines()
+    loops = [line.strip() for line in lines if line.strip().startswith(("for (", "parallel for ("))]
+    guarded = [k for k, line in enumerate(lines) if "if (" in line]
+    assert loops.count("for (x.inner, 7) {") == 2  # the main tile and the peeled tail
+    for k in guarded:  # the innermost loop around every guard is the copy-out of the tile
+        assert next(line for line in reversed(lines[:k]) if "for (" in line).strip() == "for (x.inner, 7) {"
+    x_np, w_np = rng.uniform(-1, 1, xs).astype("float32"), rng.uniform(-1, 1, ws).astype("float32")
+    check(schedule_conv2d_nchwc(out), [x, w, out], [_blocked(x_np, 16), w_np],
+          _blocked(ref_conv(x_np, w_np, 1, 1), 40), rtol=1e-4, atol=1e-4)
 
 
 def test_depthwise_padding_is_computed_per_output_row():
