@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
+from .codegen import llvm_info as codegen  # ``tvm.target.codegen``: imports no backend until called
 from .context_stack import ThreadLocalStack
 from .error import TargetError
 

@@ -75,6 +75,8 @@ def parse(dtype: str) -> DataType:
     if not m:
         raise ExprError(f"unknown dtype {dtype!r}; expected one of {', '.join(SCALAR_DTYPES)}")
     code, bits, lanes = m.group(1), m.group(2), m.group(3)
+    if code == "int" and bits == "1":  # TVM's int1 is its bool
+        code, bits = "bool", ""
     if code == "bool":
         if bits not in ("", "1"):
             raise ExprError(f"unknown dtype {dtype!r}")

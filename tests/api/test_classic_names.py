@@ -172,3 +172,22 @@ def test_bare_float_and_int_dtypes_are_32_bits():
     c = tvm.nd.empty((4,), C.dtype)
     f(tvm.nd.array(np.array([1, 0, 1, 2], "int32")), c)
     np.testing.assert_array_equal(c.numpy(), [1, 0, 1, 0])
+
+
+def test_target_codegen_llvm_version_and_int1_in_an_llvm_intrinsic():
+    assert tvm.target.codegen.llvm_version_major() >= 11
+    assert tvm.tir.const(0, "int1").dtype == "bool"
+
+    def ctlz(ins, outs):
+        ib = tvm.tir.ir_builder.create()
+        lz = tvm.tir.call_llvm_pure_intrin("int32", "llvm.ctlz", tvm.tir.const(2, "uint32"),
+                                           ins[0].vload((0, 0)), tvm.tir.const(0, "int1"))
+        ib.emit(outs[0].vstore((0, 0), lz))
+        return ib.get()
+
+    A = te.placeholder((1, 1), dtype="int32", name="A")
+    C = te.extern((1, 1), [A], ctlz, name="C", dtype="int32")
+    f = tvm.build(te.create_schedule(C.op), [A, C])
+    c = tvm.nd.empty((1, 1), "int32")
+    f(tvm.nd.array(np.array([[1 << 20]], "int32")), c)
+    assert c.numpy()[0, 0] == 11
