@@ -190,7 +190,15 @@ class Stage:
                                     amount if factor is not None else None,
                                     amount if nparts is not None else None))
         self._replace_leaf(parent, [outer, inner])
+        self._move_attached(parent, inner)
         return outer, inner
+
+    def _move_attached(self, old: IterVar, new: IterVar) -> None:
+        """Stages computed at ``old``, no longer a loop, move to ``new``: as in TVM, the inner loop
+        of a split axis or the fused loop of a fused one."""
+        for st in self.schedule.stages:
+            if st.attach_type == "scope" and st.attach_stage is self and st.attach_ivar is old:
+                st.attach_ivar = new
 
     def _replace_leaf(self, old: IterVar, new: list) -> None:
         pos = self.leaf_iter_vars.index(old)
@@ -239,6 +247,8 @@ class Stage:
         fused = IterVar(None, Var(f"{outer.name}.{inner.name}.fused", outer.var.dtype), outer.iter_type)
         self.relations.append(Fuse(outer, inner, fused))
         self.leaf_iter_vars[pos_o:pos_i + 1] = [fused]
+        self._move_attached(outer, fused)
+        self._move_attached(inner, fused)
         self.all_iter_vars.append(fused)
         return fused
 

@@ -180,3 +180,21 @@ def test_double_buffer_alternates_two_halves_over_the_attach_loop(check, rng):
     func = check(s, [A, C], [a], a * 2 + 1)
     text = str(func)
     assert "B[float32 * 394]" in text and "floormod(i, 2)" in text
+
+
+@pytest.mark.parametrize("how", ["split", "fuse"])
+def test_splitting_or_fusing_a_compute_at_target_moves_the_attached_stage(check, rng, how):
+    """As in TVM: a stage computed at an axis that is then split sits at the inner loop; at an axis
+    that is fused, at the fused loop."""
+    A = te.placeholder((6, 10), name="A")
+    B = te.compute((6, 10), lambda i, j: A[i, j] * 2, name="B")
+    C = te.compute((6, 10), lambda i, j: B[i, j] + 1, name="C")
+    s = te.create_schedule(C.op)
+    s[B].compute_at(s[C], C.op.axis[1])
+    if how == "split":
+        _, new = s[C].split(C.op.axis[1], 4)
+    else:
+        new = s[C].fuse(C.op.axis[0], C.op.axis[1])
+    assert s[B].attach_ivar is new
+    a = rng.standard_normal((6, 10)).astype("float32")
+    check(s, [A, C], [a], a * 2 + 1)
