@@ -31,6 +31,7 @@ from typing import Any, Sequence, Union
 import llvmlite.binding as llvm
 
 from ..error import BuildError
+from ..lower.bfloat16 import legalize_bfloat16
 from ..target import Target
 from ..tir import expr as E
 from ..tir.buffer import Buffer
@@ -246,7 +247,7 @@ def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = N
     """Compile ``funcs`` for an llvm target into a shared object in a fresh temp directory
     (``bound_check``: every buffer access checks its index)."""
     target = Target(target) if target is not None else (Target.current() or Target.host())
-    funcs = list(funcs)
+    funcs = [legalize_bfloat16(f) for f in funcs]
     if not funcs:
         raise BuildError("nothing to build: the list of functions is empty")
     tm = target_machine(target)

@@ -45,6 +45,8 @@ def scalar_type(t: dt.DataType, in_memory: bool = False) -> ir.Type:
     """The LLVM type of one element of ``t``."""
     if t.is_bool:
         return I8 if in_memory else I1
+    if t.code == "bfloat":  # stored as its 16 bits; arithmetic is legalized to float32
+        return ir.IntType(16)
     if t.is_float:
         return _FLOAT_TYPES[t.bits]
     if t.code == "handle":
@@ -69,7 +71,9 @@ def const(dtype: str, value) -> ir.Constant:
     """A constant of a scalar or vector ``dtype`` (vectors splat ``value``)."""
     t = dt.parse(dtype)
     elem = scalar_type(t)
-    if t.is_float:
+    if t.code == "bfloat":
+        c = ir.Constant(elem, int(_bfloat16_bits(np.array([value], "float32"))[0]))
+    elif t.is_float:
         if t.bits == 16:  # llvmlite cannot encode halves out of range; numpy rounds them to inf
             with np.errstate(over="ignore"):
                 value = np.float16(value)
@@ -98,6 +102,36 @@ def splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
 
 # ---------------------------------------------------------------- casts
 
+def _bfloat16_bits(values: np.ndarray) -> np.ndarray:
+    """float32 values as bfloat16 bit patterns, rounded to nearest even (as the kernels do)."""
+    bits = values.astype("float32").view("uint32").astype("uint64")
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("uint16")
+
+
+def _lane_type(elem: ir.Type, lanes: int) -> ir.Type:
+    return elem if lanes == 1 else ir.VectorType(elem, lanes)
+
+
+def _from_bfloat16(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
+    """bfloat16 bits to float32: the bits are the float's upper half."""
+    wide = b.zext(value, _lane_type(ir.IntType(32), lanes))
+    shifted = b.shl(wide, _splat_int(32, 16, lanes))
+    return b.bitcast(shifted, _lane_type(ir.FloatType(), lanes))
+
+
+def _to_bfloat16(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
+    """float32 to bfloat16 bits, rounded to nearest even."""
+    bits = b.bitcast(value, _lane_type(ir.IntType(32), lanes))
+    odd = b.and_(b.lshr(bits, _splat_int(32, 16, lanes)), _splat_int(32, 1, lanes))
+    rounded = b.add(b.add(bits, _splat_int(32, 0x7FFF, lanes)), odd)
+    return b.trunc(b.lshr(rounded, _splat_int(32, 16, lanes)), _lane_type(ir.IntType(16), lanes))
+
+
+def _splat_int(bits: int, value: int, lanes: int) -> ir.Constant:
+    c = ir.Constant(ir.IntType(bits), value)
+    return c if lanes == 1 else ir.Constant(ir.VectorType(c.type, lanes), [c] * lanes)
+
+
 def cast(b: ir.IRBuilder, value: ir.Value, src: str, dst: str) -> ir.Value:
     """``value`` of dtype ``src`` converted to ``dst`` with numpy's semantics on x86."""
     s, d = dt.parse(src), dt.parse(dst)
@@ -107,6 +141,11 @@ def cast(b: ir.IRBuilder, value: ir.Value, src: str, dst: str) -> ir.Value:
         raise BuildError(f"cannot cast {src} to {dst}: lane counts differ")
     if (s.code, s.bits) == (d.code, d.bits):
         return value
+    f32 = dt.with_lanes("float32", s.lanes)
+    if s.code == "bfloat":  # through float32
+        return cast(b, _from_bfloat16(b, value, s.lanes), f32, dst)
+    if d.code == "bfloat":
+        return _to_bfloat16(b, cast(b, value, src, f32), s.lanes)
     to = llvm_type(dst)
     if d.is_bool:
         zero = ir.Constant(value.type, None)

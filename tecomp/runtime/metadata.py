@@ -94,10 +94,11 @@ def _param(param: Any, size_vars: set[str], where: str) -> ParamInfo:
     where = f"{where} ({name})"
     dtype_name = _field(param, "dtype", str, where)
     try:
-        dtype = check_dtype(dtype_name)
+        # numpy has no bfloat16: such arrays travel as their 16-bit patterns, in uint16 arrays (as in TVM)
+        dtype = check_dtype("uint16" if dtype_name == "bfloat16" else dtype_name)
     except TecompError as exc:
         raise _Invalid(f"{where}: {exc}") from None
-    if str(dtype) != dtype_name:  # reject numpy aliases such as "f4": the ABI speaks dtype strings
+    if str(dtype) != dtype_name and dtype_name != "bfloat16":  # reject numpy aliases such as "f4"
         raise _Invalid(f"{where}: dtype {dtype_name!r} is not a tecomp dtype name")
     shape = tuple(_dim(d, size_vars, where) for d in _field(param, "shape", list, where))
     written = param.get("written", True)

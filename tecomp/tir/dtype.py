@@ -15,15 +15,16 @@ from ..error import ExprError
 SCALAR_DTYPES = (
     "bool", "int8", "int16", "int32", "int64",
     "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "handle",
+    "float16", "float32", "float64", "bfloat16", "handle",
 )
 
-_DTYPE_RE = re.compile(r"^(bool|int|uint|float|handle)(\d*)(?:x(\d+))?$")
+_DTYPE_RE = re.compile(r"^(bool|int|uint|float|bfloat|handle)(\d*)(?:x(\d+))?$")
 
 
 @dataclass(frozen=True)
 class DataType:
-    """A parsed dtype: ``code`` is one of bool/int/uint/float/handle."""
+    """A parsed dtype: ``code`` is one of bool/int/uint/float/bfloat/handle (bfloat16 is a
+    floating-point storage type whose arithmetic runs in float32)."""
 
     code: str
     bits: int
@@ -31,7 +32,7 @@ class DataType:
 
     @property
     def is_float(self) -> bool:
-        return self.code == "float"
+        return self.code in ("float", "bfloat")
 
     @property
     def is_int(self) -> bool:
@@ -85,7 +86,7 @@ def parse(dtype: str) -> DataType:
         nbits = 64
     else:
         nbits = int(bits) if bits else 32  # TVM's "float" and "int" are float32 and int32
-        allowed = (16, 32, 64) if code == "float" else (8, 16, 32, 64)
+        allowed = {"float": (16, 32, 64), "bfloat": (16,)}.get(code, (8, 16, 32, 64))
         if nbits not in allowed:
             raise ExprError(f"unsupported dtype {dtype!r}: {code} comes in {allowed} bits")
     result = DataType(code, nbits, int(lanes) if lanes else 1)
@@ -133,7 +134,7 @@ def promote(a: str, b: str) -> str:
     ea, eb = ta.element(), tb.element()
 
     def rank(t: DataType) -> tuple:
-        order = {"bool": 0, "uint": 1, "int": 2, "float": 3}
+        order = {"bool": 0, "uint": 1, "int": 2, "bfloat": 3, "float": 3}
         return (order[t.code] == 3, t.bits, order[t.code])
 
     win = ea if rank(ea) >= rank(eb) else eb
