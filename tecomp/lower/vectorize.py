@@ -10,7 +10,7 @@ more than ``SPLIT_ABOVE`` lanes, not a power of two, becomes consecutive
 vector pieces of power-of-two lanes (24 -> 16 + 8), each vectorized alike.
 
 A loop it cannot vectorize comes back as a SERIAL loop with the same body:
-an inner loop or allocation, a branch on a lane-dependent condition, a
+a body over tensors of a vector dtype (``float32x4``), an inner loop or allocation, a branch on a lane-dependent condition, a
 floordiv/floormod of the lane var that does not fold, a store whose lanes
 are not provably distinct (no index is a ramp with a constant stride: a
 reduction over the lanes, or a scatter), or a buffer written at one index
@@ -60,7 +60,8 @@ class _LoopVectorizer(Mutator):
 
 def _vectorize_loop(loop: S.For) -> S.Stmt:
     serial = dataclasses.replace(loop, kind=S.ForKind.SERIAL)
-    if not isinstance(loop.extent, E.IntImm) or not 1 <= loop.extent.value <= MAX_LANES:
+    if not isinstance(loop.extent, E.IntImm) or not 1 <= loop.extent.value <= MAX_LANES \
+            or _has_vector_elements(loop.body):
         return serial
     n = loop.extent.value
     one = _op.const(1, loop.loop_var.dtype)
@@ -77,6 +78,20 @@ def _vectorize_loop(loop: S.For) -> S.Stmt:
     except _Unvectorizable:
         return serial
     return S.seq(*chunks)
+
+
+def _has_vector_elements(body: S.Stmt) -> bool:
+    """Whether ``body`` already computes on vectors (tensors of a vector dtype such as float32x4):
+    such a loop stays serial rather than becoming vectors of vectors."""
+    found = False
+
+    def visit(node: Any) -> None:
+        nonlocal found
+        if isinstance(node, (E.BufferLoad, S.BufferStore)) and dt.lanes(node.buffer.dtype) > 1:
+            found = True
+
+    post_order_visit(body, visit)
+    return found
 
 
 def _power_of_two_chunks(n: int) -> list[tuple[int, int]]:

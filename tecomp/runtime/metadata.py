@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..error import TecompError
-from .ndarray import check_dtype
+from .ndarray import check_dtype, vector_dtype
 
 FORMAT_VERSION = 1
 SIZE_VAR_DTYPES = ("int32", "int64")
@@ -93,14 +93,16 @@ def _param(param: Any, size_vars: set[str], where: str) -> ParamInfo:
     name = _name(param, where)
     where = f"{where} ({name})"
     dtype_name = _field(param, "dtype", str, where)
+    element, lanes = vector_dtype(dtype_name)  # float32x4: float32 arrays with a trailing dimension of 4
     try:
         # numpy has no bfloat16: such arrays travel as their 16-bit patterns, in uint16 arrays (as in TVM)
-        dtype = check_dtype("uint16" if dtype_name == "bfloat16" else dtype_name)
+        dtype = check_dtype("uint16" if element == "bfloat16" else element)
     except TecompError as exc:
         raise _Invalid(f"{where}: {exc}") from None
-    if str(dtype) != dtype_name and dtype_name != "bfloat16":  # reject numpy aliases such as "f4"
+    if str(dtype) != element and element != "bfloat16":  # reject numpy aliases such as "f4"
         raise _Invalid(f"{where}: dtype {dtype_name!r} is not a tecomp dtype name")
     shape = tuple(_dim(d, size_vars, where) for d in _field(param, "shape", list, where))
+    shape += (lanes,) if lanes > 1 else ()
     written = param.get("written", True)
     if not isinstance(written, bool):
         raise _Invalid(f"{where}: 'written' must be true or false, got {written!r}")

@@ -11,6 +11,7 @@ module must not import the compiler.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,17 @@ SUPPORTED_DTYPES = (
     "float16", "float32", "float64",
 )
 _SUPPORTED = {np.dtype(name) for name in SUPPORTED_DTYPES}
+_VECTOR = re.compile(r"^((?:u?int|float)\d+)x(\d+)$")
+
+
+def vector_dtype(dtype: Any) -> tuple[str, int]:
+    """(element dtype, lanes) of a dtype name: ``"float32x4"`` is ("float32", 4), ``"int8"`` ("int8", 1).
+
+    An array of a vector dtype (TVM's ``float32x4``) is held as an array of its element dtype with
+    one more, trailing, dimension of ``lanes``: what numpy and the compiled code both see.
+    """
+    match = _VECTOR.match(dtype) if isinstance(dtype, str) else None
+    return (match.group(1), int(match.group(2))) if match else (dtype, 1)
 
 
 def check_dtype(dtype: Any) -> np.dtype:
@@ -150,8 +162,12 @@ class NDArray:
 
 
 def empty(shape: Any, dtype: Any = "float32", device: Device | None = None) -> NDArray:
-    """An uninitialised array in fresh 64-byte-aligned storage."""
+    """An uninitialised array in fresh 64-byte-aligned storage (a vector dtype ``float32x4`` gives an
+    array of float32 with a trailing dimension of 4)."""
     device = cpu(0) if device is None else device
+    dtype, lanes = vector_dtype(dtype)
+    if lanes > 1:
+        shape = _check_shape(shape) + (lanes,)
     if _on_gpu(device):
         from .cuda_driver import CUDANDArray
         return CUDANDArray(_check_shape(shape), check_dtype(dtype), device)

@@ -131,7 +131,7 @@ def test_unsupported_dtypes_are_named(data: object, name: str) -> None:
         nd.array(data)
 
 
-@pytest.mark.parametrize("dtype", ["complex128", "handle", "float32x4", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["complex128", "handle", "boolx4", "bfloat16"])
 def test_empty_with_unsupported_dtype(dtype: str) -> None:
     with pytest.raises(TecompError, match=f"unsupported dtype '{dtype}'"):
         nd.empty((2,), dtype)
