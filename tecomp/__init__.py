@@ -18,6 +18,7 @@ from .build_module import build  # noqa: E402
 from .error import (ArgumentError, BuildError, ExprError, LoweringError, ScheduleError,  # noqa: E402
                     TargetError, TecompError, TVMError)
 from .lower.driver import lower  # noqa: E402
+from .tir.module import IRModule  # noqa: E402
 from .runtime import cpu, cuda, device, nd  # noqa: E402
 from .runtime.registry import get_global_func, register_func  # noqa: E402
 from . import container, driver, error, ir, target, transform  # noqa: E402
@@ -58,6 +59,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ArgumentError", "BuildError", "ExprError", "LoweringError", "ScheduleError", "TargetError",
-    "TecompError", "TVMError", "build", "container", "driver", "error", "get_global_func", "ir", "register_func", "transform", "cpu", "cuda", "device", "frontend", "graph", "lower", "nd", "runtime", "target", "te",
+    "IRModule", "TecompError", "TVMError", "build", "container", "driver", "error", "get_global_func", "ir", "register_func", "transform", "cpu", "cuda", "device", "frontend", "graph", "lower", "nd", "runtime", "target", "te",
     "tir",
 ]

@@ -524,6 +524,8 @@ class FunctionEmitter:
             return self.builder.gep(self.buffer_ptr(load.buffer), [index], source_etype=elem, inbounds=True)
         if e.op == "popcount":
             return self.builder.ctpop(self.expr(e.args[0]))
+        if e.op == "prefetch":  # TVM's tir.prefetch(address, rw, locality, cache type): a hint
+            return self._prefetch(e)
         if e.op == "tvm_call_packed":
             from .llvm_packed import call_packed
             return call_packed(self, e)
@@ -533,6 +535,17 @@ class FunctionEmitter:
             return vector if vector is not None else ops.math_call(self.builder, e.op, args, e.dtype)
         raise self.error(f"unknown intrinsic {e.op!r} for the llvm target; known: "
                          f"if_then_else, {', '.join(sorted(ops.MATH_OPS))}")
+
+    def _prefetch(self, e: E.Call) -> ir.Value:
+        if len(e.args) != 4 or not all(isinstance(a, E.IntImm) for a in e.args[1:]):
+            raise self.error("tir.prefetch takes an address and three integer constants "
+                             "(read/write, locality, cache type)")
+        address = self.expr(e.args[0])
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32])
+        fn = self.mod.module.globals.get("llvm.prefetch.p0") or ir.Function(self.mod.module, fnty, "llvm.prefetch.p0")
+        self.builder.call(fn, [address] + [ir.Constant(i32, a.value) for a in e.args[1:]])
+        return ops.const(e.dtype, 0)
 
     def _call_extern(self, e: E.Call) -> ir.Value:
         """A call of a C function by name (``tir.call_extern``; the linker resolves it) or of an LLVM

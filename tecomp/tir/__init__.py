@@ -16,6 +16,7 @@ from .op import (call_extern, call_llvm_intrin, call_llvm_pure_intrin, call_pack
                  floordiv, floormod, fmod, if_then_else, max_value, min_value, popcount, truncdiv, truncmod)
 from .op import all_of as all  # noqa: A004
 from .op import any_of as any  # noqa: A004
+from .op import call_builtin as call_intrin
 from .op import c_div as div
 from .op import floordiv as indexdiv
 from .op import floormod as indexmod

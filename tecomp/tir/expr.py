@@ -317,6 +317,16 @@ class Call(PrimExpr):
     op: str
     args: tuple
 
+    def __post_init__(self) -> None:
+        """As TVM's ``tir.Call(dtype, "tir.name", [x, 0, 3])``: the ``tir.`` prefix dropped, a list
+        of arguments a tuple, Python numbers constants."""
+        if self.op.startswith("tir."):
+            object.__setattr__(self, "op", self.op[len("tir."):])
+        if not isinstance(self.args, tuple) or any(isinstance(a, (int, float)) for a in self.args):
+            from .op import convert
+            args = tuple(convert(a) if isinstance(a, (int, float)) else a for a in self.args)
+            object.__setattr__(self, "args", args)
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Let(PrimExpr):

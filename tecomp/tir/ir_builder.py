@@ -26,7 +26,7 @@ from ..error import ExprError
 from . import dtype as dt
 from . import op as _op
 from .buffer import Buffer
-from .expr import BufferLoad, IntImm, PrimExpr, Var
+from .expr import BufferLoad, IntImm, PrimExpr, SizeVar, Var
 from .stmt import Allocate, AttrStmt, BufferStore, Evaluate, For, ForKind, IfThenElse, LetStmt, Stmt, seq
 
 _KINDS = {"serial": ForKind.SERIAL, "parallel": ForKind.PARALLEL, "vectorize": ForKind.VECTORIZED,
@@ -156,6 +156,12 @@ class IRBuilder:
         buf = flat_view(Buffer(name, dtype, tuple(_op.convert(d) for d in dims), scope or "global"))
         self.emit(lambda body: Allocate(buf, body))
         return BufferVar(self, buf)
+
+    def pointer(self, content_type: str, name: str = "ptr", scope: str = "global") -> BufferVar:
+        """A pointer parameter of a hand-built ``PrimFunc([ptr], body)``: a flat buffer of
+        ``content_type`` whose length (``<name>_len``) is the argument array's."""
+        length = SizeVar(f"{name}_len", "int32")
+        return BufferVar(self, Buffer(name, str(dt.parse(content_type)), (length,), scope or "global"))
 
     def buffer_ptr(self, buf: Buffer, shape: Any = None) -> BufferVar:
         """A flat pointer view of ``buf`` (a ``te.extern`` input or output buffer)."""

@@ -11,6 +11,11 @@ class IRModule:
     def __init__(self, functions: dict[str, PrimFunc]):
         self.functions = dict(functions)
 
+    @staticmethod
+    def from_expr(func: PrimFunc) -> "IRModule":
+        """A module holding ``func`` under its name (TVM's ``IRModule.from_expr``)."""
+        return IRModule({func.name: func})
+
     def __getitem__(self, name: str) -> PrimFunc:
         return self.functions[name]
 

@@ -311,6 +311,14 @@ def call_intrin(name: str, *args: Any) -> PrimExpr:
     return Call(conv[0].dtype, name, tuple(conv))
 
 
+def call_builtin(dtype: str, func_name: str, *args: Any) -> PrimExpr:
+    """TVM's ``tir.call_intrin(dtype, "tir.name", *args)``: a call of a builtin by name, ``tir.``
+    dropped (``tir.exp`` is tecomp's ``exp``). A name the code generator does not know is
+    reported by ``build``."""
+    name = func_name[len("tir."):] if func_name.startswith("tir.") else func_name
+    return Call(str(dt.parse(dtype)), name, tuple(convert(a) for a in args))
+
+
 def intrinsic(name: str) -> Any:
     """The elementwise function ``name(x, ...)`` building :func:`call_intrin` (``te.exp`` and friends)."""
     def f(x: Any, *rest: Any) -> PrimExpr:

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..error import ExprError
 from .buffer import Buffer
 from .expr import PrimExpr, Var
 
@@ -148,11 +149,23 @@ class PrimFunc:
     function receives their values.
     """
 
-    name: str
-    params: tuple  # tuple[Buffer]
-    body: Stmt
+    name: Any  # str; TVM's ``PrimFunc(params, body)`` puts the parameter list here (see __post_init__)
+    params: Any  # tuple[Buffer]
+    body: Any = None  # Stmt
     size_vars: tuple = ()  # tuple[Var]
     attrs: tuple = field(default=())  # tuple of (key, value)
+
+    def __post_init__(self) -> None:
+        """TVM's argument order, ``PrimFunc([A, B], body)`` of buffers or ``ir_builder.pointer``s: the
+        function is called "main" (``with_attr("global_symbol", name)`` renames it) and its size
+        variables are those of the buffers' shapes."""
+        if not isinstance(self.name, (list, tuple)):
+            return
+        params = tuple(_param_buffer(p) for p in self.name)
+        sizes = [v for b in params for d in b.shape for v in _vars_of(d)]
+        for key, value in (("name", "main"), ("params", params), ("body", self.params),
+                           ("size_vars", tuple(dict.fromkeys(sizes)))):
+            object.__setattr__(self, key, value)
 
     def __repr__(self) -> str:
         from .printer import func_to_str
@@ -163,5 +176,24 @@ class PrimFunc:
     def with_body(self, body: Stmt) -> "PrimFunc":
         return PrimFunc(self.name, self.params, body, self.size_vars, self.attrs)
 
+    def with_attr(self, key: str, value: Any) -> "PrimFunc":
+        """This function with attribute ``key`` set; ``"global_symbol"`` is its name."""
+        attrs = tuple((k, v) for k, v in self.attrs if k != key) + ((key, value),)
+        name = str(value) if key == "global_symbol" else self.name
+        return PrimFunc(name, self.params, self.body, self.size_vars, attrs)
+
     def script(self) -> str:
         return str(self)
+
+
+def _param_buffer(param: Any) -> Buffer:
+    buf = param.asobject() if hasattr(param, "asobject") else param
+    if not isinstance(buf, Buffer):
+        raise ExprError(f"PrimFunc parameter {param!r}: tecomp functions take buffers (tir.decl_buffer, "
+                        "ir_builder.pointer), not scalars")
+    return buf
+
+
+def _vars_of(e: Any) -> list:
+    from .functor import collect_vars
+    return sorted(collect_vars(e), key=lambda v: v.name)
