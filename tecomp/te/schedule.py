@@ -638,7 +638,8 @@ class Group:
     def __init__(self, schedule: Schedule, members: list[Stage]):
         self.schedule = schedule
         self.members = members
-        self.group: Optional[Group] = None
+        self.group: Optional[Group] = None  # the group this one is nested in
+        self.placement: Optional[tuple] = None  # (stage, loop) of the last compute_at
 
     @property
     def name(self) -> str:
@@ -648,11 +649,22 @@ class Group:
         return f"Group({', '.join(st.name for st in self.members)})"
 
     def compute_at(self, parent: Stage, scope: IterVar) -> None:
+        """Attach the members computed at root, and those an enclosing group placed (a group nested
+        in another is placed inside it, as in TVM)."""
         if any(parent is st for st in self.members):
             raise ScheduleError(f"compute_at on {self.name}: stage {parent.name} is in the group")
+        enclosing = []
+        outer = self.group
+        while outer is not None:
+            if outer.placement is not None:
+                enclosing.append(outer.placement)
+            outer = outer.group
         for st in self.members:
-            if st.attach_type == "root":
+            placed_outside = st.attach_type == "scope" and any(
+                st.attach_stage is at_stage and st.attach_ivar is at_ivar for at_stage, at_ivar in enclosing)
+            if st.attach_type == "root" or placed_outside:
                 st.compute_at(parent, scope)
+        self.placement = (parent, scope)
 
     def compute_root(self) -> None:
         for st in self.members:

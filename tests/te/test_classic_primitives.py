@@ -198,3 +198,23 @@ def test_splitting_or_fusing_a_compute_at_target_moves_the_attached_stage(check,
     assert s[B].attach_ivar is new
     a = rng.standard_normal((6, 10)).astype("float32")
     check(s, [A, C], [a], a * 2 + 1)
+
+
+def test_a_nested_group_is_placed_inside_its_enclosing_group(check, rng):
+    """TVM's nested groups: the outer group goes to the consumer's row, then the inner group (x) to a
+    loop of x1 within it, so x is computed one element at a time."""
+    A = te.placeholder((5, 6), name="A")
+    x = te.compute((5, 6), lambda i, j: A[i, j] * 2.0, name="x")
+    x1 = te.compute((5, 6), lambda i, j: x[i, j] + 1.0, name="x1")
+    x2 = te.compute((5, 6), lambda i, j: x1[i, j] + 2.0, name="x2")
+    s = te.create_schedule(x2.op)
+    g1 = s.create_group(outputs=x, inputs=x, include_inputs=True)
+    g2 = s.create_group(outputs=x1, inputs=x, include_inputs=True)
+    assert s[x].group is g1 and g1.group is g2
+    g2.compute_at(s[x2], x2.op.axis[0])
+    g1.compute_at(s[x1], x1.op.axis[1])
+    assert s[x1].attach_stage is s[x2] and s[x].attach_stage is s[x1]
+    bounds = te.schedule.InferBound(s.normalize())
+    assert bounds[x.op.axis[0]].extent.value == 1 and bounds[x.op.axis[1]].extent.value == 1
+    a = rng.uniform(-1, 1, (5, 6)).astype("float32")
+    check(s, [A, x2], [a], a * 2 + 3)
