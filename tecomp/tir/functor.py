@@ -16,6 +16,9 @@ from .expr import CommReducer, FloatImm, IntImm, PrimExpr, Reduce, StringImm, Va
 from .stmt import PrimFunc, Stmt
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
+_WALKED: dict[type, tuple[str, ...]] = {}  # node class -> the fields walkers enter (() for leaves)
+_HANDLERS: dict[tuple[type, type], Callable | None] = {}  # (walker class, node class) -> visit_<Node>
+_NODE_TYPES = (PrimExpr, Stmt)
 
 
 def _node_fields(cls: type) -> tuple[str, ...]:
@@ -26,36 +29,56 @@ def _node_fields(cls: type) -> tuple[str, ...]:
     return names
 
 
+def _walked_fields(cls: type) -> tuple[str, ...]:
+    """The fields a visitor or mutator descends into: none for non-dataclasses, Buffers and reducers."""
+    names = _WALKED.get(cls)
+    if names is None:
+        leaf = not dataclasses.is_dataclass(cls) or issubclass(cls, (Buffer, CommReducer))
+        names = _WALKED[cls] = () if leaf else _node_fields(cls)
+    return names
+
+
+def _handler(walker: Any, node: Any) -> Callable | None:
+    """The ``visit_<ClassName>`` function of ``walker``'s class for ``node`` (looked up once per pair:
+    the traversal calls this for every node, so string building and getattr are kept off it)."""
+    key = (type(walker), type(node))
+    try:
+        return _HANDLERS[key]
+    except KeyError:
+        method = _HANDLERS[key] = getattr(type(walker), "visit_" + type(node).__name__, None)
+        return method
+
+
 def _is_node(x: Any) -> bool:
-    return isinstance(x, (PrimExpr, Stmt))
+    return isinstance(x, _NODE_TYPES)
 
 
 class Mutator:
     """Rebuilds IR bottom-up; override ``visit_<ClassName>`` to rewrite nodes."""
 
     def visit(self, node: Any) -> Any:
-        method = getattr(self, "visit_" + type(node).__name__, None)
+        method = _handler(self, node)
         if method is not None:
-            return method(node)
+            return method(self, node)
         return self.generic(node)
 
     def generic(self, node: Any) -> Any:
-        if not dataclasses.is_dataclass(node) or isinstance(node, (Buffer, CommReducer)):
-            return node
-        changes = {}
-        for name in _node_fields(type(node)):
+        changes = None
+        for name in _walked_fields(type(node)):
             old = getattr(node, name)
             new = self._visit_field(old)
             if new is not old:
+                if changes is None:
+                    changes = {}
                 changes[name] = new
-        if not changes:
+        if changes is None:
             return node
         return dataclasses.replace(node, **changes)
 
     def _visit_field(self, value: Any) -> Any:
-        if _is_node(value):
+        if isinstance(value, _NODE_TYPES):
             return self.visit(value)
-        if isinstance(value, tuple) and value and any(_is_node(v) or isinstance(v, tuple) for v in value):
+        if isinstance(value, tuple) and value:
             new = tuple(self._visit_field(v) for v in value)
             if all(a is b for a, b in zip(new, value)):
                 return value
@@ -67,22 +90,20 @@ class Visitor:
     """Walks IR top-down; override ``visit_<ClassName>`` (call ``self.generic`` to descend)."""
 
     def visit(self, node: Any) -> None:
-        method = getattr(self, "visit_" + type(node).__name__, None)
+        method = _handler(self, node)
         if method is not None:
-            method(node)
+            method(self, node)
         else:
             self.generic(node)
 
     def generic(self, node: Any) -> None:
-        if not dataclasses.is_dataclass(node) or isinstance(node, (Buffer, CommReducer)):
-            return
-        for name in _node_fields(type(node)):
+        for name in _walked_fields(type(node)):
             self._visit_field(getattr(node, name))
         if isinstance(node, Reduce):  # an ``init=`` value is the identity: it may read tensors
             self._visit_field(node.combiner.identity)
 
     def _visit_field(self, value: Any) -> None:
-        if _is_node(value):
+        if isinstance(value, _NODE_TYPES):
             self.visit(value)
         elif isinstance(value, tuple):
             for v in value:
