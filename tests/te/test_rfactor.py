@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tecomp import te
+from tecomp import te, tir
 from tecomp.error import ScheduleError
 
 
@@ -154,3 +154,26 @@ def test_reduction_with_an_init_tensor_adds_it_once(check, rng, factored):
         s[BF].parallel(BF.op.axis[0])
     a, c, i0 = (rng.standard_normal((n, n)).astype("float32") for _ in range(3))
     check(s, [A, C, init, B], [a, c, i0], i0 + a @ c, rtol=1e-4, atol=1e-4)
+
+
+def test_rfactor_of_a_tuple_reducer_argmax(check, rng):
+    """Factoring an argmax: the partials are (index, value) pairs, one per factored lane, merged by
+    the same combiner."""
+
+    def fcombine(x, y):
+        take = x[1] >= y[1]
+        return tir.Select(take, x[0], y[0]), tir.Select(take, x[1], y[1])
+
+    argmax = te.comm_reducer(fcombine, lambda t0, t1: (te.const(-1, t0), te.min_value(t1)), name="argmax")
+    m, n = 6, 37
+    idx = te.placeholder((m, n), name="idx", dtype="int32")
+    val = te.placeholder((m, n), name="val")
+    k = te.reduce_axis((0, n), name="k")
+    T0, T1 = te.compute((m,), lambda i: argmax((idx[i, k], val[i, k]), axis=k), name="T")
+    s = te.create_schedule(T0.op)
+    _, ki = s[T0].split(k, factor=8)
+    partials = s.rfactor(T0, ki)
+    assert [p.dtype for p in partials] == ["int32", "float32"] and [d.value for d in partials[0].shape] == [8, 6]
+    v = rng.standard_normal((m, n)).astype("float32")
+    ix = np.tile(np.arange(n, dtype="int32"), (m, 1))
+    check(s, [idx, val, T0, T1], [ix, v], [v.argmax(axis=1).astype("int32"), v.max(axis=1)])
