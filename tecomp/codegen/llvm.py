@@ -511,6 +511,25 @@ class FunctionEmitter:
     def _e_Broadcast(self, e: E.Broadcast) -> ir.Value:
         return ops.splat(self.builder, self.expr(e.value), e.lanes)
 
+    def _e_Shuffle(self, e: E.Shuffle) -> ir.Value:
+        """The vectors concatenated lane by lane (scalars inserted as one lane), then the picks."""
+        b = self.builder
+        values = [self.expr(v) for v in e.vectors]
+        elem = values[0].type.element if isinstance(values[0].type, ir.VectorType) else values[0].type
+        lanes = [v.type.count if isinstance(v.type, ir.VectorType) else 1 for v in values]
+        whole = ir.Constant(ir.VectorType(elem, sum(lanes)), ir.Undefined)
+        pos = 0
+        for v, n in zip(values, lanes):
+            for k in range(n):
+                lane = b.extract_element(v, ir.Constant(ir.IntType(32), k)) if isinstance(v.type, ir.VectorType) else v
+                whole = b.insert_element(whole, lane, ir.Constant(ir.IntType(32), pos))
+                pos += 1
+        picks = [i.value for i in e.indices]
+        if len(picks) == 1:
+            return b.extract_element(whole, ir.Constant(ir.IntType(32), picks[0]))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), len(picks)), [ir.Constant(ir.IntType(32), p) for p in picks])
+        return b.shuffle_vector(whole, ir.Constant(whole.type, ir.Undefined), mask)
+
     # ------------------------------------------------------------ calls
     def _e_Call(self, e: E.Call) -> ir.Value:
         if e.op == "if_then_else":

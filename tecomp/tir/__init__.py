@@ -10,7 +10,7 @@ from . import ir_builder
 from .buffer import Buffer, decl_buffer
 from .expr import (Add, And, Broadcast, BufferLoad, Call, Cast, CommReducer, Div, EQ, FloatImm,
                    FloorDiv, FloorMod, GE, GT, IntImm, LE, LT, Let, Max, Min, Mul, NE, Not, Or,
-                   PrimExpr, ProducerLoad, Ramp, Reduce, Select, SizeVar, StringImm, Sub, Var)
+                   PrimExpr, ProducerLoad, Ramp, Reduce, Select, Shuffle, SizeVar, StringImm, Sub, Var)
 from .functor import Mutator, Visitor, collect_vars, post_order_visit, structural_equal, substitute
 from .op import (call_extern, call_llvm_intrin, call_llvm_pure_intrin, call_packed, call_pure_extern, const,
                  floordiv, floormod, fmod, if_then_else, max_value, min_value, popcount, truncdiv, truncmod)

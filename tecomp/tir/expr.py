@@ -364,6 +364,35 @@ class Broadcast(PrimExpr):
         return f"{self.value.dtype}x{self.lanes}"
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class Shuffle(PrimExpr):
+    """TVM's ``tir.Shuffle(vectors, indices)``: the lanes of ``vectors`` (scalars count as one lane)
+    concatenated, then lane ``indices[k]`` of that as lane ``k`` of the result."""
+
+    vectors: tuple  # tuple[PrimExpr], one element dtype
+    indices: tuple  # tuple[IntImm]
+
+    def __post_init__(self) -> None:
+        from .dtype import element_of, lanes
+        from .op import convert
+        vectors = tuple(convert(v) for v in self.vectors)
+        indices = tuple(convert(i) for i in self.indices)
+        if not vectors or len({element_of(v.dtype) for v in vectors}) != 1:
+            raise ExprError(f"Shuffle: the vectors must be one or more, of one element type; got "
+                            f"{[v.dtype for v in vectors]}")
+        total = sum(lanes(v.dtype) for v in vectors)
+        if not indices or not all(isinstance(i, IntImm) and 0 <= i.value < total for i in indices):
+            raise ExprError(f"Shuffle: indices must be constants in [0, {total}), got {[str(i) for i in indices]}")
+        object.__setattr__(self, "vectors", vectors)
+        object.__setattr__(self, "indices", indices)
+
+    @property
+    def dtype(self) -> str:  # type: ignore[override]
+        from .dtype import element_of, with_lanes
+        elem = element_of(self.vectors[0].dtype)
+        return with_lanes(elem, len(self.indices)) if len(self.indices) > 1 else elem
+
+
 # ---------------------------------------------------------------- memory
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -449,6 +449,14 @@ class _Compiler:
         fv, n, to = self.expr(e.value), e.lanes, _np_type(e.dtype)
         return lambda env: np.full(n, fv(env), dtype=to)
 
+    def e_Shuffle(self, e: E.Shuffle) -> Fn:
+        parts, picks, to = [self.expr(v) for v in e.vectors], [i.value for i in e.indices], _np_type(e.dtype)
+
+        def shuffle(env: list) -> Any:
+            lanes = np.concatenate([np.atleast_1d(f(env)) for f in parts])[picks]
+            return lanes.astype(to) if len(picks) > 1 else lanes[0]
+        return shuffle
+
     def e_Call(self, e: E.Call) -> Fn:
         if e.op == "if_then_else":
             return self.if_then_else(e)

@@ -72,6 +72,9 @@ class _Printer:
             return f"ramp({self.expr(e.base)}, {self.expr(e.stride)}, {e.lanes})"
         if isinstance(e, E.Broadcast):
             return f"broadcast({self.expr(e.value)}, {e.lanes})"
+        if isinstance(e, E.Shuffle):
+            return (f"shuffle([{', '.join(self.expr(v) for v in e.vectors)}], "
+                    f"[{', '.join(str(i.value) for i in e.indices)}])")
         if isinstance(e, E.BufferLoad):
             return f"{self.buf(e.buffer)}[{', '.join(self.expr(i) for i in e.indices)}]"
         if isinstance(e, E.ProducerLoad):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tecomp as tvm
+from tecomp.tir import interpreter
 
 
 def _scale_in_place(dtype: str = "float32"):
@@ -61,3 +62,29 @@ def test_scalar_parameters_are_refused_by_name():
     v = tvm.te.var("v", dtype="float32")
     with pytest.raises(tvm.ExprError, match="PrimFunc parameter v"):
         tvm.tir.PrimFunc([v], tvm.tir.Evaluate(tvm.tir.const(0)))
+
+
+def test_shuffle_reverses_a_vector_and_concatenates_scalars():
+    ib = tvm.tir.ir_builder.create()
+    A = ib.pointer("int32", name="A")
+    B = ib.pointer("int32", name="B")
+    lanes = tvm.tir.Ramp(tvm.tir.const(0), tvm.tir.const(1), 8)
+    vec = tvm.tir.BufferLoad(A.asobject(), (lanes,))
+    reverse = tvm.tir.Shuffle([vec], [7 - k for k in range(8)])
+    assert reverse.dtype == "int32x8"
+    ib.emit(tvm.tir.BufferStore(B.asobject(), reverse, (lanes,)))
+    pair = tvm.tir.Shuffle([A[9], A[8], vec], [1, 0, 4])  # scalars count as one lane each
+    ib.emit(tvm.tir.BufferStore(B.asobject(), pair, (tvm.tir.Ramp(tvm.tir.const(8), tvm.tir.const(1), 3),)))
+    func = tvm.tir.PrimFunc([A, B], ib.get())
+    assert "shuffle([" in str(func)
+    f = tvm.build(func, "llvm")
+    a = np.arange(10, dtype="int32") * 10
+    b = tvm.nd.empty((11,), "int32")
+    f(tvm.nd.array(a), b)
+    want = [70, 60, 50, 40, 30, 20, 10, 0, 80, 90, 20]
+    np.testing.assert_array_equal(b.numpy(), want)
+    ref = np.zeros(11, "int32")
+    interpreter.run(func, [a.copy(), ref])  # the reference interpreter agrees
+    np.testing.assert_array_equal(ref, want)
+    with pytest.raises(tvm.ExprError, match="indices must be constants"):
+        tvm.tir.Shuffle([vec], [8])
