@@ -1,5 +1,6 @@
 """User-written te workloads with no template, for the auto-scheduler benchmark and tests:
-GEMM, a 5-point 2-D stencil and a fused softmax(x) @ V, each with its numpy reference."""
+GEMM, a 5-point 2-D stencil (on a padded input, and on a grid whose border cells keep their value:
+``te.if_then_else``) and a fused softmax(x) @ V, each with its numpy reference."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ def stencil5(n: int):
 
 
 @auto_scheduler.register_workload
+def stencil5_bounded(n: int):
+    a = te.placeholder((n, n), name="a")
+
+    def cell(i, j):
+        inside = te.all(i > 0, i < n - 1, j > 0, j < n - 1)
+        return te.if_then_else(inside, 0.2 * (a[i - 1, j] + a[i, j - 1] + a[i, j] + a[i, j + 1] + a[i + 1, j]),
+                               a[i, j])
+    return [a, te.compute((n, n), cell, name="out")]
+
+
+@auto_scheduler.register_workload
 def softmax_matmul(n: int, m: int):
     x = te.placeholder((n, n), name="x")
     v = te.placeholder((n, m), name="v")
@@ -44,6 +56,12 @@ def gemm_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def stencil5_numpy(a: np.ndarray) -> np.ndarray:
     return 0.2 * (a[:-2, 1:-1] + a[1:-1, :-2] + a[1:-1, 1:-1] + a[1:-1, 2:] + a[2:, 1:-1])
+
+
+def stencil5_bounded_numpy(a: np.ndarray) -> np.ndarray:
+    out = a.copy()
+    out[1:-1, 1:-1] = stencil5_numpy(a)
+    return out
 
 
 def softmax_matmul_numpy(x: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -13,9 +13,11 @@ schedule through a step ``Recorder``. Parameters per stage rule:
   ``par``: parallel over the fused S0 loops, or S0 and S1; ``unroll``: none,
   the innermost spatial loops, or those and the inner reduction loop;
   ``vec``: vectorize the innermost spatial loop.
-* simple stages: how many outer spatial loops are fused and made parallel,
-  the vector width of the innermost spatial loop (0: none), and the unroll
-  factor of the innermost reduction loop.
+* simple stages: how many outer spatial loops are fused and made parallel
+  (more only while the fused ones have fewer than ``PARALLEL_ENOUGH``
+  iterations), the vector width of the innermost spatial loop (0: none; the
+  whole loop if it is that long; a shorter last vector is a tail), and the
+  unroll factor of the innermost reduction loop.
 * rfactor stages: the reduction loops fused and split by ``factor``;
   ``mode`` "vector" factors the inner part (its partial sums are vector
   lanes), "parallel" the outer part (its partial sums run in parallel).
@@ -38,6 +40,7 @@ from .steps import Recorder
 MAX_INNER = 64          # largest innermost tile length
 VECTOR_WIDTHS = (4, 8, 16, 32)
 TAIL_PROBABILITY = 0.15  # share of tile sizes sampled without dividing the extent
+PARALLEL_ENOUGH = 64     # parallel iterations after which a simple stage fuses no more outer loops
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,21 @@ def _sample_simple(rng: random.Random, info: StageInfo) -> dict:
     last = info.spatial[-1] if info.spatial else 1
     widths = [w for w in VECTOR_WIDTHS if w <= last]
     red = info.reduce[-1] if info.reduce else 1
-    return {"fuse": rng.randint(1, max(1, len(info.spatial))),
-            "vec": rng.choice(widths) if widths and rng.random() < 0.8 else 0,
+    vec = rng.choice(widths) if widths and rng.random() < 0.8 else 0
+    outer = _outside_vector(info.spatial, vec)
+    # one more outer loop is fused only while the fused ones give too little parallel work (each
+    # fused loop costs a division in the indices)
+    fuse = [k for k in range(1, len(outer) + 1) if math.prod(outer[:k - 1]) < PARALLEL_ENOUGH] or [1]
+    return {"fuse": rng.choice(fuse), "vec": vec,
             "unroll": rng.choice([u for u in (0, 2, 4, 8) if u <= red]) if info.reduce else 0}
+
+
+def _outside_vector(spatial: tuple[int, ...], vec: int) -> list[int]:
+    """The extents of a simple stage's spatial loops outside its vector loop of ``vec`` lanes (0:
+    none): the innermost loop is split by ``vec``, or is the vector loop if it is not longer."""
+    if not vec or not spatial:
+        return list(spatial)
+    return list(spatial[:-1]) + ([math.ceil(spatial[-1] / vec)] if vec < spatial[-1] else [])
 
 
 def _sample_rfactor(rng: random.Random, info: StageInfo) -> dict:
@@ -194,12 +209,13 @@ def _parallel_prefix(rec: Recorder, stage: Stage, count: int) -> None:
 def _simple(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None:
     leaves = list(stage.leaf_iter_vars)
     spatial, reduce = leaves[:len(info.spatial)], leaves[len(info.spatial):]
-    extents = list(info.spatial)
+    extents = _outside_vector(info.spatial, params["vec"])
     vec_loop = None
-    if params["vec"] and spatial and params["vec"] < extents[-1]:
-        outer, vec_loop = rec.split(stage, spatial[-1], [params["vec"]])
-        spatial[-1] = outer
-        extents[-1] = math.ceil(extents[-1] / params["vec"])
+    if params["vec"] and spatial:
+        if params["vec"] < info.spatial[-1]:
+            spatial[-1], vec_loop = rec.split(stage, spatial[-1], [params["vec"]])
+        else:  # the whole innermost loop is one vector
+            vec_loop = spatial.pop()
         if reduce:  # the vector loop goes innermost, under the reduction
             rec.reorder(stage, spatial + reduce + [vec_loop])
     if params["unroll"] and reduce and info.reduce[-1] % params["unroll"] == 0:

@@ -1,5 +1,5 @@
 """Small workloads of the auto-scheduler tests (registered once, imported by the test files); the
-fused softmax(x) @ V is the benchmark's (benchmarks/auto_schedule_workloads.py)."""
+fused softmax(x) @ V and the 5-point stencils are the benchmark's (benchmarks/auto_schedule_workloads.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 from tecomp import auto_scheduler, te
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from auto_schedule_workloads import softmax_matmul, softmax_matmul_numpy  # noqa: E402  (the benchmark's own)
+from auto_schedule_workloads import (softmax_matmul, softmax_matmul_numpy, stencil5,  # noqa: E402
+                                     stencil5_bounded, stencil5_bounded_numpy, stencil5_numpy)
 
 
 @auto_scheduler.register_workload
@@ -40,6 +41,10 @@ def numpy_reference(name: str, inputs: list) -> np.ndarray:
         return a @ b + bias
     if name == "softmax_matmul":
         return softmax_matmul_numpy(*inputs)
+    if name == "stencil5":
+        return stencil5_numpy(*inputs)
+    if name == "stencil5_bounded":
+        return stencil5_bounded_numpy(*inputs)
     if name == "as_test_norms":
         return (inputs[0].astype("float64") ** 2).sum(axis=1).astype("float32")
     (a,) = inputs
@@ -52,3 +57,9 @@ def as_test_norms(rows: int, n: int):
     x = te.placeholder((rows, n), name="x")
     k = te.reduce_axis((0, n), name="k")
     return [x, te.compute((rows,), lambda i: te.sum(x[i, k] * x[i, k], axis=k), name="norm2")]
+
+
+@auto_scheduler.register_workload
+def as_test_scale(shape: tuple):
+    a = te.placeholder(shape, name="a")
+    return [a, te.compute(shape, lambda *i: a(*i) * 2.0, name="scaled")]

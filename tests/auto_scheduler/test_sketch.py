@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 
 from tecomp.auto_scheduler import SearchTask
-from tecomp.auto_scheduler.annotation import crossover, mutate, sample, to_steps
+from tecomp.auto_scheduler.annotation import Candidate, crossover, mutate, sample, to_steps
+from tecomp.tir import dtype as dt
+from tecomp.tir.functor import post_order_visit
+from tecomp.tir.stmt import BufferStore, For, ForKind
 
-from as_workloads import as_test_matmul_bias, as_test_norms, as_test_stencil, numpy_reference, softmax_matmul
+from as_workloads import (as_test_matmul_bias, as_test_norms, as_test_scale, as_test_stencil, numpy_reference,
+                          softmax_matmul, stencil5, stencil5_bounded)
 
 
 def _rules(task):
@@ -85,3 +89,42 @@ def test_rfactor_in_vector_lanes_or_parallel_chunks_computes_correctly(check, mo
     inputs = [np.random.default_rng(2).uniform(-1, 1, (3, 300)).astype("float32")]
     sch, tensors = task.compute_dag.apply_steps(steps)
     check(sch, tensors, inputs, numpy_reference(task.workload_name, inputs), rtol=1e-4, atol=1e-4)
+
+
+def _vector_stores_under_parallel_loops(func) -> list[int]:
+    """The lane counts of the stores inside a parallel loop of ``func``."""
+    lanes: list[int] = []
+
+    def visit(node) -> None:
+        if isinstance(node, For) and node.kind is ForKind.PARALLEL:
+            post_order_visit(node.body, lambda n: lanes.append(dt.lanes(n.value.dtype))
+                             if isinstance(n, BufferStore) else None)
+    post_order_visit(func.body, visit)
+    return lanes
+
+
+@pytest.mark.parametrize("func,vec", [(stencil5, 8), (stencil5, 16), (stencil5, 37), (stencil5_bounded, 8),
+                                      (stencil5_bounded, 16)])
+def test_stencil_rows_run_in_parallel_on_vectors_and_match_numpy(check, func, vec):
+    """The simple rule on a stage without reuse: rows parallel, columns in vectors of ``vec`` lanes
+    (8 and 16 leave a tail of the 37 columns, 37 is the whole row); a bounded stencil's border
+    conditions are peeled off the vector loop instead of keeping it serial."""
+    task = SearchTask(func=func, args=(37,))
+    (sketch,) = task.sketches
+    index = task.compute_dag.compute_stages()[0].index
+    params = [None] * len(task.compute_dag.stages)
+    params[index] = {"fuse": 1, "vec": vec, "unroll": 0}
+    sch, tensors = task.compute_dag.apply_steps(to_steps(task.compute_dag, Candidate(sketch, tuple(params))))
+    inputs = [np.random.default_rng(4).uniform(-1, 1, [int(d) for d in tensors[0].shape]).astype("float32")]
+    lowered = check(sch, tensors, inputs, numpy_reference(task.workload_name, inputs), rtol=1e-5, atol=1e-5)
+    lanes = _vector_stores_under_parallel_loops(lowered)
+    assert max(lanes) == min(vec, 32), lanes  # 37 lanes run as vector pieces of 32 and fewer
+
+
+@pytest.mark.parametrize("shape,fused", [((300, 300), {1}), ((2, 40, 5, 40), {1, 2}), ((2, 3, 5, 40), {1, 2, 3, 4})])
+def test_simple_stages_fuse_outer_loops_only_while_parallel_work_is_short(shape, fused):
+    """64 parallel iterations are enough: 300 rows are not fused with the columns, 2 x 40 not with 5."""
+    task = SearchTask(func=as_test_scale, args=(shape,))
+    rng = random.Random(1)
+    params = [sample(rng, task.compute_dag, task.sketches[0]).params[1] for _ in range(200)]
+    assert {p["fuse"] for p in params} == fused
