@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from ..container import Map
 from ..te.operation import PlaceholderOp
+from ..te.relations import Split
 from ..te.schedule import Schedule
 from ..te.tensor import Range
 from ..tir import op as _op
@@ -43,7 +44,20 @@ def infer_bound(sch: Schedule) -> Map:
             ranges[iv] = Range(analyzer.simplify(r.min), extent)
         for iv, extent in sb.extents.items():
             ranges.setdefault(iv, Range(_op.const(0, extent.dtype), analyzer.simplify(extent)))
+        _clip_split_parts(st, ranges, analyzer)
     return ranges
+
+
+def _clip_split_parts(stage: Any, ranges: Map, analyzer: Any) -> None:
+    """As TVM reports them: a split part longer than its parent (8 iterations split by a factor of
+    32) has the parent's extent; tecomp's loop keeps the declared length and a guard."""
+    for rel in stage.relations:
+        if not isinstance(rel, Split):
+            continue
+        part = rel.inner if rel.factor is not None else rel.outer
+        total = ranges[rel.parent].extent
+        if analyzer.can_prove(_op.cmp("<", total, ranges[part].extent)):
+            ranges[part] = Range(ranges[part].min, total)
 
 
 def schedule_ops(sch: Schedule, bounds: Optional[Any] = None) -> Stmt:

@@ -58,22 +58,16 @@ def ceil_div(a: PrimExpr, b: PrimExpr) -> PrimExpr:
     return _op.floordiv(_op.sub(_op.add(a, b), 1), b)
 
 
-def _at_most(total: PrimExpr, part: PrimExpr, analyzer: Any) -> PrimExpr:
-    """A split part's extent: ``part``, or the parent's extent where that is provably smaller (as in
-    TVM, splitting 8 iterations by a factor of 32 gives an inner loop of 8, not 32 with a guard)."""
-    return total if analyzer.can_prove(_op.cmp("<", total, part)) else part
-
-
 def pass_down(relations: Iterable[Any], extents: dict, analyzer: Any) -> None:
     """Fill ``extents`` for the variables each relation derives (in relation order)."""
     for rel in relations:
         if isinstance(rel, Split):
             total = extents[rel.parent]
             if rel.factor is not None:
-                extents[rel.inner] = _at_most(total, rel.factor, analyzer)
+                extents[rel.inner] = rel.factor
                 extents[rel.outer] = analyzer.simplify(ceil_div(total, rel.factor))
             else:
-                extents[rel.outer] = _at_most(total, rel.nparts, analyzer)
+                extents[rel.outer] = rel.nparts
                 extents[rel.inner] = analyzer.simplify(ceil_div(total, rel.nparts))
         elif isinstance(rel, Fuse):
             extents[rel.fused] = analyzer.simplify(_op.mul(extents[rel.outer], extents[rel.inner]))

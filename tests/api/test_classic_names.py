@@ -32,7 +32,7 @@ def test_infer_bound_is_a_map_with_the_tile_size_of_an_attached_stage():
 
 
 @pytest.mark.parametrize("kw,leaf", [({"factor": 32}, 1), ({"nparts": 32}, 0)])
-def test_split_by_more_than_the_extent_gives_a_loop_of_the_extent(check, rng, kw, leaf):
+def test_infer_bound_reports_a_split_by_more_than_the_extent_as_the_extent(check, rng, kw, leaf):
     A, B, C = _chain(8)
     s = te.create_schedule(C.op)
     parts = s[C].split(C.op.axis[0], **kw)
