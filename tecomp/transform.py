@@ -25,9 +25,9 @@ from .error import TecompError
 _contexts = ThreadLocalStack()
 
 # TVM's config keys tecomp accepts without acting on them (its own passes decide these).
-_ACCEPTED = ("tir.noalias", "tir.detect_global_barrier", "tir.add_lower_pass", "tir.debug_keep_trivial_loop",
-             "tir.LoopPartition", "tir.HoistIfThenElse", "tir.dma_bypass_cache", "tir.usmp.enable",
-             "relay.backend.use_auto_scheduler", "relay.FuseOps.max_depth")
+_ACCEPTED = ("tir.noalias", "tir.disable_assert", "tir.detect_global_barrier", "tir.add_lower_pass",
+             "tir.debug_keep_trivial_loop", "tir.LoopPartition", "tir.HoistIfThenElse", "tir.dma_bypass_cache",
+             "tir.usmp.enable", "relay.backend.use_auto_scheduler", "relay.FuseOps.max_depth")
 _HONOURED = ("tir.instrument_bound_checkers", "tir.disable_vectorize", "tir.UnrollLoop")
 
 

@@ -88,16 +88,21 @@ def _tecomp_version() -> str:
     return getattr(tecomp, "__version__", "0.1.0")
 
 
-def _shape_entry(func: PrimFunc, buf: Any, extent: Any, size_var_names: dict) -> Union[int, str]:
+def _shape_entry(func: PrimFunc, buf: Any, extent: Any, size_var_names: dict) -> Union[int, str, list]:
     if isinstance(extent, int):
         return extent
     if isinstance(extent, E.IntImm):
         return extent.value
     if isinstance(extent, E.Var) and extent in size_var_names:
         return size_var_names[extent]
-    raise BuildError(
-        f"function {func.name}: dimension {extent} of buffer {buf.name} is neither a constant "
-        f"nor one of the function's size variables ({', '.join(size_var_names.values()) or 'none'})")
+    from .cuda import expr_to_json  # an expression of size variables (n // x), checked at each call
+    try:
+        return expr_to_json(extent, tuple(func.size_vars))
+    except BuildError:
+        raise BuildError(
+            f"function {func.name}: dimension {extent} of buffer {buf.name} is neither a constant nor "
+            f"an expression of the function's size variables ({', '.join(size_var_names.values()) or 'none'})"
+        ) from None
 
 
 def _stored_buffers(func: PrimFunc) -> set:
@@ -128,13 +133,15 @@ def function_metadata(func: PrimFunc) -> dict:
     params = [{"name": buf.name, "dtype": buf.dtype,
                "shape": [_shape_entry(func, buf, s, names) for s in buf.shape],
                "written": buf in stored} for buf in func.params]
-    used = {dim for p in params for dim in p["shape"] if isinstance(dim, str)}
+    scalars = {v: pos for pos, v in dict(func.attrs).get("scalar_args", ())}
+    used = {dim for p in params for dim in p["shape"] if isinstance(dim, str)} | {v.name for v in scalars}
     unused = [name for name in names.values() if name not in used]
     if unused:
         raise BuildError(f"function {func.name}: size variables {', '.join(unused)} appear in no "
                          "parameter's shape, so a caller cannot supply them")
-    return {"name": func.name, "params": params,
-            "size_vars": [{"name": v.name, "dtype": v.dtype} for v in func.size_vars]}
+    size_vars = [{"name": v.name, "dtype": v.dtype, **({"arg": scalars[v]} if v in scalars else {})}
+                 for v in func.size_vars]
+    return {"name": func.name, "params": params, "size_vars": size_vars}
 
 
 def metadata_json(funcs: Sequence[PrimFunc], target: Target) -> str:

@@ -92,7 +92,11 @@ def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str, partition: 
     body = simplify_stmt(body, analyzer)
     size_vars = _size_vars(params)
     _check_free_vars(body, size_vars, extra_vars, name)
-    return PrimFunc(name, tuple(params), body, tuple(size_vars))
+    # integer arguments (a Var in ``args``) the caller passes at their positions, as size variables
+    scalars = tuple((pos, a) for pos, a in enumerate(args) if isinstance(a, Var))
+    size_vars += [v for _, v in scalars if v not in size_vars]
+    attrs = (("scalar_args", scalars),) if scalars else ()
+    return PrimFunc(name, tuple(params), body, tuple(size_vars), attrs)
 
 
 def _shape_analyzer(tensors: list[Tensor]) -> Analyzer:

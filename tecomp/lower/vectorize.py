@@ -10,7 +10,8 @@ more than ``SPLIT_ABOVE`` lanes, not a power of two, becomes consecutive
 vector pieces of power-of-two lanes (24 -> 16 + 8), each vectorized alike.
 
 A loop it cannot vectorize comes back as a SERIAL loop with the same body:
-a body over tensors of a vector dtype (``float32x4``), an inner loop or allocation, a branch on a lane-dependent condition, a
+a body over tensors of a vector dtype (``float32x4``), an inner loop or
+allocation, a branch on a lane-dependent condition, a
 floordiv/floormod of the lane var that does not fold, a store whose lanes
 are not provably distinct (no index is a ramp with a constant stride: a
 reduction over the lanes, or a scatter), or a buffer written at one index

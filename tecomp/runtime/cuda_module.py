@@ -11,7 +11,7 @@ section (format 1)::
                                          "block": [32, 8, 1], "shared_bytes": 2048,
                                          "args": [["param", 0], ["workspace", 0], ["size_var", 0]]}]}}}
 
-An EXPR is an int, ``["sv", k]`` (size var k of the function) or
+An EXPR (:func:`tecomp.runtime.metadata.evaluate`) is an int, ``["sv", k]`` (size var k) or
 ``[op, EXPR, EXPR]`` with op one of add, sub, mul, floordiv, floormod, min,
 max: launch extents and workspace sizes depend on argument shapes.
 
@@ -27,32 +27,17 @@ from __future__ import annotations
 
 import base64
 import threading
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..error import ArgumentError, TecompError
 from .cuda_driver import CUDANDArray, activate, driver
-from .metadata import FunctionInfo, ParamInfo
+from .metadata import FunctionInfo, ParamInfo, evaluate
 from .packed_func import PackedFunc
 
 CUDA_SECTION_FORMAT = 1
-_OPS: dict[str, Callable[[int, int], int]] = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "floordiv": lambda a, b: a // b, "floormod": lambda a, b: a % b, "min": min, "max": max,
-}
 _SIZE_VAR_FORMAT = {"int32": "i", "int64": "q"}
-
-
-def evaluate(expr: Any, sizes: Any) -> int:
-    """The value of a launch expression (see the module docstring) for size-var values ``sizes``."""
-    if isinstance(expr, int) and not isinstance(expr, bool):
-        return expr
-    if isinstance(expr, list) and len(expr) == 2 and expr[0] == "sv":
-        return int(sizes[expr[1]])
-    if isinstance(expr, list) and len(expr) == 3 and expr[0] in _OPS:
-        return _OPS[expr[0]](evaluate(expr[1], sizes), evaluate(expr[2], sizes))
-    raise TecompError(f"invalid launch expression {expr!r} in a CUDA library's metadata")
 
 
 class DeviceImage:

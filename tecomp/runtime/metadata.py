@@ -8,9 +8,12 @@ returning JSON (format 1)::
                     "params": [{"name": "A", "dtype": "float32", "shape": [1024, "n"]}],
                     "size_vars": [{"name": "n", "dtype": "int32"}]}]}
 
-A shape entry is a non-negative int or the name of one of the function's
-size vars; every size var must appear in some parameter's shape (it is bound
-from the arguments). Extra keys are allowed and kept for other readers (the
+A shape entry is a non-negative int, the name of one of the function's size
+vars, or an expression of them (an EXPR, see :func:`evaluate`: ``n // x``,
+checked at each call); every size var must appear in some parameter's shape
+(it is bound from the arguments) unless it is a scalar argument
+(``{"name": "x", "dtype": "int32", "arg": 2}``: the caller passes its value as
+argument 2, between the arrays). Extra keys are allowed and kept for other readers (the
 graph runtime). This module only parses and checks; it never loads code.
 """
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -46,6 +49,35 @@ class FunctionInfo:
     name: str
     params: tuple[ParamInfo, ...]
     size_vars: tuple[tuple[str, str], ...]  # (name, dtype)
+    # size vars the caller passes as integer arguments: (argument position, size var index)
+    scalar_args: tuple[tuple[int, int], ...] = ()
+
+
+_OPS: dict[str, Callable[[int, int], int]] = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "floordiv": lambda a, b: a // b, "floormod": lambda a, b: a % b, "min": min, "max": max,
+}
+
+
+def evaluate(expr: Any, sizes: Any) -> int:
+    """The value of an EXPR (an int, ``["sv", k]`` or ``[op, EXPR, EXPR]``, op one of add, sub, mul,
+    floordiv, floormod, min, max) for size-var values ``sizes``."""
+    if isinstance(expr, int) and not isinstance(expr, bool):
+        return expr
+    if isinstance(expr, list) and len(expr) == 2 and expr[0] == "sv":
+        return int(sizes[expr[1]])
+    if isinstance(expr, list) and len(expr) == 3 and expr[0] in _OPS:
+        return _OPS[expr[0]](evaluate(expr[1], sizes), evaluate(expr[2], sizes))
+    raise TecompError(f"invalid size expression {expr!r} in a library's metadata")
+
+
+def _valid_expr(expr: Any, count: int) -> bool:
+    if isinstance(expr, int) and not isinstance(expr, bool):
+        return True
+    if isinstance(expr, list) and len(expr) == 2 and expr[0] == "sv":
+        return isinstance(expr[1], int) and 0 <= expr[1] < count
+    return (isinstance(expr, list) and len(expr) == 3 and expr[0] in _OPS
+            and _valid_expr(expr[1], count) and _valid_expr(expr[2], count))
 
 
 class _Invalid(Exception):
@@ -68,28 +100,36 @@ def _name(obj: Any, where: str) -> str:
     return name
 
 
-def _size_vars(fn: dict, where: str) -> tuple[tuple[str, str], ...]:
-    out = []
+def _size_vars(fn: dict, where: str) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[int, int], ...]]:
+    """The size vars (name, dtype) and the scalar arguments among them (position, index)."""
+    out, scalars = [], []
     for k, sv in enumerate(_field(fn, "size_vars", list, where)):
         sv_where = f"{where}, size var {k}"
         name, dtype = _name(sv, sv_where), _field(sv, "dtype", str, sv_where)
         if dtype not in SIZE_VAR_DTYPES:
             raise _Invalid(f"{sv_where} ({name}) has dtype {dtype!r}; expected int32 or int64")
+        if "arg" in sv:
+            scalars.append((_field(sv, "arg", int, sv_where), k))
         out.append((name, dtype))
     if len({name for name, _ in out}) != len(out):
         raise _Invalid(f"{where} declares a size var twice")
-    return tuple(out)
+    if len({pos for pos, _ in scalars}) != len(scalars):
+        raise _Invalid(f"{where} gives two scalar arguments one position")
+    return tuple(out), tuple(sorted(scalars))
 
 
-def _dim(dim: Any, size_vars: set[str], where: str) -> int | str:
+def _dim(dim: Any, size_vars: tuple[str, ...], where: str) -> int | str | list:
     if isinstance(dim, int) and not isinstance(dim, bool) and dim >= 0:
         return dim
     if isinstance(dim, str) and dim in size_vars:
         return dim
-    raise _Invalid(f"{where}: shape entry {dim!r} is neither a non-negative int nor a declared size var")
+    if isinstance(dim, list) and _valid_expr(dim, len(size_vars)):  # e.g. n // x, checked at each call
+        return dim
+    raise _Invalid(f"{where}: shape entry {dim!r} is neither a non-negative int, a declared size var "
+                   "nor an expression of them")
 
 
-def _param(param: Any, size_vars: set[str], where: str) -> ParamInfo:
+def _param(param: Any, size_vars: tuple[str, ...], where: str) -> ParamInfo:
     name = _name(param, where)
     where = f"{where} ({name})"
     dtype_name = _field(param, "dtype", str, where)
@@ -112,14 +152,17 @@ def _param(param: Any, size_vars: set[str], where: str) -> ParamInfo:
 def _function(fn: Any, index: int) -> FunctionInfo:
     name = _name(fn, f"function {index}")
     where = f"function {name!r}"
-    size_vars = _size_vars(fn, where)
-    sv_names = {n for n, _ in size_vars}
+    size_vars, scalars = _size_vars(fn, where)
+    sv_names = tuple(n for n, _ in size_vars)
     params = tuple(_param(p, sv_names, f"{where}, param {k}")
                    for k, p in enumerate(_field(fn, "params", list, where)))
-    unbound = sv_names - {d for p in params for d in p.shape if isinstance(d, str)}
+    given = {sv_names[k] for _, k in scalars}
+    unbound = set(sv_names) - given - {d for p in params for d in p.shape if isinstance(d, str)}
     if unbound:
         raise _Invalid(f"{where}: size vars {sorted(unbound)} appear in no parameter shape")
-    return FunctionInfo(name, params, size_vars)
+    if any(pos > len(params) + len(scalars) - 1 for pos, _ in scalars):
+        raise _Invalid(f"{where}: a scalar argument's position is past the last argument")
+    return FunctionInfo(name, params, size_vars, scalars)
 
 
 def parse_metadata(text: bytes, library: str) -> tuple[dict[str, Any], list[FunctionInfo]]:

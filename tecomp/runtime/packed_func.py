@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..error import ArgumentError, TecompError
-from .metadata import FunctionInfo, ParamInfo
+from .metadata import FunctionInfo, ParamInfo, evaluate
 from .ndarray import NDArray
 from .registry import take_pending_error
 from .threads import ensure_thread_config
@@ -82,9 +82,13 @@ class PackedFunc:
         self._ptr_array = ctypes.c_void_p * max(1, len(info.params))
         self._size_array = ctypes.c_int64 * max(1, len(info.size_vars))
         sv_index = {name: k for k, (name, _) in enumerate(info.size_vars)}
-        # Per dimension (constant extent, size-var index), -1 where not applicable.
-        self._dims = tuple(tuple((d, -1) if isinstance(d, int) else (-1, sv_index[d]) for d in p.shape)
+        # Per dimension (constant extent, size-var index), -1 where not applicable; -2 for an
+        # expression of size vars (``n // x``), checked once every size var is bound.
+        self._dims = tuple(tuple((d, -1) if isinstance(d, int) else (-1, -2) if isinstance(d, list)
+                                 else (-1, sv_index[d]) for d in p.shape)
                            for p in info.params)
+        self._exprs = [(i, axis, d) for i, p in enumerate(info.params) for axis, d in enumerate(p.shape)
+                       if isinstance(d, list)]
 
     def __call__(self, *args: Any) -> None:
         ptrs, sizes = self.prepare(args)
@@ -94,12 +98,14 @@ class PackedFunc:
     def prepare(self, args: tuple[Any, ...]) -> tuple[Any, Any]:
         """Check ``args`` and build the ctypes ``void*[]`` and ``int64[]`` of a call."""
         params = self.info.params
+        bound: list[tuple[int, int, int] | None] = [None] * len(self.info.size_vars)
+        if self.info.scalar_args:
+            args = self._take_scalars(args, bound)
         if len(args) != len(params):
             names = ", ".join(p.name for p in params)
             raise ArgumentError(f"{self.name} expects {len(params)} arguments ({names}), got {len(args)}")
         ptrs = self._ptr_array()
         arrays: list[np.ndarray] = []
-        bound: list[tuple[int, int, int] | None] = [None] * len(self.info.size_vars)
         for i, (arg, param, dims) in enumerate(zip(args, params, self._dims)):
             arr, ptrs[i] = self._unwrap(i, param, arg)
             if arr.dtype != param.dtype:
@@ -110,7 +116,28 @@ class PackedFunc:
             self._bind_shape(i, param, arr.shape, dims, bound)
             arrays.append(arr)
         self._check_overlap(arrays)
-        return ptrs, self._size_values(bound)
+        sizes = self._size_values(bound)
+        for i, axis, expr in self._exprs:
+            want = evaluate(expr, sizes)
+            if arrays[i].shape[axis] != want:
+                raise self._error(i, params[i], f"dimension {axis} is {arrays[i].shape[axis]}, expected {want} "
+                                                "(an expression of the size variables)")
+        return ptrs, sizes
+
+    def _take_scalars(self, args: tuple[Any, ...], bound: list) -> tuple[Any, ...]:
+        """The array arguments, with the integer arguments at their positions bound to their size vars."""
+        total = len(self.info.params) + len(self.info.scalar_args)
+        if len(args) != total:
+            raise ArgumentError(f"{self.name} expects {total} arguments ({len(self.info.params)} arrays and "
+                                f"{len(self.info.scalar_args)} integers), got {len(args)}")
+        for pos, k in self.info.scalar_args:
+            value = args[pos]
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ArgumentError(f"{self.name}: argument {pos} ({self.info.size_vars[k][0]}) must be an "
+                                    f"integer, got {type(value).__name__}")
+            bound[k] = (int(value), -1, pos)
+        positions = {pos for pos, _ in self.info.scalar_args}
+        return tuple(a for p, a in enumerate(args) if p not in positions)
 
     def call_prepared(self, ptrs: Any, sizes: Any) -> None:
         """Run the machine code on arguments from ``prepare``."""
@@ -146,6 +173,8 @@ class PackedFunc:
     def _bind_shape(self, i: int, param: ParamInfo, shape: tuple[int, ...],
                     dims: tuple[tuple[int, int], ...], bound: list) -> None:
         for axis, (extent, (const, sv)) in enumerate(zip(shape, dims)):
+            if sv == -2:  # an expression: checked once every size var is bound
+                continue
             if sv < 0:
                 if extent != const:
                     raise self._error(i, param, f"expected shape {_spec(param)}, got {shape}: "
@@ -175,8 +204,10 @@ class PackedFunc:
 
     def _size_values(self, bound: list[tuple[int, int, int]]) -> Any:
         sizes = self._size_array()
-        for k, ((value, i, _), (sv_name, dtype)) in enumerate(zip(bound, self.info.size_vars)):
-            if dtype == "int32" and value > _INT32_MAX:
+        for k, ((value, i, where), (sv_name, dtype)) in enumerate(zip(bound, self.info.size_vars)):
+            if dtype == "int32" and not -_INT32_MAX - 1 <= value <= _INT32_MAX:
+                if i < 0:  # a scalar argument, at position ``where`` of the call
+                    raise ArgumentError(f"{self.name}: argument {where} ({sv_name}) = {value} does not fit in int32")
                 raise self._error(i, self.info.params[i], f"size var {sv_name} = {value} does not fit in int32")
             sizes[k] = value
         return sizes
