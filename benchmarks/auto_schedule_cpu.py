@@ -5,18 +5,23 @@ Workloads: GEMM 1024^3 float32; a 5-point 2-D stencil (2048^2, on a padded input
 whose border keeps its value, written with ``te.if_then_else``); a fused softmax(x) @ V
 (x 512x512, V 512x256). Each is tuned with ``tecomp.auto_scheduler`` (measurements kept in a
 records database; a rerun resumes and adds ``--trials`` more), then its best record is built
-and timed. Prints GFLOP/s and the ratios the auto-scheduler issue sets as goals (tuned GEMM
->= 0.9x the hand-written one; stencil and softmax@V tuned >= 3x their default schedules).
+and timed in turns with the default schedule, the hand-written one and numpy, so that all see
+the same machine load (printed: the load average before timing). Prints GFLOP/s and the ratios
+the auto-scheduler issue sets as goals (tuned GEMM >= 0.9x the hand-written one; stencils and
+softmax@V tuned >= 3x their default schedules).
 
-    python benchmarks/auto_schedule_cpu.py [--trials 64] [--db auto_schedule.db] [--only stencil stencil_bounded]
+    python benchmarks/auto_schedule_cpu.py [--trials 64] [--db auto_schedule.db] [--threads 2]
+        [--only stencil stencil_bounded]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,7 +30,7 @@ from tecomp import auto_scheduler
 
 from auto_schedule_workloads import (gemm, gemm_numpy, softmax_matmul, softmax_matmul_numpy, stencil5,
                                      stencil5_bounded, stencil5_bounded_numpy, stencil5_numpy)
-from harness import gflops, median_seconds, threads
+from harness import gflops, interleaved_medians, threads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 from matmul import matmul_schedule  # noqa: E402
@@ -39,11 +44,12 @@ WORKLOADS = {
 }
 
 
-def timed(sch, tensors, inputs: list[np.ndarray], out_shape: tuple) -> tuple[float, np.ndarray]:
+def prepared(sch, tensors, inputs: list[np.ndarray], out_shape: tuple) -> tuple[Callable[[], object], Any]:
+    """A call of the built schedule on ``inputs``, and its output array."""
     f = tecomp.build(sch, tensors, target="llvm")
     dev = tecomp.cpu(0)
     args = [tecomp.nd.array(a, dev) for a in inputs] + [tecomp.nd.empty(out_shape, "float32", dev)]
-    return median_seconds(lambda: f(*args)), args[-1].numpy()
+    return (lambda: f(*args)), args[-1]
 
 
 def main() -> None:
@@ -67,21 +73,25 @@ def main() -> None:
         inputs = [rng.uniform(-1, 1, [int(d) for d in t.shape]).astype("float32") for t in task.tensors[:-1]]
         out_shape = tuple(int(d) for d in task.tensors[-1].shape)
         want = reference(*inputs)
-        with threads(args.threads):
-            rows = {"default": timed(*task.default_schedule(), inputs, out_shape),
-                    "auto-scheduled": timed(*task.apply_best(args.db), inputs, out_shape)}
-            if name == "gemm":
-                rows["hand-written"] = timed(*matmul_schedule(wargs[0]), inputs, out_shape)
-            numpy_s = median_seconds(lambda: reference(*inputs))
-        print(f"\n{name} {wargs}, {task.flop / 1e9:.3f} GFLOP, {args.threads} threads, {args.trials} more trials")
-        for label, (seconds, got) in rows.items():
-            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
-            print(f"  tecomp {label:15s} {gflops(task.flop, seconds):8.2f} GFLOP/s  {seconds * 1e3:9.3f} ms")
-        print(f"  numpy                  {gflops(task.flop, numpy_s):8.2f} GFLOP/s  {numpy_s * 1e3:9.3f} ms")
-        tuned = rows["auto-scheduled"][0]
-        print(f"  auto-scheduled vs default: {rows['default'][0] / tuned:.2f}x faster")
+        runs = {"default": prepared(*task.default_schedule(), inputs, out_shape),
+                "auto-scheduled": prepared(*task.apply_best(args.db), inputs, out_shape)}
         if name == "gemm":
-            print(f"  auto-scheduled vs hand-written: {rows['hand-written'][0] / tuned:.2f}x speed")
+            runs["hand-written"] = prepared(*matmul_schedule(wargs[0]), inputs, out_shape)
+        load = os.getloadavg()[0]
+        with threads(args.threads):  # in turns, so that a varying machine load hits every row alike
+            *seconds, numpy_s = interleaved_medians([call for call, _ in runs.values()]
+                                                    + [lambda: reference(*inputs)], repeat=5, min_ms=200)
+        rows = dict(zip(runs, seconds))
+        print(f"\n{name} {wargs}, {task.flop / 1e9:.3f} GFLOP, {args.threads} threads, {args.trials} more trials, "
+              f"load average {load:.1f} before timing")
+        for label, (_, out) in runs.items():
+            np.testing.assert_allclose(out.numpy(), want, rtol=1e-3, atol=1e-3)
+            print(f"  tecomp {label:15s} {gflops(task.flop, rows[label]):8.2f} GFLOP/s  {rows[label] * 1e3:9.3f} ms")
+        print(f"  numpy                  {gflops(task.flop, numpy_s):8.2f} GFLOP/s  {numpy_s * 1e3:9.3f} ms")
+        tuned = rows["auto-scheduled"]
+        print(f"  auto-scheduled vs default: {rows['default'] / tuned:.2f}x faster")
+        if name == "gemm":
+            print(f"  auto-scheduled vs hand-written: {rows['hand-written'] / tuned:.2f}x speed")
         print(f"  auto-scheduled vs numpy: {numpy_s / tuned:.2f}x speed")
 
 
