@@ -587,7 +587,7 @@ class _StmtSimplifier(Mutator):
         lo, extent = self.visit(s.min), self.visit(s.extent)
         if self.az.can_prove(op.cmp("<=", extent, 0)):
             return None
-        if isinstance(extent, IntImm) and extent.value == 1:
+        if isinstance(extent, IntImm) and extent.value == 1 and not s.thread_tag:  # a bound loop marks a kernel
             return self.visit(substitute(s.body, {s.loop_var: lo}))
         with self.az._scope(s.loop_var, (lo, extent)):
             body = self.visit(s.body)
