@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from .codegen import llvm_info as codegen  # ``tvm.target.codegen``: imports no backend until called
 from .context_stack import ThreadLocalStack
 from .error import TargetError
 
@@ -36,6 +35,15 @@ _INT_OPTIONS = ("max_num_threads",)
 _KEYS = {"llvm": ("cpu",), "cuda": ("cuda", "gpu")}
 
 _contexts = ThreadLocalStack()
+
+
+def __getattr__(name: str) -> Any:
+    """``tvm.target.codegen``, imported on first use: loading a compiled library must not import
+    the code generators."""
+    if name == "codegen":
+        from .codegen import llvm_info
+        return llvm_info
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class TargetKind(str):
