@@ -10,6 +10,8 @@ its columns and runs the (batch, row block, column block) tiles in parallel (as
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ DENSE_TEMPLATE = "schedules/dense"
 BATCH_MATMUL_TEMPLATE = "schedules/batch_matmul"
 ROW_TILES = (8, 6, 4, 3, 2, 1)
 COL_TILES = (32, 16, 8)
+MIN_PARALLEL_ROW_BLOCKS = 16  # enough row blocks to share among threads without the panels
 # How well an mr-row accumulator tile uses the registers and the loads of B (one broadcast of A per
 # row, one vector of B shared by all rows), relative to 8 rows.
 _ROW_TILE_EFFICIENCY = {8: 1.0, 6: 0.95, 4: 0.85, 3: 0.7, 2: 0.5, 1: 0.3}
@@ -257,11 +260,18 @@ def schedule_product_output(s: Schedule, out: Tensor, knobs: GemmSchedule) -> No
     stage = s[out]
     *batch, i, j = stage.op.axis
     io, jo, _, ji = stage.tile(i, j, mr, nr)
-    block = stage.fuse(*batch, io, jo)
+    row_blocks = math.prod(d.value for d in out.shape[:-1]) // m * -(-m // mr)
+    if out.shape[-1].value % nr and row_blocks >= MIN_PARALLEL_ROW_BLOCKS:
+        # the padded last panel's stores are guarded per column: with the panels a serial loop
+        # inside each row block, loop partitioning peels that panel and the others store vectors
+        block = stage.fuse(*batch, io)
+        tile_root = jo
+    else:
+        block = tile_root = stage.fuse(*batch, io, jo)
     stage.parallel(block)
     if knobs.vectorize:
         stage.vectorize(ji)
-    s[acc].compute_at(stage, block)
+    s[acc].compute_at(stage, tile_root)
     *_, ai, aj = s[acc].op.axis
     (ak,) = s[acc].op.reduce_axis
     if knobs.k_inner > 1:

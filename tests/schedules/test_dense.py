@@ -66,6 +66,21 @@ def test_batch_matmul_odd_shapes_keep_full_register_tiles(check, rng, a_shape, b
     check(s, [A, B, out], [a, b], expected, atol=1e-4)
 
 
+def test_padded_last_panel_alone_stores_per_column(check, rng):
+    """Attention scores over 197 tokens: 197 columns are six full 32-column panels and a padded
+    seventh. With many row blocks the panels run serially inside each one, so loop partitioning
+    peels the seventh: only its stores are guarded per column, the others store whole vectors."""
+    A, B = te.placeholder((3, 197, 64), name="A"), te.placeholder((3, 64, 197), name="B")
+    out = D.batch_matmul(A, B)
+    s = D.schedule_batch_matmul(out)
+    text = str(tecomp.lower(s, [A, B, out], simple_mode=True))
+    stores = [line.strip() for line in text.splitlines() if line.strip().startswith("batch_matmul[")]
+    assert len(stores) == 2 and "ramp(" in stores[0] and "ramp(" not in stores[1], stores
+    assert text.count("< 5)") == 1  # the column guard: the tail panel's 5 columns
+    a, b = _rand(rng, (3, 197, 64)), _rand(rng, (3, 64, 197))
+    check(s, [A, B, out], [a, b], a @ b, atol=1e-4)
+
+
 @pytest.mark.parametrize("m,expected", [(1, 1), (2, 2), (3, 3), (8, 8), (12, 6), (13, 8), (50, 8), (197, 8)])
 def test_row_tile_prefers_full_register_tiles_over_divisors(m, expected):
     assert D.row_tile(m) == expected
