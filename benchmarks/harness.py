@@ -39,10 +39,23 @@ def median_seconds(fn: Callable[[], object], repeat: int = 5, min_repeat_ms: flo
     return statistics.median(samples)
 
 
+# Idle worker threads spin before they sleep (libgomp's for up to about 20 ms on recent x86
+# cores, ORT's pool likewise): a measurement that starts while the other side's threads still
+# spin shares the cores with them. Each turn starts after this pause.
+SETTLE_SECONDS = 0.25
+
+
 def interleaved_medians(calls: list[Callable[[], object]], repeat: int, min_ms: float) -> list[float]:
     """Median seconds per call of each of ``calls``, their measurements taken in turns so that all
-    see the same machine load (each one the harness's warm-up and ``min_ms`` calibration)."""
-    rounds = [[median_seconds(call, 1, min_ms) for call in calls] for _ in range(repeat)]
+    see the same machine load (each one the harness's warm-up and ``min_ms`` calibration, after
+    the previous turn's idle threads have gone to sleep)."""
+    rounds = []
+    for _ in range(repeat):
+        row = []
+        for call in calls:
+            time.sleep(SETTLE_SECONDS)
+            row.append(median_seconds(call, 1, min_ms))
+        rounds.append(row)
     return [statistics.median(column) for column in zip(*rounds)]
 
 
