@@ -39,7 +39,7 @@ def median_seconds(fn: Callable[[], object], repeat: int = 5, min_repeat_ms: flo
     return statistics.median(samples)
 
 
-# Idle worker threads spin before they sleep (libgomp's for up to about 20 ms on recent x86
+# Idle worker threads spin before they sleep (libgomp's for an estimated 20 ms on recent x86
 # cores, ORT's pool likewise): a measurement that starts while the other side's threads still
 # spin shares the cores with them. Each turn starts after this pause.
 SETTLE_SECONDS = 0.25
