@@ -237,7 +237,7 @@ class NchwcSchedule:
     unroll_kw: bool = True
 
 
-def default_reg_n(out_w: int, limit: int = 16) -> int:
+def default_reg_n(out_w: int, limit: int) -> int:
     """The widest register tile up to ``limit`` that divides the output width (never guarded)."""
     return next(t for t in range(min(limit, out_w), 0, -1) if out_w % t == 0)
 

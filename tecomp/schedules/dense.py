@@ -260,7 +260,7 @@ def schedule_product_output(s: Schedule, out: Tensor, knobs: GemmSchedule) -> No
     stage = s[out]
     *batch, i, j = stage.op.axis
     io, jo, _, ji = stage.tile(i, j, mr, nr)
-    row_blocks = math.prod(d.value for d in out.shape[:-1]) // m * -(-m // mr)
+    row_blocks = math.prod(d.value for d in out.shape[:-2]) * -(-m // mr)  # batches x row tiles
     if out.shape[-1].value % nr and row_blocks >= MIN_PARALLEL_ROW_BLOCKS:
         # the padded last panel's stores are guarded per column: with the panels a serial loop
         # inside each row block, loop partitioning peels that panel and the others store vectors

@@ -49,10 +49,6 @@ def _handler(walker: Any, node: Any) -> Callable | None:
         return method
 
 
-def _is_node(x: Any) -> bool:
-    return isinstance(x, _NODE_TYPES)
-
-
 class Mutator:
     """Rebuilds IR bottom-up; override ``visit_<ClassName>`` to rewrite nodes."""
 
