@@ -57,13 +57,19 @@ def test_tensor_arithmetic_rejects_mismatched_shapes():
         te.placeholder((3, 4)) + te.placeholder((5,))
 
 
-def test_scan_cumulative_sum_with_placeholder_state():
+def cumulative_sum_scan():
+    """TVM's classic scan: the running sum of ``X`` over rows, with a placeholder state.
+    Returns ``(X, update, scan result)``."""
     m, n = te.var("m"), te.var("n")
     X = te.placeholder((m, n), name="X")
-    s_state = te.placeholder((m, n))
-    s_init = te.compute((1, n), lambda _, i: X[0, i])
-    s_update = te.compute((m, n), lambda t, i: s_state[t - 1, i] + X[t, i])
-    res = te.scan(s_init, s_update, s_state, inputs=[X])
+    state = te.placeholder((m, n))
+    init = te.compute((1, n), lambda _, i: X[0, i])
+    update = te.compute((m, n), lambda t, i: state[t - 1, i] + X[t, i])
+    return X, update, te.scan(init, update, state, inputs=[X])
+
+
+def test_scan_cumulative_sum_with_placeholder_state():
+    X, s_update, res = cumulative_sum_scan()
     s = te.create_schedule(res.op)
     xo, xi = s[s_update].split(s_update.op.axis[1], factor=4)
     s[s_update].vectorize(xi)

@@ -9,6 +9,8 @@ import tecomp as tvm
 from tecomp import te
 from tecomp.ir_json import SerializationError
 
+from test_classic_te import cumulative_sum_scan
+
 
 def test_schedule_round_trip_keeps_sharing_and_builds_the_same_function(rng):
     n = 32
@@ -32,12 +34,7 @@ def test_schedule_round_trip_keeps_sharing_and_builds_the_same_function(rng):
 
 
 def test_scan_op_and_tensor_round_trip():
-    m, n = te.var("m"), te.var("n")
-    X = te.placeholder((m, n), name="X")
-    state = te.placeholder((m, n))
-    init = te.compute((1, n), lambda _, i: X[0, i])
-    update = te.compute((m, n), lambda t, i: state[t - 1, i] + X[t, i])
-    res = te.scan(init, update, state)
+    _, update, res = cumulative_sum_scan()
     op = tvm.ir.load_json(tvm.ir.save_json(res.op))
     assert isinstance(op, te.ScanOp) and str(op.update[0].op.body) == str(update.op.body)
     t = tvm.ir.load_json(tvm.ir.save_json(update))
