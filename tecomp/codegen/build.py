@@ -185,7 +185,10 @@ def generate_ir(funcs: Sequence[PrimFunc], target: Target, bound_check: bool = F
 
 def imported_llvm(funcs: Sequence[PrimFunc]) -> list[str]:
     """LLVM IR texts given by ``pragma(loop, "import_llvm", text)`` (TVM's way to supply the
-    function a tensor intrinsic calls), each once."""
+    function a tensor intrinsic calls), each once. Their external definitions become
+    ``linkonce_odr``: two imports defining the same function (a schedule importing one C file
+    and then a larger one that includes it) link to one definition, as in TVM, which links
+    imports only as needed."""
     from ..tir.functor import post_order_visit
     from ..tir.stmt import For
     texts: list[str] = []
@@ -196,7 +199,17 @@ def imported_llvm(funcs: Sequence[PrimFunc]) -> list[str]:
 
     for func in funcs:
         post_order_visit(func.body, visit)
-    return texts
+    return [_mergeable_definitions(_parse_and_verify(text, funcs)) for text in texts]
+
+
+_EXTERNAL_LINKAGE = 0  # llvmlite's code for LLVM's default ``external`` linkage
+
+
+def _mergeable_definitions(mod: llvm.ModuleRef) -> str:
+    for value in [*mod.functions, *mod.global_variables]:
+        if not value.is_declaration and value.linkage == _EXTERNAL_LINKAGE:
+            value.linkage = "linkonce_odr"
+    return str(mod)
 
 
 def _parse_and_verify(text: str, funcs: Sequence[PrimFunc]) -> llvm.ModuleRef:

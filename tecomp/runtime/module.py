@@ -67,8 +67,13 @@ class Module:
         return tuple(self._functions)
 
     @property
-    def imported_modules(self) -> list["Module"]:
-        return []
+    def imported_modules(self) -> list["DeviceCode"]:
+        """TVM's host module imports its device module: for a cuda build, one ``DeviceCode`` view
+        of the kernels' source (``get_source()`` is the CUDA C, ``get_source("ptx")`` the PTX);
+        a CPU module imports none."""
+        if self.device_kind != "cuda":
+            return []
+        return [DeviceCode(self)]
 
     def __call__(self, *args: Any) -> None:
         self._functions[self.entry_name](*args)
@@ -123,6 +128,33 @@ class Module:
 
     def __repr__(self) -> str:
         return f"<tecomp.Module {self.library_path} functions=[{', '.join(self._functions)}]>"
+
+
+class DeviceCode:
+    """The device side of a cuda module, as TVM's imported ``cuda`` module shows it: its source,
+    which can be saved (``.cu`` the CUDA C, ``.ptx`` the PTX); the functions are called through
+    the host module."""
+
+    type_key = "cuda"
+    _FORMATS = {"": "cuda", "cu": "cuda", "cuda": "cuda", "ptx": "ptx"}
+
+    def __init__(self, host: Module) -> None:
+        self._host = host
+
+    def get_source(self, fmt: str = "") -> str:
+        if fmt not in self._FORMATS:
+            raise TecompError(f"the cuda device module has source formats cu and ptx, not {fmt!r}")
+        return self._host.get_source(self._FORMATS[fmt])
+
+    def save(self, path: str | os.PathLike, fmt: str = "") -> None:
+        """Write the CUDA C (``.cu``) or the PTX (``.ptx``), by ``fmt`` or the extension."""
+        path = os.fspath(path)
+        fmt = fmt or os.path.splitext(path)[1].lstrip(".")
+        with open(path, "w") as fh:
+            fh.write(self.get_source(fmt))
+
+    def __repr__(self) -> str:
+        return f"<tecomp.DeviceCode cuda of {self._host.library_path}>"
 
 
 def _check_shared_object(path: str) -> None:
