@@ -32,7 +32,8 @@ def resolve_target(target: Union[str, Target, None]) -> Target:
 
 def build(inputs: Union[Schedule, IRModule, PrimFunc, Sequence[Any], dict], args: Optional[Sequence[Any]] = None,
           target: Union[str, Target, None] = None, name: str = "main",
-          target_host: Union[str, Target, None] = None, bound_check: bool = False) -> Any:
+          target_host: Union[str, Target, None] = None, bound_check: bool = False,
+          binds: Optional[dict] = None) -> Any:
     """Compile a schedule (with its argument tensors), a lowered IRModule or PrimFunc, a list of
     those (one library holding every function), or TVM's ``{target: module}`` dict.
 
@@ -41,6 +42,7 @@ def build(inputs: Union[Schedule, IRModule, PrimFunc, Sequence[Any], dict], args
     ``tir.instrument_bound_checkers`` in the enclosing ``PassContext``: every buffer
     access checks its index, and one out of bounds raises
     ``tecomp.runtime.OutOfBoundsError`` naming the buffer, the index and the extent.
+    ``binds`` gives argument tensors their buffers, as in ``lower``.
     """
     if isinstance(inputs, Schedule) and isinstance(args, (str, Target)):
         raise BuildError("build(schedule, args, target): the second argument must be the argument tensors")
@@ -54,10 +56,12 @@ def build(inputs: Union[Schedule, IRModule, PrimFunc, Sequence[Any], dict], args
     tgt = resolve_target(target)
     if bound_check and tgt.kind != "llvm":
         raise BuildError(f"bound_check=True is supported for the llvm target only, not {tgt}")
+    if binds and not isinstance(inputs, Schedule):
+        raise BuildError("build: binds= applies when lowering a schedule; this input is already lowered")
     if isinstance(inputs, Schedule):
         if args is None:
             raise BuildError("build(schedule, args): give the argument tensors, e.g. [A, B, C]")
-        funcs = list(lower(inputs, args, name=name, target=tgt))
+        funcs = list(lower(inputs, args, name=name, target=tgt, binds=binds))
     elif isinstance(inputs, IRModule):
         funcs = list(inputs)
     elif isinstance(inputs, PrimFunc):
@@ -67,6 +71,10 @@ def build(inputs: Union[Schedule, IRModule, PrimFunc, Sequence[Any], dict], args
     else:
         raise BuildError(f"build expects a schedule, an IRModule, a PrimFunc or a list of lowered functions, "
                          f"got {type(inputs).__name__}")
+    strided = [b.name for f in funcs for b in f.params if b.strides]
+    if bound_check and strided:
+        raise BuildError(f"bound_check=True does not support buffers with explicit strides (binds=): "
+                         f"{', '.join(strided)}")
     if tgt.kind == "llvm":
         from .codegen import build_llvm
         return build_llvm(funcs, tgt, bound_check)

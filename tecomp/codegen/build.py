@@ -132,9 +132,11 @@ def function_metadata(func: PrimFunc) -> dict:
     stored = _stored_buffers(func)
     params = [{"name": buf.name, "dtype": buf.dtype,
                "shape": [_shape_entry(func, buf, s, names) for s in buf.shape],
+               **({"strides": [_shape_entry(func, buf, s, names) for s in buf.strides]} if buf.strides else {}),
                "written": buf in stored} for buf in func.params]
     scalars = {v: pos for pos, v in dict(func.attrs).get("scalar_args", ())}
-    used = {dim for p in params for dim in p["shape"] if isinstance(dim, str)} | {v.name for v in scalars}
+    used = {dim for p in params for dim in (*p["shape"], *p.get("strides", ())) if isinstance(dim, str)}
+    used |= {v.name for v in scalars}
     unused = [name for name in names.values() if name not in used]
     if unused:
         raise BuildError(f"function {func.name}: size variables {', '.join(unused)} appear in no "

@@ -29,6 +29,7 @@ from ..tir.simplify import Analyzer, simplify_stmt
 from ..target import Target
 from ..transform import current_options
 from ..tir.stmt import For, LetStmt, PrimFunc, Stmt
+from .binds import check_binds, param_buffer
 from .bound import BoundInferrer
 from .extern import extern_bodies, plan_extern_storage
 from .flatten import flatten_storage
@@ -45,15 +46,19 @@ def lower(sch: Schedule, args: Sequence[Any], name: str = "main", binds: Optiona
           simple_mode: bool = False, target: Any = None) -> IRModule:
     """Lower a schedule to an IRModule holding one PrimFunc called ``name``.
 
+    ``binds`` maps argument tensors to buffers from ``tir.decl_buffer`` giving their layout
+    (strides, elem_offset; see ``binds.py``).
+
     With a cuda ``target`` (a string or Target; the enclosing ``with Target``
     is not consulted) the function is also split into kernels in launch form.
     """
     if not isinstance(sch, Schedule):
         raise LoweringError(f"lower expects a schedule from te.create_schedule, got {type(sch).__name__}")
-    if binds:
-        raise LoweringError("lower: binds= is not supported; buffers are compact row-major")
     gpu = Target(target) if target is not None and Target(target).kind == "cuda" else None
-    func = lower_to_primfunc(sch, args, name, partition=gpu is None)
+    if gpu is not None and binds and any(b.strides for b in binds.values() if isinstance(b, Buffer)):
+        raise LoweringError("lower: binds= with strides is supported for CPU targets only; the cuda runtime "
+                            "passes compact arrays")
+    func = lower_to_primfunc(sch, args, name, partition=gpu is None, binds=binds)
     if gpu is not None:
         func = lower_for_gpu(func, gpu)
     return IRModule({name: func})
@@ -69,14 +74,16 @@ def stages_and_bodies(sch: Schedule) -> tuple[list[Stage], dict]:
     return stages, bodies
 
 
-def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str, partition: bool = True) -> PrimFunc:
+def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str, partition: bool = True,
+                      binds: Optional[dict] = None) -> PrimFunc:
     tensors, extra_vars = _split_args(args)
+    binds = check_binds(binds, tensors)
     stages, bodies = stages_and_bodies(sch)
     check_scan_body_placement(sch, stages, bodies)
     analyzer = _shape_analyzer(tensors)
     inferrer = BoundInferrer(sch, stages, bodies, analyzer)
     bounds = inferrer.run()
-    storage, params = _plan_storage(sch, tensors, stages, bounds, analyzer, inferrer.capacity)
+    storage, params = _plan_storage(sch, tensors, stages, bounds, analyzer, inferrer.capacity, binds)
     _check_inputs_passed(sch, bodies, storage, stages)
     body = NestBuilder(sch, stages, bodies, bounds, storage, analyzer).build()
     if body is None:
@@ -123,7 +130,7 @@ def _split_args(args: Sequence[Any]) -> tuple[list[Tensor], list[Var]]:
 
 
 def _plan_storage(sch: Schedule, tensors: list[Tensor], stages: list[Stage], bounds: dict,
-                  analyzer: Analyzer, capacity: dict) -> tuple:
+                  analyzer: Analyzer, capacity: dict, binds: dict) -> tuple:
     storage = StorageMap()
     params: list[Buffer] = []
     seen: set = set()
@@ -132,18 +139,18 @@ def _plan_storage(sch: Schedule, tensors: list[Tensor], stages: list[Stage], bou
             if not isinstance(t.op, PlaceholderOp):
                 raise LoweringError(f"tensor {t.name} is an argument but this schedule does not compute "
                                     "it; create the schedule over the outputs that include it")
-            params.append(Buffer(t.name, t.dtype, tuple(t.shape)))  # an input nothing reads
+            params.append(param_buffer(t, t.dtype, tuple(t.shape), binds, analyzer))  # an input nothing reads
             continue
         stage = sch[t]
         if stage.attach_type == "inline":  # as in TVM: a parameter that nothing writes
-            params.append(Buffer(t.name, t.dtype, tuple(t.shape)))
+            params.append(param_buffer(t, t.dtype, tuple(t.shape), binds, analyzer))
             continue
         key = (id(stage), t.value_index)
         if key in seen:
             raise LoweringError(f"tensor {t.name} appears twice in the argument list")
         seen.add(key)
         current = stage.op.output(t.value_index)
-        buf = Buffer(t.name, current.dtype, tuple(current.shape))
+        buf = param_buffer(t, current.dtype, tuple(current.shape), binds, analyzer)
         zeros = tuple(_op.const(0, s.dtype) for s in current.shape)
         storage.add(stage, t.value_index, buf, zeros, True)
         params.append(buf)
@@ -216,7 +223,7 @@ def _check_inputs_passed(sch: Schedule, bodies: dict, storage: StorageMap, stage
 def _size_vars(params: list[Buffer]) -> list[Var]:
     found: list[Var] = []
     for buf in params:
-        for extent in buf.shape:
+        for extent in (*buf.shape, *buf.strides):  # stride variables (binds=) are bound at each call
             for v in _vars_in_order(extent):
                 if v not in found:
                     found.append(v)

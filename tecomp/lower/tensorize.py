@@ -174,7 +174,14 @@ def tensorized_nest(nb: Any, st: Stage, sb: Any, pos: int, intrin: TensorIntrin)
                 raise LoweringError(f"{where}: intrinsic buffer {declared.name} has stride {want} in dimension {dim}, "
                                     f"but its region of {real.name} has stride {have}; declare its strides with "
                                     "variables (tir.decl_buffer(..., strides=[te.var('s'), 1]))")
-        bindings[declared.data] = (declared, flat_view(real), analyzer.simplify(flat_index(real, local)),
+        base = analyzer.simplify(flat_index(real, local))
+        if isinstance(declared.elem_offset, Var):  # TVM binds it to the region's offset in the real buffer
+            stride_vars[declared.elem_offset] = base
+        elif declared.elem_offset is not None and not is_const_int(declared.elem_offset, 0):
+            raise LoweringError(f"{where}: intrinsic buffer {declared.name} has the constant elem_offset "
+                                f"{declared.elem_offset}; declare it with a variable (or offset_factor), "
+                                "which is bound to the region's offset")
+        bindings[declared.data] = (declared, flat_view(real), base,
                                    tuple(substitute(s, stride_vars) for s in (declared.strides or real_strides)))
     binder = _BindBuffers(bindings)
 

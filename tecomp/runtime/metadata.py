@@ -34,12 +34,14 @@ SIZE_VAR_DTYPES = ("int32", "int64")
 
 @dataclass(frozen=True)
 class ParamInfo:
-    """One buffer parameter: ``shape`` holds ints and size-var names."""
+    """One buffer parameter: ``shape`` holds ints and size-var names (or expressions of them);
+    ``strides``, in elements and alike, are empty for a compact row-major array."""
 
     name: str
     dtype: np.dtype
     shape: tuple[int | str, ...]
     written: bool = True  # the function stores to it (absent in metadata: assume so)
+    strides: tuple[int | str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,11 +144,14 @@ def _param(param: Any, size_vars: tuple[str, ...], where: str) -> ParamInfo:
     if str(dtype) != element and element != "bfloat16":  # reject numpy aliases such as "f4"
         raise _Invalid(f"{where}: dtype {dtype_name!r} is not a tecomp dtype name")
     shape = tuple(_dim(d, size_vars, where) for d in _field(param, "shape", list, where))
+    strides = tuple(_dim(d, size_vars, where) for d in param.get("strides", ()))
+    if strides and (len(strides) != len(shape) or lanes > 1):
+        raise _Invalid(f"{where}: strides {list(strides)} do not match shape {list(shape)}")
     shape += (lanes,) if lanes > 1 else ()
     written = param.get("written", True)
     if not isinstance(written, bool):
         raise _Invalid(f"{where}: 'written' must be true or false, got {written!r}")
-    return ParamInfo(name, dtype, shape, written)
+    return ParamInfo(name, dtype, shape, written, strides)
 
 
 def _function(fn: Any, index: int) -> FunctionInfo:
@@ -157,7 +162,7 @@ def _function(fn: Any, index: int) -> FunctionInfo:
     params = tuple(_param(p, sv_names, f"{where}, param {k}")
                    for k, p in enumerate(_field(fn, "params", list, where)))
     given = {sv_names[k] for _, k in scalars}
-    unbound = set(sv_names) - given - {d for p in params for d in p.shape if isinstance(d, str)}
+    unbound = set(sv_names) - given - {d for p in params for d in (*p.shape, *p.strides) if isinstance(d, str)}
     if unbound:
         raise _Invalid(f"{where}: size vars {sorted(unbound)} appear in no parameter shape")
     if any(pos > len(params) + len(scalars) - 1 for pos, _ in scalars):

@@ -84,11 +84,16 @@ class PackedFunc:
         sv_index = {name: k for k, (name, _) in enumerate(info.size_vars)}
         # Per dimension (constant extent, size-var index), -1 where not applicable; -2 for an
         # expression of size vars (``n // x``), checked once every size var is bound.
-        self._dims = tuple(tuple((d, -1) if isinstance(d, int) else (-1, -2) if isinstance(d, list)
-                                 else (-1, sv_index[d]) for d in p.shape)
-                           for p in info.params)
+        def entries(dims: tuple) -> tuple:
+            return tuple((d, -1) if isinstance(d, int) else (-1, -2) if isinstance(d, list)
+                         else (-1, sv_index[d]) for d in dims)
+
+        self._dims = tuple(entries(p.shape) for p in info.params)
+        self._strides = tuple(entries(p.strides) for p in info.params)  # () for a compact parameter
         self._exprs = [(i, axis, d) for i, p in enumerate(info.params) for axis, d in enumerate(p.shape)
                        if isinstance(d, list)]
+        self._stride_exprs = [(i, axis, d) for i, p in enumerate(info.params) for axis, d in enumerate(p.strides)
+                              if isinstance(d, list)]
 
     def __call__(self, *args: Any) -> None:
         ptrs, sizes = self.prepare(args)
@@ -111,10 +116,13 @@ class PackedFunc:
             if arr.dtype != param.dtype:
                 raise self._error(i, param, f"expected dtype {param.dtype}, got {arr.dtype}")
             if arr.ndim != len(dims):
-                raise self._error(i, param, f"expected {len(dims)} dimensions (shape {_spec(param)}), "
+                raise self._error(i, param, f"expected {len(dims)} dimensions (shape {_spec(param.shape)}), "
                                             f"got {arr.ndim} (shape {arr.shape})")
             self._bind_shape(i, param, arr.shape, dims, bound)
             arrays.append(arr)
+        for i, (arr, param) in enumerate(zip(arrays, params)):
+            if param.strides:
+                self._bind_strides(i, param, arr, bound)
         self._check_overlap(arrays)
         sizes = self._size_values(bound)
         for i, axis, expr in self._exprs:
@@ -122,7 +130,27 @@ class PackedFunc:
             if arrays[i].shape[axis] != want:
                 raise self._error(i, params[i], f"dimension {axis} is {arrays[i].shape[axis]}, expected {want} "
                                                 "(an expression of the size variables)")
+        for i, axis, expr in self._stride_exprs:
+            want, have = evaluate(expr, sizes), arrays[i].strides[axis] // arrays[i].itemsize
+            if arrays[i].shape[axis] > 1 and have != want:
+                raise self._error(i, params[i], f"stride {axis} is {have} elements, expected {want} "
+                                                "(an expression of the size variables)")
         return ptrs, sizes
+
+    def _bind_strides(self, i: int, param: ParamInfo, arr: np.ndarray, bound: list) -> None:
+        """Check the element strides of a parameter declared with strides (``binds=``) and bind their
+        variables. A dimension of extent 0 or 1 never moves an access, so its stride binds a variable
+        only where nothing else does and is not checked (numpy reports any stride there)."""
+        if any(s < 0 or s % arr.itemsize for s in arr.strides):
+            raise self._error(i, param, f"strides {arr.strides} (bytes) are not non-negative multiples of the "
+                                        f"element size {arr.itemsize}")
+        elements = tuple(s // arr.itemsize for s in arr.strides)
+        dims = self._strides[i]
+        moving = tuple(d if extent > 1 else (-1, -2) for d, extent in zip(dims, arr.shape))  # -2: not checked
+        self._bind_shape(i, param, elements, moving, bound, what="stride", spec=param.strides)
+        for axis, (_, sv) in enumerate(dims):
+            if sv >= 0 and bound[sv] is None:
+                bound[sv] = (elements[axis], i, axis)
 
     def _take_scalars(self, args: tuple[Any, ...], bound: list) -> tuple[Any, ...]:
         """The array arguments, with the integer arguments at their positions bound to their size vars."""
@@ -163,7 +191,7 @@ class PackedFunc:
             return arg._array, arg.data_ptr
         if not isinstance(arg, np.ndarray):
             raise self._error(i, param, f"expected a tecomp NDArray or a numpy array, got {type(arg).__name__}")
-        if not arg.flags.c_contiguous:
+        if not arg.flags.c_contiguous and not param.strides:
             raise self._error(i, param, "numpy array is not C-contiguous; pass np.ascontiguousarray(x) "
                                         "(a silent copy would lose what the function writes)")
         if not arg.flags.writeable:
@@ -171,20 +199,23 @@ class PackedFunc:
         return arg, arg.ctypes.data
 
     def _bind_shape(self, i: int, param: ParamInfo, shape: tuple[int, ...],
-                    dims: tuple[tuple[int, int], ...], bound: list) -> None:
+                    dims: tuple[tuple[int, int], ...], bound: list, what: str = "dimension",
+                    spec: tuple = ()) -> None:
+        """Check constant extents (or element strides, ``what="stride"``) and bind size vars."""
         for axis, (extent, (const, sv)) in enumerate(zip(shape, dims)):
             if sv == -2:  # an expression: checked once every size var is bound
                 continue
             if sv < 0:
                 if extent != const:
-                    raise self._error(i, param, f"expected shape {_spec(param)}, got {shape}: "
-                                                f"dimension {axis} is {extent}, expected {const}")
+                    label = "shape" if what == "dimension" else "strides"
+                    raise self._error(i, param, f"expected {label} {_spec(spec or param.shape)}, got {shape}: "
+                                                f"{what} {axis} is {extent}, expected {const}")
             elif bound[sv] is None:
                 bound[sv] = (extent, i, axis)
             elif bound[sv][0] != extent:
                 value, j, j_axis = bound[sv]
                 sv_name = self.info.size_vars[sv][0]
-                raise self._error(i, param, f"dimension {axis} is {extent}, but size var {sv_name} is {value} "
+                raise self._error(i, param, f"{what} {axis} is {extent}, but size var {sv_name} is {value} "
                                             f"from argument {j} ({self.info.params[j].name}) dimension {j_axis}")
 
     def _check_overlap(self, arrays: list[np.ndarray]) -> None:
@@ -219,5 +250,5 @@ class PackedFunc:
         return f"<tecomp.PackedFunc {self.name}({', '.join(p.name for p in self.info.params)})>"
 
 
-def _spec(param: ParamInfo) -> str:
-    return "[" + ", ".join(str(d) for d in param.shape) + "]"
+def _spec(dims: tuple) -> str:
+    return "[" + ", ".join(str(d) for d in dims) + "]"

@@ -22,6 +22,10 @@ class Buffer:
     scope: str = "global"
     data: Var = field(default=None)  # type: ignore[assignment]
     strides: tuple = ()
+    # TVM's offset of element 0 from ``data``, in elements (a constant or a variable); None is 0.
+    # tecomp passes arrays by the address of their element 0, so it never shifts an access:
+    # a call is TVM's call with byte_offset = elem_offset * itemsize (see lower/binds.py).
+    elem_offset: Any = None
 
     def __post_init__(self):
         if self.data is None:
@@ -78,15 +82,17 @@ def decl_buffer(shape, dtype: str = "float32", name: str = "buffer", data: Optio
                 data_alignment: int = -1, offset_factor: int = 0) -> Buffer:
     """Declare a buffer (TVM's ``tir.decl_buffer``).
 
-    ``strides`` gives a strided layout; ``data_alignment`` up to 64 bytes and any
-    ``offset_factor`` are accepted because tecomp's buffers always start 64-byte
-    aligned at element offset 0; a nonzero ``elem_offset`` is refused.
+    ``strides`` gives a strided layout (constants or variables); ``elem_offset`` (an integer or
+    an integer variable) is kept for ``lower(..., binds=)``; ``data_alignment`` up to 64 bytes
+    and any ``offset_factor`` are accepted because tecomp's buffers always start 64-byte aligned.
     """
     from ..error import ExprError
     from .op import convert
-    if elem_offset is not None and not (isinstance(elem_offset, int) and elem_offset == 0):
-        raise ExprError(f"decl_buffer {name}: elem_offset={elem_offset!r} is not supported; tecomp's buffers "
-                        "start at element 0")
+    if elem_offset is not None:
+        elem_offset = convert(elem_offset)
+        if not elem_offset.dtype.startswith("int"):
+            raise ExprError(f"decl_buffer {name}: elem_offset={elem_offset!r} must be an integer or an "
+                            "integer variable")
     if data_alignment > 64:
         raise ExprError(f"decl_buffer {name}: data_alignment={data_alignment} exceeds the 64 bytes tecomp "
                         "guarantees")
@@ -94,4 +100,4 @@ def decl_buffer(shape, dtype: str = "float32", name: str = "buffer", data: Optio
     stride_exprs = tuple(convert(s) for s in strides) if strides else ()
     if stride_exprs and len(stride_exprs) != len(shape):
         raise ExprError(f"decl_buffer {name}: {len(stride_exprs)} strides for {len(shape)} dimensions")
-    return Buffer(name, dtype, shape, scope or "global", data, stride_exprs)
+    return Buffer(name, dtype, shape, scope or "global", data, stride_exprs, elem_offset)

@@ -155,7 +155,8 @@ def func_to_str(f: S.PrimFunc) -> str:
     params = []
     for b in f.params:
         shape = ", ".join(p.expr(x) for x in b.shape)
-        params.append(f"{p.buf(b)}: Buffer({b.dtype}, [{shape}])")
+        strides = f", strides=[{', '.join(p.expr(x) for x in b.strides)}]" if b.strides else ""
+        params.append(f"{p.buf(b)}: Buffer({b.dtype}, [{shape}]{strides})")
     p.emit(0, f"primfn {f.name}({', '.join(params)}) {{")
     p.stmt(f.body, 1)
     p.emit(0, "}")
