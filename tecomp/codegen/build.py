@@ -122,10 +122,11 @@ def _stored_buffers(func: PrimFunc) -> set:
 def function_metadata(func: PrimFunc) -> dict:
     """The metadata record of one PrimFunc (validates that its shapes are callable)."""
     names: dict = {}
+    scalars = {v: pos for pos, v in dict(func.attrs).get("scalar_args", ())}
     for var in func.size_vars:
-        if var.dtype not in ("int32", "int64"):
+        if var.dtype not in ("int32", "int64") and not (var in scalars and var.dtype in ("float32", "float64")):
             raise BuildError(f"function {func.name}: size variable {var.name} has dtype {var.dtype}; "
-                             "size variables are int32 or int64")
+                             "size variables are int32 or int64 (float32/float64 only as scalar arguments)")
         if var.name in names.values():
             raise BuildError(f"function {func.name}: two size variables are named {var.name!r}")
         names[var] = var.name
@@ -134,7 +135,6 @@ def function_metadata(func: PrimFunc) -> dict:
                "shape": [_shape_entry(func, buf, s, names) for s in buf.shape],
                **({"strides": [_shape_entry(func, buf, s, names) for s in buf.strides]} if buf.strides else {}),
                "written": buf in stored} for buf in func.params]
-    scalars = {v: pos for pos, v in dict(func.attrs).get("scalar_args", ())}
     used = {dim for p in params for dim in (*p["shape"], *p.get("strides", ())) if isinstance(dim, str)}
     used |= {v.name for v in scalars}
     unused = [name for name in names.values() if name not in used]

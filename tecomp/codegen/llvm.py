@@ -94,7 +94,8 @@ class ModuleEmitter:
             values.append(b.load(slot, typ=ops.PTR, align=8))
         for j, var in enumerate(func.size_vars):
             slot = b.gep(sizes_ptr, [ir.Constant(ops.I64, j)], source_etype=ops.I64, inbounds=True)
-            values.append(ops.cast(b, b.load(slot, typ=ops.I64, align=8), "int64", var.dtype))
+            raw = "float64" if var.dtype.startswith("float") else "int64"  # a float argument: its double's bits
+            values.append(ops.cast(b, b.load(slot, typ=ops.llvm_type(raw), align=8), raw, var.dtype))
         return b, values
 
     def add_metadata(self, text: str) -> None:

@@ -58,6 +58,8 @@ def lower(sch: Schedule, args: Sequence[Any], name: str = "main", binds: Optiona
     if gpu is not None and binds and any(b.strides for b in binds.values() if isinstance(b, Buffer)):
         raise LoweringError("lower: binds= with strides is supported for CPU targets only; the cuda runtime "
                             "passes compact arrays")
+    if gpu is not None and any(isinstance(a, Var) and not a.dtype.startswith("int") for a in args):
+        raise LoweringError("lower: float scalar arguments are supported for CPU targets only")
     func = lower_to_primfunc(sch, args, name, partition=gpu is None, binds=binds)
     if gpu is not None:
         func = lower_for_gpu(func, gpu)
@@ -99,7 +101,8 @@ def lower_to_primfunc(sch: Schedule, args: Sequence[Any], name: str, partition: 
     body = simplify_stmt(body, analyzer)
     size_vars = _size_vars(params)
     _check_free_vars(body, size_vars, extra_vars, name)
-    # integer arguments (a Var in ``args``) the caller passes at their positions, as size variables
+    # scalar arguments (a Var in ``args``: integers, or floats) the caller passes at their positions,
+    # carried as size variables
     scalars = tuple((pos, a) for pos, a in enumerate(args) if isinstance(a, Var))
     size_vars += [v for _, v in scalars if v not in size_vars]
     attrs = (("scalar_args", scalars),) if scalars else ()

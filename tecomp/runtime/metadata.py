@@ -30,6 +30,7 @@ from .ndarray import check_dtype, vector_dtype
 
 FORMAT_VERSION = 1
 SIZE_VAR_DTYPES = ("int32", "int64")
+FLOAT_ARG_DTYPES = ("float32", "float64")  # a scalar argument may be a float: its slot holds a double's bits
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,9 @@ def _size_vars(fn: dict, where: str) -> tuple[tuple[tuple[str, str], ...], tuple
     for k, sv in enumerate(_field(fn, "size_vars", list, where)):
         sv_where = f"{where}, size var {k}"
         name, dtype = _name(sv, sv_where), _field(sv, "dtype", str, sv_where)
-        if dtype not in SIZE_VAR_DTYPES:
-            raise _Invalid(f"{sv_where} ({name}) has dtype {dtype!r}; expected int32 or int64")
+        if dtype not in SIZE_VAR_DTYPES and not ("arg" in sv and dtype in FLOAT_ARG_DTYPES):
+            raise _Invalid(f"{sv_where} ({name}) has dtype {dtype!r}; expected int32 or int64 "
+                           "(float32 or float64 for a scalar argument)")
         if "arg" in sv:
             scalars.append((_field(sv, "arg", int, sv_where), k))
         out.append((name, dtype))

@@ -2,7 +2,8 @@
 
 Owns the call ABI of tecomp libraries, ``int32_t NAME(void** args, int64_t*
 size_var_values)``: ``args[i]`` is the data pointer of parameter i and
-``size_var_values[j]`` the value of size var j, both in metadata order; a
+``size_var_values[j]`` the value of size var j (for a float scalar argument,
+the bits of the double it is), both in metadata order; a
 nonzero return is an error. Every call is checked against the function's
 metadata first (arity, array type, device, contiguity, writability, dtype,
 rank, constant extents, consistent size vars), so a bad call raises
@@ -157,11 +158,17 @@ class PackedFunc:
         total = len(self.info.params) + len(self.info.scalar_args)
         if len(args) != total:
             raise ArgumentError(f"{self.name} expects {total} arguments ({len(self.info.params)} arrays and "
-                                f"{len(self.info.scalar_args)} integers), got {len(args)}")
+                                f"{len(self.info.scalar_args)} scalars), got {len(args)}")
         for pos, k in self.info.scalar_args:
-            value = args[pos]
+            value, (sv_name, dtype) = args[pos], self.info.size_vars[k]
+            if dtype.startswith("float"):  # int or float, as TVM converts a Python number
+                if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+                    raise ArgumentError(f"{self.name}: argument {pos} ({sv_name}) must be a number, "
+                                        f"got {type(value).__name__}")
+                bound[k] = (float(value), -1, pos)
+                continue
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise ArgumentError(f"{self.name}: argument {pos} ({self.info.size_vars[k][0]}) must be an "
+                raise ArgumentError(f"{self.name}: argument {pos} ({sv_name}) must be an "
                                     f"integer, got {type(value).__name__}")
             bound[k] = (int(value), -1, pos)
         positions = {pos for pos, _ in self.info.scalar_args}
@@ -240,7 +247,8 @@ class PackedFunc:
                 if i < 0:  # a scalar argument, at position ``where`` of the call
                     raise ArgumentError(f"{self.name}: argument {where} ({sv_name}) = {value} does not fit in int32")
                 raise self._error(i, self.info.params[i], f"size var {sv_name} = {value} does not fit in int32")
-            sizes[k] = value
+            # a float argument travels as the bits of a double (the entry reads its slot as one)
+            sizes[k] = int(np.float64(value).view(np.int64)) if dtype.startswith("float") else value
         return sizes
 
     def _error(self, i: int, param: ParamInfo, what: str) -> ArgumentError:

@@ -157,12 +157,12 @@ class PrimFunc:
 
     def __post_init__(self) -> None:
         """TVM's argument order, ``PrimFunc([A, x, B], body)`` of buffers, ``ir_builder.pointer``s
-        and integer variables (passed by the caller at their positions): the function is called
-        "main" (``with_attr("global_symbol", name)`` renames it) and its size variables are those of
-        the buffers' shapes, then the integer parameters."""
+        and scalar variables (int32/int64/float32/float64, passed by the caller at their positions):
+        the function is called "main" (``with_attr("global_symbol", name)`` renames it) and its size
+        variables are those of the buffers' shapes, then the scalar parameters."""
         if not isinstance(self.name, (list, tuple)):
             return
-        scalars = tuple((pos, p) for pos, p in enumerate(self.name) if isinstance(p, Var) and p.dtype in _INDEX)
+        scalars = tuple((pos, p) for pos, p in enumerate(self.name) if isinstance(p, Var) and p.dtype in _SCALARS)
         params = tuple(_param_buffer(p) for p in self.name if not any(p is v for _, v in scalars))
         sizes = [v for b in params for d in b.shape for v in _vars_of(d)] + [v for _, v in scalars]
         attrs = self.attrs + ((("scalar_args", scalars),) if scalars else ())
@@ -189,14 +189,14 @@ class PrimFunc:
         return str(self)
 
 
-_INDEX = ("int32", "int64")
+_SCALARS = ("int32", "int64", "float32", "float64")
 
 
 def _param_buffer(param: Any) -> Buffer:
     buf = param.asobject() if hasattr(param, "asobject") else param
     if not isinstance(buf, Buffer):
         raise ExprError(f"PrimFunc parameter {param!r}: tecomp functions take buffers (tir.decl_buffer, "
-                        "ir_builder.pointer) and int32/int64 scalars, not other scalars")
+                        "ir_builder.pointer) and int32/int64/float32/float64 scalars, not other scalars")
     return buf
 
 

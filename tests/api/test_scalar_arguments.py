@@ -1,6 +1,6 @@
-"""Integer arguments of a compiled function (TVM's ``build(s, [A, B, x])`` with ``x`` a variable):
-the caller passes their values between the arrays, and output shapes may be expressions of
-them (``n // x``), checked at each call."""
+"""Scalar arguments of a compiled function (TVM's ``build(s, [A, B, x])`` with ``x`` a variable):
+the caller passes their values between the arrays; integer ones may shape outputs (``n // x``,
+checked at each call), float ones (``te.var("bias", dtype="float32")``) are values in the body."""
 
 from __future__ import annotations
 
@@ -48,3 +48,33 @@ def test_a_hand_built_function_with_integer_parameters():
     out = tvm.nd.empty((1,), "int32x2")
     f(7, -3, out)
     np.testing.assert_array_equal(out.numpy(), [[-3, 7]])
+
+
+def test_a_float_argument_is_a_value_in_the_body(rng):
+    bias = te.var("bias", dtype="float32")
+    scale = te.var("scale", dtype="float64")
+    A = te.placeholder((10,), name="A")
+    B = te.compute((10,), lambda i: A[i] * scale.astype("float32") + bias, name="B")
+    f = tvm.build(te.create_schedule(B.op), [A, bias, B, scale])
+    a = rng.standard_normal(10).astype("float32")
+    b = tvm.nd.empty((10,))
+    f(tvm.nd.array(a), 10.25, b, -3)  # an int is taken for a float, as TVM converts numbers
+    np.testing.assert_allclose(b.numpy(), a * -3 + 10.25, rtol=1e-6)
+    f(tvm.nd.array(a), np.float32(0.5), b, np.float64(1e-3))
+    np.testing.assert_allclose(b.numpy(), a * np.float32(1e-3) + 0.5, rtol=1e-6)
+    with pytest.raises(tvm.TVMError, match=r"argument 1 \(bias\) must be a number, got str"):
+        f(tvm.nd.array(a), "1", b, 1.0)
+    with pytest.raises(tvm.LoweringError, match="float scalar arguments"):
+        tvm.lower(te.create_schedule(B.op), [A, bias, B, scale], target="cuda")
+
+
+def test_a_hand_built_function_with_a_float_parameter():
+    v = tvm.tir.Var("v", "float32")
+    out = tvm.tir.decl_buffer((4,), "float32", name="out")
+    ib = tvm.tir.ir_builder.create()
+    with ib.for_range(0, 4, name="i") as i:
+        ib.emit(out.vstore(i, v * i.astype("float32")))
+    f = tvm.build(tvm.tir.PrimFunc([v, out], ib.get()), target="llvm")
+    o = tvm.nd.empty((4,))
+    f(1.5, o)
+    np.testing.assert_allclose(o.numpy(), [0, 1.5, 3, 4.5])
