@@ -2,9 +2,10 @@
 
 ``compile_llvm`` produces a shared object on disk (what a process-isolated
 tuning builder needs); ``build_llvm`` also loads it as a runtime Module.
-This module owns the host TargetMachine, the O3 pipeline, linking with gcc
-and the ``__tecomp_metadata`` JSON. It must not translate loop IR itself
-(:mod:`.llvm` does) nor call compiled code (the runtime does).
+This module owns the TargetMachines (their settings and the O3 pipeline are
+:mod:`.llvm_worker`'s), linking with gcc and the ``__tecomp_metadata`` JSON.
+It must not translate loop IR itself (:mod:`.llvm` does) nor call compiled
+code (the runtime does).
 
 Every exported function follows the entry ABI
 ``int32_t NAME(void** args, int64_t* size_var_values)``: ``args[i]`` is the
@@ -38,6 +39,7 @@ from ..tir.buffer import Buffer
 from ..tir.functor import post_order_visit
 from ..tir.stmt import BufferStore, PrimFunc
 from .llvm import ModuleEmitter
+from .llvm_worker import create_machine, optimize
 from .vecmath import needs_libmvec
 
 METADATA_FORMAT = 1
@@ -73,10 +75,7 @@ def target_machine(target: Target) -> llvm.TargetMachine:
     with _lock:
         tm = _machines.get(key)
         if tm is None:
-            cpu, features = cpu_and_features(target)
-            llvm_target = llvm.Target.from_triple(llvm.get_process_triple())
-            tm = llvm_target.create_target_machine(cpu=cpu, features=features, opt=3,
-                                                   reloc="pic", codemodel="default")
+            tm = create_machine(*cpu_and_features(target))
             _machines[key] = tm
     return tm
 
@@ -224,32 +223,18 @@ def _parse_and_verify(text: str, funcs: Sequence[PrimFunc]) -> llvm.ModuleRef:
     return mod
 
 
-def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
-    """Run LLVM's O3 pipeline with SLP vectorization, without LLVM's loop vectorizer or unroller.
-
-    Schedules vectorize and unroll explicitly, so neither LLVM loop pass is needed for speed
-    (no loss on the GEMM, operator and model benchmarks), and both miscompiled floordiv /
-    floormod-indexed loads on AVX-512 hosts with LLVM 22 (the loop vectorizer alone, and
-    together with the unroller; see tests/lower/test_regressions.py).
-    """
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = False
-    pto.slp_vectorization = True
-    pto.loop_unrolling = False
-    pto.loop_interleaving = False
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
-
-
-def _link(obj: bytes, directory: Path, stem: str, libraries: Sequence[str]) -> Path:
+def _link(objects: Sequence[bytes], directory: Path, stem: str, libraries: Sequence[str]) -> Path:
+    """Link ``objects`` (object code) into ``directory/stem.so``."""
     gcc = shutil.which("gcc")
     if gcc is None:
         raise BuildError("linking needs gcc on PATH, and none was found")
-    obj_path, so_path = directory / f"{stem}.o", directory / f"{stem}.so"
-    obj_path.write_bytes(obj)
+    paths = [directory / f"{stem}{k or ''}.o" for k in range(len(objects))]
+    for path, obj in zip(paths, objects):
+        path.write_bytes(obj)
+    so_path = directory / f"{stem}.so"
     # -z defs: an unresolved symbol fails here, with gcc's message, not later at load time.
     # -z nodelete: a dlclose (from C users) must not unmap code libgomp's idle threads still run.
-    proc = subprocess.run([gcc, "-shared", "-Wl,-z,defs", "-Wl,-z,nodelete", "-o", str(so_path), str(obj_path),
+    proc = subprocess.run([gcc, "-shared", "-Wl,-z,defs", "-Wl,-z,nodelete", "-o", str(so_path), *map(str, paths),
                            *(f"-l{lib}" for lib in libraries)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError(f"linking {stem} failed (gcc exit {proc.returncode}):\n{proc.stderr.strip()}")
@@ -287,7 +272,7 @@ def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = N
     t4 = time.perf_counter()
     tmp = _TempDir()
     libraries = ["gomp", "m"] + (["mvec"] if needs_libmvec(text) else [])
-    so_path = _link(obj, tmp.path, funcs[0].name, libraries)
+    so_path = _link([obj], tmp.path, funcs[0].name, libraries)
     t5 = time.perf_counter()
     sources = {"ll": optimized, "ll-unopt": text, "asm": functools.partial(_emit_asm, tm, optimized),
                "o": functools.partial(_emit_object, tm, optimized)}  # bytes, for Module.save("x.o")

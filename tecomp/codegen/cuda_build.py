@@ -90,7 +90,7 @@ def compile_cuda_library(funcs: Sequence[PrimFunc], target: Union[Target, str],
     t0 = time.perf_counter()
     tmp = _TempDir()
     stem = code.metadata["functions"][0]["name"]
-    so_path = str(_link(metadata_object(json.dumps(code.metadata)), tmp.path, stem, ()))
+    so_path = str(_link([metadata_object(json.dumps(code.metadata))], tmp.path, stem, ()))
     sources = {"cuda": code.source,
                "ptx": functools.partial(_ptx, code.source, code.arch, fast_math, stem)}
     timings = dict(code.timings, package=time.perf_counter() - t0)

@@ -43,10 +43,25 @@ _CMP = {E.EQ: "==", E.NE: "!=", E.LT: "<", E.LE: "<=", E.GT: ">", E.GE: ">="}
 
 
 class ModuleEmitter:
-    """Builds one ``ir.Module`` holding any number of PrimFuncs."""
+    """Builds one ``ir.Module`` holding any number of PrimFuncs.
 
-    def __init__(self, triple: str = "", data_layout: str = "", features: str = "", bound_check: bool = False):
+    A library may be split over several modules, compiled apart and linked
+    together (a model's kernels, see :mod:`.parallel_objects`). Its
+    module-wide state (the error code and text of :mod:`.llvm_checks`, the
+    callback slot of :mod:`.llvm_packed`) then lives in one module: the
+    others are built with ``state="import"`` and only declare what they use
+    (listed in ``shared_used``), the owner with ``state="export"`` defines it
+    with external linkage (``define_shared``). A library of one module keeps
+    it private (``state="private"``).
+    """
+
+    def __init__(self, triple: str = "", data_layout: str = "", features: str = "", bound_check: bool = False,
+                 state: str = "private"):
+        if state not in ("private", "import", "export"):
+            raise ValueError(f"ModuleEmitter state must be private, import or export, not {state!r}")
         self.module = ir.Module(name="tecomp")
+        self.state = state
+        self.shared_used: set[str] = set()  # "error" and/or "callback": module-wide state this module uses
         self.bound_check = bound_check  # every buffer access checks its index (llvm_checks)
         self.vector_math = VectorMath(features)
         self.module.triple = triple
@@ -97,6 +112,14 @@ class ModuleEmitter:
             raw = "float64" if var.dtype.startswith("float") else "int64"  # a float argument: its double's bits
             values.append(ops.cast(b, b.load(slot, typ=ops.llvm_type(raw), align=8), raw, var.dtype))
         return b, values
+
+    def define_shared(self, kinds: set[str]) -> None:
+        """Define the module-wide state of ``kinds`` (from other modules' ``shared_used``) here."""
+        if "error" in kinds:
+            checks.error_state(self)
+        if "callback" in kinds:
+            from .llvm_packed import callback_slot
+            callback_slot(self)
 
     def add_metadata(self, text: str) -> None:
         """Emit ``const char* __tecomp_metadata(void)`` returning ``text``."""

@@ -34,18 +34,20 @@ _CODE, _TEXT, _GETTER = "__tecomp_error_code", "__tecomp_error_text", "__tecomp_
 
 
 def error_state(mod: "ModuleEmitter") -> tuple[ir.GlobalVariable, ir.GlobalVariable]:
-    """The module's (error code, error text) globals and their getter, created on first use."""
+    """The module's (error code, error text) globals and their getter, created on first use
+    (only declared in a module that imports the library's shared state)."""
     module = mod.module
+    mod.shared_used.add("error")
     if _CODE not in module.globals:
         code = ir.GlobalVariable(module, ops.I32, _CODE)
-        code.linkage = "internal"
-        code.initializer = ir.Constant(ops.I32, 0)
         text_ty = ir.ArrayType(ops.I8, ERROR_TEXT_BYTES)
         text = ir.GlobalVariable(module, text_ty, _TEXT)
-        text.linkage = "internal"
-        text.initializer = ir.Constant(text_ty, None)
-        getter = ir.Function(module, ir.FunctionType(ops.PTR, []), _GETTER)
-        ir.IRBuilder(getter.append_basic_block("entry")).ret(text)
+        if mod.state != "import":
+            for g in (code, text):
+                g.linkage = "internal" if mod.state == "private" else ""
+                g.initializer = ir.Constant(g.value_type, None)
+            getter = ir.Function(module, ir.FunctionType(ops.PTR, []), _GETTER)
+            ir.IRBuilder(getter.append_basic_block("entry")).ret(text)
     return module.globals[_CODE], module.globals[_TEXT]
 
 

@@ -25,14 +25,17 @@ from . import llvm_checks as checks
 from . import llvm_ops as ops
 
 if TYPE_CHECKING:
-    from .llvm import FunctionEmitter
+    from .llvm import FunctionEmitter, ModuleEmitter
 
 
-def _callback_slot(module: ir.Module) -> ir.GlobalVariable:
-    slot = module.globals.get(CALLBACK_SYMBOL)
+def callback_slot(mod: "ModuleEmitter") -> ir.GlobalVariable:
+    """The library's exported callback slot (only declared in a module that imports shared state)."""
+    mod.shared_used.add("callback")
+    slot = mod.module.globals.get(CALLBACK_SYMBOL)
     if slot is None:
-        slot = ir.GlobalVariable(module, ops.PTR, CALLBACK_SYMBOL)
-        slot.initializer = ir.Constant(ops.PTR, None)
+        slot = ir.GlobalVariable(mod.module, ops.PTR, CALLBACK_SYMBOL)
+        if mod.state != "import":
+            slot.initializer = ir.Constant(ops.PTR, None)
     return slot
 
 
@@ -64,7 +67,7 @@ def call_packed(fe: "FunctionEmitter", e: E.Call) -> ir.Value:
         b.store(v, b.gep(value_array, [ir.Constant(ops.I64, k)], source_etype=ops.I64))
     signature = checks.c_string(fe.mod, "|".join([name] + kinds))
     fnty = ir.FunctionType(ops.I32, [ops.PTR, ops.PTR, ops.PTR])
-    callee = b.load(_callback_slot(fe.mod.module), typ=fnty.as_pointer())  # typed, for the indirect call
+    callee = b.load(callback_slot(fe.mod), typ=fnty.as_pointer())  # typed, for the indirect call
     result = b.call(callee, [signature, ptr_array, value_array])
     ok = b.icmp_signed("==", result, ir.Constant(ops.I32, 0))
     checks.fail_unless(fe, ok, ERROR_PACKED_FUNC, f"packed function {name} raised an exception", [])

@@ -13,6 +13,7 @@ everything into one library (``library.py``). The model metadata built here
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tempfile
@@ -172,25 +173,35 @@ def build(graph: Graph, target: Union[str, Target, None] = "llvm", params: Optio
     from ..build_module import resolve_target
     from .executor_c import description_source, executor_source
     from .kernel import lower
-    from .library import link_model
+    from ..codegen.parallel_objects import ObjectCompiler
+    from .library import cuda_kernels_object, link_model
 
     tgt = resolve_target(target)
     if not isinstance(graph, Graph):
         raise GraphError(f"tecomp.graph.build expects a tecomp.graph.Graph, got {type(graph).__name__}")
     compiled = plan(graph, params if params is not None else {}, tgt, fuse_ops, optimize)
     bar = _progress(progress, len(compiled.distinct) + 1)
-    with tgt:
+    gpu = tgt.kind == "cuda"
+    with tgt, contextlib.ExitStack() as stack:
+        # A CPU build compiles each kernel's LLVM module in the background while the next is lowered.
+        llvm_objects = None if gpu else stack.enter_context(ObjectCompiler(tgt, len(compiled.distinct)))
         funcs = []
         for kernel in compiled.distinct:
             bar.set_postfix_str(kernel.label[:40], refresh=False)
             funcs.append(lower(kernel, compiled.graph.types, tgt))
+            if llvm_objects is not None:
+                llvm_objects.add(funcs[-1:])
             bar.update()
+        bar.set_postfix_str("nvcc" if gpu else "LLVM optimization")
+        if gpu:
+            objects = [cuda_kernels_object(funcs, tgt)] if funcs else []
+        else:
+            objects = llvm_objects.finish()
     info, weights = model_info(compiled, tgt)
     holder = tempfile.TemporaryDirectory(prefix="tecomp-model-")
-    gpu = tgt.kind == "cuda"
-    bar.set_postfix_str("nvcc, linking" if gpu else "LLVM optimization, linking")
+    bar.set_postfix_str("linking")
     source = description_source(info) if gpu else executor_source(info)
-    so_path = link_model(funcs, tgt, source, weights, Path(holder.name))
+    so_path = link_model(objects, source, weights, Path(holder.name))
     bar.update()
     bar.close()
     return GraphModule(so_path, owner=holder)

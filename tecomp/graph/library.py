@@ -1,7 +1,8 @@
 """Linking a model into one shared library: kernels + C executor + weights blob.
 
-For a CPU, the kernels (all PrimFuncs of the model) become one LLVM module,
-optimized and emitted as an object by tecomp's LLVM backend. For a GPU, nvcc
+For a CPU, the kernels (all PrimFuncs of the model) become LLVM modules,
+optimized and emitted as objects by tecomp's LLVM backend while the builder
+lowers (``codegen.parallel_objects``). For a GPU, nvcc
 compiles them and the object only carries the device code in the library
 metadata (``__tecomp_metadata``'s "cuda" section, as a single CUDA kernel
 library has it). The C source (``executor_c.py``: the executor for a CPU, the
@@ -51,34 +52,20 @@ def _run(cmd: list[str], what: str) -> None:
         raise BuildError(f"{what} failed (gcc exit {proc.returncode}):\n{proc.stderr.strip()[-4000:]}")
 
 
-def kernels_object(funcs: Sequence[Any], target: Target) -> bytes:
-    """The kernels as one object file with their ``__tecomp_metadata`` (device code inside for cuda)."""
-    if target.kind == "cuda":
-        from ..codegen.cuda_build import compile_device_code, metadata_object
-        return metadata_object(json.dumps(compile_device_code(funcs, target).metadata))
-    import llvmlite.binding as llvm
-
-    from ..codegen.build import generate_ir, optimize, target_machine
-
-    tm = target_machine(target)
-    text = generate_ir(funcs, target)
-    try:
-        mod = llvm.parse_assembly(text)
-        mod.verify()
-    except RuntimeError as exc:
-        raise BuildError(f"LLVM rejected the IR generated for the model's kernels: {exc}") from exc
-    optimize(mod, tm)
-    return tm.emit_object(mod)
+def cuda_kernels_object(funcs: Sequence[Any], target: Target) -> bytes:
+    """An object holding ``__tecomp_metadata`` with the kernels' device code inside."""
+    from ..codegen.cuda_build import compile_device_code, metadata_object
+    return metadata_object(json.dumps(compile_device_code(funcs, target).metadata))
 
 
-def link_model(funcs: Sequence[Any], target: Target, executor_c: str, weights: bytes, directory: Path) -> Path:
-    """Compile and link ``directory/model.so`` from the kernels, the executor (or description) and the weights."""
+def link_model(kernel_objects: Sequence[bytes], executor_c: str, weights: bytes, directory: Path) -> Path:
+    """Compile and link ``directory/model.so`` from the kernels' objects, the executor (or description)
+    and the weights."""
     gcc = _gcc()
     objects = []
-    if funcs:
-        kernels = directory / "kernels.o"
-        kernels.write_bytes(kernels_object(funcs, target))
-        objects.append(kernels)
+    for k, code in enumerate(kernel_objects):
+        objects.append(directory / f"kernels{k}.o")
+        objects[-1].write_bytes(code)
     (directory / "executor.c").write_text(executor_c)
     _run([gcc, "-O2", "-fPIC", "-std=c11", "-D_POSIX_C_SOURCE=200112L", "-c", str(directory / "executor.c"),
           "-o", str(directory / "executor.o")], "compiling the graph executor")

@@ -519,7 +519,7 @@ def test_size_var_in_no_shape_is_a_build_error():
 def test_linker_failure_is_a_build_error_with_gcc_output(tmp_path):
     from tecomp.codegen.build import _link
     with pytest.raises(BuildError, match=r"linking broken failed.*\n.*"):
-        _link(b"not an object file", tmp_path, "broken", ["m"])
+        _link([b"not an object file"], tmp_path, "broken", ["m"])
 
 
 def test_unflattened_access_is_a_build_error():

@@ -30,6 +30,17 @@ def test_model_matches_numpy(built, name, options):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["cnn", "transformer"])
+def test_model_compiled_by_llvm_worker_processes_matches_numpy(monkeypatch, name):
+    from tecomp.codegen import parallel_objects
+    monkeypatch.setattr(parallel_objects, "MODULES_PER_WORKER", 1)  # every kernel goes to a worker
+    monkeypatch.setenv("TECOMP_BUILD_JOBS", "2")
+    graph, params, reference = models.MODELS[name]()
+    inputs = models.random_inputs(graph, seed=2)
+    for got, want in zip(tecomp.graph.build(graph, "llvm", params).run(**inputs), reference(**inputs)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_fusion_and_passes_reduce_kernel_calls(built, name):
     optimized = built(name)[3]
