@@ -15,6 +15,7 @@ from .lower.driver import lower
 from .target import Target
 from .transform import current_options
 from .te.schedule import Schedule
+from .tir.intrin_rules import lower_intrinsics
 from .tir.module import IRModule
 from .tir.stmt import PrimFunc
 
@@ -71,6 +72,7 @@ def build(inputs: Union[Schedule, IRModule, PrimFunc, Sequence[Any], dict], args
     else:
         raise BuildError(f"build expects a schedule, an IRModule, a PrimFunc or a list of lowered functions, "
                          f"got {type(inputs).__name__}")
+    funcs = [lower_intrinsics(f, tgt.kind) for f in funcs]  # tvm.ir.register_intrin_lowering rules
     strided = [b.name for f in funcs for b in f.params if b.strides]
     if bound_check and strided:
         raise BuildError(f"bound_check=True does not support buffers with explicit strides (binds=): "

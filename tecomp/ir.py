@@ -1,5 +1,5 @@
 """``tvm.ir``: the IR-level names classic scripts import (structural equality, IRModule, Range,
-``save_json``/``load_json``)."""
+``save_json``/``load_json``, ``register_op_attr``/``register_intrin_lowering``)."""
 
 from typing import Any
 
@@ -7,6 +7,7 @@ from .error import TecompError
 from .ir_json import load_json, save_json
 from .te.tensor import Range
 from .tir.functor import structural_equal
+from .tir.intrin_rules import register_intrin_lowering, register_op_attr
 from .tir.module import IRModule
 
 
@@ -16,4 +17,5 @@ def assert_structural_equal(lhs: Any, rhs: Any) -> None:
         raise TecompError(f"structurally different:\n{lhs}\n--- vs ---\n{rhs}")
 
 
-__all__ = ["IRModule", "Range", "assert_structural_equal", "load_json", "save_json", "structural_equal"]
+__all__ = ["IRModule", "Range", "assert_structural_equal", "load_json", "register_intrin_lowering",
+           "register_op_attr", "save_json", "structural_equal"]

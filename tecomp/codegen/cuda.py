@@ -603,6 +603,8 @@ class KernelEmitter:
     def _e_Call(self, e: E.Call) -> tuple[str, int]:
         if e.op == "if_then_else":
             return self.conditional(*e.args)  # C evaluates only the branch taken, as the IR requires
+        if e.op == "call_extern":  # a device function by name (``__expf``, ``logf``: tir.call_pure_extern)
+            return f"{e.args[0].value}({', '.join(self.expr(a) for a in e.args[1:])})", _PRIMARY
         if e.op == "sigmoid":
             one = E.FloatImm(e.dtype, 1.0)
             return self.expr_p(E.Div(one, E.Add(one, E.Call(e.dtype, "exp", (E.Sub(E.FloatImm(e.dtype, 0.0),

@@ -12,6 +12,7 @@ from .expr import (Add, And, Broadcast, BufferLoad, Call, Cast, CommReducer, Div
                    FloorDiv, FloorMod, GE, GT, IntImm, LE, LT, Let, Max, Min, Mul, NE, Not, Or,
                    PrimExpr, ProducerLoad, Ramp, Reduce, Select, Shuffle, SizeVar, StringImm, Sub, Var)
 from .functor import Mutator, Visitor, collect_vars, post_order_visit, structural_equal, substitute
+from .intrin_rules import CallEffectKind
 from .op import (call_extern, call_llvm_intrin, call_llvm_pure_intrin, call_packed, call_pure_extern, const,
                  floordiv, floormod, fmod, if_then_else, max_value, min_value, popcount, truncdiv, truncmod)
 from .op import all_of as all  # noqa: A004

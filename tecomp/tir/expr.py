@@ -303,6 +303,17 @@ class Select(PrimExpr):
         return self.true_value.dtype
 
 
+class Op(str):
+    """A Call's operator: its tecomp name (``exp``, ``call_extern``), which it equals as a string;
+    ``.name`` is TVM's (``tir.exp``), what an intrinsic lowering rule reads as ``call.op.name``."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        return "tir." + self
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Call(PrimExpr):
     """An intrinsic call by name.
@@ -314,14 +325,14 @@ class Call(PrimExpr):
     """
 
     dtype: str
-    op: str
+    op: str  # an Op: the name, ``.name`` TVM's
     args: tuple
 
     def __post_init__(self) -> None:
         """As TVM's ``tir.Call(dtype, "tir.name", [x, 0, 3])``: the ``tir.`` prefix dropped, a list
         of arguments a tuple, Python numbers constants."""
-        if self.op.startswith("tir."):
-            object.__setattr__(self, "op", self.op[len("tir."):])
+        if type(self.op) is not Op:
+            object.__setattr__(self, "op", Op(self.op[len("tir."):] if self.op.startswith("tir.") else self.op))
         if not isinstance(self.args, tuple) or any(isinstance(a, (int, float)) for a in self.args):
             from .op import convert
             args = tuple(convert(a) if isinstance(a, (int, float)) else a for a in self.args)
