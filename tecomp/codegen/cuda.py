@@ -32,7 +32,8 @@ from typing import Any, Optional
 import numpy as np
 
 from ..error import BuildError
-from ..lower.launch import KernelLaunch, is_gpu_lowered, kernel_launch, kernels, workspaces
+from ..lower.launch import (HostLoop, KernelLaunch, host_loop_vars, host_steps, is_gpu_lowered, kernel_launch,
+                            kernels, workspaces)
 from ..tir import dtype as dt
 from ..tir import expr as E
 from ..tir import op as _op
@@ -103,7 +104,8 @@ __device__ __forceinline__ double tecomp_floormod(double a, double b) { return a
 
 @dataclass
 class KernelPlan:
-    """How to launch one kernel: ``args`` are ``("param", i)``, ``("workspace", i)`` or ``("size_var", i)``."""
+    """How to launch one kernel: ``args`` are ``("param", i)``, ``("workspace", i)``, ``("size_var", i)``
+    or ``("host_var", i)`` (the current value of host loop ``i``)."""
 
     name: str
     grid: tuple          # three PrimExprs
@@ -114,11 +116,14 @@ class KernelPlan:
 
 @dataclass
 class FunctionPlan:
-    """How to run one PrimFunc: its workspaces (global buffers between kernels) and kernels in order."""
+    """How to run one PrimFunc: its workspaces (global buffers between kernels), its kernels in
+    program order, and the host loops around them (``host_vars``; ``steps`` as ``host_steps``)."""
 
     name: str
     workspaces: list     # Buffers
     kernels: list = field(default_factory=list)
+    host_vars: list = field(default_factory=list)   # Vars of the host loops, outermost first
+    steps: tuple = ()    # lower.launch.host_steps(func)
 
 
 @dataclass
@@ -138,7 +143,7 @@ def generate_cuda(funcs: list[S.PrimFunc], target: Any = None, fast_math: bool =
         if not is_gpu_lowered(func):
             raise BuildError(f"function {func.name} is not lowered for a GPU; lower it with "
                              "tecomp.lower(..., target='cuda') or build it for target 'cuda'")
-        plan = FunctionPlan(func.name, workspaces(func))
+        plan = FunctionPlan(func.name, workspaces(func), host_vars=host_loop_vars(func), steps=host_steps(func))
         for kernel in kernels(func):
             emitter = KernelEmitter(func, plan, kernel_launch(kernel), fast_math)
             body.append(emitter.emit())
@@ -264,10 +269,12 @@ class KernelEmitter:
             params.append(f"{const}{self.ctype(buf.dtype)}* __restrict__ {name}")
             args.append((kind, k))
         free = collect_vars(self.launch.body)
-        for k, v in enumerate(self.func.size_vars):
+        scalars = [("size_var", k, v) for k, v in enumerate(self.func.size_vars)]
+        scalars += [("host_var", k, v) for k, v in enumerate(self.fplan.host_vars)]
+        for kind, k, v in scalars:
             if v in free and v not in self.names:
                 params.append(f"{self.ctype(v.dtype)} {self.declare(v, v.name)}")
-                args.append(("size_var", k))
+                args.append((kind, k))
         return params, args
 
     # ------------------------------------------------------------ statements
@@ -756,7 +763,25 @@ def plan_to_json(func: S.PrimFunc, plan: FunctionPlan) -> dict:
         for x in buf.shape:
             elements = _op.mul(elements, x)
         spaces.append({"name": buf.name, "dtype": buf.dtype, "elements": expr_to_json(elements, sv)})
-    return {"workspaces": spaces,
-            "kernels": [{"name": k.name, "grid": [expr_to_json(g, sv) for g in k.grid], "block": list(k.block),
-                         "shared_bytes": k.shared_bytes, "args": [list(a) for a in k.args]}
-                        for k in plan.kernels]}
+    doc = {"workspaces": spaces,
+           "kernels": [{"name": k.name, "grid": [expr_to_json(g, sv) for g in k.grid], "block": list(k.block),
+                        "shared_bytes": k.shared_bytes, "args": [list(a) for a in k.args]}
+                       for k in plan.kernels]}
+    if plan.host_vars:  # without host loops the kernels run once each, in order
+        doc["host_vars"] = [v.dtype for v in plan.host_vars]
+        doc["steps"] = _steps_to_json(plan.steps, [k.name for k in plan.kernels], plan.host_vars, sv)
+    return doc
+
+
+def _steps_to_json(steps: tuple, names: list, host_vars: list, sv: tuple) -> list:
+    """Steps as the runtime reads them: a kernel's index in ``kernels``, or a host loop
+    ``{"loop": i, "min": EXPR, "extent": EXPR, "body": [steps]}``."""
+    out: list = []
+    for step in steps:
+        if isinstance(step, HostLoop):
+            out.append({"loop": next(i for i, v in enumerate(host_vars) if v is step.var), "min": expr_to_json(step.min, sv),
+                        "extent": expr_to_json(step.extent, sv),
+                        "body": _steps_to_json(step.steps, names, host_vars, sv)})
+        else:
+            out.append(names.index(step.node))
+    return out

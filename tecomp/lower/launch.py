@@ -22,6 +22,10 @@ in every thread: each needs its own copy). Barriers are then placed by
 :mod:`.thread_sync`. Intermediate global buffers stay allocated at the top,
 between kernels, where the runtime provides them as workspace.
 
+A serial loop at the top whose body holds kernels (a scan's time loop, whose steps
+depend on each other) stays on the host, as in TVM: its kernels are launched once per
+iteration (:func:`host_steps`), the loop variable passed to them as an argument.
+
 The launch form is itself loop IR: the reference interpreter runs it (blocks
 one after another, the threads of a block in lockstep between barriers) and
 the CUDA code generator reads grid and block sizes from its launch loops
@@ -90,6 +94,8 @@ class _TopLevel:
             return Allocate(s.buffer, self.visit_top(s.body))
         if isinstance(s, SeqStmt):
             return seq(*(self.visit_top(c) for c in s.seq))
+        if isinstance(s, For) and s.kind is ForKind.SERIAL and _has_launch_loop(s.body):
+            return dataclasses.replace(s, body=self.visit_top(s.body))  # a host loop around kernels
         if not is_kernel_root(s):
             raise unbound_top_error(s, self.func.name)
         name = f"{self.func.name}_kernel{self.count}"
@@ -204,25 +210,64 @@ def _strip_shared(s: Stmt) -> Stmt:
 
 # ---------------------------------------------------------------- reading launch form
 
+@dataclass(frozen=True)
+class HostLoop:
+    """A serial loop run on the host around kernel launches: ``steps`` once per value of ``var``."""
+
+    var: Var
+    min: PrimExpr
+    extent: PrimExpr
+    steps: tuple  # AttrStmt kernels and HostLoops, in execution order
+
+
+def host_steps(func: PrimFunc) -> tuple:
+    """What the host runs for a function in launch form, in order: kernel statements and host loops."""
+    def visit(s: Any) -> list:
+        if isinstance(s, AttrStmt) and s.attr_key == KERNEL_ATTR:
+            return [s]
+        if isinstance(s, SeqStmt):
+            return [step for c in s.seq for step in visit(c)]
+        if isinstance(s, Allocate):
+            return visit(s.body)
+        if isinstance(s, For) and s.kind is ForKind.SERIAL:
+            return [HostLoop(s.loop_var, s.min, s.extent, tuple(visit(s.body)))]
+        return []
+
+    return tuple(visit(func.body))
+
+
+def host_loop_vars(func: PrimFunc) -> list[Var]:
+    """The variables of a function's host loops, outermost first (kernels take them as arguments)."""
+    found: list[Var] = []
+
+    def visit(steps: tuple) -> None:
+        for step in steps:
+            if isinstance(step, HostLoop):
+                found.append(step.var)
+                visit(step.steps)
+
+    visit(host_steps(func))
+    return found
+
+
 def kernels(func: PrimFunc) -> list[AttrStmt]:
-    """The kernel statements of a function in launch form, in execution order."""
+    """The kernel statements of a function in launch form, in program order (each once, also those
+    a host loop launches repeatedly)."""
     found: list[AttrStmt] = []
 
-    def visit(s: Any) -> None:
-        if isinstance(s, AttrStmt) and s.attr_key == KERNEL_ATTR:
-            found.append(s)
-        elif isinstance(s, SeqStmt):
-            for c in s.seq:
-                visit(c)
-        elif isinstance(s, Allocate):
-            visit(s.body)
+    def visit(steps: tuple) -> None:
+        for step in steps:
+            if isinstance(step, HostLoop):
+                visit(step.steps)
+            else:
+                found.append(step)
 
-    visit(func.body)
+    visit(host_steps(func))
     return found
 
 
 def workspaces(func: PrimFunc) -> list:
-    """The global buffers allocated between kernels, outermost first."""
+    """The global buffers allocated between kernels (also inside host loops), outermost first."""
     found: list = []
 
     def visit(s: Any) -> None:
@@ -232,6 +277,8 @@ def workspaces(func: PrimFunc) -> list:
         elif isinstance(s, SeqStmt):
             for c in s.seq:
                 visit(c)
+        elif isinstance(s, For) and s.kind is ForKind.SERIAL:
+            visit(s.body)
 
     visit(func.body)
     return found

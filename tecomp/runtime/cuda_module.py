@@ -15,6 +15,12 @@ An EXPR (:func:`tecomp.runtime.metadata.evaluate`) is an int, ``["sv", k]`` (siz
 ``[op, EXPR, EXPR]`` with op one of add, sub, mul, floordiv, floormod, min,
 max: launch extents and workspace sizes depend on argument shapes.
 
+A function with host loops around its kernels (a scan's time loop) also has
+``"host_vars": ["int32", ...]`` and ``"steps"``, the order to run: a kernel's index, or
+``{"loop": i, "min": EXPR, "extent": EXPR, "body": [steps]}`` running its body once per
+value of host var ``i``, which kernels take as ``["host_var", i]`` arguments. Without
+``steps`` every kernel runs once, in order (:func:`launch_sequence`).
+
 ``CUDAFunction`` checks a call exactly as ``PackedFunc`` does (the same
 code), then launches the kernels in order on the arguments' GPU, with
 workspaces allocated once per device and size. The device image is loaded on
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -85,8 +91,9 @@ class CUDAFunction(PackedFunc):
         self.image = image
         self._workspaces: dict[tuple, list] = {}
         self._kernels = []
+        scalar_dtypes = {"size_var": [dtype for _, dtype in info.size_vars], "host_var": plan.get("host_vars", [])}
         for k in plan["kernels"]:
-            fmt = "".join("P" if kind != "size_var" else _SIZE_VAR_FORMAT[info.size_vars[i][1]]
+            fmt = "".join(_SIZE_VAR_FORMAT[scalar_dtypes[kind][i]] if kind in scalar_dtypes else "P"
                           for kind, i in k["args"])
             self._kernels.append((k, fmt))
 
@@ -130,7 +137,8 @@ class CUDAFunction(PackedFunc):
         """Launch the kernels on device pointers ``ptrs`` (one per parameter), the GPU's context current."""
         sizes, device = launch.sizes, launch.device
         spaces = self._workspace(drv, device, sizes)
-        for k, fmt in self._kernels:
+        for index, host in launch_sequence(self.plan, sizes):
+            k, fmt = self._kernels[index]
             grid = tuple(evaluate(g, sizes) for g in k["grid"])
             if min(grid) <= 0:
                 continue  # an empty extent: nothing to compute
@@ -140,6 +148,8 @@ class CUDAFunction(PackedFunc):
                     values.append(ptrs[i])
                 elif kind == "workspace":
                     values.append(int(spaces[i]))
+                elif kind == "host_var":
+                    values.append(host[i])
                 else:
                     values.append(sizes[i])
             fn = self.image.function(drv, device, k["name"], fmt)
@@ -174,6 +184,37 @@ class CUDAFunction(PackedFunc):
         return f"<tecomp.CUDAFunction {self.name}({', '.join(p.name for p in self.info.params)})>"
 
 
+def launch_sequence(plan: dict, sizes: Any) -> Iterator[tuple[int, list]]:
+    """The kernel launches of ``plan`` in order, as (kernel index, host var values) pairs; the
+    list of values is updated in place as host loops advance."""
+    host = [0] * len(plan.get("host_vars", ()))
+
+    def run(steps: list) -> Iterator[tuple[int, list]]:
+        for step in steps:
+            if isinstance(step, int):
+                yield step, host
+                continue
+            start = evaluate(step["min"], sizes)
+            for value in range(start, start + evaluate(step["extent"], sizes)):
+                host[step["loop"]] = value
+                yield from run(step["body"])
+
+    yield from run(plan.get("steps", list(range(len(plan["kernels"])))))
+
+
+def _check_steps(steps: Any, kernels: int, host_vars: int) -> None:
+    if not isinstance(steps, list):
+        raise ValueError("steps must be a list")
+    for step in steps:
+        if isinstance(step, int) and not isinstance(step, bool):
+            if not 0 <= step < kernels:
+                raise ValueError(f"step {step} names no kernel")
+        elif isinstance(step, dict) and isinstance(step.get("loop"), int) and 0 <= step["loop"] < host_vars:
+            _check_steps(step["body"], kernels, host_vars)
+        else:
+            raise ValueError(f"invalid step {step!r}")
+
+
 def functions_from_metadata(doc: dict, infos: list[FunctionInfo], library: str) -> list[CUDAFunction]:
     """The functions of a CUDA library, from its parsed metadata; TecompError if the section is invalid."""
     section = doc.get("cuda")
@@ -190,9 +231,13 @@ def functions_from_metadata(doc: dict, infos: list[FunctionInfo], library: str) 
                     raise ValueError(f"kernel {k['name']} needs three grid and block extents")
                 for kind, i in k["args"]:
                     limit = {"param": len(info.params), "workspace": len(plan["workspaces"]),
-                             "size_var": len(info.size_vars)}[kind]
+                             "size_var": len(info.size_vars), "host_var": len(plan.get("host_vars", ()))}[kind]
                     if not 0 <= i < limit:
                         raise ValueError(f"kernel {k['name']} has argument {kind} {i} out of range")
+            if any(dtype not in _SIZE_VAR_FORMAT for dtype in plan.get("host_vars", ())):
+                raise ValueError(f"host loop variables must be int32 or int64, got {plan['host_vars']}")
+            if "steps" in plan:
+                _check_steps(plan["steps"], len(plan["kernels"]), len(plan.get("host_vars", ())))
             functions.append(CUDAFunction(info, plan, image))
     except (KeyError, TypeError, ValueError) as exc:
         raise TecompError(f"{library}: invalid CUDA metadata: {exc}") from None

@@ -21,9 +21,9 @@ from typing import Any, Optional
 import numpy as np
 
 from tecomp.codegen.cuda import VECTOR_TYPES, expr_to_json, generate_cuda
-from tecomp.lower.launch import kernel_launch, kernels, workspaces
+from tecomp.lower.launch import host_loop_vars, kernel_launch, kernels, workspaces
 from tecomp.runtime.cuda_module import evaluate
-from tecomp.tir import PrimFunc, collect_vars, post_order_visit
+from tecomp.tir import PrimFunc, collect_vars, const, post_order_visit, substitute
 from tecomp.tir.interpreter import run
 
 import emulation
@@ -145,7 +145,12 @@ class FakeDriver:
         sizes = [a for a, f in zip(args, fmt) if f != "P"]
         pointers = [a for a, f in zip(args, fmt) if f == "P"]
         body_vars = collect_vars(launch.body)
-        sv_values = dict(zip([v for v in func.size_vars if v in body_vars], sizes))
+        used_sizes = [v for v in func.size_vars if v in body_vars]
+        sv_values = dict(zip(used_sizes, sizes))
+        host = {v: const(int(a), v.dtype) for v, a in zip([v for v in host_loop_vars(func) if v in body_vars],
+                                                           sizes[len(used_sizes):])}
+        if host:  # the current values of the host loops around the kernel (a scan's time step)
+            kernel = PrimFunc(kernel.name, kernel.params, substitute(kernel.body, host), kernel.size_vars)
         all_sizes = [sv_values.get(v, 0) for v in func.size_vars]
         if all(v in sv_values for g in launch.grid for v in collect_vars(g)):
             expected = tuple(evaluate(expr_to_json(g, func.size_vars), all_sizes) for g in launch.grid)

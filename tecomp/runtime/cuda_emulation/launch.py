@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ...error import TecompError
-from ..cuda_module import evaluate
+from ..cuda_module import evaluate, launch_sequence
 from .build import build_library, runtime_library
 
 ORDERS = {"ascending": 0, "descending": 1, "shuffle": 2}
@@ -133,10 +133,13 @@ def run_function(lib: EmulatedLibrary, plan: dict, arrays: Sequence[np.ndarray],
         dtype = np.dtype(w["dtype"])
         fill = np.nan if dtype.kind == "f" else 0
         spaces.append(np.full(max(1, evaluate(w["elements"], values)), fill, dtype))
-    for k in plan["kernels"]:
+    host_types = [np.dtype(d).type for d in plan.get("host_vars", ())]
+    for index, host in launch_sequence(plan, values):
+        k = plan["kernels"][index]
         grid = tuple(evaluate(g, values) for g in k["grid"])
         if min(grid) <= 0:
             continue
-        args = [arrays[i] if kind == "param" else spaces[i] if kind == "workspace" else sizes[i]
+        args = [arrays[i] if kind == "param" else spaces[i] if kind == "workspace"
+                else host_types[i](host[i]) if kind == "host_var" else sizes[i]
                 for kind, i in k["args"]]
         lib.launch(k["name"], grid, k["block"], args, order, seed)
