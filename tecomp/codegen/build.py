@@ -186,7 +186,8 @@ def generate_ir(funcs: Sequence[PrimFunc], target: Target, bound_check: bool = F
 
 def imported_llvm(funcs: Sequence[PrimFunc]) -> list[str]:
     """LLVM IR texts given by ``pragma(loop, "import_llvm", text)`` (TVM's way to supply the
-    function a tensor intrinsic calls), each once. Their external definitions become
+    function a tensor intrinsic calls; as in TVM the value may also be the path of a ``.ll`` or
+    ``.bc`` file), each once. Their external definitions become
     ``linkonce_odr``: two imports defining the same function (a schedule importing one C file
     and then a larger one that includes it) link to one definition, as in TVM, which links
     imports only as needed."""
@@ -200,7 +201,23 @@ def imported_llvm(funcs: Sequence[PrimFunc]) -> list[str]:
 
     for func in funcs:
         post_order_visit(func.body, visit)
-    return [_mergeable_definitions(_parse_and_verify(text, funcs)) for text in texts]
+    return [_mergeable_definitions(_parse_import(text, funcs)) for text in texts]
+
+
+def _parse_import(value: str, funcs: Sequence[PrimFunc]) -> llvm.ModuleRef:
+    if "\n" in value or not value.endswith((".ll", ".bc")):
+        return _parse_and_verify(value, funcs)
+    path = Path(value)
+    if not path.is_file():
+        raise BuildError(f"pragma import_llvm: {value} is not a file (give LLVM IR text, or a .ll or .bc file)")
+    if value.endswith(".ll"):
+        return _parse_and_verify(path.read_text(), funcs)
+    try:
+        mod = llvm.parse_bitcode(path.read_bytes())
+        mod.verify()
+    except RuntimeError as exc:
+        raise BuildError(f"pragma import_llvm: LLVM rejected the bitcode file {value}: {exc}") from exc
+    return mod
 
 
 _EXTERNAL_LINKAGE = 0  # llvmlite's code for LLVM's default ``external`` linkage

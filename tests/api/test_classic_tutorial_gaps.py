@@ -1,9 +1,11 @@
 """What running TVM's classic tutorials unchanged needed beyond the earlier ports, written afresh.
 
 ``topi.utils.get_const_tuple`` on shapes, a cuda build's imported device module, and a schedule
-importing two LLVM files that both define the function its intrinsic calls.
+importing two LLVM files that both define the function its intrinsic calls, or importing a file
+by its path.
 """
 
+import llvmlite.binding as llvm
 import numpy as np
 import pytest
 
@@ -104,3 +106,25 @@ def test_two_imports_defining_one_function_link_to_one_definition():
     b = np.zeros((6, 16), "float32")
     f(a, b)
     np.testing.assert_allclose(b, a * 3.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".ll", ".bc"])
+def test_import_llvm_takes_the_path_of_an_ir_or_bitcode_file(tmp_path, suffix):
+    path = tmp_path / f"scale{suffix}"
+    if suffix == ".ll":
+        path.write_text(_SCALE_LL)
+    else:
+        path.write_bytes(llvm.parse_assembly(_SCALE_LL).as_bitcode())
+    A = te.placeholder((2, 16), name="A")
+    B = te.compute((2, 16), lambda i, j: A[i, j] * 3.0, name="B")
+    s = te.create_schedule(B.op)
+    s[B].tensorize(B.op.axis[1], _intrin_scale(16))
+    s[B].pragma(B.op.axis[0], "import_llvm", str(path))
+    f = tvm.build(s, [A, B], "llvm")
+    a = np.arange(32, dtype="float32").reshape(2, 16)
+    b = np.zeros((2, 16), "float32")
+    f(a, b)
+    np.testing.assert_allclose(b, a * 3.0)
+    s[B].pragma(B.op.axis[0], "import_llvm", str(tmp_path / "missing.ll"))
+    with pytest.raises(tvm.BuildError, match="missing.ll is not a file"):
+        tvm.build(s, [A, B], "llvm")
