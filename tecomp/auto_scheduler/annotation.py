@@ -22,6 +22,8 @@ schedule through a step ``Recorder``. Parameters per stage rule:
   ``mode`` "vector" factors the inner part (its partial sums are vector
   lanes), "parallel" the outer part (its partial sums run in parallel).
 
+* GPU rules: see ``gpu_annotation``.
+
 It must not measure nor rank candidates.
 """
 
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..te.schedule import Stage
+from . import gpu_annotation as gpu
 from .compute_dag import ComputeDAG, StageInfo
 from .sketch import Sketch
 from .steps import Recorder
@@ -113,7 +116,8 @@ def _sample_rfactor(rng: random.Random, info: StageInfo) -> dict:
 
 
 _SAMPLERS = {"tile": _sample_tile, "tile_cache": _sample_tile, "tile_in": _sample_tile, "simple": _sample_simple,
-             "rfactor": _sample_rfactor}
+             "rfactor": _sample_rfactor, "gpu_tile": gpu.sample_tile, "gpu_simple": gpu.sample_simple}
+_GPU_STEPS = {"gpu_tile": gpu.tile_steps, "gpu_simple": gpu.simple_steps}
 
 
 def sample(rng: random.Random, dag: ComputeDAG, sketch: Sketch) -> Candidate:
@@ -160,11 +164,17 @@ def to_steps(dag: ComputeDAG, cand: Candidate) -> list[list]:
     """The transform steps of ``cand`` (applied to a fresh schedule as they are recorded)."""
     rec = Recorder(dag.init_schedule())
     stages = list(rec.sch.stages)  # the initial stage objects, by index
-    for info in reversed(dag.compute_stages()):
+    order = list(reversed(dag.compute_stages()))
+    if any(r is not None and r[0] in _GPU_STEPS for r in cand.sketch.rules):
+        # inlined first, so that a shared-memory copy reads through the producers inlined into it
+        order.sort(key=lambda info: cand.sketch.rule(info.index)[0] != "inline")
+    for info in order:
         rule, partner = cand.sketch.rule(info.index)
         params = cand.params[info.index]
         stage = stages[info.index]
-        if rule == "inline":
+        if rule in _GPU_STEPS:
+            _GPU_STEPS[rule](rec, stage, info, params)
+        elif rule == "inline":
             rec.compute_inline(stage)
         elif rule == "simple":
             _simple(rec, stage, info, params)

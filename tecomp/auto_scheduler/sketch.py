@@ -24,6 +24,21 @@ rules, applied consumers first (as TVM's auto-scheduler does on CPU):
   outputs, expensive producers): outer loops fused and parallel, the inner
   loop vectorized.
 
+For a GPU (``gpu=True``) the rules are TVM's GPU sketch rules, simplified:
+
+* ``inline`` as on a CPU, for every cheap non-output stage without a
+  reduction (its values are then computed where they are read, also inside
+  a shared-memory copy);
+* ``gpu_tile``: a stage with data reuse accumulates in a ``local`` write
+  cache; its spatial axes are tiled into blocks (``blockIdx.x``), threads
+  (``threadIdx.x``) and a per-thread register tile; the reduction is split
+  and, at its outer loop, every input is copied into ``shared`` memory by
+  all threads of the block (cooperative fetching);
+* ``gpu_simple``: every other stage, one thread per output element
+  (``blockIdx.x``/``threadIdx.x`` over the fused spatial axes), reductions
+  in the thread; a stage with no spatial work (a full reduction) reduces
+  across the threads of one block instead.
+
 What each rule's loops become is ``annotation``'s job. A ``Sketch`` also
 carries the notes of stages no rule could transform (they keep the
 default loops). It must not sample sizes nor measure.
@@ -61,12 +76,13 @@ class Sketch:
                          for i, r in enumerate(self.rules) if r is not None)
 
 
-def generate_sketches(dag: ComputeDAG) -> list[Sketch]:
-    """The sketches of ``dag`` (at most ``MAX_SKETCHES``), the richest first."""
+def generate_sketches(dag: ComputeDAG, gpu: bool = False) -> list[Sketch]:
+    """The sketches of ``dag`` (at most ``MAX_SKETCHES``), the richest first; ``gpu``: the GPU rules."""
     stages = dag.compute_stages()
     options = []
     for info in reversed(stages):
-        options.append([(info.index, choice) for choice in _choices(dag, info)])
+        choices = _gpu_choices(info) if gpu else _choices(dag, info)
+        options.append([(info.index, choice) for choice in choices])
     sketches, seen = [], set()
     for combo in itertools.product(*options):
         rules: list = [None] * len(dag.stages)
@@ -98,6 +114,14 @@ def _choices(dag: ComputeDAG, info: StageInfo) -> list[tuple[str, Optional[int]]
     if info.reduce and math.prod(info.spatial) <= RFACTOR_MAX_SPATIAL and math.prod(info.reduce) >= RFACTOR_MIN_REDUCE:
         return [("rfactor", None), ("simple", None)]
     return [("simple", None)]
+
+
+def _gpu_choices(info: StageInfo) -> list[tuple[str, Optional[int]]]:
+    if info.data_reuse:
+        return [("gpu_tile", None)]
+    if not info.is_output and not info.reduce and not info.expensive:
+        return [("inline", None)]
+    return [("gpu_simple", None)]
 
 
 def _consistent(rules: list) -> bool:

@@ -13,10 +13,12 @@ steps exactly as these lists (JSON), never pickled objects.
 | reorder | ``["RE", stage, [iter, ...]]`` | the leaves in this order (a permutation of all of them) |
 | fuse | ``["FU", stage, [iter, ...]]`` | adjacent leaves -> one loop |
 | annotate | ``["AN", stage, iter, "parallel" / "vectorize" / "unroll"]`` | ``parallel`` / ``vectorize`` / ``unroll`` |
+| bind | ``["AN", stage, iter, "blockIdx.x" / "threadIdx.x" / ...]`` | ``bind`` to that GPU thread axis |
 | compute inline | ``["CI", stage]`` | ``compute_inline`` |
 | compute at | ``["CA", stage, target_stage, target_iter]`` | ``compute_at`` |
 | compute root | ``["CR", stage]`` | ``compute_root`` |
 | cache write | ``["CHW", stage, scope]`` | ``cache_write``: a new stage just before ``stage`` |
+| cache read | ``["CHR", stage, scope, [reader, ...]]`` | ``cache_read`` of ``stage``'s tensor (any stage, also an input's) for those readers: a new stage after ``stage`` |
 | rfactor | ``["RF", stage, iter, factor_axis]`` | ``rfactor`` over reduction loop ``iter``: a new stage just before ``stage`` |
 
 It must not choose steps (``sketch``/``annotation`` do) nor measure them.
@@ -28,11 +30,12 @@ import math
 from typing import Any, Sequence
 
 from ..error import TecompError, TuningError
-from ..te.operation import ComputeOp
+from ..te.operation import ComputeOp, thread_axis
 from ..te.schedule import Schedule, Stage
 
-ANNOTATIONS = ("parallel", "vectorize", "unroll")
-_ARITY = {"SP": 4, "RE": 3, "FU": 3, "AN": 4, "CI": 2, "CA": 4, "CR": 2, "CHW": 3, "RF": 4}
+THREAD_AXES = tuple(f"{kind}.{a}" for kind in ("blockIdx", "threadIdx") for a in "xyz")
+ANNOTATIONS = ("parallel", "vectorize", "unroll") + THREAD_AXES
+_ARITY = {"SP": 4, "RE": 3, "FU": 3, "AN": 4, "CI": 2, "CA": 4, "CR": 2, "CHW": 3, "CHR": 4, "RF": 4}
 
 
 class StepError(TuningError):
@@ -51,7 +54,7 @@ def check_steps(steps: Any) -> list[list]:
         step = list(step)
         ints = [step[1]] + ([step[2]] if step[0] in ("SP", "AN", "CA", "RF") else []) \
             + ([step[3]] if step[0] in ("CA", "RF") else [])
-        lists = step[3] if step[0] == "SP" else step[2] if step[0] in ("RE", "FU") else []
+        lists = step[3] if step[0] in ("SP", "CHR") else step[2] if step[0] in ("RE", "FU") else []
         if not all(_is_index(v) for v in ints) or not isinstance(lists, (list, tuple)) \
                 or not all(_is_index(v) for v in lists):
             raise StepError(f"step {n} {step!r}: stage, iterator and length fields must be "
@@ -62,6 +65,10 @@ def check_steps(steps: Any) -> list[list]:
             step[3] = list(lists)
         if step[0] in ("RE", "FU"):
             step[2] = list(lists)
+        if step[0] == "CHR":
+            if step[2] not in ("shared", "local") or not lists:
+                raise StepError(f"step {n} {step!r}: cache_read needs scope shared or local and a reader")
+            step[3] = list(lists)
         if step[0] == "AN" and step[3] not in ANNOTATIONS:
             raise StepError(f"step {n} {step!r}: annotation must be one of {', '.join(ANNOTATIONS)}")
         if step[0] == "CHW" and step[2] not in ("local", "global"):
@@ -86,11 +93,11 @@ def replay(sch: Schedule, steps: Sequence[Sequence]) -> Schedule:
     return sch
 
 
-def _stage(sch: Schedule, index: int) -> Stage:
+def _stage(sch: Schedule, index: int, compute: bool = True) -> Stage:
     if index >= len(sch.stages):
         raise StepError(f"no stage {index} (the schedule has {len(sch.stages)})")
     stage = sch.stages[index]
-    if not isinstance(stage.op, ComputeOp):
+    if compute and not isinstance(stage.op, ComputeOp):
         raise StepError(f"stage {index} ({stage.name}) is not a compute stage")
     return stage
 
@@ -102,7 +109,7 @@ def _leaf(stage: Stage, index: int) -> Any:
 
 
 def _apply(sch: Schedule, step: list) -> None:
-    kind, stage = step[0], _stage(sch, step[1])
+    kind, stage = step[0], _stage(sch, step[1], compute=step[0] != "CHR")
     if kind == "SP":
         lengths = step[3]
         loop = _leaf(stage, step[2])
@@ -115,6 +122,8 @@ def _apply(sch: Schedule, step: list) -> None:
         stage.reorder(*[stage.leaf_iter_vars[i] for i in step[2]])
     elif kind == "FU":
         stage.fuse(*[_leaf(stage, i) for i in step[2]])
+    elif kind == "AN" and step[3] in THREAD_AXES:
+        stage.bind(_leaf(stage, step[2]), thread_axis(step[3]))
     elif kind == "AN":
         getattr(stage, step[3])(_leaf(stage, step[2]))
     elif kind == "CI":
@@ -126,6 +135,8 @@ def _apply(sch: Schedule, step: list) -> None:
         stage.compute_root()
     elif kind == "CHW":
         sch.cache_write(stage.op.output(0), step[2])
+    elif kind == "CHR":
+        sch.cache_read(stage.op.output(0), step[2], [_stage(sch, i).op.output(0) for i in step[3]])
     elif kind == "RF":
         sch.rfactor(stage.op.output(0), _leaf(stage, step[2]), step[3])
 
@@ -169,6 +180,12 @@ class Recorder:
         index = self._index(stage)
         self._do(["CHW", index, scope])
         return self.sch.stages[index]
+
+    def cache_read(self, stage: Stage, scope: str, readers: Sequence[Stage]) -> Stage:
+        """The new cache stage, which ``readers`` read instead of ``stage``."""
+        index = self._index(stage)
+        self._do(["CHR", index, scope, [self._index(r) for r in readers]])
+        return self.sch.stages[index + 1]
 
     def rfactor(self, stage: Stage, loop: Any, factor_axis: int = 0) -> Stage:
         """The new factored stage (``stage`` then reduces over its partial results)."""

@@ -85,11 +85,9 @@ class SearchTask:
         try:
             self.compute_dag = ComputeDAG(self.tensors)
             self.flop = self.compute_dag.flop
-            self.sketches = generate_sketches(self.compute_dag)
+            self.sketches = generate_sketches(self.compute_dag, gpu=self.target.kind == "cuda")
             if not self.sketches:
                 self.note = "no sketch rule applies to its stages"
-            elif self.target.kind != "llvm":
-                self.note = f"the sketch rules are for CPUs (llvm), not {self.target.kind}"
         except TecompError as err:
             self.note = str(err)
         self.feature_options: dict = {"n_parallel": _config.available_cores(), "timeout": 10}
@@ -106,7 +104,11 @@ class SearchTask:
             tuner.close()
 
     def default_schedule(self) -> tuple[Schedule, list[Tensor]]:
-        """The compute's own loops: every stage at root, nothing transformed."""
+        """The compute's own loops: every stage at root, nothing transformed (for cuda, the generic
+        schedule of one thread per output element, ``schedules.cuda.schedule_fallback``)."""
+        if self.target.kind == "cuda":
+            from ..schedules.cuda.fallback import schedule_fallback
+            return schedule_fallback([op.output(0) for op in output_ops(self.tensors)]), list(self.tensors)
         return create_schedule(output_ops(self.tensors)), list(self.tensors)
 
     def apply_best(self, log_file: Union[str, os.PathLike, Any]) -> tuple[Schedule, list[Tensor]]:

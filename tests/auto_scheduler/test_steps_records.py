@@ -101,6 +101,7 @@ def test_search_task_rejects_an_unregistered_name():
         SearchTask(func="no_such_workload", args=())
 
 
-def test_a_gpu_target_is_not_tuned_and_says_why():
+def test_a_gpu_target_gets_the_gpu_sketch_rules():
     task = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8), target="cuda")
-    assert task.note == "the sketch rules are for CPUs (llvm), not cuda"
+    assert task.note == "" and all(r is None or r[0] in ("inline", "gpu_tile", "gpu_simple")
+                                   for sketch in task.sketches for r in sketch.rules)
