@@ -2,8 +2,9 @@
 
 For each model of ``onnx_models.BENCHMARKS`` chosen: the template tasks are tuned with the XGB
 tuner, ``--trials`` each (``tecomp tune``), into ``<db>.templates``; every fused kernel is
-auto-scheduled (``tecomp tune --auto-schedule``), ``--trials`` per kernel on average, into
-``<db>.auto``. Then the model is built three ways (no records; the template records; the
+auto-scheduled (``tecomp tune --auto-schedule``) into ``<db>.auto`` with as many trials in all as
+the templates had (measured records, so a template space smaller than ``--trials`` counts what
+it had). Then the model is built three ways (no records; the template records; the
 auto-scheduler records, which a kernel uses where they beat the template records of the same
 database: here there are none) and the three builds are timed in turns, outputs checked to agree.
 
@@ -45,8 +46,11 @@ def main() -> None:
         make, shapes = BENCHMARKS[name]
         graph, params = from_onnx(make(), shape=shapes)
         templates, auto = f"{args.db}.templates", f"{args.db}.auto"
-        tune_model(graph, params, templates, args.trials, "xgb", "llvm", progress=False, num_threads=args.threads)
-        tasks = tune_graph(graph, params, auto, args.trials, "llvm", args.threads)
+        template_tasks = tune_model(graph, params, templates, args.trials, "xgb", "llvm", progress=False,
+                                    num_threads=args.threads)
+        with autotvm.RecordDB(templates) as db:
+            budget = sum(len(list(db.records(task.key))) for task in template_tasks)
+        tasks = tune_graph(graph, params, auto, args.trials, "llvm", args.threads, total_trials=budget)
         modules = {"default": build(graph, params, contextlib.nullcontext()),
                    "template-tuned": build(graph, params, autotvm.apply_history_best(templates)),
                    "auto-scheduled": build(graph, params, auto_scheduler.ApplyHistoryBest(auto))}
@@ -56,7 +60,8 @@ def main() -> None:
             np.testing.assert_allclose(out, outputs["default"], rtol=1e-3, atol=1e-3, err_msg=label)
         with threads(args.threads):
             seconds = interleaved_medians([lambda m=m: m.run(*inputs) for m in modules.values()], 5, 200)
-        print(f"\n{name}: {len(tasks)} kernels, {args.trials} trials per task/kernel, {args.threads} threads")
+        print(f"\n{name}: {len(template_tasks)} template tasks ({args.trials} trials each at most) and "
+              f"{len(tasks)} kernels auto-scheduled, {budget} trials each way, {args.threads} threads")
         for label, s in zip(modules, seconds):
             print(f"  {label:15s} {s * 1e3:9.3f} ms")
         print(f"  auto-scheduled vs template-tuned: {seconds[1] / seconds[2]:.2f}x speed")

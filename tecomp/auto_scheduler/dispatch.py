@@ -4,7 +4,8 @@ Owns the dispatch context that ``tecomp.graph``'s kernel lowering asks
 (``auto_scheduled``): inside ``with ApplyHistoryBest(records):``, a CPU
 kernel whose workload (``graph_tasks.kernel_workload_name``) has a valid
 auto-scheduler record is built from the fastest record whose steps apply,
-unless the template records of the kernel's tunable operators are faster
+unless the kernel's own schedule measured faster at the start of the search,
+or the template records of the kernel's tunable operators are faster
 (their best mean times summed; an operator without a template record
 counts as untuned, so the auto-scheduled record wins). Records whose steps
 no longer apply are skipped with a warning. Without a context, or with no
@@ -21,7 +22,7 @@ from ..context_stack import ThreadLocalStack
 from ..tuner.records import RecordDB
 from .compute_dag import ComputeDAG
 from .graph_tasks import kernel_workload, kernel_workload_name
-from .records import best_steps
+from .records import best_is_default, best_steps
 from .steps import StepError
 from .workload import make_workload_key
 
@@ -52,8 +53,9 @@ class ApplyHistoryBest:
         if target is None or target.kind != "llvm":
             return None
         name = kernel_workload_name(kernel, types)
-        found = best_steps(self.db, make_workload_key(name, ()), str(target))
-        if not found:
+        key = make_workload_key(name, ()), str(target)
+        found = best_steps(self.db, *key)
+        if not found or best_is_default(self.db, *key):
             return None
         template = self._template_seconds(kernel, types, str(target))
         if template is not None and template <= found[0][1]:

@@ -25,13 +25,21 @@ from .workload import register_workload
 
 
 def _kernel_workload(kernel: Any, types: dict) -> Any:
-    from ..graph.kernel import compute
+    from ..graph.kernel import compute, schedule
     from ..graph.tasks import _Recorder
 
     def graph_kernel() -> list:
         with _Recorder():  # template operators take their fallback configs, silently
             args, _ = compute(kernel, types)
         return args
+
+    def default_schedule(gpu: bool) -> tuple:
+        """The schedule a build without records gives the kernel (its templates' fallback configs)."""
+        with _Recorder():
+            args, env = compute(kernel, types)
+            return schedule(kernel, env, gpu), args
+
+    graph_kernel.default_schedule = default_schedule  # the search's baseline (workload.default_schedule)
     return graph_kernel
 
 
@@ -69,9 +77,11 @@ def extract_tasks(graph: Any, params: Optional[dict] = None,
 
 
 def tune_graph(graph: Any, params: Optional[dict], records: str, trials: int,
-               target: Union[str, Target] = "llvm", num_threads: Optional[int] = None) -> list[SearchTask]:
-    """Auto-schedule every kernel of ``graph``: ``trials`` per kernel on average, shared by a
-    ``TaskScheduler`` by weighted time; measurements go to the records database ``records``."""
+               target: Union[str, Target] = "llvm", num_threads: Optional[int] = None,
+               total_trials: Optional[int] = None) -> list[SearchTask]:
+    """Auto-schedule every kernel of ``graph``: ``trials`` per kernel on average (or
+    ``total_trials`` in all), shared by a ``TaskScheduler`` by weighted time; measurements go to
+    the records database ``records``."""
     from ..tuner.measure import LocalRunner
     from .records import RecordToFile
     from .task import TuningOptions
@@ -80,7 +90,8 @@ def tune_graph(graph: Any, params: Optional[dict], records: str, trials: int,
     tasks, weights = extract_tasks(graph, params, target)
     log = RecordToFile(records)
     try:
-        options = TuningOptions(num_measure_trials=trials * len(tasks), measure_callbacks=[log],
+        total = total_trials if total_trials is not None else trials * len(tasks)
+        options = TuningOptions(num_measure_trials=total, measure_callbacks=[log],
                                 runner=LocalRunner(number=3, min_repeat_ms=50, num_threads=num_threads))
         TaskScheduler(tasks, weights).tune(options)
     finally:

@@ -7,7 +7,8 @@ check included) and ``FeaturePool`` build, time and featurize auto-scheduler
 candidates in their worker processes exactly as they do template configs.
 The template sent to the workers holds the workload function and the
 batch's steps; config ``i`` (one knob, ``candidate``) replays the steps of
-candidate ``i``. It keeps the workload function's module name, so the
+candidate ``i``, or builds the default schedule where they are None (the
+baseline a search starts from). It keeps the workload function's module name, so the
 function goes to the workers by value and no user module is imported there.
 
 It must not choose candidates nor write records.
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..tuner.measure import FeaturePool, MeasureInput, task_spec
 from .compute_dag import ComputeDAG
-from .workload import call_workload
+from .workload import call_workload, default_schedule
 
 
 class CandidateConfig(NamedTuple):
@@ -34,15 +35,17 @@ class CandidateConfig(NamedTuple):
         return {"index": self.index, "entities": {"candidate": self.index}}
 
 
-def _batch_template(workload: Callable, name: str, steps: tuple) -> Callable:
+def _batch_template(workload: Callable, name: str, steps: tuple, gpu: bool) -> Callable:
     @functools.wraps(workload)  # the workload's module: it travels to the workers by value
     def template(*args: Any) -> tuple:
         from ..tuner.task import get_config
 
         cfg = get_config()
         cfg.define_knob("candidate", list(range(len(steps))))
-        dag = ComputeDAG(call_workload(workload, name, args))
-        return dag.apply_steps(steps[cfg["candidate"].val])
+        chosen = steps[cfg["candidate"].val]
+        if chosen is None:
+            return default_schedule(workload, name, args, gpu)
+        return ComputeDAG(call_workload(workload, name, args)).apply_steps(chosen)
     return template
 
 
@@ -55,8 +58,8 @@ class CandidateBatch:
         self.target = task.target
         self.key = task.workload_key
         self.flop = task.flop
-        self.steps = [list(s) for s in steps]
-        self.func = _batch_template(task.func, task.workload_name, tuple(self.steps))
+        self.steps = [None if s is None else list(s) for s in steps]
+        self.func = _batch_template(task.func, task.workload_name, tuple(self.steps), task.target.kind == "cuda")
 
     def inputs(self) -> list[MeasureInput]:
         return [MeasureInput(self, CandidateConfig(i)) for i in range(len(self.steps))]

@@ -3,8 +3,11 @@
 Owns ``RecordToFile`` (the measure callback writing each measurement), the
 JSON form of a record's config (``{"index": <hash of the steps>,
 "entities": {}, "steps": [...]}``: the index is a stable 63-bit hash of the
-steps, so the database's per-config queries still work) and reading the
-valid records of a workload back, best first (``best_steps``). A record
+steps, so the database's per-config queries still work; the default
+schedule, measured as a search's baseline, is ``{"index": 0, "entities":
+{}, "default": true}``) and reading the valid records of a workload back,
+best first (``best_steps``), and the baseline (``default_cost``,
+``best_is_default``). A record
 stores its workload key (``["auto_scheduler:<name>", [args]]``) and the
 transform steps (see ``steps``), never pickled objects. It must not replay
 steps (``ApplyHistoryBest`` and ``SearchTask.apply_best`` do, skipping
@@ -34,13 +37,15 @@ def steps_index(steps: Sequence[Sequence]) -> int:
 
 
 class _StepsConfig(NamedTuple):
-    steps: list
+    steps: Optional[list]  # None: the default schedule (the baseline)
 
     @property
     def index(self) -> int:
-        return steps_index(self.steps)
+        return 0 if self.steps is None else steps_index(self.steps)
 
     def to_json_dict(self) -> dict:
+        if self.steps is None:
+            return {"index": 0, "entities": {}, "default": True}
         return {"index": self.index, "entities": {}, "steps": self.steps}
 
 
@@ -56,9 +61,10 @@ class RecordToFile:
         self.path = str(path)
         self.db = RecordDB(self.path)
 
-    def __call__(self, task: Any, steps: Sequence[list], results: Sequence[Any]) -> None:
-        self.db.add_records(record_from_measure(_Input(task, _StepsConfig(list(s))), res, TUNER_NAME)
-                            for s, res in zip(steps, results))
+    def __call__(self, task: Any, steps: Sequence[Optional[list]], results: Sequence[Any]) -> None:
+        """Record ``results`` of the step lists (None: the default schedule)."""
+        self.db.add_records(record_from_measure(_Input(task, _StepsConfig(None if s is None else list(s))), res,
+                                                TUNER_NAME) for s, res in zip(steps, results))
 
     def close(self) -> None:
         self.db.close()
@@ -89,3 +95,19 @@ def best_steps(db: Union[RecordDB, str, os.PathLike], workload_key: str, target:
     valid = [(steps, rec.mean_cost) for steps, rec in measured(db, workload_key, target)
              if rec.mean_cost is not None]
     return sorted(valid, key=lambda pair: pair[1])
+
+
+def default_cost(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str) -> Optional[float]:
+    """Mean seconds of the workload's default schedule as measured at the start of a search (the
+    fastest such record), None if it was not measured or failed."""
+    with open_db(db) as opened:
+        costs = [rec.mean_cost for rec in opened.records(workload_key, target)
+                 if isinstance(rec.config, dict) and rec.config.get("default") is True and rec.mean_cost is not None]
+    return min(costs, default=None)
+
+
+def best_is_default(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str) -> bool:
+    """Whether the default schedule measured at least as fast as every record's steps."""
+    baseline = default_cost(db, workload_key, target)
+    found = best_steps(db, workload_key, target)
+    return baseline is not None and (not found or baseline <= found[0][1])

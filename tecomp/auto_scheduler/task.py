@@ -5,8 +5,9 @@ workload on arguments and a target becomes a ``SearchTask`` (its compute
 DAG, FLOP count and sketches); ``task.tune(TuningOptions(...))`` runs
 ``TaskTuner``: batches from the ``SketchPolicy`` are built and timed by the
 tuner's ``LocalBuilder``/``LocalRunner`` and handed to the measure callbacks
-(``RecordToFile``); ``task.apply_best(path)`` replays the fastest record
-whose steps still apply. A compute the rules cannot handle (symbolic
+(``RecordToFile``), after one measurement of the default schedule (the
+baseline); ``task.apply_best(path)`` replays the fastest record whose steps
+still apply, or keeps the default schedule where it measured faster. A compute the rules cannot handle (symbolic
 shapes, scans, no sketch) gets its default schedule, and a one-line note
 says why. It must not generate sketches or sample parameters itself.
 """
@@ -21,18 +22,18 @@ from typing import Any, Callable, Optional, Sequence, Union
 from .. import config as _config
 from ..error import TecompError, TuningError
 from ..target import Target
-from ..te.schedule import Schedule, create_schedule
+from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tuner.measure import LocalBuilder, LocalRunner, measure_batch
 from ..tuner.tuner import ErrorSummary, throughput
-from .compute_dag import ComputeDAG, output_ops
+from .compute_dag import ComputeDAG
 from .measure import CandidateBatch
-from .records import best_steps
+from .records import best_is_default, best_steps, default_cost
 from .search import SketchPolicy
 from .sketch import generate_sketches
 from .steps import StepError
-from .workload import (KEY_PREFIX, call_workload, make_workload_key, parse_workload_key, register_workload,
-                       workload_func, workload_name)
+from .workload import (KEY_PREFIX, call_workload, default_schedule, make_workload_key, parse_workload_key,
+                       register_workload, workload_func, workload_name)
 
 logger = logging.getLogger("tecomp.auto_scheduler")
 
@@ -104,17 +105,18 @@ class SearchTask:
             tuner.close()
 
     def default_schedule(self) -> tuple[Schedule, list[Tensor]]:
-        """The compute's own loops: every stage at root, nothing transformed (for cuda, the generic
-        schedule of one thread per output element, ``schedules.cuda.schedule_fallback``)."""
-        if self.target.kind == "cuda":
-            from ..schedules.cuda.fallback import schedule_fallback
-            return schedule_fallback([op.output(0) for op in output_ops(self.tensors)]), list(self.tensors)
-        return create_schedule(output_ops(self.tensors)), list(self.tensors)
+        """What a build uses without records: the compute's own loops, every stage at root (for cuda,
+        one thread per output element), or a graph kernel's template schedule
+        (``workload.default_schedule``)."""
+        return default_schedule(self.func, self.workload_name, self.args, self.target.kind == "cuda")
 
     def apply_best(self, log_file: Union[str, os.PathLike, Any]) -> tuple[Schedule, list[Tensor]]:
         """``(schedule, tensors)`` of the fastest record in ``log_file`` (a records database path or
         ``RecordDB``) whose steps still apply; records that do not are skipped with a warning.
-        Without any, the default schedule, with a one-line note."""
+        Without any, the default schedule, with a one-line note; the default schedule also when
+        it measured at least as fast as every record (a search measures it first)."""
+        if best_is_default(log_file, self.workload_key, str(self.target)):
+            return self.default_schedule()
         if self.compute_dag is not None:
             for steps, _ in best_steps(log_file, self.workload_key, str(self.target)):
                 try:
@@ -157,14 +159,19 @@ class TaskTuner:
                            task.workload_name, task.note)
             self.exhausted = True
             return 0
+        errors, done, since_best = ErrorSummary(), 0, 0
         if not self._seeded:
             self._seeded = True
+            baseline = None
             for db in (cb.db for cb in self.options.measure_callbacks if hasattr(cb, "db")):
                 self.policy.seed_from_records(db)
                 for steps, cost in best_steps(db, task.workload_key, str(task.target))[:1]:
                     if task.flop / cost > self.best_flops:
                         self.best_flops, self.best_steps = task.flop / cost, steps
-        errors, done, since_best = ErrorSummary(), 0, 0
+                baseline = baseline or default_cost(db, task.workload_key, str(task.target))
+            if baseline is None and n_trials > 0:
+                done += self._measure_default(errors)
+        
         start = time.monotonic()
         try:
             while done < n_trials:
@@ -195,6 +202,16 @@ class TaskTuner:
         finally:
             errors.report(task.workload_name, done)
         return done
+
+    def _measure_default(self, errors: ErrorSummary) -> int:
+        """Measure the default schedule, the baseline a candidate must beat to be applied."""
+        results = measure_batch(CandidateBatch(self.task, [None]).inputs(),
+                                {"builder": self.builder, "runner": self.runner})
+        errors.add(results)
+        for callback in self.options.measure_callbacks:
+            callback(self.task, [None], results)
+        self.trials += 1
+        return 1
 
     def close(self) -> None:
         self.policy.close()

@@ -92,3 +92,20 @@ def call_workload(func: Callable, name: str, args: tuple) -> list[Tensor]:
         raise TuningError(f"workload {name} must return a list of te tensors (inputs and outputs), "
                           f"got {tensors!r}")
     return list(tensors)
+
+
+def default_schedule(func: Callable, name: str, args: tuple, gpu: bool) -> tuple[Any, list[Tensor]]:
+    """``(schedule, tensors)`` a build uses without records: the workload function's own
+    ``default_schedule(gpu)`` if it has one (a graph kernel's template schedule), else the compute's
+    own loops (for a GPU, one thread per output element: ``schedules.cuda.schedule_fallback``)."""
+    own = getattr(func, "default_schedule", None)
+    if own is not None:
+        return own(gpu)
+    from ..te.schedule import create_schedule
+    from .compute_dag import output_ops
+
+    tensors = call_workload(func, name, args)
+    if gpu:
+        from ..schedules.cuda.fallback import schedule_fallback
+        return schedule_fallback([op.output(0) for op in output_ops(tensors)]), tensors
+    return create_schedule(output_ops(tensors)), tensors

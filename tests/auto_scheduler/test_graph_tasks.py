@@ -78,3 +78,24 @@ def test_a_build_uses_auto_scheduler_records_where_they_beat_the_template_record
         module = tecomp.graph.build(graph, "llvm", params)
     assert ctx.applied == [last.workload_name]
     np.testing.assert_allclose(module.run(x)[0], reference(x)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_a_build_keeps_a_kernels_own_schedule_where_it_measured_faster(tmp_path):
+    from tecomp.auto_scheduler.dispatch import ApplyHistoryBest
+
+    graph, params, reference = models.mlp()
+    tasks, _ = auto_scheduler.extract_tasks(graph, params, "llvm")
+    last = tasks[-1]                                    # softmax: no template
+    steps = to_steps(last.compute_dag, sample(random.Random(4), last.compute_dag, last.sketches[0]))
+    path = tmp_path / "r.db"
+    log = auto_scheduler.RecordToFile(path)
+    log(last, [None, steps], [_result(1e-4), _result(1e-3)])  # its own schedule measured faster
+    log.close()
+    x = models.random_inputs(graph, seed=5)["x"]
+    with ApplyHistoryBest(path) as ctx:
+        module = tecomp.graph.build(graph, "llvm", params)
+    assert ctx.applied == []
+    np.testing.assert_allclose(module.run(x)[0], reference(x)[0], rtol=1e-4, atol=1e-5)
+    sch, args = last.default_schedule()                 # the baseline is the kernel's build schedule,
+    bare = tecomp.te.create_schedule([args[-1].op])      # not the compute's own loops
+    assert str(tecomp.lower(sch, args)) != str(tecomp.lower(bare, args))

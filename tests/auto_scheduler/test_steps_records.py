@@ -105,3 +105,32 @@ def test_a_gpu_target_gets_the_gpu_sketch_rules():
     task = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8), target="cuda")
     assert task.note == "" and all(r is None or r[0] in ("inline", "gpu_tile", "gpu_simple")
                                    for sketch in task.sketches for r in sketch.rules)
+
+
+def test_apply_best_keeps_the_default_schedule_where_it_measured_faster(tmp_path):
+    task = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8))
+    steps = to_steps(task.compute_dag, sample(random.Random(2), task.compute_dag, task.sketches[0]))
+    default_text = str(tecomp.lower(*task.default_schedule()))
+    path = tmp_path / "r.db"
+    log = RecordToFile(path)
+    log(task, [None, steps], [_result(1e-3), _result(2e-3)])  # the default schedule was faster
+    log.close()
+    assert str(tecomp.lower(*task.apply_best(path))) == default_text != _text(task, steps)
+    log = RecordToFile(path)
+    log(task, [steps], [_result(5e-4)])                       # a candidate beats it
+    log.close()
+    assert str(tecomp.lower(*task.apply_best(path))) == _text(task, steps)
+
+
+def test_a_search_measures_the_default_schedule_first_and_counts_it(tmp_path):
+    task = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8))
+    path = tmp_path / "r.db"
+    task.tune(auto_scheduler.TuningOptions(num_measure_trials=3, num_measures_per_round=2,
+                                           measure_callbacks=[RecordToFile(path)], verbose=0))
+    with tecomp.tuner.RecordDB(path) as db:
+        configs = [r.config for r in db.records()]
+    assert len(configs) == 3 and configs[0].get("default") is True
+    assert all("steps" in c for c in configs[1:])
+    task.tune(auto_scheduler.TuningOptions(num_measure_trials=1, measure_callbacks=[RecordToFile(path)], verbose=0))
+    with tecomp.tuner.RecordDB(path) as db:
+        assert sum(r.config.get("default") is True for r in db.records()) == 1  # measured once per database
