@@ -23,6 +23,9 @@ Behaviour of ``tune`` worth knowing:
   measured again (a timeout on a loaded machine need not be final).
   Then ``_before_first_batch(callbacks)`` runs (``XGBTuner`` uses it to learn
   from other tasks' records in the same database).
+* The first config measured is the fallback config, the one a build without
+  records uses (unless the database already holds it): the best record is
+  then never slower than the untuned build, as far as measurements tell.
 * Early stopping: after ``early_stopping`` trials of this call without a new
   best, the run stops.
 * Errors: each failed measurement is counted by kind; at the end of the run a
@@ -50,7 +53,7 @@ import numpy as np
 
 from ..error import TecompError, TuningError
 from .measure import MeasureErrorNo, MeasureInput, MeasureResult, measure_batch
-from .space import ConfigEntity
+from .space import ConfigEntity, FallbackConfigEntity
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +129,17 @@ class Tuner:
         """Hook run once per ``tune`` after resume, before the first batch (XGBTuner: transfer)."""
 
     def _next_configs(self, n: int) -> list:
-        """The strategy's next configs minus visited ones and repeats; marks them visited."""
+        """The strategy's next configs minus visited ones and repeats; marks them visited. The
+        fallback config (what a build without records uses) comes first until it was measured."""
         out: list = []
         if not self.has_next():
             return out
-        for config in self.next_batch(n):
+        fallback = FallbackConfigEntity(self.space).index
+        if fallback not in self.visited:
+            self.visited.add(fallback)
+            out.append(self.space.get(fallback))
+            n -= 1
+        for config in self.next_batch(n) if n > 0 else []:
             if config.index not in self.visited:
                 self.visited.add(config.index)
                 out.append(config)

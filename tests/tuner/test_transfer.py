@@ -10,6 +10,7 @@ import templates  # noqa: F401  (registers the shared templates)
 from tecomp.tuner.callback import log_to_db
 from tecomp.tuner.random_tuner import RandomTuner
 from tecomp.tuner.records import Record, RecordDB
+from tecomp.tuner.space import FallbackConfigEntity
 from tecomp.tuner.xgb_tuner import XGBTuner
 
 
@@ -49,8 +50,11 @@ def test_second_task_starts_from_the_first_tasks_records(tmp_path, option, caplo
     assert tuner.transferred == n_valid and tuner.transferred_tasks == 1
     assert f"transfer learning used {n_valid} records from 1 other task(s)" in caplog.text
     # the model was trained on task A before task B's first batch, which came from its plan
+    # after the fallback config (measured first, the baseline of an untuned build)
     assert seen["trained"] and seen["own_trainings"] == 0
-    assert len(proposed) == 1 and seen["indices"] == proposed[0][:len(seen["indices"])]
+    fallback = FallbackConfigEntity(task_b.config_space).index
+    planned = [i for i in proposed[0] if i != fallback]
+    assert len(proposed) == 1 and seen["indices"] == [fallback] + planned[:len(seen["indices"]) - 1]
     assert tuner.best_flops > 0
 
 
