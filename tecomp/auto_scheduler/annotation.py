@@ -11,7 +11,8 @@ schedule through a step ``Recorder``. Parameters per stage rule:
   it (the loops then have tails); ``level``: where the cache (or the tiled
   stage inside its consumer) is computed, after the S0 or the S1 loops;
   ``par``: parallel over the fused S0 loops, or S0 and S1; ``unroll``: none,
-  the innermost spatial loops, or those and the inner reduction loop;
+  the innermost spatial loops, or those and the inner reduction loop (as
+  many of them as keep the body's copies within ``MAX_UNROLLED``);
   ``vec``: vectorize the innermost spatial loop.
 * simple stages: how many outer spatial loops are fused and made parallel
   (more only while the fused ones have fewer than ``PARALLEL_ENOUGH``
@@ -44,6 +45,7 @@ MAX_INNER = 64          # largest innermost tile length
 VECTOR_WIDTHS = (4, 8, 16, 32)
 TAIL_PROBABILITY = 0.15  # share of tile sizes sampled without dividing the extent
 PARALLEL_ENOUGH = 64     # parallel iterations after which a simple stage fuses no more outer loops
+MAX_UNROLLED = 256       # copies of a tile's body that unrolling may make (more: builds take seconds)
 
 
 @dataclass(frozen=True)
@@ -261,14 +263,17 @@ def _tile_inner(rec: Recorder, stage: Stage, params: dict, levels: int) -> dict:
     order = s[:-2] + [r_levels[0], s[-2], r_levels[1], s[-1]]
     rec.reorder(stage, [loop for group in order for loop in group])
     innermost = params["sp"]
+    unroll: list = []
     if params["unroll"] >= 1:
-        for loop, lengths in zip(s[-1][:-1], innermost[:-1]):
-            if lengths[-1] > 1:
-                rec.annotate(stage, loop, "unroll")
+        unroll += [(loop, lengths[-1]) for loop, lengths in zip(s[-1][:-1], innermost[:-1]) if lengths[-1] > 1]
     if params["unroll"] >= 2:
-        for loop, lengths in zip(r_levels[1], params["re"]):
-            if 1 < lengths[-1] <= 16:
-                rec.annotate(stage, loop, "unroll")
+        unroll += [(loop, lengths[-1]) for loop, lengths in zip(r_levels[1], params["re"]) if 1 < lengths[-1] <= 16]
+    copies = 1
+    for loop, length in unroll:  # innermost spatial first; the body is copied `copies` times in all
+        if copies * length > MAX_UNROLLED:
+            break
+        copies *= length
+        rec.annotate(stage, loop, "unroll")
     if params["vec"] and innermost and innermost[-1][-1] > 1:
         rec.annotate(stage, s[-1][-1], "vectorize")
     return {"spatial": s, "reduce": r_levels}

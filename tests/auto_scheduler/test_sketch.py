@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from tecomp import auto_scheduler, te
 from tecomp.auto_scheduler import SearchTask
 from tecomp.auto_scheduler.annotation import Candidate, crossover, mutate, sample, to_steps
 from tecomp.tir import dtype as dt
@@ -128,3 +129,23 @@ def test_simple_stages_fuse_outer_loops_only_while_parallel_work_is_short(shape,
     rng = random.Random(1)
     params = [sample(rng, task.compute_dag, task.sketches[0]).params[1] for _ in range(200)]
     assert {p["fuse"] for p in params} == fused
+
+
+@auto_scheduler.register_workload
+def as_test_batched_rows(b: int, c: int, n: int, m: int, k: int):
+    A = te.placeholder((b, c, n, k), name="A")
+    B = te.placeholder((k, m), name="B")
+    r = te.reduce_axis((0, k), name="r")
+    return [A, B, te.compute((b, c, n, m), lambda x, y, i, j: te.sum(A[x, y, i, r] * B[r, j], axis=r), name="C")]
+
+
+def test_unrolling_stops_before_the_tile_body_is_copied_too_often():
+    from tecomp.auto_scheduler.annotation import MAX_UNROLLED
+    task = SearchTask(func=as_test_batched_rows, args=(8, 8, 8, 16, 8))
+    index = next(i for i, r in enumerate(task.sketches[0].rules) if r and r[0].startswith("tile"))
+    cand = sample(random.Random(0), task.compute_dag, task.sketches[0])
+    params = dict(cand.params[index], unroll=2, sp=[[1, 1, 8], [1, 1, 8], [1, 1, 8], [1, 1, 16]], re=[[8]])
+    cand = Candidate(cand.sketch, cand.params[:index] + (params,) + cand.params[index + 1:])
+    unrolled = [s for s in to_steps(task.compute_dag, cand) if s[0] == "AN" and s[3] == "unroll"]
+    assert 8 * 8 <= MAX_UNROLLED < 8 * 8 * 8
+    assert len(unrolled) == 2  # two of the three 8-long spatial loops; a third would make 512 copies
