@@ -28,7 +28,8 @@ def test_tune_records_steps_and_apply_best_computes_correctly(tmp_path):
     task.tune(_options(path, 4, 4))
     with RecordDB(path) as db:
         recs = list(db.records(task.workload_key, "llvm"))
-    assert len(recs) == 4 and all(r.tuner == "auto_scheduler" and "steps" in r.config for r in recs)
+    assert len(recs) == 4 and all(r.tuner == "auto_scheduler" for r in recs)
+    assert recs[0].config.get("default") is True and all("steps" in r.config for r in recs[1:])  # baseline first
     assert sum(r.error_no == 0 for r in recs) >= 2
     sch, tensors = task.apply_best(path)
     rng = np.random.default_rng(0)
@@ -39,7 +40,7 @@ def test_tune_records_steps_and_apply_best_computes_correctly(tmp_path):
     # a second run resumes: nothing measured twice
     task.tune(_options(path, 2, 2))
     with RecordDB(path) as db:
-        keys = [str(r.config["steps"]) for r in db.records(task.workload_key, "llvm")]
+        keys = [str(r.config.get("steps", "default")) for r in db.records(task.workload_key, "llvm")]
     assert len(keys) == 6 and len(set(keys)) == 6
 
 
