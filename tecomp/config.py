@@ -8,6 +8,7 @@ TECOMP_CACHE_DIR     ``~/.cache/tecomp``              where compiled artefacts m
 TECOMP_LOG_LEVEL     ``WARNING``                      level of the ``tecomp`` logger
 TECOMP_WORKER_MEMORY half of RAM / workers (>= 2 GiB) address space of each tuning worker process
                                                       (bytes, or with a K/M/G/T suffix: ``4G``)
+TECOMP_BUILD_JOBS    cores available, at most 8       LLVM worker processes of a model build
 ==================== ================================ =========================================
 
 Each knob is read by a function when it is needed, so a change to the
@@ -21,10 +22,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
-from .error import TecompError
+from .error import BuildError, TecompError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MAX_BUILD_JOBS = 8
 
 
 def _env(name: str) -> str | None:
@@ -40,18 +43,33 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+def _positive_int(name: str, error: Callable[[str], TecompError]) -> int | None:
+    """The variable as a positive integer, None when unset or blank; ``error(value)`` is raised
+    for anything else."""
+    value = _env(name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise error(value)
+    return number
+
+
 def num_threads() -> int:
     """``TECOMP_NUM_THREADS`` (a positive integer), or all available cores."""
-    value = _env("TECOMP_NUM_THREADS")
-    if value is None:
-        return available_cores()
-    try:
-        threads = int(value)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        raise TecompError(f"TECOMP_NUM_THREADS must be a positive integer, got {value!r}")
-    return threads
+    threads = _positive_int("TECOMP_NUM_THREADS",
+                            lambda v: TecompError(f"TECOMP_NUM_THREADS must be a positive integer, got {v!r}"))
+    return available_cores() if threads is None else threads
+
+
+def build_jobs() -> int:
+    """``TECOMP_BUILD_JOBS`` (a positive integer), or the available cores, at most ``MAX_BUILD_JOBS``."""
+    jobs = _positive_int("TECOMP_BUILD_JOBS", lambda v: BuildError(
+        f"TECOMP_BUILD_JOBS={v!r}: expected a whole number of processes, at least 1"))
+    return min(MAX_BUILD_JOBS, available_cores()) if jobs is None else jobs
 
 
 def cache_dir() -> Path:

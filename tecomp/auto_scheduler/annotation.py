@@ -196,7 +196,7 @@ def to_steps(dag: ComputeDAG, cand: Candidate) -> list[list]:
 def _rfactor(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None:
     n_sp = len(info.spatial)
     reduce = list(stage.leaf_iter_vars[n_sp:])
-    loop = rec.fuse(stage, reduce) if len(reduce) > 1 else reduce[0]
+    loop = rec.fuse(stage, reduce)
     outer, inner = rec.split(stage, loop, [params["factor"]])
     if params["mode"] == "vector":
         rf = rec.rfactor(stage, inner)   # rf: spatial..., outer (reduce), inner (data-parallel, innermost)
@@ -215,7 +215,7 @@ def _rfactor(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None
 def _parallel_prefix(rec: Recorder, stage: Stage, count: int) -> None:
     """Fuse the first ``count`` leaves of ``stage`` and make the loop parallel."""
     loops = list(stage.leaf_iter_vars[:count])
-    rec.annotate(stage, rec.fuse(stage, loops) if len(loops) > 1 else loops[0], "parallel")
+    rec.annotate(stage, rec.fuse(stage, loops), "parallel")
 
 
 def _simple(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None:
@@ -235,7 +235,7 @@ def _simple(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None:
         rec.annotate(stage, inner, "unroll")
     fuse = min(params["fuse"], len(spatial))
     if fuse:
-        fused = rec.fuse(stage, spatial[:fuse]) if fuse > 1 else spatial[0]
+        fused = rec.fuse(stage, spatial[:fuse])
         if math.prod(extents[:fuse]) > 1:
             rec.annotate(stage, fused, "parallel")
     if vec_loop is not None:
@@ -285,7 +285,7 @@ def _outer_parallel(rec: Recorder, stage: Stage, info: StageInfo, params: dict, 
     returns the fused loop (the last outer loop if nothing is fused)."""
     n = count * len(levels)
     outer = list(stage.leaf_iter_vars[:n])
-    fused = rec.fuse(stage, outer) if len(outer) > 1 else outer[0]
+    fused = rec.fuse(stage, outer)
     work = 1
     for level in levels:
         for extent, lengths in zip(info.spatial, params["sp"]):

@@ -22,7 +22,7 @@ from ..context_stack import ThreadLocalStack
 from ..tuner.records import RecordDB
 from .compute_dag import ComputeDAG
 from .graph_tasks import kernel_workload, kernel_workload_name
-from .records import best_is_default, best_steps
+from .records import default_wins, ranked
 from .steps import StepError
 from .workload import make_workload_key
 
@@ -53,9 +53,8 @@ class ApplyHistoryBest:
         if target is None or target.kind != "llvm":
             return None
         name = kernel_workload_name(kernel, types)
-        key = make_workload_key(name, ()), str(target)
-        found = best_steps(self.db, *key)
-        if not found or best_is_default(self.db, *key):
+        found, baseline = ranked(self.db, make_workload_key(name, ()), str(target))
+        if not found or default_wins(found, baseline):
             return None
         template = self._template_seconds(kernel, types, str(target))
         if template is not None and template <= found[0][1]:

@@ -64,10 +64,6 @@ def sample_simple(rng: random.Random, info: StageInfo) -> dict:
             "cross": cross}
 
 
-def _bind(rec: Recorder, stage: Stage, loops: list, tag: str) -> None:
-    rec.annotate(stage, rec.fuse(stage, loops) if len(loops) > 1 else loops[0], tag)
-
-
 def tile_steps(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None:
     """Block x thread x per-thread tiles of ``stage``; its accumulation in a local cache at the thread
     loop, the inputs copied to shared memory by the whole block at the outer reduction loop."""
@@ -78,8 +74,8 @@ def tile_steps(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> No
         for level, part in enumerate(rec.split(stage, loop, lengths)):
             levels[level].append(part)
     rec.reorder(stage, levels[0] + levels[1] + levels[2])
-    _bind(rec, stage, levels[0], "blockIdx.x")
-    _bind(rec, stage, levels[1], "threadIdx.x")
+    rec.annotate(stage, rec.fuse(stage, levels[0]), "blockIdx.x")
+    rec.annotate(stage, rec.fuse(stage, levels[1]), "threadIdx.x")
     thread_loop = stage.leaf_iter_vars[1]
     if params["unroll"]:
         for loop, (_, per_thread) in zip(levels[2], params["sp"]):
@@ -103,8 +99,7 @@ def tile_steps(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> No
     for tensor in dict.fromkeys(cache.op.input_tensors):
         shared = rec.cache_read(rec.sch[tensor], "shared", [cache])
         rec.compute_at(shared, cache, outer[-1])
-        axes = list(shared.leaf_iter_vars)
-        fused = rec.fuse(shared, axes) if len(axes) > 1 else axes[0]
+        fused = rec.fuse(shared, list(shared.leaf_iter_vars))
         if threads > 1:
             rec.annotate(shared, rec.split(shared, fused, [threads])[1], "threadIdx.x")
 
@@ -116,15 +111,15 @@ def simple_steps(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> 
     leaves = list(stage.leaf_iter_vars)
     spatial, reduce = leaves[:n], leaves[n:]
     if reduce and (params.get("cross") or math.prod(info.spatial) <= 1):
-        loop = rec.fuse(stage, reduce) if len(reduce) > 1 else reduce[0]
+        loop = rec.fuse(stage, reduce)
         rec.annotate(stage, rec.split(stage, loop, [params["threads"]])[1], "threadIdx.x")
         if math.prod(info.spatial) > 1:
-            _bind(rec, stage, spatial, "blockIdx.x")
+            rec.annotate(stage, rec.fuse(stage, spatial), "blockIdx.x")
         return
     if params["unroll"] and reduce and info.reduce[-1] % params["unroll"] == 0:
         rec.annotate(stage, rec.split(stage, reduce[-1], [params["unroll"]])[1], "unroll")
     if spatial:
-        fused = rec.fuse(stage, spatial) if n > 1 else spatial[0]
+        fused = rec.fuse(stage, spatial)
         blocks, threads = rec.split(stage, fused, [params["threads"]])
         rec.annotate(stage, blocks, "blockIdx.x")
         rec.annotate(stage, threads, "threadIdx.x")

@@ -6,8 +6,8 @@ JSON form of a record's config (``{"index": <hash of the steps>,
 steps, so the database's per-config queries still work; the default
 schedule, measured as a search's baseline, is ``{"index": 0, "entities":
 {}, "default": true}``) and reading the valid records of a workload back,
-best first (``best_steps``), and the baseline (``default_cost``,
-``best_is_default``). A record
+best first, with the baseline (``ranked``, ``best_steps``,
+``default_wins``). A record
 stores its workload key (``["auto_scheduler:<name>", [args]]``) and the
 transform steps (see ``steps``), never pickled objects. It must not replay
 steps (``ApplyHistoryBest`` and ``SearchTask.apply_best`` do, skipping
@@ -90,24 +90,28 @@ def measured(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: s
                 yield steps, rec
 
 
+def ranked(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str) -> tuple[list[tuple], Optional[float]]:
+    """The workload's records, read once: ``(steps, mean seconds)`` of the valid candidates, fastest
+    first, and the mean seconds of the default schedule as measured at the start of a search (the
+    fastest such record; None if it was not measured or failed)."""
+    found, defaults = [], []
+    with open_db(db) as opened:
+        for rec in opened.records(workload_key, target):
+            if rec.mean_cost is None:
+                continue
+            if isinstance(rec.config, dict) and rec.config.get("default") is True:
+                defaults.append(rec.mean_cost)
+            elif (steps := record_steps(rec)) is not None:
+                found.append((steps, rec.mean_cost))
+    return sorted(found, key=lambda pair: pair[1]), min(defaults, default=None)
+
+
 def best_steps(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str) -> list[tuple]:
     """``(steps, mean seconds)`` of the valid records of the workload, fastest first."""
-    valid = [(steps, rec.mean_cost) for steps, rec in measured(db, workload_key, target)
-             if rec.mean_cost is not None]
-    return sorted(valid, key=lambda pair: pair[1])
+    return ranked(db, workload_key, target)[0]
 
 
-def default_cost(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str) -> Optional[float]:
-    """Mean seconds of the workload's default schedule as measured at the start of a search (the
-    fastest such record), None if it was not measured or failed."""
-    with open_db(db) as opened:
-        costs = [rec.mean_cost for rec in opened.records(workload_key, target)
-                 if isinstance(rec.config, dict) and rec.config.get("default") is True and rec.mean_cost is not None]
-    return min(costs, default=None)
-
-
-def best_is_default(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str) -> bool:
-    """Whether the default schedule measured at least as fast as every record's steps."""
-    baseline = default_cost(db, workload_key, target)
-    found = best_steps(db, workload_key, target)
+def default_wins(found: list[tuple], baseline: Optional[float]) -> bool:
+    """Whether the default schedule (``baseline`` seconds) measured at least as fast as every
+    candidate in ``found`` (``ranked``'s pair)."""
     return baseline is not None and (not found or baseline <= found[0][1])

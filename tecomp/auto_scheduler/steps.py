@@ -162,6 +162,9 @@ class Recorder:
         self._do(["RE", self._index(stage), [stage.leaf_iter_vars.index(v) for v in order]])
 
     def fuse(self, stage: Stage, loops: Sequence[Any]) -> Any:
+        """Adjacent ``loops`` -> one loop, returned (a single loop is returned as it is, no step)."""
+        if len(loops) == 1:
+            return loops[0]
         at = stage.leaf_iter_vars.index(loops[0])
         self._do(["FU", self._index(stage), [stage.leaf_iter_vars.index(v) for v in loops]])
         return stage.leaf_iter_vars[at]

@@ -28,7 +28,7 @@ from ..tuner.measure import LocalBuilder, LocalRunner, measure_batch
 from ..tuner.tuner import ErrorSummary, throughput
 from .compute_dag import ComputeDAG
 from .measure import CandidateBatch
-from .records import best_is_default, best_steps, default_cost
+from .records import best_steps, default_wins, ranked
 from .search import SketchPolicy
 from .sketch import generate_sketches
 from .steps import StepError
@@ -115,10 +115,11 @@ class SearchTask:
         ``RecordDB``) whose steps still apply; records that do not are skipped with a warning.
         Without any, the default schedule, with a one-line note; the default schedule also when
         it measured at least as fast as every record (a search measures it first)."""
-        if best_is_default(log_file, self.workload_key, str(self.target)):
+        found, baseline = ranked(log_file, self.workload_key, str(self.target))
+        if default_wins(found, baseline):
             return self.default_schedule()
         if self.compute_dag is not None:
-            for steps, _ in best_steps(log_file, self.workload_key, str(self.target)):
+            for steps, _ in found:
                 try:
                     return self.compute_dag.apply_steps(steps)
                 except StepError as err:
@@ -165,10 +166,11 @@ class TaskTuner:
             baseline = None
             for db in (cb.db for cb in self.options.measure_callbacks if hasattr(cb, "db")):
                 self.policy.seed_from_records(db)
-                for steps, cost in best_steps(db, task.workload_key, str(task.target))[:1]:
+                found, measured_default = ranked(db, task.workload_key, str(task.target))
+                for steps, cost in found[:1]:
                     if task.flop / cost > self.best_flops:
                         self.best_flops, self.best_steps = task.flop / cost, steps
-                baseline = baseline or default_cost(db, task.workload_key, str(task.target))
+                baseline = baseline or measured_default
             if baseline is None and n_trials > 0:
                 done += self._measure_default(errors)
         

@@ -21,6 +21,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Optional, Sequence
 
+from .. import config
 from ..error import BuildError
 from ..target import Target
 from ..tir.stmt import PrimFunc
@@ -29,21 +30,6 @@ from .build import cpu_and_features, imported_llvm, metadata_json, target_machin
 from .llvm import ModuleEmitter
 
 MODULES_PER_WORKER = 8  # fewer modules than this per worker: compiling in process is as fast
-MAX_JOBS = 8
-
-
-def build_jobs() -> int:
-    """Worker processes a large build may use: ``TECOMP_BUILD_JOBS``, else the usable CPUs (at most 8)."""
-    value = os.environ.get("TECOMP_BUILD_JOBS")
-    if value is None:
-        return min(MAX_JOBS, len(os.sched_getaffinity(0)))
-    try:
-        jobs = int(value)
-    except ValueError:
-        jobs = 0
-    if jobs < 1:
-        raise BuildError(f"TECOMP_BUILD_JOBS={value!r}: expected a whole number of processes, at least 1")
-    return jobs
 
 
 class _WorkerDied(Exception):
@@ -105,7 +91,7 @@ class ObjectCompiler:
         self._shared: set[str] = set()
         self._imported: list[str] = []
         self._pending: list[Future] = []
-        jobs = min(build_jobs(), modules // MODULES_PER_WORKER)
+        jobs = min(config.build_jobs(), modules // MODULES_PER_WORKER)
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="tecomp-llvm") if jobs > 1 else None
         self._local = threading.local()
         self._workers: list[_Worker] = []

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tecomp
-from tecomp import te, tir
+from tecomp import config, te, tir
 from tecomp.codegen import llvm_worker, parallel_objects
 from tecomp.codegen.build import _link, cpu_and_features
 from tecomp.error import BuildError
@@ -59,8 +59,8 @@ def _library(funcs, directory: Path):
     with parallel_objects.ObjectCompiler(Target("llvm"), len(funcs)) as compiler:
         for func in funcs:
             compiler.add([func])
-        started = list(compiler._workers)
         objects = compiler.finish()
+        started = list(compiler._workers)  # after finish: the pool's threads start them as they run
     assert len(objects) == len(funcs) + 1  # one per group, and the owner of metadata and shared state
     return load_module(_link(objects, directory, "lib", ["gomp", "m"])), started
 
@@ -113,7 +113,7 @@ def test_a_dead_worker_is_a_build_error_naming_the_functions(workers, monkeypatc
 def test_bad_build_jobs_setting_is_rejected(monkeypatch, value):
     monkeypatch.setenv("TECOMP_BUILD_JOBS", value)
     with pytest.raises(BuildError, match=rf"TECOMP_BUILD_JOBS='{value}': expected a whole number"):
-        parallel_objects.build_jobs()
+        config.build_jobs()
 
 
 def test_duplicate_function_names_are_rejected():
