@@ -10,7 +10,9 @@ channels stays in vector registers over the whole reduction.
 ``conv2d_nchwc`` (any groups whose channel counts the blocks divide) and
 ``depthwise_conv2d_nchwc`` (one input channel per output channel, kernel ``[C/b, KH, KW, b]``) take and return blocked tensors. A model keeps conv
 chains blocked; ``layout_transform`` converts at the edges and packs weights (constant folded
-in a model). The block sizes come from the tuned config (``conv2d_nchwc_blocks``).
+in a model). A model's layout pass picks the blocks (``conv2d_nchwc_blocks``); each blocked
+kernel then asks for the config of its workload with those blocks fixed, so tuning a model's
+kernels changes their register tiles, never the layout between them.
 """
 
 from __future__ import annotations
@@ -107,9 +109,12 @@ def _rank4(t: Tensor, argument: str, op_name: str) -> tuple[int, int, int, int]:
 
 # ----------------------------------------------------------------------------- operators
 
-def _workload(data_shape: tuple, kernel_shape: tuple, g: "_Geometry", dtype: str) -> tuple:
-    """The template arguments of a conv (layout-free: NCHW data and OIHW kernel shapes)."""
-    return (data_shape, kernel_shape, g.strides, g.pads, g.dilation, dtype)
+def _workload(data_shape: tuple, kernel_shape: tuple, g: "_Geometry", dtype: str,
+              blocks: tuple[int, int]) -> tuple:
+    """The template arguments of a blocked conv: NCHW data and OIHW kernel shapes, and the
+    (input, output) channel blocks the kernel runs in, so its task tunes only the knobs that
+    keep the layout the model chose."""
+    return (data_shape, kernel_shape, g.strides, g.pads, g.dilation, dtype, blocks)
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,8 @@ def conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: In
             * tir_op.cast(kernel[oc, ric, ry, rx, rib, lane], acc), axis=[ric, ry, rx, rib]),
         name="conv2d_nchwc", tag=CONV_TAG,
         attrs={"template": TEMPLATE, "workload": _workload((n, icc * ib, h, w),
-                                                           (occ * ob, group_blocks * ib, kh, kw), g, data.dtype)})
+                                                           (occ * ob, group_blocks * ib, kh, kw), g, data.dtype,
+                                                           (ib, ob))})
     return _blocked_epilogue(conv, bias, activation, OP, data.dtype)
 
 
@@ -223,7 +229,7 @@ def depthwise_conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, p
                                         * tir_op.cast(kernel[c, ry, rx, lane], acc), axis=[ry, rx]),
         name="depthwise_conv2d_nchwc", tag=CONV_TAG,
         attrs={"template": DW_TEMPLATE, "workload": _workload((n, cc * b, h, w), (cc * b, 1, kh, kw), g,
-                                                              data.dtype)})
+                                                              data.dtype, (b, b))})
     return _blocked_epilogue(conv, bias, activation, DW_OP, data.dtype)
 
 
@@ -420,19 +426,33 @@ def _template_geometry(name: str, data_shape: tuple, kernel_shape: tuple, stride
     return _geometry(name, h, w, kh, kw, strides, padding, dilation)
 
 
+def _pinned(name: str, blocks: Optional[tuple], channels: tuple[int, ...]) -> Optional[tuple[int, ...]]:
+    """``blocks`` checked against the channel counts each must divide (None: blocks are knobs)."""
+    if blocks is None:
+        return None
+    if not isinstance(blocks, (tuple, list)) or len(blocks) != len(channels) or any(
+            not isinstance(b, int) or b < 1 or c % b for b, c in zip(blocks, channels)):
+        raise fail(name, "blocks", f"expected {len(channels)} positive channel blocks dividing {channels}, "
+                                   f"got {blocks!r}")
+    return tuple(blocks)
+
+
 @autotvm.template(TEMPLATE)
 def conv2d_nchwc_template(data_shape: tuple, kernel_shape: tuple, strides: IntPair, padding: IntPair,
-                          dilation: IntPair, dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+                          dilation: IntPair, dtype: str = "float32",
+                          blocks: Optional[tuple[int, int]] = None) -> tuple[Schedule, list[Tensor]]:
     """Tunable blocked conv of NCHW ``data_shape`` and OIHW ``kernel_shape`` (grouped when the
     kernel's input channels are a fraction of the data's); the kernel takes blocked data and a
-    packed kernel. Knobs: input block, output block, register tile width, unroll kw."""
+    packed kernel. Knobs: input block, output block (fixed when ``blocks`` = (input, output)
+    gives them, as a model's kernels do), register tile width, unroll kw."""
     n, c, h, w = data_shape
     oc, group_c, kh, kw = kernel_shape
     groups = c // group_c
     g = _template_geometry(TEMPLATE, data_shape, kernel_shape, strides, padding, dilation)
+    pinned = _pinned(TEMPLATE, blocks, (group_c, oc // groups))
     cfg = autotvm.get_config()
-    cfg.define_knob("tile_ic", _block_candidates(group_c, (16, 8, 32, 4, 2)))
-    cfg.define_knob("tile_oc", _block_candidates(oc // groups, (32, 16, 64, 8)))
+    cfg.define_knob("tile_ic", [pinned[0]] if pinned else _block_candidates(group_c, (16, 8, 32, 4, 2)))
+    cfg.define_knob("tile_oc", [pinned[1]] if pinned else _block_candidates(oc // groups, (32, 16, 64, 8)))
     cfg.define_knob("tile_ow", _reg_n_candidates(g.out_w))
     cfg.define_knob("unroll_kw", [1, 0])
     ib, ob = cfg["tile_ic"].val, cfg["tile_oc"].val
@@ -446,15 +466,18 @@ def conv2d_nchwc_template(data_shape: tuple, kernel_shape: tuple, strides: IntPa
 
 @autotvm.template(DW_TEMPLATE)
 def depthwise_conv2d_nchwc_template(data_shape: tuple, kernel_shape: tuple, strides: IntPair,
-                                    padding: IntPair, dilation: IntPair,
-                                    dtype: str = "float32") -> tuple[Schedule, list[Tensor]]:
+                                    padding: IntPair, dilation: IntPair, dtype: str = "float32",
+                                    blocks: Optional[tuple[int, int]] = None) -> tuple[Schedule, list[Tensor]]:
     """Tunable blocked depthwise conv of NCHW ``data_shape`` and ``[C, 1, KH, KW]`` kernel.
-    Knobs: channel block, register tile width, unroll kw."""
+    Knobs: channel block (fixed when ``blocks`` = (b, b) gives it), register tile width, unroll kw."""
     n, c, h, w = data_shape
     _, _, kh, kw = kernel_shape
     g = _template_geometry(DW_TEMPLATE, data_shape, kernel_shape, strides, padding, dilation)
+    pinned = _pinned(DW_TEMPLATE, blocks, (c, c))
+    if pinned and pinned[0] != pinned[1]:
+        raise fail(DW_TEMPLATE, "blocks", f"a depthwise conv has one channel block for input and output, got {blocks}")
     cfg = autotvm.get_config()
-    cfg.define_knob("tile_c", _block_candidates(c, (16, 32, 8)))
+    cfg.define_knob("tile_c", [pinned[0]] if pinned else _block_candidates(c, (16, 32, 8)))
     cfg.define_knob("tile_ow", _reg_n_candidates(g.out_w))
     cfg.define_knob("unroll_kw", [1, 0])
     b = cfg["tile_c"].val

@@ -55,18 +55,39 @@ def _non_fallback(task, knob):
     pytest.skip(f"{task} has a single {knob}")
 
 
-def test_build_applies_tuned_configs():
+class _Answers(autotvm.ApplyHistoryBest):
+    """Records, keeping the config each task was answered with."""
+
+    def __init__(self, records):
+        super().__init__(records)
+        self.answered = {}
+
+    def lookup(self, task):
+        found = super().lookup(task)
+        self.answered[task.key] = found
+        return found
+
+
+def _blocked_outputs(module, op="conv2d_nchwc"):
+    optimized = tecomp.graph.Graph.from_json(json.dumps(module.info["graph"]))
+    return [optimized.types[n.outputs[0]].shape[-1] for n in optimized.nodes if n.op == op]
+
+
+def test_build_applies_tuned_configs_within_the_models_layout():
     graph, params, reference = models.cnn()
+    default_blocks = _blocked_outputs(tecomp.graph.build(graph, "llvm", params))
     tasks = autotvm.task.extract_from_graph(graph, params, "llvm")
     conv = [t for t in tasks if t.name == "schedules/conv2d_nchwc"][1]  # 8 -> 16 channels
-    chosen = _non_fallback(conv, "tile_oc")
+    assert conv.args[-1] == (8, default_blocks[1])  # the task of a model's conv has its blocks fixed
+    chosen = _non_fallback(conv, "tile_ow")
     dense = tasks[-1]
     chosen_dense = _non_fallback(dense, "tile_n")
-    with autotvm.apply_history_best([_record(conv, chosen), _record(dense, chosen_dense)]):
+    answers = _Answers([_record(conv, chosen), _record(dense, chosen_dense)])
+    with answers:
         module = tecomp.graph.build(graph, "llvm", params)
+    assert answers.answered[conv.key].index == chosen.index
+    assert _blocked_outputs(module) == default_blocks
     optimized = tecomp.graph.Graph.from_json(json.dumps(module.info["graph"]))
-    blocked = [n for n in optimized.nodes if n.op == "conv2d_nchwc"]
-    assert optimized.types[blocked[1].outputs[0]].shape[-1] == chosen["tile_oc"].val
     packed = [n for n in optimized.nodes if n.op == "dense_packed"]
     assert optimized.types[packed[0].inputs[1]].shape[-1] == chosen_dense["tile_n"].val
     x = models.random_inputs(graph, seed=3)["x"]
@@ -84,31 +105,53 @@ def _conv_pool():
     return graph, {"w": np.random.default_rng(0).uniform(-1, 1, (16, 3, 3, 3)).astype("float32")}
 
 
-def test_tasks_under_records_follow_the_tuned_layout(tmp_path):
-    """A conv tuned to another channel block changes the max pool after it into a new workload:
-    extraction under the records finds it, so tuning can finish what a build will ask for."""
+def _layout_free(task):
+    """The lone conv's task of a model's conv: its workload without the fixed blocks."""
+    return autotvm.task.create(task.name, task.args[:-1], target="llvm")
+
+
+def test_tasks_under_records_follow_a_tuned_lone_convs_layout(tmp_path):
+    """A lone conv tuned with its blocks as knobs sets the layout a model runs that conv in; the
+    max pool after it becomes a new workload, and extraction under the records finds it."""
     graph, params = _conv_pool()
     conv, pool = autotvm.task.extract_from_graph(graph, params, "llvm")
     assert pool.name == "schedules/pool2d" and "NCHW16c" in pool.key
-    chosen = _non_fallback(conv, "tile_oc")
+    chosen = _non_fallback(_layout_free(conv), "tile_oc")
     with autotvm.RecordDB(tmp_path / "r.db") as db:
-        db.add(*_record(conv, chosen))
+        db.add(*_record(_layout_free(conv), chosen))
         tuned_conv, tuned_pool = autotvm.task.extract_from_graph(graph, params, "llvm", records=db)
-    assert tuned_conv.key == conv.key
+    assert tuned_conv.args[-1] == (3, chosen["tile_oc"].val) and tuned_conv.key != conv.key
     assert f"NCHW{chosen['tile_oc'].val}c" in tuned_pool.key and tuned_pool.key != pool.key
+
+
+def test_tuning_a_model_keeps_its_layout(tmp_path):
+    """The tasks of a model's convs fix their channel blocks: tuning them can make no layout
+    transform appear, and a build under the records asks for exactly the tasks tuned."""
+    graph, params = _conv_pool()
+    before = autotvm.task.extract_from_graph(graph, params, "llvm")
+    assert [name for name in before[0].config_space.knobs] == ["tile_ic", "tile_oc", "tile_ow", "unroll_kw"]
+    assert [len(before[0].config_space.knobs[k]) for k in ("tile_ic", "tile_oc")] == [1, 1]
+    option = autotvm.measure_option(autotvm.LocalBuilder(), autotvm.LocalRunner(number=1))
+    db = tmp_path / "r.db"
+    tuned = tune_model(graph, params, db, trials=3, tuner="grid", measure_option=option, progress=False)
+    assert [t.key for t in tuned] == [t.key for t in before]
+    with autotvm.RecordDB(db) as records:
+        after = autotvm.task.extract_from_graph(graph, params, "llvm", records=records)
+        assert all(records.best(t.key, "llvm") is not None for t in after)
+    assert [t.key for t in after] == [t.key for t in before]
 
 
 def test_tune_model_tunes_the_workloads_its_tuned_configs_create(tmp_path):
     graph, params = _conv_pool()
     conv, pool = autotvm.task.extract_from_graph(graph, params, "llvm")
-    chosen = _non_fallback(conv, "tile_oc")
+    chosen = _non_fallback(_layout_free(conv), "tile_oc")
     db = tmp_path / "r.db"
     with autotvm.RecordDB(db) as seeded:
-        # an earlier session found the other channel block fastest (faster than any real measurement)
-        seeded.add(MeasureInput(conv, chosen), MeasureResult((1e-12,), 0, "", 0.1, time.time()))
+        # an earlier session found the other channel block fastest for the lone conv
+        seeded.add(MeasureInput(_layout_free(conv), chosen), MeasureResult((1e-12,), 0, "", 0.1, time.time()))
     option = autotvm.measure_option(autotvm.LocalBuilder(), autotvm.LocalRunner(number=1))
     tuned = tune_model(graph, params, db, trials=3, tuner="grid", measure_option=option, progress=False)
-    assert [t.name for t in tuned] == ["schedules/conv2d_nchwc", "schedules/pool2d", "schedules/pool2d"]
+    assert [t.name for t in tuned] == ["schedules/conv2d_nchwc", "schedules/pool2d"] * 2
     with autotvm.RecordDB(db) as records:
         after = autotvm.task.extract_from_graph(graph, params, "llvm", records=records)
         assert all(records.best(t.key, "llvm") is not None for t in after)

@@ -8,7 +8,7 @@ import pytest
 import tecomp
 from tecomp import te
 from tecomp import tuner as autotvm
-from tecomp.error import OperatorError
+from tecomp.error import OperatorError, TuningError
 from tecomp.schedules import elementwise
 from tecomp.schedules.conv2d_nchwc import (
     conv2d_nchwc,
@@ -248,6 +248,34 @@ def test_blocks_follow_the_dispatched_config(tmp_path):
     with Pick():
         assert conv2d_nchwc_blocks(args[0], args[1], 1, 1) == (8, 16)
     assert conv2d_nchwc_blocks((1, 32, 8, 8), (32, 1, 3, 3), 1, 1) == (16, 16)  # depthwise
+
+
+def test_fixed_blocks_leave_only_the_register_tile_to_tune(rng):
+    """A model's conv asks for its workload with its blocks fixed: every config of that task
+    runs in those blocks (here 8 in, 16 out on 24 -> 48 channels, a 7-wide output) and agrees
+    with numpy."""
+    args = ((1, 24, 7, 7), (48, 24, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32", (8, 16))
+    task = autotvm.task.create("schedules/conv2d_nchwc", args, target="llvm")
+    assert len(task.config_space) == len(task.config_space.knobs["tile_ow"]) * 2
+    x_np = rng.uniform(-1, 1, args[0]).astype("float32")
+    w_np = rng.uniform(-1, 1, args[1]).astype("float32")
+    w_packed = w_np.reshape(3, 16, 3, 8, 3, 3).transpose(0, 2, 4, 5, 3, 1).copy()
+    for index in range(len(task.config_space)):
+        s, (data, kernel, out) = task.instantiate(task.config_space.get(index))
+        assert _shape(data)[-1] == 8 and _shape(out)[-1] == 16
+        (got,) = _run(s, [data, kernel, out], [_blocked(x_np, 8), w_packed])
+        np.testing.assert_allclose(_unblocked(got), ref_conv(x_np, w_np, padding=1), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name, args", [
+    ("schedules/conv2d_nchwc", ((1, 24, 7, 7), (48, 24, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32", (5, 16))),
+    ("schedules/conv2d_nchwc", ((1, 24, 7, 7), (48, 24, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32", (8,))),
+    ("schedules/depthwise_conv2d_nchwc", ((1, 32, 9, 9), (32, 1, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32",
+                                          (8, 16))),
+])
+def test_fixed_blocks_that_do_not_fit_are_refused(name, args):
+    with pytest.raises(TuningError, match="blocks"):
+        autotvm.task.create(name, args, target="llvm")
 
 
 @pytest.mark.parametrize("build, argument", [

@@ -3,8 +3,10 @@
 ``conv2d_nchw`` with a constant kernel (any groups) becomes
 ``layout_transform -> conv2d_nchwc -> layout_transform`` with the kernel
 packed by a new ``pack_conv2d_kernel`` node (constant folded). The blocks are
-those the dispatched config of the conv's workload was measured with
-(``conv2d_nchwc_blocks``), so a tuned model runs the layout it was tuned in.
+those of the dispatched config of the conv's layout-free workload (``conv2d_nchwc_blocks``:
+the fallback's unless a lone conv was tuned with blocks as knobs); an untuned conv takes its
+data in the block it arrives in. The blocked kernel's own task has these blocks fixed, so a
+model's tuned build keeps its default layout and tunes each conv within it.
 Then layouts propagate: an elementwise node whose tensor inputs are unpacked
 from one blocked layout (or are per-channel ``[N, C, 1, 1]`` operands, packed to
 it) runs blocked too, as do pooling, channel concatenation and a spatial mean;
