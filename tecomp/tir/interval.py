@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from . import dtype as dt
 from . import op
-from .expr import Call, IntImm, PrimExpr, Var
+from .expr import Call, IntImm, PrimExpr, Var, is_const_int
 from .functor import collect_vars, structural_equal
 
 if TYPE_CHECKING:
@@ -233,13 +233,24 @@ class _Eval:
         return Interval.everything()
 
     def _mod_positive(self, a: Interval, c: PrimExpr) -> Interval:
-        """floormod over a by c > 0: a shifted when a lies within one period of c."""
+        """floormod over a by c > 0: a shifted when a lies within one period of c.
+
+        That holds when both ends fall in the same period, or when a is an aligned tile: its
+        length n divides both c and a.min, so a.min mod c <= c - n (a split of a fused loop
+        whose factor divides the inner extent)."""
         if a.is_bounded:
             k = self.az.simplify(op.floordiv(a.min, c))
             if structural_equal(k, self.az.simplify(op.floordiv(a.max, c))):
                 base = op.mul(k, c)
                 return Interval(op.sub(a.min, base), op.sub(a.max, base))
+            n = self.az.simplify(op.add(op.sub(a.max, a.min), 1))
+            if self._sign(n, strict=True) > 0 and self._divides(n, c) and self._divides(n, a.min):
+                low = op.floormod(a.min, c)
+                return Interval(low, op.add(low, op.sub(n, 1)))
         return Interval(op.const(0, c.dtype), op.sub(c, 1))
+
+    def _divides(self, n: PrimExpr, x: PrimExpr) -> bool:
+        return is_const_int(self.az.simplify(op.floormod(x, n)), 0)
 
     def _eval_Min(self, e) -> Interval:
         a, b = self.eval(e.a), self.eval(e.b)

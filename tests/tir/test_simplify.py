@@ -220,6 +220,15 @@ def test_eval_interval_compute_at_cases():
     assert str(iv.min) == "(io * 2)" and str(iv.max) == "((io * 2) + 1)"
 
 
+def test_eval_interval_floormod_of_an_aligned_tile():
+    # a tile of 3 starting at a multiple of 3 never wraps a period of 6: one row's columns
+    tile = {xi: Interval(const(0), const(2))}
+    assert _iv(floormod(xo * 3 + xi, 6), tile) == ("(floormod(xo, 2) * 3)", "((floormod(xo, 2) * 3) + 2)")
+    # 4 does not divide 6, so the tile may wrap: the whole period
+    assert _iv(floormod(xo * 4 + xi, 6), {xi: Interval(const(0), const(3))}) == ("0", "5")
+    # a tile of 3 at a start that is not a multiple of 3 may wrap too
+    assert _iv(floormod(xo * 3 + xi + 1, 6), tile) == ("0", "5")
+
 def _iv(e, dom):
     iv = eval_interval(e, dom)
     return (None if iv.min is None else str(iv.min), None if iv.max is None else str(iv.max))
