@@ -4,8 +4,8 @@ Each stage becomes a nest of ``For`` loops over its leaf variables, in leaf
 order, around a store of its body. Stages computed at a loop are emitted
 inside that loop, before the rest of its body, with their allocation there.
 A reduction gets an init store just outside its outermost reduction loop
-(with its own small nest when data-parallel loops sit inside reduction
-loops); one whose reduction axis is bound to a GPU thread index becomes a
+(with its own small nest over the data-parallel loops inside it, and over a
+loop fused from both kinds, which covers output elements too); one whose reduction axis is bound to a GPU thread index becomes a
 cross-thread reduction (register partials, a tree in shared memory).
 Guards are added only where a split does not provably divide.
 Accesses are still multi-dimensional here; ``flatten`` comes next.
@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from ..error import LoweringError
 from ..te.operation import ComputeOp, ExternOp, ScanOp
+from ..te.relations import mixed_axes
 from ..te.schedule import Split, Stage
 from ..te.tensor import IterVar
 from ..tir import op as _op
@@ -168,8 +169,9 @@ class NestBuilder:
         leaves = st.leaf_iter_vars
         reduce_pos = [k for k, iv in enumerate(leaves) if iv.is_reduce]
         first_red = reduce_pos[0] if reduce_pos else None
-        inner_dp = [iv for k, iv in enumerate(leaves) if not iv.is_reduce and
-                    first_red is not None and k > first_red]
+        mixed = mixed_axes(st.relations)  # loops over output elements too: the init loops over them
+        inner_dp = [iv for k, iv in enumerate(leaves) if (not iv.is_reduce or iv in mixed) and
+                    first_red is not None and k >= first_red]
         fresh = {iv.var: Var(iv.var.name + ".init", iv.var.dtype) for iv in inner_dp}
         init: Stmt = _guarded(substitute(dp_guard, fresh), seq(*(
             BufferStore(buf, substitute(self.loads.visit(red.combiner.identity[k]), fresh),
@@ -274,8 +276,9 @@ class NestBuilder:
         running past the root's end.
         """
         cond: PrimExpr = _op.const(True)
+        mixed = mixed_axes(st.relations)  # a split of a loop over output elements guards the init too
         for rel in st.relations:
-            if not isinstance(rel, Split) or rel.parent.is_reduce != reduce:
+            if not isinstance(rel, Split) or (rel.parent.is_reduce and rel.parent not in mixed) != reduce:
                 continue
             check = _op.cmp("<", sb.values[rel.parent], sb.extents[rel.parent])
             if not self.analyzer.can_prove(check):

@@ -54,6 +54,19 @@ def derived(rel: Any) -> tuple:
     return (rel.fused,) if isinstance(rel, Fuse) else (rel.iv,)
 
 
+def mixed_axes(relations: Iterable[Any]) -> set:
+    """The loops over both kinds of axis: made by fusing a data-parallel and a reduction variable
+    (TVM allows it; the fused loop is a reduction loop), and everything split or fused from them."""
+    found: set = set()
+    for rel in relations:
+        if isinstance(rel, Fuse) and (rel.outer.is_reduce != rel.inner.is_reduce
+                                      or rel.outer in found or rel.inner in found):
+            found.add(rel.fused)
+        elif isinstance(rel, Split) and rel.parent in found:
+            found.update((rel.outer, rel.inner))
+    return found
+
+
 def ceil_div(a: PrimExpr, b: PrimExpr) -> PrimExpr:
     return _op.floordiv(_op.sub(_op.add(a, b), 1), b)
 

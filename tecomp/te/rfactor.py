@@ -63,6 +63,7 @@ def rfactor(schedule: Any, tensor: Tensor, axis: IterVar, factor_axis: int = 0) 
         raise ScheduleError(f"rfactor: expected the reduction's tensor, got {tensor!r}")
     stage = schedule[tensor]
     axis = stage._leaf(axis, "rfactor")
+    stage._refuse_mixed(None, "rfactor")
     op: ComputeOp = stage.op
     if not op.body or not isinstance(op.body[0], Reduce):
         raise ScheduleError(f"rfactor on stage {stage.name}: it is not a reduction")

@@ -21,7 +21,7 @@ from ..tir.expr import IntImm, PrimExpr, ProducerLoad, Reduce, StringImm, Var
 from ..tir.functor import Mutator
 from ..tir.stmt import ForKind
 from .operation import ComputeOp, ExternOp, PlaceholderOp, ScanOp
-from .relations import Fuse, Singleton, Split
+from .relations import Fuse, Singleton, Split, mixed_axes
 from .tensor import IterVar, Operation, Range, Tensor
 from .tensor_compute import TensorComputeOp
 
@@ -137,6 +137,15 @@ class Stage:
             raise ScheduleError(f"{primitive}: stage {self.name} is a placeholder (an input); "
                                 "only compute stages can be scheduled")
 
+    def _refuse_mixed(self, iv: Optional[IterVar], primitive: str) -> None:
+        """Refuse ``primitive`` on loop ``iv`` (on the stage when None) where it runs over both a
+        data-parallel and a reduction axis (a fuse of the two): only plain loops can hold it."""
+        mixed = mixed_axes(self.relations)
+        hit = [v for v in mixed if iv is None or v is iv]
+        if hit:
+            raise ScheduleError(f"{primitive} on stage {self.name}: loop {hit[0].name} fuses data-parallel and "
+                                f"reduction axes; {primitive} needs them apart (fuse only axes of one kind)")
+
     def _leaf(self, iv: Any, primitive: str) -> IterVar:
         self._require_compute(primitive)
         if not isinstance(iv, IterVar):
@@ -236,15 +245,14 @@ class Stage:
         if pos_i != pos_o + 1:
             raise ScheduleError(f"fuse on stage {self.name}: axes {outer.name} and {inner.name} are "
                                 "not adjacent, outer first, in the loop order; reorder them first")
-        if outer.is_reduce != inner.is_reduce:
-            raise ScheduleError(f"fuse on stage {self.name}: cannot fuse reduction axis and "
-                                f"data-parallel axis ({outer.name}, {inner.name})")
         for iv in (outer, inner):
             attr = self.iter_var_attrs.get(iv)
             if attr is not None and (attr.kind is not ForKind.SERIAL or attr.bind_thread is not None):
                 raise ScheduleError(f"fuse on stage {self.name}: axis {iv.name} is already annotated; "
                                     "fuse before annotating")
-        fused = IterVar(None, Var(f"{outer.name}.{inner.name}.fused", outer.var.dtype), outer.iter_type)
+        # as in TVM, fusing a data-parallel and a reduction axis gives a reduction loop
+        kind = inner.iter_type if inner.is_reduce else outer.iter_type
+        fused = IterVar(None, Var(f"{outer.name}.{inner.name}.fused", outer.var.dtype), kind)
         self.relations.append(Fuse(outer, inner, fused))
         self.leaf_iter_vars[pos_o:pos_i + 1] = [fused]
         self._move_attached(outer, fused)
@@ -286,6 +294,7 @@ class Stage:
         if not isinstance(thread_ivar, IterVar) or thread_ivar.iter_type != IterVar.ThreadIndex:
             raise ScheduleError(f"bind on stage {self.name}, axis {iv.name}: expected a "
                                 f"te.thread_axis(...), got {thread_ivar!r}")
+        self._refuse_mixed(iv, "bind")
         if iv.is_reduce and not thread_ivar.thread_tag.startswith("threadIdx"):
             raise ScheduleError(f"bind on stage {self.name}: reduction axis {iv.name} can only be bound to "
                                 f"threadIdx.* (a cross-thread reduction), not {thread_ivar.thread_tag}")
@@ -310,6 +319,7 @@ class Stage:
         lowering checks that they compute what the intrinsic computes."""
         from .tensor_intrin import check_intrin
         iv = self._leaf(var, "tensorize")
+        self._refuse_mixed(None, "tensorize")
         intrin = check_intrin(tensor_intrin, f"tensorize on stage {self.name}, axis {iv.name}")
         for other, attr in self.iter_var_attrs.items():
             if attr.tensor_intrin is not None and other is not iv:
@@ -543,6 +553,7 @@ class Schedule:
             raise ScheduleError(f"cache_write: expected a tensor or a list of tensors, got {tensor!r}")
         stage = self[tensors[0]]
         stage._require_compute("cache_write")
+        stage._refuse_mixed(None, "cache_write")
         op: ComputeOp = stage.op
         if any(self[t] is not stage for t in tensors) or \
                 sorted(t.value_index for t in tensors) != list(range(op.num_outputs)):

@@ -90,6 +90,33 @@ def test_fuse_of_no_axes_is_a_new_outermost_loop_of_extent_one(check, rng):
     check(s, [A, C], [a], a + 1)
 
 
+@pytest.mark.parametrize("factor", [None, 7])
+def test_fusing_a_data_parallel_and_a_reduction_axis_is_one_reduction_loop(check, rng, factor):
+    A, B, C = _matmul(5, 3, 4)
+    s = te.create_schedule(C.op)
+    j, k = C.op.axis[1], C.op.reduce_axis[0]
+    fused = s[C].fuse(j, k)  # adjacent in (i, j, k): each output element of a row, then its terms
+    assert fused.iter_type == k.iter_type
+    if factor is not None:  # a split that does not divide: both the init and the update are guarded
+        s[C].split(fused, factor)
+    a = rng.uniform(-1, 1, (5, 4)).astype("float32")
+    b = rng.uniform(-1, 1, (4, 3)).astype("float32")
+    check(s, [A, B, C], [a, b], a @ b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("primitive", ["bind", "tensorize", "rfactor", "cache_write"])
+def test_a_loop_over_both_kinds_of_axis_refuses_what_needs_them_apart(primitive):
+    A, B, C = _matmul(5, 3, 4)
+    s = te.create_schedule(C.op)
+    fused = s[C].fuse(C.op.axis[1], C.op.reduce_axis[0])
+    calls = {"bind": lambda: s[C].bind(fused, te.thread_axis("threadIdx.x")),
+             "tensorize": lambda: s[C].tensorize(fused, None),
+             "rfactor": lambda: s.rfactor(C, fused),
+             "cache_write": lambda: s.cache_write(C, "local")}
+    with pytest.raises(ScheduleError, match="fuses data-parallel and reduction axes"):
+        calls[primitive]()
+
+
 def test_create_group_computes_its_members_at_one_loop(check, rng):
     A = te.placeholder((13, 7), name="A")
     x = te.compute((13, 7), lambda i, j: A[i, j] * 2.0, name="x")
