@@ -83,6 +83,33 @@ def _thread_relaxed(stage: Stage, iv: IterVar, scope: str) -> bool:
     return False
 
 
+def _thread_tag(stage: Stage, iv: IterVar) -> str:
+    attr = stage.iter_var_attrs.get(iv)
+    return attr.bind_thread.thread_tag if attr is not None and attr.bind_thread is not None else ""
+
+
+def _same_thread_loops(chain: list, attach: tuple, scope: str) -> dict:
+    """Loops inside the attach point that stand for a thread index already fixed outside it, each
+    mapped to the outer loop's variable, where each such thread keeps its own copy of ``scope``
+    storage (``local``: every thread; ``shared``: every block).
+
+    A consumer loop bound to the ``threadIdx.x`` that a loop enclosing the attach point is bound
+    to runs, on the GPU, only at that loop's index: a ``local`` stage there computes one thread's
+    part, not the whole extent of the inner loop (TVM's rule)."""
+    private = ("threadIdx", "blockIdx") if scope == "local" else ("blockIdx",) if scope == "shared" else ()
+    pos = next(k for k, (st, iv) in enumerate(chain) if st is attach[0] and iv is attach[1])
+    outer: dict = {}
+    for st, iv in chain[pos:]:
+        outer.setdefault(_thread_tag(st, iv), iv.var)
+    found = {}
+    for st, iv in chain[:pos]:
+        tag = _thread_tag(st, iv)
+        if tag and tag.startswith(private) and tag in outer:
+            var = outer[tag]
+            found[iv.var] = var if var.dtype == iv.var.dtype else _op.cast(var, iv.var.dtype)
+    return found
+
+
 class BoundInferrer:
     """Runs bound inference over a schedule's stages (consumers first)."""
 
@@ -216,15 +243,16 @@ class BoundInferrer:
 
     def _relax(self, idx: PrimExpr, chain: list, attach: tuple, scope: str) -> tuple:
         """Interval of ``idx`` over the loops inside the attach point (innermost first)."""
-        lo: Any = idx
-        hi: Any = idx
+        same_thread = _same_thread_loops(chain, attach, scope)
+        lo: Any = substitute(idx, same_thread) if same_thread else idx
+        hi: Any = lo
         inside = True
         group: dict = {}
         group_stage = None
         for st, iv in chain:
             if st is attach[0] and iv is attach[1]:
                 inside = False
-            if not (inside or _thread_relaxed(st, iv, scope)):
+            if iv.var in same_thread or not (inside or _thread_relaxed(st, iv, scope)):
                 continue
             if group_stage is not None and st is not group_stage:
                 lo, hi = self._relax_group(lo, hi, group)

@@ -143,6 +143,34 @@ def test_local_stage_outside_thread_loops_is_computed_by_every_thread(rng):
     assert "threadIdx.x == 0" not in str(func) and _count(func, _is_barrier) == 0
 
 
+def test_local_stage_read_through_the_same_thread_index_holds_one_thread_part(rng):
+    """A local stage computed at a threadIdx.x loop, read by a consumer whose loop is bound to
+    threadIdx.x too: that loop is the same thread, so each thread computes one element (TVM's
+    bound), not the consumer loop's 32."""
+    A = te.placeholder((64,), name="A")
+    A1 = te.compute((64,), lambda i: A[i] * 2.0, name="A1")
+    A2 = te.compute((64,), lambda i: A1[i] + 1.0, name="A2")
+    A3 = te.compute((64,), lambda i: A2[i] * 3.0, name="A3")
+    s = te.create_schedule(A3.op)
+    s[A2].set_scope("shared")
+    s[A1].set_scope("local")
+    bx, tx = s[A3].split(A3.op.axis[0], factor=32)
+    s[A3].bind(bx, te.thread_axis("blockIdx.x"))
+    s[A3].bind(tx, te.thread_axis("threadIdx.x"))
+    s[A2].compute_at(s[A3], tx)
+    s[A2].bind(s[A2].split(A2.op.axis[0], nparts=1)[1], te.thread_axis("threadIdx.x"))
+    s[A1].compute_at(s[A3], tx)
+    bounds = te.schedule.InferBound(s)
+    assert bounds[A1.op.axis[0]].extent.value == 1 and bounds[A2.op.axis[0]].extent.value == 32
+    func = tecomp.lower(s, [A, A3], target="cuda")["main"]
+    sizes = {}
+    post_order_visit(func.body, lambda n: sizes.update({n.buffer.name: n.buffer.shape}) if isinstance(n, Allocate) else None)
+    assert [int(d) for d in sizes["A1"]] == [1] and [int(d) for d in sizes["A2"]] == [32]
+    a = rng.standard_normal(64).astype("float32")
+    (got,) = emulate(func, [a], [(64,)])
+    np.testing.assert_allclose(got, (a * 2 + 1) * 3, rtol=1e-5)
+
+
 def test_vthread_loops_become_serial_loops(rng):
     A = te.placeholder((64,), name="A")
     C = te.compute((64,), lambda i: A[i] + 1.0, name="C")
