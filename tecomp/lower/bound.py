@@ -70,10 +70,9 @@ def loop_chain(stage: Stage) -> list[tuple[Stage, IterVar]]:
 
 def _thread_relaxed(stage: Stage, iv: IterVar, scope: str) -> bool:
     """Loops bound to threads sharing ``scope`` storage see the whole region."""
-    attr = stage.iter_var_attrs.get(iv)
-    if attr is None or attr.bind_thread is None:
+    tag = _thread_tag(stage, iv)
+    if not tag:
         return False
-    tag = attr.bind_thread.thread_tag
     if scope == "shared":
         return tag.startswith("threadIdx")
     if scope == "warp":  # the lanes of a warp share it
