@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 
 from ..error import LoweringError
 from ..te.operation import ComputeOp, ExternOp, PlaceholderOp, ScanOp
+from ..te.attach_check import check_attachments
 from ..te.schedule import Schedule, Stage
 from ..te.tensor import Tensor
 from ..tir import op as _op
@@ -68,6 +69,7 @@ def lower(sch: Schedule, args: Sequence[Any], name: str = "main", binds: Optiona
 
 def stages_and_bodies(sch: Schedule) -> tuple[list[Stage], dict]:
     """The stages that get loop nests, and every stage's effective body (inlining done)."""
+    check_attachments(sch)
     bodies = inline_bodies(sch)
     bodies.update(scan_bodies(sch))
     bodies.update(extern_bodies(sch))

@@ -6,7 +6,8 @@ variables, annotate leaves (vectorize, unroll, parallel, bind) and record
 where a stage is computed (root, inline, or at a loop of another stage).
 ``tecomp.lower`` turns all of that into loop IR. Every invalid request is
 rejected here, at the call, with a ``ScheduleError`` naming the stage and
-the variable.
+the variable; only where ``compute_at`` places a stage is checked when the schedule is
+lowered (``attach_check``), as TVM does.
 """
 
 from __future__ import annotations
@@ -348,14 +349,12 @@ class Stage:
 
     # ------------------------------------------------------------ placement
     def compute_at(self, parent: "Stage", scope: IterVar) -> None:
-        """Compute this stage inside loop ``scope`` of stage ``parent``."""
+        """Compute this stage inside loop ``scope`` of stage ``parent``; whether ``parent`` reads
+        this stage is checked when the schedule is lowered (``attach_check``), as in TVM."""
         self._require_compute("compute_at")
         if not isinstance(parent, Stage):
             raise ScheduleError(f"compute_at on stage {self.name}: the first argument must be a stage "
                                 f"(s[tensor]), got {parent!r}")
-        if parent is self:
-            raise ScheduleError(f"compute_at on stage {self.name}: a stage cannot be computed at "
-                                "its own loop")
         if isinstance(parent.op, ScanOp):
             if scope is not parent.op.scan_axis:
                 raise ScheduleError(f"compute_at on stage {self.name}: the only loop of scan {parent.name} is "
@@ -365,15 +364,6 @@ class Stage:
         if parent.attach_type == "inline":
             raise ScheduleError(f"compute_at on stage {self.name}: stage {parent.name} is inlined "
                                 "and has no loops")
-        if not self.schedule.reads_transitively(parent, self):
-            raise ScheduleError(f"compute_at on stage {self.name}: stage {parent.name} does not read "
-                                f"{self.name}, so no loop of it can host {self.name}")
-        walker = parent
-        while walker is not None:
-            if walker is self:
-                raise ScheduleError(f"compute_at on stage {self.name}: stage {parent.name} is itself "
-                                    f"computed inside {self.name}; this would form a cycle")
-            walker = walker.attach_stage if walker.attach_type == "scope" else None
         self.attach_type = _SCOPE
         self.attach_stage = parent
         self.attach_ivar = scope
@@ -408,7 +398,9 @@ class Stage:
             return self._scope
         rank = -1
         cur = self
-        while cur.attach_type == "scope":
+        seen = {id(self)}
+        while cur.attach_type == "scope" and id(cur.attach_stage) not in seen:  # a cycle fails in lower
+            seen.add(id(cur.attach_stage))
             parent = cur.attach_stage
             leaves = parent.leaf_iter_vars
             enclosing = leaves[:leaves.index(cur.attach_ivar) + 1] if cur.attach_ivar in leaves else []

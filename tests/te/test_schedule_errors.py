@@ -2,6 +2,7 @@
 
 import pytest
 
+import tecomp
 from tecomp import te
 from tecomp.error import ScheduleError
 
@@ -89,29 +90,29 @@ def test_bind_same_thread_twice():
         s[C].bind(j, C.op.axis[0])
 
 
-def test_compute_at_itself_and_cycles():
+def _chain():
     A = te.placeholder((16,), name="A")
     B = te.compute((16,), lambda i: A[i] + 1.0, name="B")
     C = te.compute((16,), lambda i: B[i] * 2.0, name="C")
+    return A, B, C
+
+
+@pytest.mark.parametrize("entry", ["lower", "InferBound"])
+def test_compute_at_its_own_loop_or_a_non_reader_fails_when_lowered(entry):
+    """As in TVM, compute_at records the placement; lower (or InferBound) refuses it."""
+    A, B, C = _chain()
+    run = {"lower": lambda s: tecomp.lower(s, [A, C]), "InferBound": te.schedule.InferBound}[entry]
     s = te.create_schedule(C.op)
-    with pytest.raises(ScheduleError, match="own loop"):
-        s[B].compute_at(s[B], B.op.axis[0])
-    with pytest.raises(ScheduleError, match="does not read C"):
-        s[C].compute_at(s[B], B.op.axis[0])
-    with pytest.raises(ScheduleError, match="not a leaf"):
-        s[B].compute_at(s[C], B.op.axis[0])
-
-
-def test_compute_at_cycle_through_attach_chain():
-    A = te.placeholder((16,), name="A")
-    B = te.compute((16,), lambda i: A[i] + 1.0, name="B")
-    C = te.compute((16,), lambda i: B[i] * 2.0, name="C")
-    D = te.compute((16,), lambda i: C[i] + B[i], name="D")
-    s = te.create_schedule(D.op)
-    s[C].compute_at(s[D], D.op.axis[0])
+    s[B].compute_at(s[B], B.op.axis[0])
+    with pytest.raises(ScheduleError, match="B is computed at loop i of B .*its own loop"):
+        run(s)
+    s = te.create_schedule(C.op)
     s[B].compute_at(s[C], C.op.axis[0])
-    with pytest.raises(ScheduleError, match="cycle|does not read"):
-        s[C].compute_at(s[B], B.op.axis[0])
+    s[C].compute_at(s[B], B.op.axis[0])  # a cycle: B does not read C
+    with pytest.raises(ScheduleError, match="B does not read C"):
+        run(s)
+    with pytest.raises(ScheduleError, match="not a leaf"):  # the loop itself is checked at the call
+        s[B].compute_at(s[C], B.op.axis[0])
 
 
 def test_compute_inline_reduction_and_output():
