@@ -39,9 +39,11 @@ def _fault(kind):
     elif kind == "hang":
         time.sleep(600)
     elif kind == "hog":
+        # twice the worker's limit: a MemoryError at once where the limit holds, else at the
+        # machine's (filling the limit in small pieces outlasted TIMEOUT on a loaded machine)
         hoard = []
-        while True:  # a MemoryError at the worker's limit, else the machine's
-            hoard.append(bytearray(64 << 20))
+        while True:
+            hoard.append(bytearray(2 * MEMORY))
     elif kind == "exit":
         os._exit(3)
 
