@@ -32,6 +32,10 @@ class BuildError(TecompError):
     """Code generation, compilation or linking failed."""
 
 
+class UnresolvedSymbolError(BuildError):
+    """Linking failed because the code calls functions that nothing linked defines."""
+
+
 class TargetError(TecompError):
     """An unknown or unsupported target string."""
 

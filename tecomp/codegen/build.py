@@ -1,7 +1,8 @@
 """The LLVM build driver: PrimFuncs -> verified, optimized object code -> shared library.
 
 ``compile_llvm`` produces a shared object on disk (what a process-isolated
-tuning builder needs); ``build_llvm`` also loads it as a runtime Module.
+tuning builder needs); ``build_llvm`` also loads it as a runtime Module (an
+``UnlinkedModule`` when the code calls C functions nothing linked defines).
 This module owns the TargetMachines (their settings and the O3 pipeline are
 :mod:`.llvm_worker`'s), linking with gcc and the ``__tecomp_metadata`` JSON.
 It must not translate loop IR itself (:mod:`.llvm` does) nor call compiled
@@ -31,7 +32,7 @@ from typing import Any, Sequence, Union
 
 import llvmlite.binding as llvm
 
-from ..error import BuildError
+from ..error import BuildError, UnresolvedSymbolError
 from ..lower.bfloat16 import legalize_bfloat16
 from ..target import Target
 from ..tir import expr as E
@@ -170,6 +171,8 @@ class CompiledLibrary:
     function_names: list
     timings: dict = field(default_factory=dict)
     tempdir: Any = None
+    unresolved: Any = None  # the UnresolvedSymbolError of a link left undone (so_path is "" then)
+    metadata: str = ""  # the JSON text of __tecomp_metadata
 
 
 def generate_ir(funcs: Sequence[PrimFunc], target: Target, bound_check: bool = False) -> str:
@@ -178,7 +181,7 @@ def generate_ir(funcs: Sequence[PrimFunc], target: Target, bound_check: bool = F
     tm = target_machine(target)
     meta = metadata_json(funcs, target)
     emitter = ModuleEmitter(tm.triple, str(tm.target_data), cpu_and_features(target)[1], bound_check)
-    for func in funcs:
+    for func in sorted(funcs, key=lambda f: f.name):  # the text does not depend on the caller's order
         emitter.add_primfunc(func)
     emitter.add_metadata(meta)
     return str(emitter.module)
@@ -254,7 +257,11 @@ def _link(objects: Sequence[bytes], directory: Path, stem: str, libraries: Seque
     proc = subprocess.run([gcc, "-shared", "-Wl,-z,defs", "-Wl,-z,nodelete", "-o", str(so_path), *map(str, paths),
                            *(f"-l{lib}" for lib in libraries)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise BuildError(f"linking {stem} failed (gcc exit {proc.returncode}):\n{proc.stderr.strip()}")
+        unresolved = "undefined reference" in proc.stderr
+        hint = ("\n(define every function the code calls with call_extern, or link a library defining it)"
+                if unresolved else "")
+        raise (UnresolvedSymbolError if unresolved else BuildError)(
+            f"linking {stem} failed (gcc exit {proc.returncode}):\n{proc.stderr.strip()}{hint}")
     return so_path
 
 
@@ -267,9 +274,10 @@ def _emit_object(tm: llvm.TargetMachine, optimized_ir: str) -> bytes:
 
 
 def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = None,
-                 bound_check: bool = False) -> CompiledLibrary:
+                 bound_check: bool = False, defer_unresolved: bool = False) -> CompiledLibrary:
     """Compile ``funcs`` for an llvm target into a shared object in a fresh temp directory
-    (``bound_check``: every buffer access checks its index)."""
+    (``bound_check``: every buffer access checks its index). With ``defer_unresolved``, code calling
+    functions nothing defines is returned unlinked, its error in ``unresolved``, instead of raising."""
     target = Target(target) if target is not None else (Target.current() or Target.host())
     funcs = [legalize_bfloat16(f) for f in funcs]
     if not funcs:
@@ -289,12 +297,18 @@ def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = N
     t4 = time.perf_counter()
     tmp = _TempDir()
     libraries = ["gomp", "m"] + (["mvec"] if needs_libmvec(text) else [])
-    so_path = _link([obj], tmp.path, funcs[0].name, libraries)
+    try:
+        so_path, unresolved = str(_link([obj], tmp.path, funcs[0].name, libraries)), None
+    except UnresolvedSymbolError as exc:
+        if not defer_unresolved:
+            raise
+        so_path, unresolved = "", exc
     t5 = time.perf_counter()
     sources = {"ll": optimized, "ll-unopt": text, "asm": functools.partial(_emit_asm, tm, optimized),
                "o": functools.partial(_emit_object, tm, optimized)}  # bytes, for Module.save("x.o")
     timings = {"ir": t1 - t0, "verify": t2 - t1, "optimize": t3 - t2, "codegen": t4 - t3, "link": t5 - t4}
-    return CompiledLibrary(str(so_path), sources, [f.name for f in funcs], timings, tmp)
+    return CompiledLibrary(so_path, sources, [f.name for f in funcs], timings, tmp, unresolved,
+                           metadata_json(funcs, target) if unresolved else "")
 
 
 def build_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = None,
@@ -304,10 +318,17 @@ def build_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = Non
     The module gets ``sources`` (``ll``, ``ll-unopt``, and ``asm`` as a
     callable that ``Module.get_source`` runs on first read) and owns the
     temp directory of its .so, which goes away with the module.
+
+    Code calling C functions that nothing linked defines gives an ``UnlinkedModule``, as TVM
+    builds such a module and fails only when it is run: its sources can be read and its object
+    saved (``save("x.o")``) for a program that defines them; calling it raises the linker's error.
     """
-    from ..runtime.module import load_module
-    lib = compile_llvm(funcs, target, bound_check)
-    module = load_module(lib.so_path, owner=lib.tempdir)
+    from ..runtime.module import UnlinkedModule, load_module
+    lib = compile_llvm(funcs, target, bound_check, defer_unresolved=True)
+    if lib.unresolved is not None:
+        module = UnlinkedModule(lib.metadata, lib.unresolved)
+    else:
+        module = load_module(lib.so_path, owner=lib.tempdir)
     module.sources = lib.sources
     return module
 

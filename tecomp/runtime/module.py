@@ -9,7 +9,8 @@ library called while loading is ``__tecomp_metadata``. A library whose
 metadata has a ``"cuda"`` section holds device code instead of host
 functions (``cuda_module.py``); its functions launch kernels through pycuda.
 Also owns the sources the build driver attaches (``Module.sources``), timing
-and ``export_library``. This module must not import the compiler: loading a
+and ``export_library``, and ``UnlinkedModule``: a build whose code calls C functions nothing
+linked defines, kept for its sources and object file. This module must not import the compiler: loading a
 library needs numpy only.
 """
 
@@ -60,7 +61,7 @@ class Module:
 
     @property
     def entry_name(self) -> str:
-        return next(iter(self._functions))
+        return self.function_names[0]
 
     @property
     def function_names(self) -> tuple[str, ...]:
@@ -128,6 +129,40 @@ class Module:
 
     def __repr__(self) -> str:
         return f"<tecomp.Module {self.library_path} functions=[{', '.join(self._functions)}]>"
+
+
+class UnlinkedModule(Module):
+    """A build whose code calls C functions that nothing linked defines (``build_llvm``).
+
+    Its sources can be read and saved (an object file, ``save("x.o")``, links into a program
+    that defines them); calling, exporting or timing it raises the linker's error, which names
+    the missing functions.
+    """
+
+    def __init__(self, metadata_text: str, error: TecompError) -> None:
+        metadata, _ = parse_metadata(metadata_text.encode("utf-8"), "the unlinked build")
+        super().__init__("(unlinked build)", [], metadata)
+        self._error = error
+
+    @property
+    def function_names(self) -> tuple[str, ...]:
+        return tuple(f["name"] for f in self.metadata["functions"])
+
+    def get_function(self, name: str, query_imports: bool = False) -> PackedFunc:
+        raise self._error
+
+    def __call__(self, *args: Any) -> None:
+        raise self._error
+
+    def export_library(self, path: str | os.PathLike) -> None:
+        raise self._error
+
+    def time_evaluator(self, func_name: str, dev: Device, number: int = 10, repeat: int = 1,
+                       min_repeat_ms: float = 0) -> Callable[..., ProfileResult]:
+        raise self._error
+
+    def __repr__(self) -> str:
+        return f"<tecomp.UnlinkedModule functions=[{', '.join(self.function_names)}]>"
 
 
 class DeviceCode:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ctypes
 import json
 import math
+import re
+import subprocess
 import time
 
 import numpy as np
@@ -17,7 +19,7 @@ import pytest
 import tecomp
 from tecomp.codegen.build import compile_llvm
 from tecomp.codegen.llvm_parallel import GRAIN, estimated_work
-from tecomp.error import BuildError, TargetError
+from tecomp.error import BuildError, TargetError, UnresolvedSymbolError
 from tecomp.target import Target
 from tecomp.tir import (Allocate, Broadcast, Buffer, BufferLoad, BufferStore, Call, Cast, For, ForKind,
                         IfThenElse, Let, LetStmt, PrimFunc, Ramp, Select, SizeVar, Var, const, floordiv,
@@ -582,3 +584,35 @@ def test_vector_math_through_libmvec_matches_numpy(fname, ref, lanes):
     b = np.zeros(n, "float32")
     mod(a, b)
     np.testing.assert_allclose(b, ref(a.astype("float64")), rtol=2e-6, atol=1e-7)
+
+
+def _calls_scale(name: str = "uses_scale"):
+    A = tecomp.te.placeholder((8,), name="A")
+    B = tecomp.te.compute((8,), lambda i: tecomp.tir.call_extern("float32", "app_scale", A[i]), name="B")
+    return tecomp.te.create_schedule(B.op), A, B
+
+
+def test_a_build_calling_an_undefined_function_links_into_a_program_that_defines_it(tmp_path, rng):
+    s, A, B = _calls_scale()
+    mod = tecomp.build(s, [A, B], "llvm", name="uses_scale")
+    assert mod.function_names == ("uses_scale",)
+    assert "declare" in mod.get_source("ll") and "@app_scale" in mod.get_source("ll")
+    with pytest.raises(UnresolvedSymbolError, match="app_scale"):  # nothing defines it yet
+        mod(tecomp.nd.array(np.zeros(8, "float32")), tecomp.nd.array(np.zeros(8, "float32")))
+    mod.save(str(tmp_path / "uses_scale.o"))
+    (tmp_path / "scale.c").write_text("float app_scale(float x) { return 3.0f * x - 1.0f; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(tmp_path / "app.so"), str(tmp_path / "uses_scale.o"),
+                    str(tmp_path / "scale.c"), "-lgomp", "-lm"], check=True)
+    linked = tecomp.runtime.load_module(str(tmp_path / "app.so"))
+    a = rng.uniform(-1, 1, 8).astype("float32")
+    b = tecomp.nd.array(np.zeros(8, "float32"))
+    linked(tecomp.nd.array(a), b)
+    np.testing.assert_allclose(b.numpy(), 3 * a - 1, rtol=1e-6)
+
+
+def test_functions_are_emitted_in_name_order():
+    n = 4
+    funcs = [vadd_func(n, name) for name in ("zeta", "Alpha", "mid")]
+    text = build(*funcs).sources["ll-unopt"]
+    defined = re.findall(r'^define[^@]*@"?([\w.]+)', text, re.MULTILINE)
+    assert [d for d in defined if "." not in d and not d.startswith("__")] == ["Alpha", "mid", "zeta"]
