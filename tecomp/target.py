@@ -7,6 +7,13 @@ A target string is a kind followed by ``-key=value`` options, as in TVM::
     llvm -mattr=+avx2,+fma    the host CPU, features adjusted
     cuda -arch=sm_90          CUDA, for a given compute capability
 
+As in TVM, an option may be spelled with two dashes (``--mcpu=znver3``) and a
+boolean one may stand alone (``-system-lib`` is ``-system-lib=1``).
+``-system-lib`` and ``-runtime=c`` (TVM's options for a library linked
+statically into a C program) are accepted and change nothing: every tecomp
+build is C-ABI object code, which ``Module.save("x.o")`` writes for linking
+into a program (the entry ABI is in ``tecomp.codegen.build``).
+
 Plain ``llvm`` deliberately means the *host* CPU with its native features
 (``-mcpu=native``), not TVM's generic x86-64: tecomp compiles for the machine
 it runs on unless ``-mcpu`` names another CPU, because that is where the
@@ -28,10 +35,13 @@ KNOWN_KINDS = ("llvm", "cuda")
 
 # option name -> whether the value is a comma-separated list
 _OPTIONS = {
-    "llvm": {"mcpu": False, "mattr": True},
+    "llvm": {"mcpu": False, "mattr": True, "system-lib": False, "runtime": False},
     "cuda": {"arch": False, "max_num_threads": False},
 }
 _INT_OPTIONS = ("max_num_threads",)
+_BOOL_OPTIONS = {"system-lib"}  # TVM's spellings of true and false -> the canonical value
+_BOOL_VALUES = {"1": "1", "true": "1", "0": "0", "false": "0"}
+_CHOICES = {"runtime": ("c", "c++")}
 _KEYS = {"llvm": ("cpu",), "cuda": ("cuda", "gpu")}
 
 _contexts = ThreadLocalStack()
@@ -148,14 +158,24 @@ def _invalid(text: str, detail: str) -> TargetError:
 def _parse_option(text: str, kind: str, word: str) -> tuple[str, str]:
     known = _OPTIONS[kind]
     known_list = ", ".join("-" + k for k in known)
-    if not word.startswith("-") or "=" not in word:
+    name = word[2:] if word.startswith("--") else word[1:] if word.startswith("-") else ""
+    if name in _BOOL_OPTIONS:
+        name += "=1"
+    if not name or "=" not in name:
         raise _invalid(text, f"malformed option {word!r}: options look like -key=value "
                              f"(known for {kind}: {known_list})")
-    key, value = word.lstrip("-").split("=", 1)
+    key, value = name.split("=", 1)
     if key not in known:
         raise _invalid(text, f"unknown option -{key}; known for {kind}: {known_list}")
     if not value:
         raise _invalid(text, f"option -{key} has an empty value")
+    if key in _BOOL_OPTIONS:
+        if value.lower() not in _BOOL_VALUES:
+            raise _invalid(text, f"option -{key} is a flag: give it alone or as -{key}=1 / -{key}=0, "
+                                 f"not {value!r}")
+        value = _BOOL_VALUES[value.lower()]
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise _invalid(text, f"option -{key} must be one of {', '.join(_CHOICES[key])}, got {value!r}")
     if key in _INT_OPTIONS and not value.isdigit():
         raise _invalid(text, f"option -{key} must be a positive integer, got {value!r}")
     if known[key] and any(not f or f[0] not in "+-" for f in value.split(",")):

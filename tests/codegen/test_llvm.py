@@ -554,6 +554,30 @@ def test_bad_target_strings_raise(text):
         Target(text)
 
 
+def test_tvm_option_spellings_and_static_library_options():
+    assert Target("llvm --mcpu=znver3") == Target("llvm -mcpu=znver3")
+    t = Target("llvm --system-lib --runtime=c")
+    assert t == Target("llvm -system-lib=1 -runtime=c") == Target(str(t))
+    assert t.options == {"system-lib": "1", "runtime": "c"}
+    for bad, why in [("llvm -runtime=go", "one of c, c\\+\\+"), ("llvm -system-lib=yes", "is a flag"),
+                     ("cuda -system-lib", "unknown option -system-lib")]:
+        with pytest.raises(TargetError, match=why):
+            Target(bad)
+
+
+def test_a_system_lib_build_saves_an_object_file(tmp_path, rng):
+    A = tecomp.te.placeholder((32,), name="A")
+    B = tecomp.te.compute((32,), lambda i: A[i] * 2.0 + 1.0, name="B")
+    mod = tecomp.build(tecomp.te.create_schedule(B.op), [A, B], target=Target("llvm --system-lib --runtime=c"))
+    mod.save(str(tmp_path / "static.o"))
+    header = (tmp_path / "static.o").read_bytes()[:18]
+    assert header[:4] == b"\x7fELF" and header[16] == 1  # ET_REL: an object for a static link
+    a = rng.uniform(-1, 1, 32).astype("float32")
+    b = tecomp.nd.empty((32,), "float32")
+    mod(tecomp.nd.array(a), b)
+    np.testing.assert_allclose(b.numpy(), a * 2 + 1, rtol=1e-6)
+
+
 def test_target_context_stack():
     assert Target.current() is None
     with Target("llvm") as outer:
