@@ -4,9 +4,14 @@ A ``For`` of kind PARALLEL becomes three pieces of LLVM IR::
 
     caller:  closure = {captured values..., min, extent}      (stack struct)
              GOMP_parallel(worker, &closure, n, 0)            (n: threads, see below)
-    worker(closure):  unpack; static chunk [lo, hi) of the iteration range from
-             omp_get_thread_num()/omp_get_num_threads(); body(captured..., min+lo, min+hi)
+    worker(closure):  unpack; until the range is used up: claim the next chunk [lo, hi)
+             (an atomic add on the closure's counter); body(captured..., min+lo, min+hi)
     body(captured..., start, stop):  serial loop; pointer parameters are noalias
+
+Chunks are claimed, not assigned: a range of ``CHUNKS_PER_THREAD`` chunks per thread
+goes to whichever threads are running, so a thread the OS has descheduled (other
+processes hold the cores) delays the loop by one chunk at most, not by its whole
+share, while the threads still running take the rest.
 
 Captured values are the buffer pointers, size variables, enclosing loop
 variables and lets that the loop body uses. Parallel loops nested in a
@@ -32,6 +37,7 @@ from .llvm import FunctionEmitter
 
 _WORKER_TYPE = ir.FunctionType(ops.VOID, [ops.PTR])
 GRAIN = 32768  # estimated element operations per thread (tens of microseconds of work)
+CHUNKS_PER_THREAD = 4
 _UNKNOWN_EXTENT = 1 << 16  # a symbolic extent is taken as large: parallelism is worth it
 
 
@@ -90,10 +96,10 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
     if threads < 2:
         b.call(body.function, values + [lo, b.add(lo, extent)])
         return
-    closure_ty = ir.LiteralStructType([v.type for v in values] + [loop_ty, loop_ty])
+    closure_ty = ir.LiteralStructType([v.type for v in values] + [loop_ty, loop_ty, ops.I64])
     worker = _emit_worker(parent, name, body.function, closure_ty, len(values))
     closure = parent.entry_alloca(closure_ty, 8)
-    for k, value in enumerate(values + [lo, extent]):
+    for k, value in enumerate(values + [lo, extent, ir.Constant(ops.I64, 0)]):
         b.store(value, _field(b, closure, closure_ty, k))
     gomp = ops.declare(parent.mod.module, "GOMP_parallel",
                        ir.FunctionType(ops.VOID, [ops.PTR, ops.PTR, ops.I32, ops.I32]))
@@ -124,29 +130,29 @@ def _emit_worker(parent: FunctionEmitter, name: str, body: ir.Function, closure_
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     closure = fn.args[0]
     fields = [b.load(_field(b, closure, closure_ty, k), typ=closure_ty.elements[k])
-              for k in range(len(closure_ty.elements))]
+              for k in range(ncaptured + 2)]
     lo, extent = fields[ncaptured], fields[ncaptured + 1]
-    begin, end = _static_chunk(b, module, b.sext(extent, ops.I64) if extent.type.width < 64 else extent)
-    run_bb, done_bb = fn.append_basic_block("run"), fn.append_basic_block("done")
-    b.cbranch(b.icmp_signed("<", begin, end), run_bb, done_bb)
+    extent = b.sext(extent, ops.I64) if extent.type.width < 64 else extent
+    chunk = _chunk(b, module, extent)
+    claim_bb, run_bb, done_bb = (fn.append_basic_block(n) for n in ("claim", "run", "done"))
+    b.branch(claim_bb)
+    b.position_at_end(claim_bb)
+    begin = b.atomic_rmw("add", _field(b, closure, closure_ty, ncaptured + 2), chunk, "monotonic")
+    b.cbranch(b.icmp_signed("<", begin, extent), run_bb, done_bb)
     b.position_at_end(run_bb)
+    end = b.add(begin, chunk)
+    end = b.select(b.icmp_signed("<", end, extent), end, extent)
     start = b.add(lo, b.trunc(begin, lo.type) if lo.type.width < 64 else begin)
     stop = b.add(lo, b.trunc(end, lo.type) if lo.type.width < 64 else end)
     b.call(body, fields[:ncaptured] + [start, stop])
-    b.branch(done_bb)
+    b.branch(claim_bb)
     b.position_at_end(done_bb)
     b.ret_void()
     return fn
 
 
-def _static_chunk(b: ir.IRBuilder, module: ir.Module, extent: ir.Value) -> tuple:
-    """This thread's share [begin, end) of 0..extent, in i64: ceil(extent/threads) each."""
-    i32_fn = ir.FunctionType(ops.I32, [])
-    tid = b.sext(b.call(ops.declare(module, "omp_get_thread_num", i32_fn), []), ops.I64)
-    nthreads = b.sext(b.call(ops.declare(module, "omp_get_num_threads", i32_fn), []), ops.I64)
-    one = ir.Constant(ops.I64, 1)
-    chunk = b.sdiv(b.sub(b.add(extent, nthreads), one), nthreads)
-    begin = b.mul(tid, chunk)
-    end = b.add(begin, chunk)
-    end = b.select(b.icmp_signed("<", end, extent), end, extent)
-    return begin, end
+def _chunk(b: ir.IRBuilder, module: ir.Module, extent: ir.Value) -> ir.Value:
+    """Iterations per claimed chunk, in i64: ceil(extent / (threads * CHUNKS_PER_THREAD))."""
+    nthreads = b.sext(b.call(ops.declare(module, "omp_get_num_threads", ir.FunctionType(ops.I32, [])), []), ops.I64)
+    pieces = b.mul(nthreads, ir.Constant(ops.I64, CHUNKS_PER_THREAD))
+    return b.sdiv(b.sub(b.add(extent, pieces), ir.Constant(ops.I64, 1)), pieces)

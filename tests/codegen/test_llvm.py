@@ -184,6 +184,20 @@ def test_parallel_loop_with_symbolic_extent_and_min():
         np.testing.assert_array_equal(a, expected)
 
 
+def test_parallel_chunks_are_claimed_once_each():
+    """Threads claim chunks of the range as they run: every iteration runs exactly once (each
+    adds 1 to its element), for ranges smaller than, equal to and not a multiple of the chunks."""
+    n = SizeVar("n")
+    A = Buffer("A", "int32", (n,))
+    i = Var("i")
+    lib = build(PrimFunc("bump", (A,), loop(i, n, st(A, i, ld(A, i) + 1), kind=PARALLEL), (n,)))
+    assert "atomicrmw add" in lib.sources["ll"]
+    for size in (1, 2, 7, 8, 9, 197, 4099):
+        a = np.arange(size, dtype="int32")
+        call(lib, "bump", [a], (size,))
+        np.testing.assert_array_equal(a, np.arange(size) + 1)
+
+
 # ---------------------------------------------------------------- allocate
 
 @pytest.mark.parametrize("count", [16, 100_000])  # stack, and heap beyond the stack limit
