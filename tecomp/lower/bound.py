@@ -175,7 +175,13 @@ class BoundInferrer:
             last = _op.sub(extent, 1)
             full = self.analyzer.simplify(_op.add(_op.sub(hi, lo), 1)) if bounded else None
             hi = last if hi is None or hi is _UNBOUNDED else self.analyzer.simplify(_op.min_expr(hi, last))
-            region.append(Range(lo, self.analyzer.simplify(_op.add(_op.sub(hi, lo), 1))))
+            # empty, never negative, where the consumer's iteration lies wholly outside the stage
+            # (the guarded tail of a split wider than its axis): a negative extent times another
+            # negative one would make a fused loop over the region run
+            size = self.analyzer.simplify(_op.add(_op.sub(hi, lo), 1))
+            if not self.analyzer.can_prove(_op.cmp(">=", size, 0)):
+                size = self.analyzer.simplify(_op.max_expr(size, _op.const(0, size.dtype)))
+            region.append(Range(lo, size))
             full_tiles.append(full)
         return self._overcomputed(stage, region, full_tiles)
 

@@ -105,3 +105,23 @@ def test_llvm_loop_vectorizer_floordiv_indexed_loads():
     got = np.zeros(512, "float32")
     tecomp.build(s, [x, b, y])(xa, ba, got)
     np.testing.assert_array_equal(got, want)
+
+
+def test_stage_attached_in_the_guarded_tail_of_a_wide_split_computes_nothing(check):
+    """A split into more parts than its axis has leaves tail iterations that the consumer's guard
+    skips; the write cache computed inside them covered a negative region, and two negative
+    extents of its fused loop made a positive one that stored out of bounds."""
+    x = te.placeholder((1,), name="x")
+    r = te.reduce_axis((0, 1), name="r")
+    total = te.compute((3, 1), lambda i, j: te.sum(x[0] * (i + 1), axis=r), name="total")
+    out = te.compute((3, 1), lambda i, j: total[i, 0] + 0.5, name="out")
+    s = te.create_schedule(out.op)
+    cache = s.cache_write(total, "global")
+    row, col = s[total].op.axis
+    col_outer, _ = s[total].split(col, nparts=3)  # 3 parts of a 1-wide axis: parts 1, 2 guarded
+    row_outer, _ = s[total].split(row, nparts=1)
+    row_outer, _ = s[total].split(row_outer, nparts=1)
+    s[total].split(row_outer, nparts=2)            # likewise its part 1
+    s[cache].compute_at(s[total], col_outer)
+    s[cache].fuse(*s[cache].op.axis)
+    check(s, [x, out], [np.array([2.0], "float32")], np.array([[2.5], [4.5], [6.5]], "float32"))
