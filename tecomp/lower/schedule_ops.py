@@ -5,8 +5,9 @@ order, around a store of its body. Stages computed at a loop are emitted
 inside that loop, before the rest of its body, with their allocation there.
 A reduction gets an init store just outside its outermost reduction loop
 (with its own small nest over the data-parallel loops inside it, and over a
-loop fused from both kinds, which covers output elements too); one whose reduction axis is bound to a GPU thread index becomes a
-cross-thread reduction (register partials, a tree in shared memory).
+loop fused from both kinds, which covers output elements too); one whose
+reduction axis is bound to a GPU thread index becomes a cross-thread
+reduction (register partials, a tree in shared memory).
 Guards are added only where a split does not provably divide.
 Accesses are still multi-dimensional here; ``flatten`` comes next.
 """

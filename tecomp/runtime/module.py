@@ -9,9 +9,9 @@ library called while loading is ``__tecomp_metadata``. A library whose
 metadata has a ``"cuda"`` section holds device code instead of host
 functions (``cuda_module.py``); its functions launch kernels through pycuda.
 Also owns the sources the build driver attaches (``Module.sources``), timing
-and ``export_library``, and ``UnlinkedModule``: a build whose code calls C functions nothing
-linked defines, kept for its sources and object file. This module must not import the compiler: loading a
-library needs numpy only.
+and ``export_library``, and ``UnlinkedModule``: a build whose code calls C
+functions nothing linked defines, kept for its sources and object file. This
+module must not import the compiler: loading a library needs numpy only.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 As in TVM, ``compute_at`` records where a stage goes (checking only that the loop is one) and
 the placement is checked when the schedule is lowered (``lower``, ``build``, ``InferBound``,
-``ScheduleOps``), which raises ScheduleError (a RuntimeError, as TVM's TVMError is). A stage must be placed at a loop of a stage that reads it (directly or through other stages).
-That rules out its own loops, and cycles of placements too: each placement then leads downstream
-in the dataflow, which has no cycles.
+``ScheduleOps``), which raises ScheduleError (a RuntimeError, as TVM's TVMError is). A stage
+must be placed at a loop of a stage that reads it (directly or through other stages). That
+rules out its own loops, and cycles of placements too: each placement then leads downstream in
+the dataflow, which has no cycles.
 """
 
 from __future__ import annotations

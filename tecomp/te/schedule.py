@@ -6,8 +6,8 @@ variables, annotate leaves (vectorize, unroll, parallel, bind) and record
 where a stage is computed (root, inline, or at a loop of another stage).
 ``tecomp.lower`` turns all of that into loop IR. Every invalid request is
 rejected here, at the call, with a ``ScheduleError`` naming the stage and
-the variable; only where ``compute_at`` places a stage is checked when the schedule is
-lowered (``attach_check``), as TVM does.
+the variable; only where ``compute_at`` places a stage is checked when the
+schedule is lowered (``attach_check``), as TVM does.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class Stage:
         """Refuse ``primitive`` on loop ``iv`` (on the stage when None) where it runs over both a
         data-parallel and a reduction axis (a fuse of the two): only plain loops can hold it."""
         mixed = mixed_axes(self.relations)
-        hit = [v for v in mixed if iv is None or v is iv]
+        hit = [v for v in self.all_iter_vars if v in mixed and (iv is None or v is iv)]
         if hit:
             raise ScheduleError(f"{primitive} on stage {self.name}: loop {hit[0].name} fuses data-parallel and "
                                 f"reduction axes; {primitive} needs them apart (fuse only axes of one kind)")
