@@ -6,7 +6,9 @@ already holds); ``tecomp.graph.build`` under ``apply_history_best(db)`` then
 uses the best of them. A tuned config can change the workloads of the kernels
 after it (a conv's channel block sets the layout of the pooling that follows),
 so after each round the tasks are extracted again under the records and the
-new ones tuned, until a build under the records asks for nothing untuned.
+new ones tuned, until a build under the records asks for nothing untuned. Last, each
+task's fastest configs are timed again beside its default (``tuner.confirm``): the
+fastest of many noisy measurements is often a lucky one.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def tune_model(graph: Graph, params: Optional[dict], records: Union[str, os.Path
             scheduler.tune_each(measure_option, early_stopping, progress)
         else:
             scheduler.tune_for(budget, measure_option, progress)
+        scheduler.confirm(measure_option, progress)
         return [slot.task for slot in scheduler.slots.values()]
     finally:
         db.close()
@@ -154,6 +157,17 @@ class TaskScheduler:
                 bar.set_postfix_str(f"{len(self.slots)} tasks, model ~{self.estimated_seconds() * 1e3:.2f} ms")
         finally:
             bar.close()
+
+    def confirm(self, measure_option: Any, progress: bool) -> None:
+        """Re-time each task's fastest configs beside its default (``tuner.confirm``), so a build
+        under the records uses a tuned config only where it stays faster when timed again."""
+        from tqdm import tqdm
+
+        from ..tuner.confirm import confirm_best
+
+        threads = getattr(measure_option.get("runner"), "num_threads", None)
+        for slot in tqdm(list(self.slots.values()), desc="confirming", unit="task", disable=not progress):
+            confirm_best(slot.task, self.db, measure_option, num_threads=threads)
 
     def estimated_seconds(self) -> float:
         """The model's estimated kernel time per inference from the best configs so far."""

@@ -10,6 +10,7 @@ on first use, and it imports ``distributed`` only when connecting).
 from typing import Any
 
 from . import callback, measure, records, task, tuner
+from .confirm import confirm_best
 from .dispatch import ApplyHistoryBest, DispatchContext, apply_history_best
 from .measure import (LocalBuilder, LocalRunner, MeasureErrorNo, MeasureInput, MeasureResult,
                       measure_batch, measure_option)
@@ -21,7 +22,7 @@ from .task import Task, get_config, template
 __all__ = [
     "ApplyHistoryBest", "ConfigEntity", "ConfigSpace", "DaskBuilder", "DaskRunner", "DispatchContext",
     "FallbackConfigEntity", "LocalBuilder", "LocalRunner", "MeasureErrorNo", "MeasureInput", "MeasureResult",
-    "RecordDB", "Task", "apply_history_best", "callback", "get_config", "measure", "measure_batch",
+    "RecordDB", "Task", "apply_history_best", "callback", "confirm_best", "get_config", "measure", "measure_batch",
     "measure_option", "plot_curve", "records", "task", "template", "tuner",
 ]
 

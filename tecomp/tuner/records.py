@@ -202,6 +202,15 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 # ---------------------------------------------------------------- the database
 
+CONFIRM_TUNER = "confirm"  # records re-timing a task's fastest configs beside its default (tuner.confirm)
+
+
+def _median_record(records: list[Record]) -> Record:
+    """The record whose mean cost is the median of ``records``' (the lower middle of an even count)."""
+    ordered = sorted(records, key=lambda r: r.mean_cost)
+    return ordered[(len(ordered) - 1) // 2]
+
+
 class RecordDB:
     """A records database at ``path`` (created if absent; validated if present)."""
 
@@ -383,10 +392,19 @@ class RecordDB:
 
         With ``num_threads``, records timed with that many threads (or not saying) come first (a
         schedule fast on one core may not be on several); only if there are none, the fastest of
-        any count."""
+        any count. Where the task's fastest configs were re-timed beside its default
+        (``tuner.confirm``), the choice is among those configs only, by the median of their
+        re-timings (a record of the config with that median)."""
         valid = [r for r in self.records(task_key, target) if r.mean_cost is not None]
         same = [r for r in valid if num_threads is not None and r.num_threads in (None, num_threads)]
-        return min(same or valid, key=lambda r: r.mean_cost) if valid else None
+        pool = same or valid
+        confirmed: dict[int, list[Record]] = {}
+        for rec in pool:
+            if rec.tuner == CONFIRM_TUNER:
+                confirmed.setdefault(rec.config_index, []).append(rec)
+        if confirmed:
+            return min((_median_record(recs) for recs in confirmed.values()), key=lambda r: r.mean_cost)
+        return min(pool, key=lambda r: r.mean_cost) if valid else None
 
     def measured_indices(self, task_key: str, target: str) -> set[int]:
         """Config indices measured for a task on a target, errors included (malformed rows skipped)."""
