@@ -32,7 +32,8 @@ def infer_bound(sch: Schedule) -> Map:
     size the stage's storage is allocated with.
     """
     stages, bodies = stages_and_bodies(sch)
-    analyzer = _shape_analyzer(_placeholders(sch))
+    # every tensor's shape is non-negative, a computed one's too (a schedule may have no inputs)
+    analyzer = _shape_analyzer([st.op.output(k) for st in sch.stages for k in range(st.op.num_outputs)])
     inferrer = BoundInferrer(sch, stages, bodies, analyzer)
     bounds = inferrer.run()
     ranges = Map()

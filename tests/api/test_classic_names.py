@@ -31,6 +31,17 @@ def test_infer_bound_is_a_map_with_the_tile_size_of_an_attached_stage():
     assert bounds[C.op.axis[0]].extent is n
 
 
+def test_infer_bound_knows_computed_shapes_are_non_negative():
+    m, n = te.var("m"), te.var("n")  # no placeholder: the sizes appear in computed shapes only
+    X = te.compute((m, n), lambda i, j: tvm.tir.const(1.0, "float32"), name="X")
+    Y = te.compute((m, n), lambda i, j: X[i, j] + 1.0, name="Y")
+    s = te.create_schedule(Y.op)
+    s[X].compute_at(s[Y], Y.op.axis[0])
+    bounds = tvm.te.schedule.InferBound(s)
+    assert bounds[X.op.axis[0]].extent.value == 1
+    assert bounds[X.op.axis[1]].extent is n  # a row of X, not max(n, 0)
+
+
 @pytest.mark.parametrize("kw,leaf", [({"factor": 32}, 1), ({"nparts": 32}, 0)])
 def test_infer_bound_reports_a_split_by_more_than_the_extent_as_the_extent(check, rng, kw, leaf):
     A, B, C = _chain(8)
