@@ -19,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 from typing import Any, Iterator, NamedTuple, Optional, Sequence, Union
 
-from ..tuner.records import RecordDB, open_db, record_from_measure
+from ..tuner.records import CONFIRM_TUNER, RecordDB, open_db, record_from_measure
 from .steps import StepError, check_steps
 
 TUNER_NAME = "auto_scheduler"
@@ -61,10 +62,12 @@ class RecordToFile:
         self.path = str(path)
         self.db = RecordDB(self.path)
 
-    def __call__(self, task: Any, steps: Sequence[Optional[list]], results: Sequence[Any]) -> None:
-        """Record ``results`` of the step lists (None: the default schedule)."""
+    def __call__(self, task: Any, steps: Sequence[Optional[list]], results: Sequence[Any],
+                 tuner: str = TUNER_NAME) -> None:
+        """Record ``results`` of the step lists (None: the default schedule); ``tuner``: who measured
+        them (the search, or ``confirm`` re-timing its best)."""
         self.db.add_records(record_from_measure(_Input(task, _StepsConfig(None if s is None else list(s))), res,
-                                                TUNER_NAME) for s, res in zip(steps, results))
+                                                tuner) for s, res in zip(steps, results))
 
     def close(self) -> None:
         self.db.close()
@@ -90,20 +93,37 @@ def measured(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: s
                 yield steps, rec
 
 
-def ranked(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str) -> tuple[list[tuple], Optional[float]]:
+def ranked(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str,
+           confirmed: bool = True) -> tuple[list[tuple], Optional[float]]:
     """The workload's records, read once: ``(steps, mean seconds)`` of the valid candidates, fastest
     first, and the mean seconds of the default schedule as measured at the start of a search (the
-    fastest such record; None if it was not measured or failed)."""
-    found, defaults = [], []
+    fastest such record; None if it was not measured or failed).
+
+    Where candidates were timed again beside the default (``auto_scheduler.confirm``), only those
+    count, each at the median of its re-timings, and the default at the median of its own; with
+    ``confirmed=False`` the re-timings are ignored (what the search measured)."""
+    searched: tuple[list, list] = ([], [])
+    again: dict[str, list] = {}
     with open_db(db) as opened:
         for rec in opened.records(workload_key, target):
             if rec.mean_cost is None:
                 continue
-            if isinstance(rec.config, dict) and rec.config.get("default") is True:
-                defaults.append(rec.mean_cost)
-            elif (steps := record_steps(rec)) is not None:
-                found.append((steps, rec.mean_cost))
-    return sorted(found, key=lambda pair: pair[1]), min(defaults, default=None)
+            default = isinstance(rec.config, dict) and rec.config.get("default") is True
+            steps = None if default else record_steps(rec)
+            if not default and steps is None:
+                continue
+            if rec.tuner == CONFIRM_TUNER:
+                again.setdefault("" if default else steps_key(steps), []).append((steps, rec.mean_cost))
+            elif default:
+                searched[1].append(rec.mean_cost)
+            else:
+                searched[0].append((steps, rec.mean_cost))
+    if confirmed and again:
+        medians = {key: (timings[0][0], statistics.median(cost for _, cost in timings))
+                   for key, timings in again.items()}
+        baseline = medians.pop("", (None, None))[1]
+        return sorted(medians.values(), key=lambda pair: pair[1]), baseline
+    return sorted(searched[0], key=lambda pair: pair[1]), min(searched[1], default=None)
 
 
 def best_steps(db: Union[RecordDB, str, os.PathLike], workload_key: str, target: str) -> list[tuple]:

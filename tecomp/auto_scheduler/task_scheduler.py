@@ -5,7 +5,8 @@ goes to the task whose improvement should lower the total estimated time
 most, using the same allocation rule as the model tuner's budget scheduler
 (``tecomp.graph.tuning.TaskSlot.expected_gain``: weight x estimated seconds of
 one call, discounted by the rounds the task already had). A task whose
-search has nothing left to measure drops out. It must not search or measure
+search has nothing left to measure drops out. Last, each task's best candidates
+are timed again beside its default (``confirm``). It must not search or measure
 itself (``TaskTuner`` does).
 """
 
@@ -16,6 +17,8 @@ from typing import Optional, Sequence
 
 from ..error import TuningError
 from ..graph.tuning import TaskSlot
+from .confirm import confirm_best
+from .records import RecordToFile
 from .task import SearchTask, TaskTuner, TuningOptions
 
 logger = logging.getLogger("tecomp.auto_scheduler")
@@ -49,11 +52,20 @@ class TaskScheduler:
                 if not live:
                     break
                 spent += self._round(max(live, key=TaskSlot.expected_gain), min(per_round, budget - spent))
+            self._confirm(tuning_options)
         finally:
             for slot in self.slots:
                 slot.tuner.close()
         logger.info("auto_scheduler: %d trials over %d tasks, estimated total %.3f ms", spent, len(self.slots),
                     self.estimated_seconds() * 1e3)
+
+    def _confirm(self, tuning_options: TuningOptions) -> None:
+        """Time each task's best candidates again beside its default (``confirm.confirm_best``)
+        into every records database the options log to."""
+        logs = [cb for cb in tuning_options.measure_callbacks if isinstance(cb, RecordToFile)]
+        for slot in self.slots:
+            for log in logs:
+                confirm_best(slot.task, log, {"builder": slot.tuner.builder, "runner": slot.tuner.runner})
 
     def _round(self, slot: TaskSlot, n: int) -> int:
         if n <= 0 or slot.done:

@@ -12,7 +12,7 @@ their confirming timings only, so an unconfirmed lucky record no longer wins.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from ..error import TuningError
 from .measure import MeasureInput
@@ -38,13 +38,20 @@ def confirm_best(task: Any, db: Any, measure_option: dict, candidates: int = DEF
     if len(configs) < 2:
         return []
     inputs = [MeasureInput(task, config) for config in configs]
-    built = measure_option["builder"].build(inputs)
+    for timed in time_in_rounds(inputs, measure_option, rounds):
+        db.add_many([(inputs[i], res) for i, res in timed], CONFIRM_TUNER)
+    return configs
+
+
+def time_in_rounds(inputs: Sequence[Any], measure_option: dict, rounds: int) -> Iterator[list[tuple[int, Any]]]:
+    """Build ``inputs`` once, then per round time each once, starting one later each round (so no
+    input is always first after a build or always last); yields ``(input position, result)`` pairs."""
+    built = measure_option["builder"].build(list(inputs))
     for round_no in range(rounds):
         shift = round_no % len(inputs)
         order = list(range(shift, len(inputs))) + list(range(shift))
         results = measure_option["runner"].run([inputs[i] for i in order], [built[i] for i in order])
-        db.add_many([(inputs[i], res) for i, res in zip(order, results)], CONFIRM_TUNER)
-    return configs
+        yield list(zip(order, results))
 
 
 def _contenders(task: Any, db: Any, candidates: int, num_threads: Optional[int]) -> list[ConfigEntity]:

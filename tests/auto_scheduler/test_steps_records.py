@@ -134,3 +134,54 @@ def test_a_search_measures_the_default_schedule_first_and_counts_it(tmp_path):
     task.tune(auto_scheduler.TuningOptions(num_measure_trials=1, measure_callbacks=[RecordToFile(path)], verbose=0))
     with tecomp.tuner.RecordDB(path) as db:
         assert sum(r.config.get("default") is True for r in db.records()) == 1  # measured once per database
+
+
+class _RoundRunner:
+    """Times each contender (by its position in the confirmed batch) at a fixed true cost."""
+
+    def __init__(self, costs):
+        self.costs, self.rounds = costs, []
+
+    def run(self, inputs, built):
+        self.rounds.append([inp.config.index for inp in inputs])
+        return [_result(self.costs[inp.config.index]) for inp in inputs]
+
+
+class _NoBuild:
+    def build(self, inputs):
+        return [None] * len(inputs)
+
+
+def test_a_lucky_candidate_loses_once_the_best_are_timed_again(tmp_path):
+    from tecomp.auto_scheduler.confirm import confirm_best
+    from tecomp.auto_scheduler.records import ranked
+
+    task = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8))
+    lucky, steady = (to_steps(task.compute_dag, sample(random.Random(seed), task.compute_dag, task.sketches[1]))
+                     for seed in (3, 4))
+    assert lucky != steady
+    log = RecordToFile(tmp_path / "r.db")
+    log(task, [None, lucky, steady], [_result(10e-6), _result(1e-6), _result(6e-6)])
+    assert ranked(log.db, task.workload_key, "llvm")[0][0][0] == lucky
+    runner = _RoundRunner([10e-6, 12e-6, 7e-6])  # default, lucky, steady: their true costs
+    timed = confirm_best(task, log, {"builder": _NoBuild(), "runner": runner}, rounds=3)
+    assert timed == [None, lucky, steady] and len({tuple(r) for r in runner.rounds}) == 3
+    found, baseline = ranked(log.db, task.workload_key, "llvm")
+    assert found[0] == (steady, pytest.approx(7e-6)) and baseline == pytest.approx(10e-6)
+    assert ranked(log.db, task.workload_key, "llvm", confirmed=False)[0][0][0] == lucky
+    log.close()
+    assert str(tecomp.lower(*task.apply_best(tmp_path / "r.db"))) == _text(task, steady)
+
+
+def test_a_search_under_the_task_scheduler_ends_by_confirming(tmp_path):
+    from tecomp.auto_scheduler.records import ranked
+
+    task = SearchTask(func=as_test_matmul_bias, args=(16, 12, 8))
+    path = tmp_path / "r.db"
+    log = RecordToFile(path)
+    auto_scheduler.TaskScheduler([task]).tune(auto_scheduler.TuningOptions(
+        num_measure_trials=6, num_measures_per_round=3, measure_callbacks=[log], verbose=0))
+    tuners = {rec.tuner for rec in log.db.records(task.workload_key)}
+    searched, default = ranked(log.db, task.workload_key, "llvm", confirmed=False)
+    assert ("confirm" in tuners) == any(cost < default for _, cost in searched)
+    log.close()
