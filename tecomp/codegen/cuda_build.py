@@ -43,6 +43,17 @@ def default_arch(target: Target) -> Optional[str]:
     return f"sm_{cc[0]}{cc[1]}" if cc else None
 
 
+def _check_tensor_core_arch(source: str, arch: Optional[str]) -> None:
+    """BuildError where kernels use tensor core fragments (``nvcuda::wmma``) and ``arch`` has none."""
+    if "#include <mma.h>" not in source:
+        return
+    digits = arch[3:] if arch and arch.startswith("sm_") else ""
+    if not digits.isdigit() or int(digits) < 70:
+        raise BuildError(f"the kernels use tensor cores (nvcuda::wmma fragments), which need sm_70 or newer, but "
+                         f"the architecture is {arch or 'nvcc default (no -arch and no GPU to read it from)'}; "
+                         "build for a target such as 'cuda -arch=sm_80'")
+
+
 def metadata_object(meta: str) -> bytes:
     """An object file whose only symbol is ``__tecomp_metadata`` returning ``meta``."""
     tm = target_machine(Target.host())
@@ -73,6 +84,7 @@ def compile_device_code(funcs: Sequence[PrimFunc], target: Union[Target, str],
     t0 = time.perf_counter()
     generated = generate_cuda(funcs, target, fast_math)
     arch = default_arch(target)
+    _check_tensor_core_arch(generated.text, arch)
     t1 = time.perf_counter()
     image = compile_cuda(generated.text, arch, "fatbin", fast_math, funcs[0].name)
     t2 = time.perf_counter()

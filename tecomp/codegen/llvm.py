@@ -24,6 +24,7 @@ from ..tir import expr as E
 from ..tir import stmt as S
 from ..tir.buffer import Buffer
 from ..tir.op import convert
+from ..tir.wmma import is_fragment_scope
 from . import llvm_checks as checks
 from . import llvm_ops as ops
 from .common import const_product as _const_product
@@ -271,6 +272,10 @@ class FunctionEmitter:
 
     def _s_Allocate(self, s: S.Allocate) -> None:
         buf = s.buffer
+        if is_fragment_scope(buf.scope):
+            raise BuildError(f"buffer {buf.name} has storage scope {buf.scope}, a tensor core fragment, which only "
+                             "the cuda target has; build for target 'cuda -arch=sm_80' (or sm_70 and newer), or "
+                             "give the stage scope 'local' and drop the wmma intrinsics")
         elem = ops.llvm_type(buf.dtype, in_memory=True)
         elem_bytes = ops.byte_size(buf.dtype)
         count = _const_product(buf.shape)

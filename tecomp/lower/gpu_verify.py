@@ -41,6 +41,8 @@ from ..tir.expr import IntImm
 from ..tir.functor import collect_vars, post_order_visit, structural_equal
 from ..tir.simplify import Analyzer
 from ..tir.stmt import Allocate, BufferStore, For, ForKind, LetStmt, Stmt
+from ..tir.wmma import SCOPES as FRAGMENT_SCOPES
+from ..tir.wmma import is_fragment_scope
 
 SHARED_MEMORY_LIMIT = 48 * 1024
 BLOCK_TAGS = ("blockIdx.x", "blockIdx.y", "blockIdx.z")
@@ -180,9 +182,10 @@ class _KernelChecker:
             raise self.fail(f"stage {buf.name} has scope global but is computed inside the kernel; a global "
                             "intermediate must be computed at root (its own kernel), or use a cache stage "
                             "with scope 'shared' or 'local'")
-        if buf.scope not in ("shared", "local"):
+        if buf.scope not in ("shared", "local") and not is_fragment_scope(buf.scope):
             raise self.fail(f"stage {buf.name} has storage scope {buf.scope!r}, which the CUDA backend does "
-                            "not support (use 'shared' or 'local')")
+                            f"not support (use 'shared' or 'local', or {', '.join(FRAGMENT_SCOPES)} for tensor "
+                            "core fragments)")
         count = _constant_elements(buf)
         if count is None:
             raise self.fail(f"stage {buf.name} ({buf.scope}) needs {' * '.join(map(str, buf.shape))} elements, "

@@ -7,9 +7,12 @@ once. The stage's body, rewritten over the intrinsic's axis variables and readin
 intrinsic's placeholders (inputs matched in order of first use) at offsets, must be the
 intrinsic's body. Each intrinsic buffer is then bound to the region it stands for: accesses
 become element offsets from the region's start in the real buffer (by its strides), a stride
-the buffer declares as a variable takes the real stride, and ``access_ptr`` addresses the
-region's first element. A reduction whose loops continue outside the tensorized ones runs the
-intrinsic's ``reset`` before them and its ``update`` inside.
+the buffer declares as a variable takes the real stride, a variable ``elem_offset`` the region's
+offset (a multiple of the buffer's ``offset_factor``, else an error), the buffer's ``data`` the
+real buffer's (fragment builtins pass it), and ``access_ptr`` addresses the region's first
+element. A tensor core fragment buffer binds only to a stage of its own scope. A reduction
+whose loops continue outside the tensorized ones runs the intrinsic's ``reset`` before them (over
+the data-parallel loops among them, on loops of its own) and its ``update`` inside.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from ..tir.expr import BufferLoad, PrimExpr, ProducerLoad, Reduce, Var, is_const
 from ..tir.functor import Mutator, post_order_visit, structural_equal, substitute, uses_var
 from ..tir.interval import Interval, eval_interval
 from ..tir.ir_builder import flat_view
-from ..tir.stmt import BufferStore, Stmt, seq
+from ..tir.stmt import BufferStore, For, ForKind, Stmt, seq
+from ..tir.wmma import is_fragment_scope
 from .flatten import flat_index
 from .schedule_ops import _guarded
 
@@ -174,13 +178,24 @@ def tensorized_nest(nb: Any, st: Stage, sb: Any, pos: int, intrin: TensorIntrin)
                 raise LoweringError(f"{where}: intrinsic buffer {declared.name} has stride {want} in dimension {dim}, "
                                     f"but its region of {real.name} has stride {have}; declare its strides with "
                                     "variables (tir.decl_buffer(..., strides=[te.var('s'), 1]))")
+        if declared.scope != real.scope and (is_fragment_scope(declared.scope) or is_fragment_scope(real.scope)):
+            raise LoweringError(f"{where}: intrinsic buffer {declared.name} has scope {declared.scope}, but the "
+                                f"region it stands for is in {real.name} of scope {real.scope}; give the stage "
+                                f"scope {declared.scope} (cache_read/cache_write) or declare the buffer with "
+                                f"scope={real.scope!r}")
         base = analyzer.simplify(flat_index(real, local))
         if isinstance(declared.elem_offset, Var):  # TVM binds it to the region's offset in the real buffer
             stride_vars[declared.elem_offset] = base
+            factor = declared.offset_factor
+            if factor > 1 and not analyzer.can_prove(_op.cmp("==", _op.floormod(base, factor), 0)):
+                raise LoweringError(f"{where}: intrinsic buffer {declared.name} has offset_factor {factor}, but "
+                                    f"its region starts at element {base} of {real.name}, not provably a "
+                                    f"multiple of {factor}; tile the stage so each region starts there")
         elif declared.elem_offset is not None and not is_const_int(declared.elem_offset, 0):
             raise LoweringError(f"{where}: intrinsic buffer {declared.name} has the constant elem_offset "
                                 f"{declared.elem_offset}; declare it with a variable (or offset_factor), "
                                 "which is bound to the region's offset")
+        stride_vars[declared.data] = real.data  # the intrinsic may pass its buffer's data (a fragment)
         bindings[declared.data] = (declared, flat_view(real), base,
                                    tuple(substitute(s, stride_vars) for s in (declared.strides or real_strides)))
     binder = _BindBuffers(bindings)
@@ -202,12 +217,14 @@ def tensorized_nest(nb: Any, st: Stage, sb: Any, pos: int, intrin: TensorIntrin)
         raise LoweringError(f"{where}: reduction loop {outer[outer_red[0]].name} stays outside the tensorized "
                             f"loops, so intrinsic {intrin.name} needs (body, reset, update) from its fcompute")
     first = outer_red[0]
-    stray = [iv.name for iv in outer[first:] if not iv.is_reduce]
-    if stray:
-        raise LoweringError(f"{where}: data-parallel loop {stray[0]} sits between the reduction loops and the "
-                            "tensorized ones; reorder it outside the reduction")
     update = nb._loops(st, sb, outer[first:], _guarded(guard, bound(intrin.reduce_update)))
-    init = _guarded(nb._guard(st, sb, reduce=False), bound(intrin.reduce_init))
+    # data-parallel loops inside the reduction ones (a warp's tiles inside the k loop): the reset
+    # runs over them first, on loops of its own (as a reduction's init does)
+    inner_dp = [iv for iv in outer[first:] if not iv.is_reduce]
+    fresh = {iv.var: Var(iv.var.name + ".init", iv.var.dtype) for iv in inner_dp}
+    init = substitute(_guarded(nb._guard(st, sb, reduce=False), bound(intrin.reduce_init)), fresh)
+    for iv in reversed(inner_dp):
+        init = For(fresh[iv.var], _op.const(0, iv.var.dtype), sb.extents[iv], ForKind.SERIAL, init)
     return nb._loops(st, sb, outer[:first], seq(init, update))
 
 

@@ -17,7 +17,8 @@ depends on the thread index (or on loaded data); a conflict *inside* such a
 region cannot be fixed by a barrier and is a ``GPUScheduleError``.
 
 Two accesses conflict when they touch one buffer, one reads and the other
-writes, and they may come from different threads. They provably do not when both run in
+writes, and they may come from different threads. A tensor core fragment store
+(``tvm_store_matrix_sync``) writes the element its pointer addresses, and the tile from it. They provably do not when both run in
 one thread (a ``threadIdx == 0`` guard on every thread index), or when they
 have the same index and that index separates threads: it is
 ``sum(c_i * thread_i) + rest`` with the thread part injective over the block
@@ -37,6 +38,7 @@ from ..tir.functor import collect_vars, post_order_visit, structural_equal, subs
 from ..tir.simplify import Analyzer
 from ..tir.stmt import (Allocate, AttrStmt, BufferStore, Evaluate, For, IfThenElse, LetStmt, SeqStmt,
                         Stmt, seq)
+from ..tir.wmma import written_pointer
 from .gpu_verify import GPUScheduleError, stage_of
 
 _MAX_LOOP_PASSES = 4
@@ -148,7 +150,13 @@ class _Planner:
             elif isinstance(x, (Allocate, AttrStmt)):
                 walk(x.body, pins)
             elif isinstance(x, Evaluate):
-                loads(x.value, owner, pins)
+                written = written_pointer(x.value)  # a fragment store writes through its pointer
+                if written is None:
+                    loads(x.value, owner, pins)
+                else:
+                    for e in (*x.value.args[1:5], written.indices[0], x.value.args[6]):
+                        loads(e, owner, pins)
+                    record(written, True, owner, pins)
 
         walk(s, pinned)
         return found

@@ -21,6 +21,8 @@ from ..tir.buffer import Buffer
 from ..tir.expr import IntImm, PrimExpr, ProducerLoad, Reduce, StringImm, Var
 from ..tir.functor import Mutator
 from ..tir.stmt import ForKind
+from ..tir.wmma import SCOPES as FRAGMENT_SCOPES
+from ..tir.wmma import is_fragment_scope
 from .operation import ComputeOp, ExternOp, PlaceholderOp, ScanOp
 from .relations import Fuse, Singleton, Split, mixed_axes
 from .tensor import IterVar, Operation, Range, Tensor
@@ -704,8 +706,9 @@ def _guard_body(body: PrimExpr, guard: PrimExpr) -> PrimExpr:
 
 
 def _check_scope(scope: str, primitive: str) -> None:
-    if scope not in ("global", "shared", "local", "warp"):
-        raise ScheduleError(f"{primitive}: unknown storage scope {scope!r}; use global, shared or local")
+    if scope not in ("global", "shared", "local", "warp") and not is_fragment_scope(scope):
+        raise ScheduleError(f"{primitive}: unknown storage scope {scope!r}; use global, shared or local (or, "
+                            f"for tensor core fragments on cuda, {', '.join(FRAGMENT_SCOPES)})")
 
 
 def _copy_op(name: str, tensor: Tensor) -> Tensor:

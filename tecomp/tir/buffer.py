@@ -26,6 +26,8 @@ class Buffer:
     # tecomp passes arrays by the address of their element 0, so it never shifts an access:
     # a call is TVM's call with byte_offset = elem_offset * itemsize (see lower/binds.py).
     elem_offset: Any = None
+    # TVM's guarantee that elem_offset is a multiple of this (0 or 1: none); tensorize checks it.
+    offset_factor: int = 0
 
     def __post_init__(self):
         if self.data is None:
@@ -83,11 +85,15 @@ def decl_buffer(shape, dtype: str = "float32", name: str = "buffer", data: Optio
     """Declare a buffer (TVM's ``tir.decl_buffer``).
 
     ``strides`` gives a strided layout (constants or variables); ``elem_offset`` (an integer or
-    an integer variable) is kept for ``lower(..., binds=)``; ``data_alignment`` up to 64 bytes
-    and any ``offset_factor`` are accepted because tecomp's buffers always start 64-byte aligned.
+    an integer variable) is kept for ``lower(..., binds=)``; as in TVM, a nonzero ``offset_factor``
+    without an ``elem_offset`` makes it the variable ``<name>_elem_offset`` (which ``tensorize``
+    binds to the region's offset, checked to be a multiple of the factor); ``data_alignment`` up
+    to 64 bytes is accepted because tecomp's buffers always start 64-byte aligned.
     """
     from ..error import ExprError
     from .op import convert
+    if elem_offset is None and offset_factor:
+        elem_offset = Var(f"{name}_elem_offset", "int32")
     if elem_offset is not None:
         elem_offset = convert(elem_offset)
         if not elem_offset.dtype.startswith("int"):
@@ -100,4 +106,4 @@ def decl_buffer(shape, dtype: str = "float32", name: str = "buffer", data: Optio
     stride_exprs = tuple(convert(s) for s in strides) if strides else ()
     if stride_exprs and len(stride_exprs) != len(shape):
         raise ExprError(f"decl_buffer {name}: {len(stride_exprs)} strides for {len(shape)} dimensions")
-    return Buffer(name, dtype, shape, scope or "global", data, stride_exprs, elem_offset)
+    return Buffer(name, dtype, shape, scope or "global", data, stride_exprs, elem_offset, int(offset_factor))

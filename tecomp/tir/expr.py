@@ -321,7 +321,7 @@ class Call(PrimExpr):
     Names in use: the math intrinsics (exp, log, sqrt, rsqrt, tanh, sigmoid,
     erf, fabs, pow, floor, ceil), ``if_then_else`` (only the taken branch is
     evaluated, so it may guard an out-of-bounds load) and, in statements,
-    ``tvm_storage_sync``.
+    ``tvm_storage_sync`` and the tensor core builtins of :mod:`.wmma`.
     """
 
     dtype: str

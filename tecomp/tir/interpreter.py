@@ -34,7 +34,10 @@ Semantics, chosen to match compiled code:
   ``run`` is given: ascending (the default), descending or a seeded shuffle
   drawn again at every barrier; with ``races=True`` every shared and global
   access inside thread loops is checked by :mod:`.races`'s shadow record, and
-  an unsynchronised conflict raises :class:`~tecomp.tir.races.DataRaceError`.
+  an unsynchronised conflict raises :class:`~tecomp.tir.races.DataRaceError`;
+* tensor core fragments (``wmma.*`` scopes) are private to a thread like ``local``
+  memory, and their builtins are warp-collective: lane 0 of each warp performs the whole
+  operation, the other lanes do nothing (:mod:`.interp_wmma`).
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ import numpy as np
 from ..error import ArgumentError, TecompError
 from . import dtype as dt
 from . import expr as E
+from . import interp_wmma
 from . import stmt as S
+from . import wmma
 from .buffer import Buffer
 from .functor import find_handler
 from .races import ThreadSchedule
@@ -309,6 +314,8 @@ class _Compiler:
         self.statement = ""  # the statement being compiled, as the race detector quotes it
         self.barriers: set[int] = set()
         _barrier_stmts(func.body, self.barriers)
+        self.thread_axes: list[tuple[str, int, int]] = []  # enclosing thread loops: (tag, slot, extent)
+        self._fragments: dict | None = None
 
     # ------------------------------------------------------------ scopes
     def new_slots(self, n: int = 1) -> int:
@@ -460,6 +467,8 @@ class _Compiler:
     def e_Call(self, e: E.Call) -> Fn:
         if e.op == "if_then_else":
             return self.if_then_else(e)
+        if e.op in wmma.BUILTINS:
+            return interp_wmma.compile_call(self, e)
         fn = _MATH.get(e.op)
         if fn is None:
             raise TecompError(f"the interpreter does not know the intrinsic {e.op!r} ({e})")
@@ -505,33 +514,59 @@ class _Compiler:
     # ------------------------------------------------------------ race detection
     def watches(self, buf: Buffer) -> bool:
         """Whether accesses of ``buf`` go to the race detector (shared and global memory, races=True)."""
-        return self.races and buf.scope != "local"
+        return self.races and not _private(buf.scope)
 
     def watched(self, f: Fn, buf: Buffer, indices: tuple, write: bool) -> Fn:
         """The access ``f`` followed by its record in the run's shadow memory (inside thread loops)."""
-        where = self.flat_offset(buf, indices)
-        name, key, shared, what = buf.name, id(buf.data), buf.scope == "shared", self.statement
-
-        def record(env: list) -> None:
-            thread = env[_THREAD]
-            if not thread:
-                return
-            block, order = env[_BLOCK], env[_SCHEDULE]
-            at = where(env)
-            for i in at.tolist() if isinstance(at, np.ndarray) else (at,):
-                order.access(name, (key, block if shared else None, i), i, write, block, thread, what)
+        where, record = self.flat_offset(buf, indices), self.recorder(buf)
 
         if write:
             def store(env: list) -> None:
                 f(env)
-                record(env)
+                record(env, where(env), True)
             return store
 
         def load(env: list) -> Any:
             value = f(env)
-            record(env)
+            record(env, where(env), False)
             return value
         return load
+
+    def recorder(self, buf: Buffer) -> Callable[[list, Any, bool], None]:
+        """``record(env, at, write)``: the access of element(s) ``at`` of ``buf`` in the run's shadow
+        memory (inside thread loops, with races=True; private scopes are never recorded)."""
+        if not self.watches(buf):
+            return lambda env, at, write: None
+        name, key, shared, what = buf.name, id(buf.data), buf.scope == "shared", self.statement
+
+        def record(env: list, at: Any, write: bool) -> None:
+            thread = env[_THREAD]
+            if not thread:
+                return
+            block, order = env[_BLOCK], env[_SCHEDULE]
+            for i in at.tolist() if isinstance(at, np.ndarray) else (at,):
+                order.access(name, (key, block if shared else None, i), i, write, block, thread, what)
+        return record
+
+    # ------------------------------------------------------------ warp-collective builtins
+    def fragments(self) -> dict:
+        """The function's fragment buffers (:func:`.wmma.infer_fragments`), inferred once."""
+        if self._fragments is None:
+            self._fragments = wmma.infer_fragments(self.func.body)
+        return self._fragments
+
+    def lane_zero(self) -> Fn:
+        """Whether the running thread is lane 0 of its warp (always, outside thread loops)."""
+        axes = {tag: (k, extent) for tag, k, extent in self.thread_axes}
+        terms, scale = [], 1
+        for tag in ("threadIdx.x", "threadIdx.y", "threadIdx.z"):
+            if tag in axes:
+                terms.append((axes[tag][0], scale))
+                scale *= axes[tag][1]
+
+        def lane_zero(env: list) -> bool:
+            return sum(env[k] * s for k, s in terms) % wmma.WARP_SIZE == 0
+        return lane_zero
 
     def flat_offset(self, buf: Buffer, indices: tuple) -> Fn:
         """The element offset(s) of an access into ``buf``'s memory (unchecked: the access checks)."""
@@ -775,12 +810,15 @@ class _Compiler:
 
     def _thread_loop(self, s: S.For, outermost: bool) -> Fn:
         fmin, fext, k = self.expr(s.min), self.expr(s.extent), self.new_slots()
-        local = [m for m, scope in self.mem.values() if scope == "local"]
+        local = [m for m, scope in self.mem.values() if _private(scope)]
+        extent = s.extent.value if isinstance(s.extent, E.IntImm) else 0
         self.thread_depth += 1
+        self.thread_axes.append((s.thread_tag, k, extent))
         try:
             body, lockstep = self.scoped(self.slots, s.loop_var, k, lambda: self.part(s.body))
         finally:
             self.thread_depth -= 1
+            self.thread_axes.pop()
         tag = s.thread_tag
         if not lockstep:
             return _serial_threads(fmin, fext, k, body, outermost, tag)
@@ -864,6 +902,11 @@ def _min_max(fa: Fn, fb: Fn, is_min: bool, vector: bool, to: type) -> Fn:
         a, b = fa(env), fb(env)
         return a if less(a, b) else b
     return pick
+
+
+def _private(scope: str) -> bool:
+    """Memory each thread has its own copy of: ``local`` and tensor core fragments."""
+    return scope == "local" or wmma.is_fragment_scope(scope)
 
 
 def _is_slice(buf: Buffer, indices: tuple) -> bool:

@@ -313,10 +313,10 @@ def call_intrin(name: str, *args: Any) -> PrimExpr:
 
 def call_builtin(dtype: str, func_name: str, *args: Any) -> PrimExpr:
     """TVM's ``tir.call_intrin(dtype, "tir.name", *args)``: a call of a builtin by name, ``tir.``
-    dropped (``tir.exp`` is tecomp's ``exp``). A name the code generator does not know is
-    reported by ``build``."""
+    dropped (``tir.exp`` is tecomp's ``exp``); a string argument (a layout) is a StringImm. A name
+    the code generator does not know is reported by ``build``."""
     name = func_name[len("tir."):] if func_name.startswith("tir.") else func_name
-    return Call(str(dt.parse(dtype)), name, tuple(convert(a) for a in args))
+    return Call(str(dt.parse(dtype)), name, tuple(StringImm(a) if isinstance(a, str) else convert(a) for a in args))
 
 
 def intrinsic(name: str) -> Any:

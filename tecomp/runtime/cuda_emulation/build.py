@@ -109,7 +109,7 @@ def build_library(source: str) -> tuple[Path, dict[str, bool]]:
                  f'{int(barrier)}); }}' for name, barrier in kernels.items()]
     unit = "\n".join(['#include "cuda_emu.h"', f'#line 1 "{SOURCE_NAME}"', source,
                       '#line 1 "tecomp-launchers"', *launchers, ""])
-    headers = "".join((HERE / h).read_text() for h in ("cuda_emu.h", "cuda_fp16.h"))
+    headers = "".join((HERE / h).read_text() for h in ("cuda_emu.h", "cuda_fp16.h", "mma.h"))
     out = _cache_dir() / f"kernels-{_digest(unit, headers, compiler(), *FLAGS)}.so"
     if not out.exists():
         _compile(unit, out, "the CUDA source", source)
