@@ -41,6 +41,7 @@ from ..tir.functor import post_order_visit
 from ..tir.stmt import BufferStore, PrimFunc
 from .llvm import ModuleEmitter
 from .llvm_worker import create_machine, optimize
+from .thread_pool import pool_object
 from .vecmath import needs_libmvec
 
 METADATA_FORMAT = 1
@@ -253,9 +254,10 @@ def _link(objects: Sequence[bytes], directory: Path, stem: str, libraries: Seque
         path.write_bytes(obj)
     so_path = directory / f"{stem}.so"
     # -z defs: an unresolved symbol fails here, with gcc's message, not later at load time.
-    # -z nodelete: a dlclose (from C users) must not unmap code libgomp's idle threads still run.
+    # -z nodelete: a dlclose (from C users) must not unmap code the pool's idle threads still run.
     proc = subprocess.run([gcc, "-shared", "-Wl,-z,defs", "-Wl,-z,nodelete", "-o", str(so_path), *map(str, paths),
-                           *(f"-l{lib}" for lib in libraries)], capture_output=True, text=True)
+                           str(pool_object(gcc)), "-pthread", *(f"-l{lib}" for lib in libraries)],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         unresolved = "undefined reference" in proc.stderr
         hint = ("\n(define every function the code calls with call_extern, or link a library defining it)"

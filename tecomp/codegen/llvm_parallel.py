@@ -1,9 +1,9 @@
-"""Parallel loops on the CPU: outlining a loop body and running it with libgomp.
+"""Parallel loops on the CPU: outlining a loop body and running it on tecomp's thread pool.
 
 A ``For`` of kind PARALLEL becomes three pieces of LLVM IR::
 
-    caller:  closure = {captured values..., min, extent}      (stack struct)
-             GOMP_parallel(worker, &closure, n, 0)            (n: threads, see below)
+    caller:  closure = {captured values..., min, extent, n, next}   (stack struct)
+             tecomp_parallel_launch(worker, &closure, n)      (n: threads, see below)
     worker(closure):  unpack; until the range is used up: claim the next chunk [lo, hi)
              (an atomic add on the closure's counter); body(captured..., min+lo, min+hi)
     body(captured..., start, stop):  serial loop; pointer parameters are noalias
@@ -11,11 +11,15 @@ A ``For`` of kind PARALLEL becomes three pieces of LLVM IR::
 Chunks are claimed, not assigned: a range of ``CHUNKS_PER_THREAD`` chunks per thread
 goes to whichever threads are running, so a thread the OS has descheduled (other
 processes hold the cores) delays the loop by one chunk at most, not by its whole
-share, while the threads still running take the rest.
+share, while the threads still running take the rest. The pool
+(``runtime/thread_pool.c``, linked into every library tecomp builds) does not wait
+for a worker that had not joined by the time the chunks ran out; an object file a
+user links without it (``tecomp_parallel_launch`` is a weak symbol, null there)
+runs the worker on a libgomp team instead.
 
 Captured values are the buffer pointers, size variables, enclosing loop
 variables and lets that the loop body uses. Parallel loops nested in a
-parallel body run serially. The thread count is libgomp's (``OMP_NUM_THREADS``
+parallel body run serially. The thread count is libgomp's setting (``OMP_NUM_THREADS``
 or ``omp_set_num_threads``, which the runtime may call through ctypes), capped
 by the loop's work: waking a thread costs microseconds, so a loop gets one
 thread per ``GRAIN`` estimated element operations (stores, counted through the
@@ -96,16 +100,33 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
     if threads < 2:
         b.call(body.function, values + [lo, b.add(lo, extent)])
         return
-    closure_ty = ir.LiteralStructType([v.type for v in values] + [loop_ty, loop_ty, ops.I64])
+    # closure: captured values, min, extent, threads (i64), next unclaimed iteration (i64)
+    closure_ty = ir.LiteralStructType([v.type for v in values] + [loop_ty, loop_ty, ops.I64, ops.I64])
     worker = _emit_worker(parent, name, body.function, closure_ty, len(values))
     closure = parent.entry_alloca(closure_ty, 8)
-    for k, value in enumerate(values + [lo, extent, ir.Constant(ops.I64, 0)]):
-        b.store(value, _field(b, closure, closure_ty, k))
-    gomp = ops.declare(parent.mod.module, "GOMP_parallel",
-                       ir.FunctionType(ops.VOID, [ops.PTR, ops.PTR, ops.I32, ops.I32]))
     most = b.call(ops.declare(parent.mod.module, "omp_get_max_threads", ir.FunctionType(ops.I32, [])), [])
     cap = ir.Constant(ops.I32, min(threads, 2 ** 31 - 1))
-    b.call(gomp, [worker, closure, b.select(b.icmp_signed("<", cap, most), cap, most), ir.Constant(ops.I32, 0)])
+    count = b.select(b.icmp_signed("<", cap, most), cap, most)
+    for k, value in enumerate(values + [lo, extent, b.sext(count, ops.I64), ir.Constant(ops.I64, 0)]):
+        b.store(value, _field(b, closure, closure_ty, k))
+    launch = _weak_declaration(parent.mod.module, "tecomp_parallel_launch",
+                               ir.FunctionType(ops.VOID, [ops.PTR, ops.PTR, ops.I32]))
+    with b.if_else(b.icmp_unsigned("!=", launch, ir.Constant(ops.PTR, None))) as (pooled, alone):
+        with pooled:
+            b.call(launch, [worker, closure, count])
+        with alone:  # an object file linked by its user without tecomp's pool: libgomp's team
+            gomp = ops.declare(parent.mod.module, "GOMP_parallel",
+                               ir.FunctionType(ops.VOID, [ops.PTR, ops.PTR, ops.I32, ops.I32]))
+            b.call(gomp, [worker, closure, count, ir.Constant(ops.I32, 0)])
+
+
+def _weak_declaration(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:
+    """``name`` declared extern_weak: its address is null where nothing linked defines it."""
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, fnty, name)
+        fn.linkage = "extern_weak"
+    return fn
 
 
 def _field(b: ir.IRBuilder, closure: ir.Value, closure_ty: ir.Type, k: int) -> ir.Value:
@@ -130,14 +151,14 @@ def _emit_worker(parent: FunctionEmitter, name: str, body: ir.Function, closure_
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     closure = fn.args[0]
     fields = [b.load(_field(b, closure, closure_ty, k), typ=closure_ty.elements[k])
-              for k in range(ncaptured + 2)]
-    lo, extent = fields[ncaptured], fields[ncaptured + 1]
+              for k in range(ncaptured + 3)]
+    lo, extent, threads = fields[ncaptured:]
     extent = b.sext(extent, ops.I64) if extent.type.width < 64 else extent
-    chunk = _chunk(b, module, extent)
+    chunk = _chunk(b, extent, threads)
     claim_bb, run_bb, done_bb = (fn.append_basic_block(n) for n in ("claim", "run", "done"))
     b.branch(claim_bb)
     b.position_at_end(claim_bb)
-    begin = b.atomic_rmw("add", _field(b, closure, closure_ty, ncaptured + 2), chunk, "monotonic")
+    begin = b.atomic_rmw("add", _field(b, closure, closure_ty, ncaptured + 3), chunk, "monotonic")
     b.cbranch(b.icmp_signed("<", begin, extent), run_bb, done_bb)
     b.position_at_end(run_bb)
     end = b.add(begin, chunk)
@@ -151,8 +172,7 @@ def _emit_worker(parent: FunctionEmitter, name: str, body: ir.Function, closure_
     return fn
 
 
-def _chunk(b: ir.IRBuilder, module: ir.Module, extent: ir.Value) -> ir.Value:
+def _chunk(b: ir.IRBuilder, extent: ir.Value, threads: ir.Value) -> ir.Value:
     """Iterations per claimed chunk, in i64: ceil(extent / (threads * CHUNKS_PER_THREAD))."""
-    nthreads = b.sext(b.call(ops.declare(module, "omp_get_num_threads", ir.FunctionType(ops.I32, [])), []), ops.I64)
-    pieces = b.mul(nthreads, ir.Constant(ops.I64, CHUNKS_PER_THREAD))
+    pieces = b.mul(threads, ir.Constant(ops.I64, CHUNKS_PER_THREAD))
     return b.sdiv(b.sub(b.add(extent, pieces), ir.Constant(ops.I64, 1)), pieces)

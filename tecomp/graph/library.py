@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..codegen.thread_pool import pool_object
 from ..error import BuildError
 from ..target import Target
 
@@ -76,8 +77,8 @@ def link_model(kernel_objects: Sequence[bytes], executor_c: str, weights: bytes,
     _run([gcc, "-c", str(directory / "weights.S"), "-o", str(directory / "weights.o")], "assembling the weights")
     objects.append(directory / "weights.o")
     so_path = directory / "model.so"
-    # -z nodelete: dlclose must not unmap the model, or libgomp with it, while libgomp's idle
-    # worker threads (started by the model's parallel loops) still run in libgomp's code.
-    _run([gcc, "-shared", "-Wl,-z,defs", "-Wl,-z,nodelete", "-o", str(so_path), *map(str, objects), "-lgomp", "-lm"],
-         "linking the model library")
+    # -z nodelete: dlclose must not unmap the model while the idle worker threads of its thread
+    # pool (started by its parallel loops) still run in its code.
+    _run([gcc, "-shared", "-Wl,-z,defs", "-Wl,-z,nodelete", "-o", str(so_path), *map(str, objects),
+          str(pool_object(gcc)), "-pthread", "-lgomp", "-lm"], "linking the model library")
     return so_path

@@ -1,7 +1,8 @@
-"""The thread count of parallel loops in compiled code (libgomp's thread pool).
+"""The thread count of parallel loops in compiled code (libgomp's setting).
 
-Compiled libraries run parallel loops through libgomp, whose thread count
-is a per-thread setting (``omp_set_num_threads`` affects only the calling
+Compiled libraries run parallel loops on their thread pool (``thread_pool.c``)
+with as many threads as libgomp's setting of the calling thread says, a
+per-thread setting (``omp_set_num_threads`` affects only the calling
 thread). So the wanted count is kept here with a generation number, and
 ``ensure_thread_config`` (called before every compiled call) applies it once
 to each Python thread that calls compiled code. The initial count is
