@@ -20,7 +20,8 @@ from tecomp.error import BuildError, LoweringError, ScheduleError, TecompError
 from tecomp.tir import interpreter
 from tecomp.tir.wmma import FragmentError
 
-from gpu_helpers import HAS_NVCC, compile_source, emulate_and_compile
+from gpu_helpers import (HAS_NVCC, compile_source, emulate_and_compile, needs_gpu, needs_nvcc,
+                         register_compiled_functions)
 
 M, N, K = 96, 64, 48
 TILE = 16
@@ -180,6 +181,32 @@ def test_gemm_interpreted_emulated_and_compiled():
     # the interpreter again, and the CUDA C on the CPU from the same memory; then nvcc for sm_80
     _, module = emulate_and_compile(s, list(args), [a, b], expected.astype("float32"), target=TARGET)
     assert "nvcuda::wmma::mma_sync" in module.get_source()
+
+
+def _run_built(a, b):
+    s, args = gemm_schedule()
+    mod = tecomp.build(s, list(args), target=TARGET)
+    dev = tecomp.cuda(0)
+    out = tecomp.nd.empty((M, N), "float32", dev)
+    mod(tecomp.nd.array(a, dev), tecomp.nd.array(b, dev), out)
+    return out.numpy()
+
+
+@needs_nvcc
+def test_built_module_runs_through_the_runtime(gpu, monkeypatch):
+    """The library nvcc built, called through the runtime on the fake GPU (interpreter and emulation)."""
+    register_compiled_functions(gpu, monkeypatch)
+    a, b, expected = _inputs()
+    np.testing.assert_allclose(_run_built(a, b), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@needs_nvcc
+def test_on_tensor_cores():
+    """On a GPU of sm_80 or newer: real tensor cores (float16 products, float32 sums in their order)."""
+    a, b, expected = _inputs()
+    np.testing.assert_allclose(_run_built(a, b), expected, rtol=1e-3, atol=1e-3)
 
 
 def test_fragments_declared_from_their_uses():
