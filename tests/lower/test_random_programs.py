@@ -873,8 +873,6 @@ class InvalidGen:
             opts.append("fuse_gap")
         if any(len(s.leaves) >= 2 for s in live):
             opts += ["fuse_reversed", "reorder_dup"]
-        if any(s.leaves[p].red != s.leaves[p + 1].red for s in live for p in range(len(s.leaves) - 1)):
-            opts.append("fuse_mixed")
         if any(lf.red for s in live for lf in s.leaves):
             opts += ["vectorize_reduce", "parallel_reduce"]
         if len(live) >= 2:
@@ -923,12 +921,6 @@ class InvalidGen:
             p = draw(st.integers(0, len(s.leaves) - 2))
             a, b = s.leaves[p], s.leaves[p + 1]
             return kind, f"s[{s.var}].fuse({b.var}, {a.var})", [s.opname], None
-        if kind == "fuse_mixed":
-            pairs = [(s, p) for s in live for p in range(len(s.leaves) - 1)
-                     if s.leaves[p].red != s.leaves[p + 1].red]
-            s, p = draw(st.sampled_from(pairs))
-            a, b = s.leaves[p], s.leaves[p + 1]
-            return kind, f"s[{s.var}].fuse({a.var}, {b.var})", [s.opname], None
         if kind in ("vectorize_reduce", "parallel_reduce"):
             s, lf = draw(st.sampled_from([(s, lf) for s in live for lf in s.leaves if lf.red]))
             prim = kind.split("_")[0]
