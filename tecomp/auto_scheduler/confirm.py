@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..error import TuningError
-from ..tuner.confirm import DEFAULT_CANDIDATES, DEFAULT_ROUNDS, time_in_rounds
+from ..tuner.confirm import DEFAULT_CANDIDATES, DEFAULT_ROUNDS, check_counts, time_in_rounds
 from ..tuner.records import CONFIRM_TUNER
 from .measure import CandidateBatch
 from .records import RecordToFile, ranked
@@ -22,9 +21,7 @@ def confirm_best(task: Any, log: RecordToFile, measure_option: dict, candidates:
     """Time ``task``'s default schedule and its ``candidates`` fastest recorded step lists faster
     than it in ``rounds`` interleaved rounds, recording each timing through ``log``; returns what
     was timed (None: the default), or [] when no candidate beat the default."""
-    if not isinstance(candidates, int) or candidates < 1 or not isinstance(rounds, int) or rounds < 1:
-        raise TuningError(f"confirm_best: candidates and rounds must be positive ints, got {candidates!r}, "
-                          f"{rounds!r}")
+    check_counts(candidates, rounds)
     found, baseline = ranked(log.db, task.workload_key, str(task.target), confirmed=False)
     faster = [steps for steps, cost in found if baseline is None or cost < baseline][:candidates]
     if not faster or task.compute_dag is None:

@@ -24,7 +24,7 @@ or ``omp_set_num_threads``, which the runtime may call through ctypes), capped
 by the loop's work: waking a thread costs microseconds, so a loop gets one
 thread per ``GRAIN`` estimated element operations (stores, counted through the
 constant extents of the loops around them), and a loop too small for two
-calls its body directly, without libgomp.
+calls its body directly, without a launch.
 This module owns the outlining only; it must not emit anything but these
 functions and the call.
 """

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 from ..error import TuningError
 from .measure import MeasureInput
-from .records import CONFIRM_TUNER
+from .records import CONFIRM_TUNER, preferring_threads
 from .space import ConfigEntity, FallbackConfigEntity
 
 DEFAULT_CANDIDATES = 2
@@ -31,9 +31,7 @@ def confirm_best(task: Any, db: Any, measure_option: dict, candidates: int = DEF
     faster than its fallback config, so there is nothing to confirm).
 
     ``num_threads``: prefer records timed with that many threads, as ``RecordDB.best`` does."""
-    if not isinstance(candidates, int) or candidates < 1 or not isinstance(rounds, int) or rounds < 1:
-        raise TuningError(f"confirm_best: candidates and rounds must be positive ints, got {candidates!r}, "
-                          f"{rounds!r}")
+    check_counts(candidates, rounds)
     configs = _contenders(task, db, candidates, num_threads)
     if len(configs) < 2:
         return []
@@ -41,6 +39,13 @@ def confirm_best(task: Any, db: Any, measure_option: dict, candidates: int = DEF
     for timed in time_in_rounds(inputs, measure_option, rounds):
         db.add_many([(inputs[i], res) for i, res in timed], CONFIRM_TUNER)
     return configs
+
+
+def check_counts(candidates: Any, rounds: Any) -> None:
+    """TuningError unless ``candidates`` and ``rounds`` are positive ints."""
+    if not isinstance(candidates, int) or candidates < 1 or not isinstance(rounds, int) or rounds < 1:
+        raise TuningError(f"confirm_best: candidates and rounds must be positive ints, got {candidates!r}, "
+                          f"{rounds!r}")
 
 
 def time_in_rounds(inputs: Sequence[Any], measure_option: dict, rounds: int) -> Iterator[list[tuple[int, Any]]]:
@@ -58,11 +63,11 @@ def _contenders(task: Any, db: Any, candidates: int, num_threads: Optional[int])
     """The fallback config first, then the fastest distinct recorded configs faster than it."""
     target = str(task.target)
     valid = [r for r in db.records(task.key, target) if r.mean_cost is not None and r.tuner != CONFIRM_TUNER]
-    same = [r for r in valid if num_threads is not None and r.num_threads in (None, num_threads)]
+    pool = preferring_threads(valid, num_threads)
     fallback = FallbackConfigEntity(task.config_space)
-    fallback_costs = [r.mean_cost for r in same or valid if r.config_index == fallback.index]
+    fallback_costs = [r.mean_cost for r in pool if r.config_index == fallback.index]
     chosen: list[ConfigEntity] = [fallback]
-    for rec in sorted(same or valid, key=lambda r: r.mean_cost):
+    for rec in sorted(pool, key=lambda r: r.mean_cost):
         if len(chosen) > candidates or (fallback_costs and rec.mean_cost >= min(fallback_costs)):
             break
         if all(rec.config_index != c.index for c in chosen):

@@ -205,6 +205,12 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 CONFIRM_TUNER = "confirm"  # records re-timing a task's fastest configs beside its default (tuner.confirm)
 
 
+def preferring_threads(records: list[Record], num_threads: Optional[int]) -> list[Record]:
+    """``records`` timed with ``num_threads`` threads (or not saying), if there are any; else all."""
+    same = [r for r in records if num_threads is not None and r.num_threads in (None, num_threads)]
+    return same or records
+
+
 def _median_record(records: list[Record]) -> Record:
     """The record whose mean cost is the median of ``records``' (the lower middle of an even count)."""
     ordered = sorted(records, key=lambda r: r.mean_cost)
@@ -396,8 +402,7 @@ class RecordDB:
         (``tuner.confirm``), the choice is among those configs only, by the median of their
         re-timings (a record of the config with that median)."""
         valid = [r for r in self.records(task_key, target) if r.mean_cost is not None]
-        same = [r for r in valid if num_threads is not None and r.num_threads in (None, num_threads)]
-        pool = same or valid
+        pool = preferring_threads(valid, num_threads)
         confirmed: dict[int, list[Record]] = {}
         for rec in pool:
             if rec.tuner == CONFIRM_TUNER:

@@ -62,25 +62,27 @@ def test_a_lucky_record_loses_to_the_config_that_stays_fast(tmp_path):
         assert best.mean_cost == pytest.approx(8e-6)
 
 
-def test_the_default_wins_where_no_candidate_stays_faster(tmp_path):
+def _default_and_other(db, default_seconds, other_seconds):
+    """A task with its default and one other config measured: (task, default, other)."""
     task = _task()
     fallback = FallbackConfigEntity(task.config_space)
-    (lucky,) = _others(task, 1)
+    (other,) = _others(task, 1)
+    _measured(db, task, fallback, default_seconds)
+    _measured(db, task, other, other_seconds)
+    return task, fallback, other
+
+
+def test_the_default_wins_where_no_candidate_stays_faster(tmp_path):
     with RecordDB(tmp_path / "r.db") as db:
-        _measured(db, task, fallback, 10e-6)
-        _measured(db, task, lucky, 2e-6)
+        task, fallback, lucky = _default_and_other(db, 10e-6, 2e-6)
         runner = _Runner({fallback.index: 10e-6, lucky.index: 11e-6})
         confirm_best(task, db, {"builder": _Builder(), "runner": runner}, rounds=2)
         assert db.best(task.key, "llvm").config_index == fallback.index
 
 
 def test_nothing_to_confirm_when_the_default_is_fastest(tmp_path):
-    task = _task()
-    fallback = FallbackConfigEntity(task.config_space)
-    (other,) = _others(task, 1)
     with RecordDB(tmp_path / "r.db") as db:
-        _measured(db, task, fallback, 3e-6)
-        _measured(db, task, other, 9e-6)
+        task, _, _ = _default_and_other(db, 3e-6, 9e-6)
         runner = _Runner({})
         assert confirm_best(task, db, {"builder": _Builder(), "runner": runner}) == []
         assert runner.rounds == [] and len(list(db.records(task.key))) == 2
