@@ -214,6 +214,9 @@ def _compile(args: argparse.Namespace) -> None:
     print(module.summary().replace(module.library_path, args.output, 1))
 
 
+DEFAULT_TRIALS = 200  # per kernel
+
+
 def parse_duration(text: str) -> float:
     """Seconds from ``600``, ``90s``, ``10m`` or ``1h`` (an argparse type)."""
     units = {"s": 1, "m": 60, "h": 3600}
@@ -228,41 +231,62 @@ def parse_duration(text: str) -> float:
 
 
 def _tune(args: argparse.Namespace) -> None:
-    from .graph.tuning import tune_model
-    from .tuner.tuner import retrying_errors
-
     if args.records and not os.path.exists(args.records):
         _writable(args.records, "--records")  # a new database: its directory must exist
     graph, params = _load_model(args.model, _shapes(args.shape), args.params)
     from .config import default_records_path
 
     records = args.records or default_records_path()
-    if args.auto_schedule:
-        if args.scheduler or args.budget:
-            raise ArgumentError("--auto-schedule measures locally with --trials per kernel; "
-                                "--scheduler and --budget apply to template tuning only")
-        from .auto_scheduler.graph_tasks import tune_graph
-        tasks = tune_graph(graph, params, records, args.trials, args.target, args.threads)
-        print(f"auto-scheduled {len(tasks)} kernels, records in {records}")
-        params_arg = f" --params {args.params}" if args.params else ""
-        print(f"compile with: tecomp compile {args.model}{params_arg} -o MODEL.so --records {records}")
-        return
-    option = None
-    if args.scheduler:
-        try:
-            from .tuner.dask_measure import measure_option_for_scheduler
-        except ImportError as exc:
-            raise ArgumentError(f"--scheduler needs tecomp.tuner.dask_measure and distributed: {exc}") from None
-        option = measure_option_for_scheduler(args.scheduler, args.target, num_threads=args.threads)
+    option = _dask_option(args) if args.scheduler else None
     try:
-        with retrying_errors(args.retry_errors):
-            tasks = tune_model(graph, params, records, args.trials, args.tuner, args.target, option,
-                               args.early_stopping, progress=not args.quiet, budget=args.budget,
-                               num_threads=args.threads)
+        if args.auto_schedule:
+            _auto_schedule(args, graph, params, records, option)
+        else:
+            _tune_templates(args, graph, params, records, option)
     finally:
         if option is not None:
             option["runner"].close()
+
+
+def _dask_option(args: argparse.Namespace) -> dict:
+    """The builder and runner of ``--scheduler``'s cluster, timing as the local runner of the tuning would."""
+    try:
+        from .tuner.dask_measure import measure_option_for_scheduler
+    except ImportError as exc:
+        raise ArgumentError(f"--scheduler needs tecomp.tuner.dask_measure and distributed: {exc}") from None
+    timing: dict = {}
+    if args.auto_schedule:
+        from .auto_scheduler.task import RUNNER_TIMING
+        timing = RUNNER_TIMING
+    return measure_option_for_scheduler(args.scheduler, args.target, num_threads=args.threads, **timing)
+
+
+def _tune_templates(args: argparse.Namespace, graph: Any, params: Optional[dict], records: str,
+                    option: Optional[dict]) -> None:
+    from .graph.tuning import tune_model
+    from .tuner.tuner import retrying_errors
+
+    with retrying_errors(args.retry_errors):
+        tasks = tune_model(graph, params, records, args.trials or DEFAULT_TRIALS, args.tuner, args.target, option,
+                           args.early_stopping, progress=not args.quiet, budget=args.budget,
+                           num_threads=args.threads)
     print(f"tuned {len(tasks)} tasks, records in {records}")
+    _print_compile_hint(args, records)
+
+
+def _auto_schedule(args: argparse.Namespace, graph: Any, params: Optional[dict], records: str,
+                   option: Optional[dict]) -> None:
+    from .auto_scheduler.graph_tasks import tune_graph
+
+    # a budget without --trials: the time is the only limit
+    trials = args.trials or (None if args.budget else DEFAULT_TRIALS)
+    tasks = tune_graph(graph, params, records, trials, args.target, args.threads, budget=args.budget,
+                       measure_option=option, progress=not args.quiet)
+    print(f"auto-scheduled {len(tasks)} kernels, records in {records}")
+    _print_compile_hint(args, records)
+
+
+def _print_compile_hint(args: argparse.Namespace, records: str) -> None:
     params = f" --params {args.params}" if args.params else ""
     target = f" --target {shlex.quote(args.target)}" if args.target != "llvm" else ""
     print(f"compile with: tecomp compile {args.model}{params}{target} -o MODEL.so --records {records}")
@@ -369,16 +393,21 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_arguments(tune)
     tune.add_argument("--records", metavar="DB",
                       help="records database (default: tuning/records.db under the tecomp cache dir)")
-    tune.add_argument("--trials", type=_positive_int, default=200, help="trials per kernel (default: 200)")
+    tune.add_argument("--trials", type=_positive_int,
+                      help=f"trials per kernel (default: {DEFAULT_TRIALS}; with --auto-schedule, per kernel on "
+                           "average, and no limit when --budget is given)")
     tune.add_argument("--budget", type=parse_duration, metavar="TIME",
                       help="wall-clock time for the whole model (600, 90s, 10m, 1h): trials go to the kernels "
-                           "that hold most of the model's estimated latency, each still capped by --trials")
+                           "that hold most of the model's estimated latency, each still capped by --trials "
+                           "(with --auto-schedule, only when --trials is given)")
     tune.add_argument("--tuner", choices=("xgb", "ga", "random", "grid"), default="xgb")
     tune.add_argument("--early-stopping", type=_positive_int, metavar="N", help="stop a kernel after N trials without gain")
     tune.add_argument("--threads", type=_positive_int, metavar="N",
                       help="time candidates with N threads, as the model will run (default: all cores, "
                            "or TECOMP_NUM_THREADS)")
-    tune.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="measure on a Dask cluster")
+    tune.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                      help="build and time candidates on a Dask cluster (docs/distributed.md); "
+                           "with --auto-schedule too")
     tune.add_argument("--auto-schedule", action="store_true",
                       help="auto-schedule every fused kernel (no templates; docs/auto_scheduler.md)")
     tune.add_argument("--retry-errors", action="store_true",

@@ -16,9 +16,11 @@ records (``dispatch.ApplyHistoryBest`` does, when a graph is built).
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections import Counter
 from typing import Any, Optional, Union
 
+from ..error import TuningError
 from ..target import Target
 from .task import SearchTask
 from .workload import register_workload
@@ -76,24 +78,43 @@ def extract_tasks(graph: Any, params: Optional[dict] = None,
     return tasks, weights
 
 
-def tune_graph(graph: Any, params: Optional[dict], records: str, trials: int,
+def tune_graph(graph: Any, params: Optional[dict], records: str, trials: Optional[int],
                target: Union[str, Target] = "llvm", num_threads: Optional[int] = None,
-               total_trials: Optional[int] = None) -> list[SearchTask]:
+               total_trials: Optional[int] = None, budget: Optional[float] = None,
+               measure_option: Optional[dict] = None, progress: bool = False) -> list[SearchTask]:
     """Auto-schedule every kernel of ``graph``: ``trials`` per kernel on average (or
     ``total_trials`` in all), shared by a ``TaskScheduler`` by weighted time; measurements go to
-    the records database ``records``."""
+    the records database ``records``.
+
+    ``budget``: seconds of wall-clock time for the whole model, rounds stop when they have
+    passed; with it ``trials`` (and ``total_trials``) may be None: no trial limit.
+    ``measure_option``: ``{"builder", "runner"}`` (e.g. ``tuner.dask_measure.measure_option_for_scheduler``),
+    closed by the caller; default: this machine's, timing with ``num_threads`` threads."""
     from ..tuner.measure import LocalRunner
     from .records import RecordToFile
-    from .task import TuningOptions
+    from .task import RUNNER_TIMING, TuningOptions
     from .task_scheduler import TaskScheduler
 
+    if trials is None and total_trials is None and budget is None:
+        raise TuningError("tune_graph needs trials, total_trials or a budget: nothing would stop the search")
     tasks, weights = extract_tasks(graph, params, target)
+    own_runner = LocalRunner(**RUNNER_TIMING, num_threads=num_threads) if measure_option is None else None
+    option = measure_option or {"builder": None, "runner": own_runner}
     log = RecordToFile(records)
     try:
-        total = total_trials if total_trials is not None else trials * len(tasks)
-        options = TuningOptions(num_measure_trials=total, measure_callbacks=[log],
-                                runner=LocalRunner(number=3, min_repeat_ms=50, num_threads=num_threads))
-        TaskScheduler(tasks, weights).tune(options)
+        total = _total_trials(trials, total_trials, len(tasks))
+        options = TuningOptions(num_measure_trials=total, measure_callbacks=[log], builder=option["builder"],
+                                runner=option["runner"])
+        TaskScheduler(tasks, weights).tune(options, budget=budget, progress=progress)
     finally:
         log.close()
+        if own_runner is not None:
+            own_runner.close()
     return tasks
+
+
+def _total_trials(trials: Optional[int], total_trials: Optional[int], n_tasks: int) -> int:
+    """The trials of all tasks together; without a count (a budget limits the search) as many as an int holds."""
+    if total_trials is not None:
+        return total_trials
+    return sys.maxsize if trials is None else trials * n_tasks

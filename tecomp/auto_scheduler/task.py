@@ -36,6 +36,7 @@ from .workload import (KEY_PREFIX, call_workload, default_schedule, make_workloa
                        register_workload, workload_func, workload_name)
 
 logger = logging.getLogger("tecomp.auto_scheduler")
+RUNNER_TIMING = {"number": 3, "min_repeat_ms": 50}  # the default runner's: short kernels timed over 50 ms
 
 
 class TuningOptions:
@@ -144,7 +145,7 @@ class TaskTuner:
         self.policy = policy or SketchPolicy(task)
         self._own = options.builder is None, options.runner is None
         self.builder = options.builder or LocalBuilder()
-        self.runner = options.runner or LocalRunner(number=3, min_repeat_ms=50)
+        self.runner = options.runner or LocalRunner(**RUNNER_TIMING)
         task.feature_options = {"n_parallel": self.builder.n_parallel, "timeout": self.builder.timeout,
                                 "memory_limit": self.builder.memory_limit}
         self.best_flops, self.best_steps = 0.0, None

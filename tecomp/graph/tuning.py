@@ -9,13 +9,18 @@ so after each round the tasks are extracted again under the records and the
 new ones tuned, until a build under the records asks for nothing untuned. Last, each
 task's fastest configs are timed again beside its default (``tuner.confirm``): the
 fastest of many noisy measurements is often a lucky one.
+
+The auto-scheduler's ``TaskScheduler`` shares this module's pieces of a budget: the
+allocation rule (``TaskSlot``), the clock and its bar (``Deadline``) and the re-timing's
+bar (``confirming``).
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
-from typing import Any, Optional, Union
+from typing import Any, Iterable, Optional, Union
 
 from ..error import TuningError
 from ..target import Target
@@ -48,8 +53,7 @@ def tune_model(graph: Graph, params: Optional[dict], records: Union[str, os.Path
         raise TuningError(f"unknown tuner {tuner!r}; choose one of {', '.join(TUNERS)}")
     if not isinstance(trials, int) or trials < 1:
         raise TuningError(f"trials must be a positive int, got {trials!r}")
-    if budget is not None and not budget > 0:
-        raise TuningError(f"budget must be a positive number of seconds, got {budget!r}")
+    check_budget(budget)
     if measure_option is None:
         runner = autotvm.LocalRunner(number=5, repeat=1, num_threads=num_threads)
         measure_option = autotvm.measure_option(autotvm.LocalBuilder(), runner)
@@ -64,6 +68,49 @@ def tune_model(graph: Graph, params: Optional[dict], records: Union[str, os.Path
         return [slot.task for slot in scheduler.slots.values()]
     finally:
         db.close()
+
+
+def check_budget(budget: Optional[float]) -> None:
+    """TuningError unless ``budget`` is None or a positive number of seconds."""
+    if budget is not None and not (isinstance(budget, numbers.Real) and budget > 0):
+        raise TuningError(f"budget must be a positive number of seconds, got {budget!r}")
+
+
+class Deadline:
+    """A wall-clock budget of ``seconds`` from now; its bar (if ``progress``) shows the seconds
+    spent and the scheduler's state."""
+
+    def __init__(self, seconds: float, progress: bool, desc: str = "tuning") -> None:
+        from tqdm import tqdm
+
+        check_budget(seconds)
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self._bar = tqdm(total=round(seconds), unit="s", desc=desc, disable=not progress)
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.end
+
+    def show(self, tasks: int, model_seconds: float) -> None:
+        """Advance the bar to the time spent, beside the task count and the model's estimated time."""
+        self._bar.n = min(round(self.seconds), round(self.seconds - (self.end - time.monotonic())))
+        self._bar.set_postfix_str(f"{tasks} tasks, model ~{model_seconds * 1e3:.2f} ms")
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def __enter__(self) -> "Deadline":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def confirming(slots: Iterable, progress: bool) -> Iterable:
+    """``slots``, with a bar of the tasks whose fastest configs have been timed again."""
+    from tqdm import tqdm
+
+    return tqdm(list(slots), desc="confirming", unit="task", disable=not progress)
 
 
 class TaskSlot:
@@ -127,17 +174,13 @@ class TaskScheduler:
 
     def tune_for(self, seconds: float, measure_option: Any, progress: bool) -> None:
         """Slices of one batch until ``seconds`` have passed or every task is done."""
-        from tqdm import tqdm
-
         from .. import tuner as autotvm
 
-        deadline = time.monotonic() + seconds
         batch = measure_batch_size(measure_option)
         self.refresh()
         refreshed, changed = time.monotonic(), False
-        bar = tqdm(total=round(seconds), unit="s", desc="tuning", disable=not progress)
-        try:
-            while time.monotonic() < deadline:
+        with Deadline(seconds, progress) as deadline:
+            while not deadline.passed():
                 live = [s for s in self.slots.values() if not s.done and self._trials_left(s) > 0]
                 if not live:
                     if not self.refresh():
@@ -153,20 +196,15 @@ class TaskScheduler:
                 if changed and time.monotonic() - refreshed > max(MIN_REFRESH_S, seconds / 20):
                     self.refresh()  # a new best config may have changed the workloads after it
                     changed, refreshed = False, time.monotonic()
-                bar.n = min(round(seconds), round(seconds - (deadline - time.monotonic())))
-                bar.set_postfix_str(f"{len(self.slots)} tasks, model ~{self.estimated_seconds() * 1e3:.2f} ms")
-        finally:
-            bar.close()
+                deadline.show(len(self.slots), self.estimated_seconds())
 
     def confirm(self, measure_option: Any, progress: bool) -> None:
         """Re-time each task's fastest configs beside its default (``tuner.confirm``), so a build
         under the records uses a tuned config only where it stays faster when timed again."""
-        from tqdm import tqdm
-
         from ..tuner.confirm import confirm_best
 
         threads = getattr(measure_option.get("runner"), "num_threads", None)
-        for slot in tqdm(list(self.slots.values()), desc="confirming", unit="task", disable=not progress):
+        for slot in confirming(self.slots.values(), progress):
             confirm_best(slot.task, self.db, measure_option, num_threads=threads)
 
     def estimated_seconds(self) -> float:

@@ -99,3 +99,15 @@ def test_a_build_keeps_a_kernels_own_schedule_where_it_measured_faster(tmp_path)
     sch, args = last.default_schedule()                 # the baseline is the kernel's build schedule,
     bare = tecomp.te.create_schedule([args[-1].op])      # not the compute's own loops
     assert str(tecomp.lower(sch, args)) != str(tecomp.lower(bare, args))
+
+
+def test_tune_graph_refuses_a_search_nothing_would_stop(tmp_path):
+    import pytest
+
+    from tecomp.auto_scheduler.graph_tasks import tune_graph
+    from tecomp.error import TuningError
+
+    graph, params, _ = models.mlp()
+    with pytest.raises(TuningError, match="needs trials, total_trials or a budget"):
+        tune_graph(graph, params, str(tmp_path / "r.db"), None)
+    assert not (tmp_path / "r.db").exists()
