@@ -20,6 +20,9 @@ from ..tir.expr import IntImm
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 MIN_PARALLEL_ROWS = 16  # fewer rows than this: one fused loop, which parallelizes better
+# An intermediate stage an operator wants computed once rather than inlined, because its consumer
+# reads each element several times through computed indices (a resize pass).
+KEEP_TAG = "keep"
 
 IntPair = Union[int, Sequence[int]]
 
@@ -231,15 +234,23 @@ def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -
 def schedule_injective(outs: Any) -> Schedule:
     """Default schedule of injective (elementwise, broadcast, layout) operators.
 
-    Intermediate elementwise stages are inlined into their consumers; each
-    output is fused, parallelized and vectorized.
+    Intermediate elementwise stages are inlined into their consumers, except those tagged
+    ``KEEP_TAG``, which run as root stages scheduled like outputs where the outputs have their
+    rank (a layout change after them, such as into blocked channels, vectorizes along another
+    axis, where one inlined pass reads whole vectors); each output is fused, parallelized and
+    vectorized.
     """
     outs = as_list(outs)
     s = create_schedule([o.op for o in outs])
+    kept = []
     for stage in s.stages:
         op = stage.op
         if isinstance(op, ComputeOp) and not stage.is_output and not op.reduce_axis:
-            stage.compute_inline()
-    for o in outs:
-        schedule_injective_stage(s, o)
+            rank = len(op.output(0).shape)
+            if op.tag == KEEP_TAG and all(len(o.shape) == rank for o in outs):
+                kept.append(op.output(0))
+            else:
+                stage.compute_inline()
+    for t in kept + outs:
+        schedule_injective_stage(s, t)
     return s

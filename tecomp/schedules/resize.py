@@ -9,7 +9,10 @@ outside taps, crop-and-resize extrapolation); shapes are static, so a frontend
 computes them once and passes them as constants. ``resize`` is the te operator:
 each output element is the weighted sum of ``prod(taps per axis)`` input
 elements (one load for nearest), an injective-like gather that fuses and
-vectorizes with ``schedule_injective``.
+vectorizes with ``schedule_injective``. Interpolating several axes runs one
+pass per axis, the intermediates kept in memory (``KEEP_TAG``): each pass
+reads two to four taps where one pass over all axes would read their product,
+and only the pass along the innermost axis gathers lane by lane.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 from .. import te
 from ..tir import op as tir_op
 from ..tir.expr import PrimExpr
-from .common import FLOAT_DTYPES, check_dtype, const_shape, fail
+from .common import FLOAT_DTYPES, KEEP_TAG, check_dtype, const_shape, fail
 
 COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
                     "tf_crop_and_resize")
@@ -158,8 +161,8 @@ def resize(x: te.Tensor, index: te.Tensor, weight: te.Tensor | None = None, axes
     taps ``t`` (no ``weight``: the first tap alone, nearest). With
     ``extrapolation_value``, an output whose first tap on any axis is -1 takes
     that value. Other axes keep their size. With weights, data is interpolated in
-    ``INTERPOLATED_IN[x.dtype]`` (integers rounded half to even and saturated);
-    without, any dtype is copied.
+    ``INTERPOLATED_IN[x.dtype]`` (integers rounded half to even and saturated), one
+    axis per pass (``_pass_order``); without, any dtype is copied in one pass.
     """
     name = "resize"
     xshape = const_shape(x, name, "x")
@@ -181,36 +184,73 @@ def resize(x: te.Tensor, index: te.Tensor, weight: te.Tensor | None = None, axes
         if const_shape(weight, name, "weight") != ishape or weight.dtype != acc:
             raise fail(name, "weight", f"must be {acc} of the index's shape {ishape}, got "
                                        f"{weight.dtype}{list(const_shape(weight, name, 'weight'))}")
-    taps = 1 if weight is None else ishape[1]
+    passes = _pass_order(axes, xshape, shape) if weight is not None else [list(range(len(axes)))]
+    src, current = x, list(xshape)
+    for k, group in enumerate(passes):
+        for a in group:
+            current[axes[a]] = shape[axes[a]]
+        last = k == len(passes) - 1
+        src = _resample(src, index, weight, axes, group, tuple(current), acc,
+                        finish=(x.dtype, extrapolation_value) if last else None)
+    return src
+
+
+def _pass_order(axes: list[int], xshape: tuple, shape: tuple) -> list[list[int]]:
+    """Positions in ``axes``, one interpolated axis per pass. Only a pass along the innermost
+    dimension gathers (its taps differ lane by lane; the other passes read whole rows), so it
+    runs where the data is smallest: first when it enlarges the axis, last when it shrinks it.
+    The other axes keep ONNX's order."""
+    innermost = len(xshape) - 1
+    inner = [a for a, ax in enumerate(axes) if ax == innermost]
+    rest = sorted((a for a, ax in enumerate(axes) if ax != innermost), key=lambda a: axes[a])
+    if inner and shape[innermost] >= xshape[innermost]:
+        return [[a] for a in inner + rest]
+    return [[a] for a in rest + inner]
+
+
+def _resample(src: te.Tensor, index: te.Tensor, weight: te.Tensor | None, axes: list[int], group: list[int],
+              shape: tuple, acc: str | None, finish: tuple[str, float | None] | None) -> te.Tensor:
+    """One pass of ``resize``: ``src`` sampled along the axes at positions ``group`` of ``axes``.
+    An intermediate pass keeps the interpolation dtype ``acc`` and is tagged ``KEEP_TAG`` (the next
+    pass reads each of its elements several times); ``finish`` = (dtype, extrapolation value) makes
+    the final pass, which rounds, saturates and casts to ``dtype``."""
+    src_shape = const_shape(src, "resize", "x")
 
     def fcompute(*o: PrimExpr) -> PrimExpr:
         def tap(a: int, t: int) -> PrimExpr:
             i = index[a, t, o[axes[a]]]
-            return te.max(te.min(i, te.const(xshape[axes[a]] - 1, i.dtype)), te.const(0, i.dtype))
+            return te.max(te.min(i, te.const(src_shape[axes[a]] - 1, i.dtype)), te.const(0, i.dtype))
 
-        def gather(a: int, coords: list) -> PrimExpr:
-            """The sum over the taps of axes ``a``, ``a - 1``, ... 0, the first axis innermost: the
-            order of ONNX's axis-by-axis reference, so float64 sums round as it does."""
-            if a < 0:
-                return x[tuple(coords)] if weight is None else tir_op.cast(x[tuple(coords)], acc)
+        def gather(g: int, coords: list) -> PrimExpr:
+            """The sum over the taps of ``group[g]``, ``group[g - 1]``, ... ``group[0]``, the first axis
+            innermost: within a pass, the order of ONNX's axis-by-axis reference."""
+            if g < 0:
+                value = src[tuple(coords)]
+                return value if weight is None else tir_op.cast(value, acc)
+            a = group[g]
             total = None
-            for t in range(taps):
+            for t in range(1 if weight is None else index.shape[1].value):
                 coords[axes[a]] = tap(a, t)
-                term = gather(a - 1, coords)
+                term = gather(g - 1, coords)
                 if weight is not None:
                     term = term * weight[a, t, o[axes[a]]]
                 total = term if total is None else total + term
             return total
 
-        value = gather(len(axes) - 1, list(o))
-        if weight is not None and x.dtype not in FLOAT_DTYPES:
-            bounds = (tir_op.min_value(x.dtype).value, tir_op.max_value(x.dtype).value)
+        value = gather(len(group) - 1, list(o))
+        if finish is None:
+            return value
+        dtype, extrapolation_value = finish
+        if weight is not None and dtype not in FLOAT_DTYPES:
+            bounds = (tir_op.min_value(dtype).value, tir_op.max_value(dtype).value)
             lo, hi = (te.const(float(v), acc) for v in bounds)
             value = te.max(te.min(te.round(value), hi), lo)
-        value = tir_op.cast(value, x.dtype)
+        value = tir_op.cast(value, dtype)
         if extrapolation_value is None:
             return value
         inside = te.all(*[index[a, 0, o[ax]] >= 0 for a, ax in enumerate(axes)])
-        return te.if_then_else(inside, value, te.const(extrapolation_value, x.dtype))
+        return te.if_then_else(inside, value, te.const(extrapolation_value, dtype))
 
-    return te.compute(shape, fcompute, name=name)
+    if finish is None:
+        return te.compute(shape, fcompute, name="resize_pass", tag=KEEP_TAG)
+    return te.compute(shape, fcompute, name="resize")

@@ -10,7 +10,7 @@ from tecomp import te
 from tecomp.error import OperatorError
 from tecomp.schedules import gather as G
 from tecomp.schedules import resize as RZ
-from tecomp.schedules.common import schedule_injective
+from tecomp.schedules.common import KEEP_TAG, schedule_injective
 
 REDUCTIONS = ["none", "add", "mul", "max", "min"]
 
@@ -205,3 +205,51 @@ def test_resize_taps():
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
     assert RZ.is_identity(*RZ.resize_taps(6, 6, 1.0, "cubic", "half_pixel"), 6)
     assert not RZ.is_identity(*RZ.resize_taps(6, 6, 1.0, "linear", "tf_crop_and_resize", roi=(0.1, 0.9)), 6)
+
+
+def _two_axis_linear(in_len, out_len):
+    taps = [RZ.resize_taps(7, 15, 15 / 7, "linear", "half_pixel"),
+            RZ.resize_taps(in_len, out_len, out_len / in_len, "linear", "half_pixel")]
+    index, weight = RZ.stack_taps(taps, "float32")
+    X, I, W = te.placeholder((2, 7, in_len), name="X"), te.placeholder(index.shape, "int32", "I"), \
+        te.placeholder(weight.shape, "float32", "W")
+    return taps, (index, weight), (X, I, W)
+
+
+@pytest.mark.parametrize("in_len,out_len,pass_shape", [(13, 197, (2, 7, 197)), (13, 5, (2, 15, 13))])
+def test_resize_interpolates_one_axis_per_pass(in_len, out_len, pass_shape):
+    """Two interpolated axes run as two passes, the intermediate kept as a root stage: the
+    innermost axis (the one that gathers lane by lane) first where it grows, last where it shrinks."""
+    _, _, (X, I, W) = _two_axis_linear(in_len, out_len)
+    Y = RZ.resize(X, I, W, axes=[1, 2], shape=[2, 15, out_len])
+    (first,) = [t for t in Y.op.input_tensors if getattr(t.op, "tag", None) == KEEP_TAG]
+    assert tuple(d.value for d in first.shape) == pass_shape
+    s = schedule_injective(Y)
+    assert s[first].attach_type == "root"
+
+
+def test_resize_passes_inline_before_a_layout_change(check, rng):
+    """A consumer of another rank (here a blocked channel layout) vectorizes along its lanes,
+    where one pass over both axes reads whole vectors: the intermediate is inlined."""
+    taps, (index, weight), (X, I, W) = _two_axis_linear(13, 29)
+    Y = RZ.resize(X, I, W, axes=[1, 2], shape=[2, 15, 29])
+    blocked = te.compute((1, 15, 29, 2), lambda b, y, z, lane: Y[lane, y, z], name="blocked")
+    s = schedule_injective(blocked)
+    kept = [st for st in s.stages if getattr(st.op, "tag", None) == KEEP_TAG]
+    assert kept and all(st.attach_type == "inline" for st in kept)
+    x = _rand(rng, (2, 7, 13))
+    want = _resize_ref(x, [1, 2], taps).astype("float32").transpose(1, 2, 0)[None]
+    check(s, [X, I, W, blocked], [x, index, weight], want, rtol=1e-5)
+
+
+def test_resize_extrapolates_in_every_pass(check, rng):
+    roi = (np.float32(-0.2), np.float32(1.1))
+    taps = [RZ.resize_taps(7, 11, 11 / 7, "linear", "tf_crop_and_resize", roi=roi),
+            RZ.resize_taps(13, 23, 23 / 13, "linear", "tf_crop_and_resize", roi=roi)]
+    index, weight = RZ.stack_taps(taps, "float32")
+    X, I, W = te.placeholder((7, 13), name="X"), te.placeholder(index.shape, "int32", "I"), \
+        te.placeholder(weight.shape, "float32", "W")
+    Y = RZ.resize(X, I, W, axes=[0, 1], shape=[11, 23], extrapolation_value=-7.0)
+    x = _rand(rng, (7, 13))
+    check(schedule_injective(Y), [X, I, W, Y], [x, index, weight],
+          _resize_ref(x, [0, 1], taps, -7.0).astype("float32"), rtol=1e-5)
