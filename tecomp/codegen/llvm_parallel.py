@@ -22,9 +22,12 @@ variables and lets that the loop body uses. Parallel loops nested in a
 parallel body run serially. The thread count is libgomp's setting (``OMP_NUM_THREADS``
 or ``omp_set_num_threads``, which the runtime may call through ctypes), capped
 by the loop's work: waking a thread costs microseconds, so a loop gets one
-thread per ``GRAIN`` estimated element operations (stores, counted through the
-constant extents of the loops around them), and a loop too small for two
-calls its body directly, without a launch.
+thread per ``GRAIN`` estimated memory accesses (loads and stores, a vector
+access counting once per ``VECTOR_LANES`` lanes, through the constant extents
+of the loops around them), and a loop too small for two calls its body
+directly, without a launch. Loads count because a reduction's work is in them:
+a matrix-vector product stores one accumulator per step and streams a vector
+of weights.
 This module owns the outlining only; it must not emit anything but these
 functions and the call.
 """
@@ -35,18 +38,43 @@ from llvmlite import ir
 
 from ..tir import expr as E
 from ..tir import stmt as S
+from ..tir.dtype import lanes
 from ..tir.functor import Visitor
 from . import llvm_ops as ops
 from .llvm import FunctionEmitter
 
 _WORKER_TYPE = ir.FunctionType(ops.VOID, [ops.PTR])
-GRAIN = 32768  # estimated element operations per thread (tens of microseconds of work)
+GRAIN = 16384  # estimated memory accesses per thread (tens of microseconds of work)
+VECTOR_LANES = 16  # the lanes one vector access moves
 CHUNKS_PER_THREAD = 4
 _UNKNOWN_EXTENT = 1 << 16  # a symbolic extent is taken as large: parallelism is worth it
 
 
+def _accesses(dtype: str) -> int:
+    return -(-lanes(dtype) // VECTOR_LANES)
+
+
+class _Loads(Visitor):
+    """Memory accesses of the loads in an expression (``_accesses`` each)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def visit_BufferLoad(self, node: E.BufferLoad) -> None:
+        self.count += _accesses(node.dtype)
+        self.generic(node)
+
+
+def _loads(*exprs: E.PrimExpr) -> int:
+    counter = _Loads()
+    for e in exprs:
+        counter.visit(e)
+    return counter.count
+
+
 def estimated_work(stmt: S.Stmt) -> int:
-    """Element operations (stores and calls) ``stmt`` performs, through its loops' extents."""
+    """Memory accesses (loads, stores and calls; a vector access once per ``VECTOR_LANES`` lanes)
+    ``stmt`` performs, through its loops' extents."""
     if isinstance(stmt, S.For):
         extent = stmt.extent.value if isinstance(stmt.extent, E.IntImm) else _UNKNOWN_EXTENT
         return max(extent, 0) * estimated_work(stmt.body)
@@ -54,8 +82,10 @@ def estimated_work(stmt: S.Stmt) -> int:
         return sum(estimated_work(s) for s in stmt.seq)
     if isinstance(stmt, S.IfThenElse):
         return max(estimated_work(stmt.then_case), estimated_work(stmt.else_case) if stmt.else_case else 0)
-    if isinstance(stmt, (S.BufferStore, S.Evaluate)):
-        return 1
+    if isinstance(stmt, S.BufferStore):
+        return _accesses(stmt.value.dtype) + _loads(stmt.value, *stmt.indices)
+    if isinstance(stmt, S.Evaluate):
+        return 1 + _loads(stmt.value)
     body = getattr(stmt, "body", None)
     return estimated_work(body) if isinstance(body, S.Stmt) else 0
 

@@ -144,18 +144,35 @@ def test_broadcast_index_loads_one_element():
 
 @pytest.mark.parametrize("cols, threaded", [(1801, True), (50, False)])
 def test_parallel_loop_writes_every_element(cols, threaded):
-    # 37 x 1801 stores make work for two threads (GRAIN each); 37 x 50 are run by the caller alone
+    # 37 x 1801 elements, a load and a store each, make work for two threads (GRAIN each);
+    # 37 x 50 are run by the caller alone
     rows = 37
-    assert (rows * cols >= 2 * GRAIN) == threaded
+    assert (2 * rows * cols >= 2 * GRAIN) == threaded
     A, B = Buffer("A", "float32", (rows * cols,)), Buffer("B", "float32", (rows * cols,))
     i, j = Var("i"), Var("j")
     body = loop(i, rows, loop(j, cols, st(B, i * cols + j, ld(A, i * cols + j) + 1.0)), kind=PARALLEL)
-    assert estimated_work(body) == rows * cols
+    assert estimated_work(body) == 2 * rows * cols
     lib = build(PrimFunc("par", (A, B), body))
     a, b = rand(rows * cols), np.full(rows * cols, np.nan, "float32")
     call(lib, "par", [a, b])
     np.testing.assert_array_equal(b, a + 1)
     assert ("GOMP_parallel" in lib.sources["ll"]) == threaded
+
+
+def test_work_estimate_counts_the_loads_of_a_reduction_in_vectors():
+    """A matrix-vector product's step stores one 32-lane accumulator (2 vector accesses) and loads
+    it, a 32-lane weight vector (2 each) and a broadcast input value (1): 7 accesses, where
+    counting stores alone saw 1 and ran a 1024 x 1024 product on one thread."""
+    k, panels = 1024, 32
+    X, W = Buffer("X", "float32", (k,)), Buffer("W", "float32", (panels * k * 32,))
+    acc = Buffer("acc", "float32", (32,), scope="local")
+    p, r = Var("p"), Var("r")
+    lanes = Ramp(const(0), const(1), 32)
+    step = st(acc, lanes, BufferLoad(acc, (lanes,)) + BufferLoad(W, (Ramp((p * k + r) * 32, const(1), 32),))
+              * Broadcast(ld(X, r), 32))
+    body = loop(p, panels, loop(r, k, step), kind=PARALLEL)
+    assert estimated_work(body) == panels * k * 7
+    assert estimated_work(body) >= 2 * GRAIN
 
 
 def test_parallel_loop_captures_outer_loop_var_let_and_size_var_and_nests():
