@@ -9,7 +9,10 @@ for tecomp (libgomp) and for numpy's BLAS (threadpoolctl) together.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import statistics
+import tempfile
 import time
 from typing import Any, Callable, Iterator
 
@@ -72,16 +75,41 @@ def gflops(flops: float, seconds: float) -> float:
     return flops / seconds / 1e9
 
 
-def ort_session(model_bytes: bytes, nthreads: int):
+def ort_session(model_bytes: bytes, nthreads: int, profile_prefix: str | None = None):
     """An onnxruntime CPU session with ``nthreads`` intra-op threads, sequential, all graph
-    optimisations: how every benchmark runs its peer."""
+    optimisations: how every benchmark runs its peer (profiling into ``profile_prefix``*.json
+    when given)."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = nthreads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
     return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def ort_op_seconds(model_bytes: bytes, inputs: dict[str, np.ndarray], nthreads: int,
+                   runs: int = 20) -> dict[str, float]:
+    """Seconds per run by ONNX operator type (as onnxruntime fused them), from onnxruntime's own
+    profiler: each node's median over ``runs``, summed per type. The profiler's overhead is in
+    the figures, so compare shares, not totals, with tecomp's profile."""
+    with tempfile.TemporaryDirectory() as tmp:
+        session = ort_session(model_bytes, nthreads, profile_prefix=os.path.join(tmp, "ort"))
+        for _ in range(runs):
+            session.run(None, inputs)
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+    per_node: dict[tuple[str, str], list[float]] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_node.setdefault((e["name"], e["args"].get("op_name", "?")), []).append(e["dur"] * 1e-6)
+    per_type: dict[str, float] = {}
+    for (_, op), durations in per_node.items():
+        per_type[op] = per_type.get(op, 0.0) + statistics.median(durations)
+    return per_type
 
 
 def ort_runner(session: Any, inputs: dict[str, np.ndarray]) -> tuple[Callable[[], object], list[np.ndarray]]:

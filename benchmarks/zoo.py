@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import interleaved_medians, ort_runner, ort_session, threads
+from harness import interleaved_medians, ort_op_seconds, ort_runner, ort_session, threads
 from tecomp.cli import parse_duration
 
 CACHE = Path(os.environ.get("TECOMP_ZOO_CACHE", Path.home() / ".cache" / "tecomp" / "zoo"))
@@ -528,6 +528,12 @@ def profile(net: Network, nthreads: int, records: str | None, top: int) -> None:
     print("\nper kernel kind (calls, ms, share):")
     for kind, times in sorted(per_kind.items(), key=lambda kv: -sum(kv[1])):
         print(f"  {kind:<48s} {len(times):4d} {sum(times) * 1e3:9.3f} ms {sum(times) / total:6.1%}")
+    ort = ort_op_seconds(onnx_path.read_bytes(), inputs, nthreads)
+    ort_total = sum(ort.values()) or 1.0
+    print(f"\nonnxruntime per operator type ({ort_total * 1e3:.3f} ms in all by its profiler, which adds "
+          f"its own overhead):")
+    for op, seconds in sorted(ort.items(), key=lambda kv: -kv[1]):
+        print(f"  {op:<48s}      {seconds * 1e3:9.3f} ms {seconds / ort_total:6.1%}")
 
 
 def cpu_name() -> str:
