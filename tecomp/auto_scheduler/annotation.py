@@ -18,7 +18,17 @@ schedule through a step ``Recorder``. Parameters per stage rule:
   (more only while the fused ones have fewer than ``PARALLEL_ENOUGH``
   iterations), the vector width of the innermost spatial loop (0: none; the
   whole loop if it is that long; a shorter last vector is a tail), and the
-  unroll factor of the innermost reduction loop.
+  unroll factor of the innermost reduction loop. A producer with a row host
+  (see ``sketch``) also has a location ``at``: 0 at root, or ``d``: computed
+  at the host's loop over its first ``d`` axes, once per row of the host
+  while the row is in cache (its own loops then stay serial inside the
+  host's parallel loop, and its row axes are not vectorized; a row
+  reduction with no other spatial axis reduces in vector lanes of the
+  sampled width instead, ``rfactor``, its partial results computed at the
+  same loop). Only legal
+  locations are sampled (``location_error``): the host must have a loop
+  over exactly those axes (not one fused with the next axis), and the
+  producer's other consumers must be computed inside that loop too.
 * rfactor stages: the reduction loops fused and split by ``factor``;
   ``mode`` "vector" factors the inner part (its partial sums are vector
   lanes), "parallel" the outer part (its partial sums run in parallel).
@@ -33,8 +43,9 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional, Sequence
 
+from ..error import TuningError
 from ..te.schedule import Stage
 from . import gpu_annotation as gpu
 from .compute_dag import ComputeDAG, StageInfo
@@ -129,7 +140,51 @@ def sample(rng: random.Random, dag: ComputeDAG, sketch: Sketch) -> Candidate:
         sampler = _SAMPLERS.get(sketch.rule(info.index)[0])
         if sampler is not None:
             params[info.index] = sampler(rng, info)
-    return Candidate(sketch, tuple(params))
+    return Candidate(sketch, _place(rng, dag, sketch, params, resample={i for i, p in enumerate(params) if p}))
+
+
+def _guests(dag: ComputeDAG, sketch: Sketch) -> list[StageInfo]:
+    """The simple producers with a row host, consumers first (a host's own location comes first)."""
+    return [info for info in reversed(dag.compute_stages())
+            if sketch.rule(info.index)[0] == "simple" and sketch.rule(info.index)[1] is not None]
+
+
+def _place(rng: random.Random, dag: ComputeDAG, sketch: Sketch, params: list, resample: set) -> tuple:
+    """``params`` with a location sampled for the guests in ``resample`` and for those whose
+    location is no longer legal (their host's loops changed)."""
+    for info in _guests(dag, sketch):
+        at = params[info.index].get("at")
+        if info.index in resample or at is None or location_error(dag, sketch, params, info.index, at):
+            legal = [d for d in range(_host_rows(sketch, info) + 1)
+                     if not location_error(dag, sketch, params, info.index, d)]
+            params[info.index] = dict(params[info.index], at=rng.choice(legal))
+    return tuple(params)
+
+
+def _host_rows(sketch: Sketch, info: StageInfo) -> int:
+    """At how many leading axes the row host of ``info`` reads it."""
+    return info.row_reads[info.consumers.index(sketch.rule(info.index)[1])]
+
+
+def location_error(dag: ComputeDAG, sketch: Sketch, params: Sequence, index: int, at: int) -> Optional[str]:
+    """Why stage ``index`` cannot be computed at its row host's loop over the host's first ``at``
+    axes with these ``params`` (None where it can; ``at`` 0 is root)."""
+    if not at:
+        return None
+    info, host = dag.stages[index], sketch.rule(index)[1]
+    if sketch.rule(index)[0] != "simple" or host is None:
+        return f"stage {info.name} has no row host to be computed at"
+    host_info = dag.stages[host]
+    where = f"stage {info.name} cannot be computed at the loop over the first {at} axes of stage {host_info.name}"
+    if at > _host_rows(sketch, info):
+        return f"{where}: it reads {info.name} at its first {_host_rows(sketch, info)} axes only"
+    first = _fused_count(host_info, params[host])
+    if not first <= at < len(host_info.spatial):
+        return f"{where}: it has no such loop (its outer loop fuses its first {first} axes)"
+    outside = [c for c in info.consumers if c != host and params[c].get("at", 0) < at]
+    if outside:
+        return f"{where}: its consumer {dag.stages[outside[0]].name} is not computed inside that loop"
+    return None
 
 
 def mutate(rng: random.Random, dag: ComputeDAG, cand: Candidate) -> Candidate:
@@ -146,15 +201,17 @@ def mutate(rng: random.Random, dag: ComputeDAG, cand: Candidate) -> Candidate:
         axis = rng.randrange(len(params[key]))
         params[key] = [list(v) for v in params[key]]
         params[key][axis] = fresh[key][axis]
-    else:
+    elif key != "at":
         params[key] = fresh[key]
     new = list(cand.params)
     new[index] = params
-    return Candidate(cand.sketch, tuple(new))
+    # a host's changed loops may leave its guests' locations illegal: those are resampled too
+    return Candidate(cand.sketch, _place(rng, dag, cand.sketch, new, resample={index} if key == "at" else set()))
 
 
 def crossover(rng: random.Random, a: Candidate, b: Candidate) -> Candidate:
-    """Per stage, the parameters of ``a`` or ``b`` (same sketch), chosen at random."""
+    """Per stage, the parameters of ``a`` or ``b`` (same sketch), chosen at random (a guest's location
+    may then be illegal under its host's loops: ``to_steps`` rejects it)."""
     if a.sketch != b.sketch:
         return a
     return Candidate(a.sketch, tuple(pa if rng.random() < 0.5 else pb for pa, pb in zip(a.params, b.params)))
@@ -170,6 +227,7 @@ def to_steps(dag: ComputeDAG, cand: Candidate) -> list[list]:
     if any(r is not None and r[0] in _GPU_STEPS for r in cand.sketch.rules):
         # inlined first, so that a shared-memory copy reads through the producers inlined into it
         order.sort(key=lambda info: cand.sketch.rule(info.index)[0] != "inline")
+    rows: dict[int, dict[int, Any]] = {}  # simple stages' row loops by depth
     for info in order:
         rule, partner = cand.sketch.rule(info.index)
         params = cand.params[info.index]
@@ -179,7 +237,11 @@ def to_steps(dag: ComputeDAG, cand: Candidate) -> list[list]:
         elif rule == "inline":
             rec.compute_inline(stage)
         elif rule == "simple":
-            _simple(rec, stage, info, params)
+            error = location_error(dag, cand.sketch, cand.params, info.index, params.get("at", 0))
+            if error:
+                raise TuningError(error)
+            host = (stages[partner], rows[partner][params["at"]]) if params.get("at") else None
+            rows[info.index] = _located_simple(rec, stage, info, params, host)
         elif rule == "tile":
             _tile_inner(rec, stage, params, levels=4)
             _outer_parallel(rec, stage, info, params, levels=[0, 1][:params["par"]], count=len(info.spatial))
@@ -193,14 +255,49 @@ def to_steps(dag: ComputeDAG, cand: Candidate) -> list[list]:
     return rec.steps
 
 
+def _located_simple(rec: Recorder, stage: Stage, info: StageInfo, params: dict,
+                    host: Optional[tuple[Stage, Any]]) -> dict[int, Any]:
+    """A simple stage at root, or computed at ``host`` (its host stage and row loop, already
+    transformed); returns its own row loops by depth."""
+    if host is None:
+        return _simple(rec, stage, info, params)
+    if info.reduce and params["vec"] and len(info.spatial) <= params["at"]:
+        # no spatial loop left inside the host to vectorize: the vector width goes to the reduction
+        return _row_reduction_in_lanes(rec, stage, info, params["vec"], *host)
+    rows = _simple(rec, stage, info, params)
+    rec.compute_at(stage, *host)
+    return rows
+
+
+def _row_reduction_in_lanes(rec: Recorder, stage: Stage, info: StageInfo, vec: int, host: Stage,
+                            loop: Any) -> dict[int, Any]:
+    """``stage``'s reduction factored in ``vec`` vector lanes, it and its partial results computed at
+    ``loop`` of ``host`` (a scalar row reduction would wait on every addition); returns its row loops."""
+    n_sp = len(info.spatial)
+    _, inner = _split_reduction(rec, stage, n_sp, vec)
+    rf = _factor_in_lanes(rec, stage, inner)
+    rec.compute_at(rf, host, loop)
+    rec.compute_at(stage, host, loop)
+    return {d: row for d, row in enumerate(stage.leaf_iter_vars[:n_sp - 1], start=1)}
+
+
+def _split_reduction(rec: Recorder, stage: Stage, n_sp: int, factor: int) -> list:
+    """The reduction loops of ``stage`` (after its ``n_sp`` spatial ones) fused and split by ``factor``."""
+    return rec.split(stage, rec.fuse(stage, list(stage.leaf_iter_vars[n_sp:])), [factor])
+
+
+def _factor_in_lanes(rec: Recorder, stage: Stage, inner: Any) -> Stage:
+    """The factored stage of ``rfactor`` over ``inner``: its partial results in vector lanes."""
+    rf = rec.rfactor(stage, inner)   # rf: spatial..., outer (reduce), inner (data-parallel, innermost)
+    rec.annotate(rf, rf.leaf_iter_vars[-1], "vectorize")
+    return rf
+
+
 def _rfactor(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None:
     n_sp = len(info.spatial)
-    reduce = list(stage.leaf_iter_vars[n_sp:])
-    loop = rec.fuse(stage, reduce)
-    outer, inner = rec.split(stage, loop, [params["factor"]])
+    outer, inner = _split_reduction(rec, stage, n_sp, params["factor"])
     if params["mode"] == "vector":
-        rf = rec.rfactor(stage, inner)   # rf: spatial..., outer (reduce), inner (data-parallel, innermost)
-        rec.annotate(rf, rf.leaf_iter_vars[-1], "vectorize")
+        rf = _factor_in_lanes(rec, stage, inner)
         if n_sp and math.prod(info.spatial) > 1:
             _parallel_prefix(rec, rf, n_sp)
     else:
@@ -218,14 +315,26 @@ def _parallel_prefix(rec: Recorder, stage: Stage, count: int) -> None:
     rec.annotate(stage, rec.fuse(stage, loops), "parallel")
 
 
-def _simple(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None:
+def _fused_count(info: StageInfo, params: dict) -> int:
+    """How many outer spatial loops of a simple stage are fused into its outer loop (inside a row
+    host: none, its first loop stays as it is)."""
+    if params.get("at"):
+        return min(1, len(info.spatial))
+    whole = len(info.spatial) - (1 if params["vec"] and info.spatial and params["vec"] >= info.spatial[-1] else 0)
+    return min(params["fuse"], whole)
+
+
+def _simple(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> dict[int, Any]:
+    """Returns the stage's row loops by depth ``d`` (its loop over exactly its first ``d`` axes)."""
+    at = params.get("at", 0)
+    vec = params["vec"] if len(info.spatial) > at else 0  # rows computed one at a time: no vector
     leaves = list(stage.leaf_iter_vars)
     spatial, reduce = leaves[:len(info.spatial)], leaves[len(info.spatial):]
-    extents = _outside_vector(info.spatial, params["vec"])
+    extents = _outside_vector(info.spatial, vec)
     vec_loop = None
-    if params["vec"] and spatial:
-        if params["vec"] < info.spatial[-1]:
-            spatial[-1], vec_loop = rec.split(stage, spatial[-1], [params["vec"]])
+    if vec and spatial:
+        if vec < info.spatial[-1]:
+            spatial[-1], vec_loop = rec.split(stage, spatial[-1], [vec])
         else:  # the whole innermost loop is one vector
             vec_loop = spatial.pop()
         if reduce:  # the vector loop goes innermost, under the reduction
@@ -233,13 +342,16 @@ def _simple(rec: Recorder, stage: Stage, info: StageInfo, params: dict) -> None:
     if params["unroll"] and reduce and info.reduce[-1] % params["unroll"] == 0:
         _, inner = rec.split(stage, reduce[-1], [params["unroll"]])
         rec.annotate(stage, inner, "unroll")
-    fuse = min(params["fuse"], len(spatial))
+    fuse = _fused_count(info, params)
+    rows: dict[int, Any] = {}
     if fuse:
         fused = rec.fuse(stage, spatial[:fuse])
-        if math.prod(extents[:fuse]) > 1:
+        if not at and math.prod(extents[:fuse]) > 1:  # inside a host, the host's loop is the parallel one
             rec.annotate(stage, fused, "parallel")
+        rows = {d: loop for d, loop in enumerate([fused] + spatial[fuse:], start=fuse) if d < len(info.spatial)}
     if vec_loop is not None:
         rec.annotate(stage, vec_loop, "vectorize")
+    return rows
 
 
 def _tile_inner(rec: Recorder, stage: Stage, params: dict, levels: int) -> dict:

@@ -1,16 +1,17 @@
 """``ComputeDAG``: the compute operations of a workload and what the sketch rules need to know.
 
 Owns the analysis of a te program: its stages in schedule order, which are
-outputs, who reads whom, and per compute stage whether it reduces, whether
-some input is reused across its spatial loops (so tiling pays), whether it
-calls an expensive math function (so inlining it would repeat that work),
-and the FLOP count. ``apply_steps`` replays transform steps onto a fresh
-schedule. It must not choose steps nor measure.
+outputs, who reads whom (and at how many of the reader's leading axes), and
+per compute stage whether it reduces, whether some input is reused across
+its spatial loops (so tiling pays), whether it calls an expensive math
+function (so inlining it would repeat that work), and the FLOP count.
+``apply_steps`` replays transform steps onto a fresh schedule. It must not
+choose steps nor measure.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from ..error import TuningError
@@ -38,6 +39,9 @@ class StageInfo:
     consumers: tuple[int, ...]   # stage indices of the compute stages reading it
     data_reuse: bool             # an input misses a spatial axis: tiling keeps it in cache
     expensive: bool              # calls exp, log, ... (inlining would repeat it)
+    # per consumer (same order): every load of this stage in it has as its first indices that
+    # many of the consumer's own axes, in order (a row max read as mx[i] by e[i, j]: 1)
+    row_reads: tuple[int, ...] = ()
 
 
 class ComputeDAG:
@@ -108,6 +112,7 @@ def _analyse(sch: Schedule) -> list:
         for t in st.op.input_tensors:
             if i not in consumers[index_of[id(t.op)]]:
                 consumers[index_of[id(t.op)]].append(i)
+    leading: dict[tuple[int, int], int] = {}   # (producer, consumer) -> leading axes read at
     infos: list = []
     for i, st in enumerate(sch.stages):
         op = st.op
@@ -127,12 +132,27 @@ def _analyse(sch: Schedule) -> list:
         for body in op.body:
             post_order_visit(body, visit)
         spatial_vars = [iv.var for iv in op.axis]
+        for load in loads:
+            key = index_of[id(load.producer.op)], i
+            leading[key] = min(leading.get(key, len(spatial_vars)), _leading_axes(load, spatial_vars))
         load_vars = [set().union(*(collect_vars(idx) for idx in load.indices)) for load in loads]
         reuse = bool(op.reduce_axis) and any(not all(v in used for v in spatial_vars) for used in load_vars)
         infos.append(StageInfo(i, st.name, st.is_output, tuple(_extent(iv, st.name) for iv in op.axis),
                                tuple(_extent(iv, st.name) for iv in op.reduce_axis),
                                tuple(consumers[i]), reuse, bool(calls & _EXPENSIVE)))
-    return infos
+    return [info if info is None else replace(info, row_reads=tuple(leading.get((info.index, c), 0)
+                                                                    for c in info.consumers))
+            for info in infos]
+
+
+def _leading_axes(load: ProducerLoad, axes: list) -> int:
+    """How many of ``load``'s first indices are ``axes`` in order."""
+    count = 0
+    for index, axis in zip(load.indices, axes):
+        if index is not axis:
+            break
+        count += 1
+    return count
 
 
 def output_ops(tensors: Sequence[Tensor]) -> list:

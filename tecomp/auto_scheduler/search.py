@@ -9,6 +9,8 @@ Owns the search loop of one task. Each round (one measured batch):
    computed in the tuner's feature worker processes), the better half are
    parents, children are mutations (a tile size, an annotation, a compute
    location resampled) or crossovers (per-stage parameters of two parents);
+   a candidate whose steps cannot be made (a location illegal under its
+   host's loops) is skipped with a warning;
 3. the batch is the best-scored candidates not measured yet, each slot
    replaced with probability ``eps_greedy`` by a random sample (so a wrong
    model cannot starve exploration); before the model is trained, the
@@ -57,12 +59,18 @@ class SketchPolicy:
         self._features: dict[str, Optional[np.ndarray]] = {}
         self._foreign: list[tuple[np.ndarray, float]] = []
         self.pool: Optional[FeaturePool] = None
+        self._skipped: set[str] = set()                    # reasons already warned about
 
     # ------------------------------------------------------------ candidates
     def _steps(self, cand: Candidate) -> Optional[list]:
+        """The candidate's steps, or None (with a warning, once per reason) where they cannot be made,
+        e.g. a crossover that left a producer's location illegal under its host's loops."""
         try:
             return annotation.to_steps(self.task.compute_dag, cand)
-        except TecompError:
+        except TecompError as err:
+            if str(err) not in self._skipped:
+                self._skipped.add(str(err))
+                logger.warning("auto_scheduler %s: skipping a candidate: %s", self.task.workload_name, err)
             return None
 
     def _sample(self, n: int) -> dict[str, tuple[Candidate, list]]:

@@ -22,7 +22,11 @@ rules, applied consumers first (as TVM's auto-scheduler does on CPU):
   reductions run in parallel or in vector lanes, the stage sums them.
 * ``simple``: every other stage (reductions without reuse, elementwise
   outputs, expensive producers): outer loops fused and parallel, the inner
-  loop vectorized.
+  loop vectorized. A simple producer gets a row host (its partner): the
+  simple consumer that reads it at its own leading axes (softmax's row max
+  ``mx[i]`` read by ``e[i, j]``) and that hosts every other consumer of it;
+  the annotation then samples whether it is computed at root or at one of
+  the host's row loops.
 
 For a GPU (``gpu=True``) the rules are TVM's GPU sketch rules, simplified:
 
@@ -51,9 +55,6 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from ..te.operation import ComputeOp
-from ..tir.expr import ProducerLoad
-from ..tir.functor import post_order_visit
 from .compute_dag import ComputeDAG, StageInfo
 
 MAX_SKETCHES = 8
@@ -64,7 +65,8 @@ RFACTOR_MIN_REDUCE = 256
 @dataclass(frozen=True)
 class Sketch:
     """One rule per compute stage: ``rules[i] = (rule, partner)`` for stage index ``i`` of the initial
-    schedule (``partner``: the host of a ``tile_in`` stage, the guest of a ``host``)."""
+    schedule (``partner``: the host of a ``tile_in`` stage, the guest of a ``host``, the row host of
+    a ``simple`` producer)."""
 
     rules: tuple
 
@@ -93,6 +95,8 @@ def generate_sketches(dag: ComputeDAG, gpu: bool = False) -> list[Sketch]:
         for index, (rule, partner) in combo:
             if rule == "tile_in":
                 rules[partner] = ("host", index)
+            elif rule == "simple":  # consumers first: a row host's own host is already known
+                rules[index] = ("simple", _row_host(dag, dag.stages[index], rules))
         sketch = Sketch(tuple(rules))
         if sketch not in seen:
             seen.add(sketch)
@@ -137,15 +141,16 @@ def _elementwise_host(dag: ComputeDAG, info: StageInfo) -> Optional[int]:
     host = dag.stages[info.consumers[0]]
     if host is None or host.reduce or host.spatial != info.spatial:
         return None
-    sch = dag.init_schedule()
-    op: ComputeOp = sch.stages[host.index].op
-    produced = sch.stages[info.index].op
-    axes = [iv.var for iv in op.axis]
-    loads: list = []
-    for body in op.body:
-        post_order_visit(body, lambda n: loads.append(n) if isinstance(n, ProducerLoad) else None)
-    mine = [ld for ld in loads if ld.producer.op is produced]
-    if mine and all(len(ld.indices) == len(axes) and all(a is b for a, b in zip(ld.indices, axes))
-                    for ld in mine):
-        return host.index
+    return host.index if info.row_reads[0] == len(info.spatial) else None
+
+
+def _row_host(dag: ComputeDAG, info: StageInfo, rules: list) -> Optional[int]:
+    """The consumer of ``info`` whose row loops may compute it: a simple stage that reads ``info`` at
+    its leading axes and has a row loop (an axis besides its innermost), and that hosts every other
+    consumer of ``info``."""
+    for host, rows in zip(info.consumers, info.row_reads):
+        others = [c for c in info.consumers if c != host]
+        if (rules[host] is not None and rules[host][0] == "simple" and rows and len(dag.stages[host].spatial) > 1
+                and all(rules[c] == ("simple", host) for c in others)):
+            return host
     return None

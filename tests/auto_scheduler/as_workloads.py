@@ -47,6 +47,13 @@ def numpy_reference(name: str, inputs: list) -> np.ndarray:
         return stencil5_bounded_numpy(*inputs)
     if name == "as_test_norms":
         return (inputs[0].astype("float64") ** 2).sum(axis=1).astype("float32")
+    if name == "as_test_softmax":
+        e = np.exp(inputs[0] - inputs[0].max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if name == "as_test_layer_norm":
+        x = inputs[0].astype("float64")
+        mean = x.mean(axis=1, keepdims=True)
+        return ((x - mean) / np.sqrt(((x - mean) ** 2).mean(axis=1, keepdims=True) + 1e-5)).astype("float32")
     (a,) = inputs
     h = a * 0.5
     return h[:-2, 1:-1] + h[1:-1, :-2] + h[1:-1, 1:-1] + h[1:-1, 2:] + h[2:, 1:-1]
@@ -63,3 +70,24 @@ def as_test_norms(rows: int, n: int):
 def as_test_scale(shape: tuple):
     a = te.placeholder(shape, name="a")
     return [a, te.compute(shape, lambda *i: a(*i) * 2.0, name="scaled")]
+
+
+@auto_scheduler.register_workload
+def as_test_softmax(n: int, m: int):
+    x = te.placeholder((n, m), name="x")
+    k1, k2 = te.reduce_axis((0, m), name="k1"), te.reduce_axis((0, m), name="k2")
+    mx = te.compute((n,), lambda i: te.max(x[i, k1], axis=k1), name="mx")
+    e = te.compute((n, m), lambda i, j: te.exp(x[i, j] - mx[i]), name="e")
+    s = te.compute((n,), lambda i: te.sum(e[i, k2], axis=k2), name="s")
+    return [x, te.compute((n, m), lambda i, j: e[i, j] / s[i], name="p")]
+
+
+@auto_scheduler.register_workload
+def as_test_layer_norm(n: int, m: int):
+    """Two-pass layer norm: the row sum is read by the variance and by the normalising consumer."""
+    x = te.placeholder((n, m), name="x")
+    k1, k2 = te.reduce_axis((0, m), name="k1"), te.reduce_axis((0, m), name="k2")
+    total = te.compute((n,), lambda i: te.sum(x[i, k1], axis=k1), name="total")
+    var = te.compute((n,), lambda i: te.sum((x[i, k2] - total[i] / m) * (x[i, k2] - total[i] / m), axis=k2),
+                     name="var")
+    return [x, te.compute((n, m), lambda i, j: (x[i, j] - total[i] / m) / te.sqrt(var[i] / m + 1e-5), name="y")]

@@ -3,20 +3,26 @@ what numpy does (checked by the reference interpreter and the LLVM build)."""
 
 from __future__ import annotations
 
+import logging
 import random
 
 import numpy as np
 import pytest
 
+import tecomp
 from tecomp import auto_scheduler, te
 from tecomp.auto_scheduler import SearchTask
 from tecomp.auto_scheduler.annotation import Candidate, crossover, mutate, sample, to_steps
+from tecomp.auto_scheduler.records import RecordToFile
+from tecomp.auto_scheduler.search import SketchPolicy
+from tecomp.error import TuningError
 from tecomp.tir import dtype as dt
 from tecomp.tir.functor import post_order_visit
 from tecomp.tir.stmt import BufferStore, For, ForKind
+from tecomp.tuner.measure import MeasureResult
 
-from as_workloads import (as_test_matmul_bias, as_test_norms, as_test_scale, as_test_stencil, numpy_reference,
-                          softmax_matmul, stencil5, stencil5_bounded)
+from as_workloads import (as_test_layer_norm, as_test_matmul_bias, as_test_norms, as_test_scale, as_test_softmax,
+                          as_test_stencil, numpy_reference, softmax_matmul, stencil5, stencil5_bounded)
 
 
 def _rules(task):
@@ -149,3 +155,87 @@ def test_unrolling_stops_before_the_tile_body_is_copied_too_often():
     unrolled = [s for s in to_steps(task.compute_dag, cand) if s[0] == "AN" and s[3] == "unroll"]
     assert 8 * 8 <= MAX_UNROLLED < 8 * 8 * 8
     assert len(unrolled) == 2  # two of the three 8-long spatial loops; a third would make 512 copies
+
+
+ROW_HOSTED = {"as_test_softmax": {("mx", "e"), ("e", "p"), ("s", "p")},
+              "as_test_layer_norm": {("total", "y"), ("var", "y")}}
+# a row reduction inside its host reduces in vector lanes (rfactor), the partial results there too
+IN_LANES = {"as_test_softmax": {("mx.rf", "e"), ("s.rf", "p")},
+            "as_test_layer_norm": {("total.rf", "y"), ("var.rf", "y")}}
+
+
+def test_row_hosts_are_the_consumers_that_read_the_producer_at_their_rows():
+    """Softmax's exponentials are read by the sum and the division: the division hosts both; the
+    softmax@V division inlined into the matmul leaves its sum no host."""
+    assert [str(s) for s in SearchTask(func=as_test_softmax, args=(13, 197)).sketches] == [
+        "1:simple->2, 2:simple->4, 3:simple->4, 4:simple"]
+    assert [str(s) for s in SearchTask(func=as_test_layer_norm, args=(7, 61)).sketches] == [
+        "1:simple->3, 2:simple->3, 3:simple"]
+    task = SearchTask(func=softmax_matmul, args=(16, 8))
+    names = {st.name: st.index for st in task.compute_dag.compute_stages()}
+    for sketch in task.sketches:
+        division_kept = sketch.rule(names["p"])[0] == "simple"
+        assert sketch.rule(names["s"]) == ("simple", names["p"] if division_kept else None)
+
+
+def _row_candidates(task, n: int = 40) -> dict:
+    """Sampled candidates (fixed seed) by the (stage, host) pairs they compute at a row loop."""
+    rng, found = random.Random(0), {}
+    for k in range(n):
+        steps = to_steps(task.compute_dag, sample(rng, task.compute_dag, task.sketches[k % len(task.sketches)]))
+        sch, _ = task.compute_dag.apply_steps(steps)
+        at = frozenset((st.name, st.attach_stage.name) for st in sch.stages if st.attach_type == "scope")
+        found.setdefault(at, steps)
+    return found
+
+
+@pytest.mark.parametrize("func,args", [(as_test_softmax, (13, 197)), (as_test_layer_norm, (7, 61))])
+def test_row_producers_are_sampled_at_their_consumers_row_loop_and_compute_correctly(check, tmp_path, func, args):
+    """Softmax's row max and sum (and its exponentials, read by the sum and the division) and layer
+    norm's row sum and variance are computed at root or at the row loop of their consumer, a row
+    reduction in vector lanes or not (odd shapes: tails everywhere); every combination sampled
+    matches numpy in the interpreter and through LLVM, and its record replays to the same loop IR."""
+    task = SearchTask(func=func, args=args)
+    found = _row_candidates(task)
+    assert set().union(*found) == ROW_HOSTED[task.workload_name] | IN_LANES[task.workload_name]
+    assert any(ROW_HOSTED[task.workload_name] <= at for at in found)  # everything at the host's rows at once
+    inputs = [np.random.default_rng(5).uniform(-2, 2, args).astype("float32")]
+    want = numpy_reference(task.workload_name, inputs)
+    log = RecordToFile(tmp_path / "r.db")
+    for k, (at, steps) in enumerate(found.items()):
+        sch, tensors = task.compute_dag.apply_steps(steps)
+        lowered = check(sch, tensors, inputs, want, rtol=1e-4, atol=1e-5)
+        log(task, [steps], [MeasureResult((1.0 / (k + 2),), 0, "", 0.1, 1.0)])  # the newest is the best
+        fresh = SearchTask(func=func, args=args)  # a new compute: new objects, same loop IR
+        assert str(tecomp.lower(*fresh.apply_best(log.db))) == str(lowered), sorted(at)
+    log.close()
+
+
+def test_a_location_its_hosts_loops_do_not_allow_is_rejected_and_the_search_skips_it(caplog):
+    task = SearchTask(func=as_test_softmax, args=(13, 197))
+    dag, (sketch,) = task.compute_dag, task.sketches
+    names = {st.name: st.index for st in dag.compute_stages()}
+    cand = sample(random.Random(0), dag, sketch)
+    params = list(cand.params)
+    params[names["p"]] = {"fuse": 2, "vec": 16, "unroll": 0}     # p fuses its rows with its column loop
+    params[names["s"]] = dict(params[names["s"]], at=1)
+    bad = Candidate(sketch, tuple(params))
+    with pytest.raises(TuningError, match="stage s cannot be computed at the loop over the first 1 axes of "
+                                          "stage p: it has no such loop"):
+        to_steps(dag, bad)
+    policy = SketchPolicy(task, seed=0)
+    with caplog.at_level(logging.WARNING, logger="tecomp.auto_scheduler"):
+        found: dict = {}
+        policy._add(found, bad)
+        policy._add(found, bad)
+    assert not found and caplog.text.count("skipping a candidate: stage s cannot be computed") == 1
+
+
+def test_mutations_keep_row_locations_legal():
+    task = SearchTask(func=as_test_softmax, args=(13, 197))
+    dag, (sketch,) = task.compute_dag, task.sketches
+    rng = random.Random(2)
+    cand = sample(rng, dag, sketch)
+    for _ in range(300):
+        cand = mutate(rng, dag, cand)
+        to_steps(dag, cand)  # a host's changed loops move its guests to legal locations
