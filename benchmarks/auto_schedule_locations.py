@@ -2,7 +2,7 @@
 or the consumer's row loop) and root-only, and time both searches' best kernels in turns in this
 process (1 thread).
 
-    python examples/auto_schedule_softmax_locations.py [--trials 16] [--shapes 128x197 197x197] [--dir DIR]
+    python benchmarks/auto_schedule_locations.py [--trials 16] [--shapes 128x197 197x197] [--dir DIR]
 
 Root-only restricts the sampler in this script (every location but root is reported illegal); the
 library always samples both.
@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -23,8 +21,7 @@ import tecomp
 from tecomp import auto_scheduler, te
 from tecomp.auto_scheduler import annotation
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from harness import interleaved_medians, threads  # noqa: E402
+from harness import interleaved_medians, threads
 
 
 @auto_scheduler.register_workload
@@ -60,6 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     folder = args.dir or tempfile.mkdtemp()
+    os.makedirs(folder, exist_ok=True)
     for shape in args.shapes:
         n, m = (int(v) for v in shape.split("x"))
         x = np.random.default_rng(0).uniform(-2, 2, (n, m)).astype("float32")
