@@ -22,59 +22,39 @@ variables and lets that the loop body uses. Parallel loops nested in a
 parallel body run serially. The thread count is libgomp's setting (``OMP_NUM_THREADS``
 or ``omp_set_num_threads``, which the runtime may call through ctypes), capped
 by the loop's work: waking a thread costs microseconds, so a loop gets one
-thread per ``GRAIN`` estimated memory accesses (loads and stores, a vector
-access counting once per ``VECTOR_LANES`` lanes, through the constant extents
-of the loops around them), and a loop too small for two calls its body
-directly, without a launch. Loads count because a reduction's work is in them:
-a matrix-vector product stores one accumulator per step and streams a vector
-of weights.
+thread per ``GRAIN`` estimated element operations (stores, counted through the
+constant extents of the loops around them) or per ``STREAM_GRAIN`` bytes of the
+buffers it touches, whichever is more (a matrix-vector product stores once per
+step while it streams a matrix), and a loop too small for two calls its body
+directly, without a launch. Counting loads instead made small cache-resident
+kernels parallel, and their consumers then read data split across two cores'
+caches.
 This module owns the outlining only; it must not emit anything but these
 functions and the call.
 """
 
 from __future__ import annotations
 
+import math
+
 from llvmlite import ir
 
 from ..tir import expr as E
 from ..tir import stmt as S
-from ..tir.dtype import lanes
+from ..tir.dtype import parse
 from ..tir.functor import Visitor
 from . import llvm_ops as ops
 from .llvm import FunctionEmitter
 
 _WORKER_TYPE = ir.FunctionType(ops.VOID, [ops.PTR])
-GRAIN = 16384  # estimated memory accesses per thread (tens of microseconds of work)
-VECTOR_LANES = 16  # the lanes one vector access moves
+GRAIN = 32768  # estimated element operations per thread (tens of microseconds of work)
+STREAM_GRAIN = 256 << 10  # bytes of memory touched per thread (about 20 us from beyond L2)
 CHUNKS_PER_THREAD = 4
 _UNKNOWN_EXTENT = 1 << 16  # a symbolic extent is taken as large: parallelism is worth it
 
 
-def _accesses(dtype: str) -> int:
-    return -(-lanes(dtype) // VECTOR_LANES)
-
-
-class _Loads(Visitor):
-    """Memory accesses of the loads in an expression (``_accesses`` each)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def visit_BufferLoad(self, node: E.BufferLoad) -> None:
-        self.count += _accesses(node.dtype)
-        self.generic(node)
-
-
-def _loads(*exprs: E.PrimExpr) -> int:
-    counter = _Loads()
-    for e in exprs:
-        counter.visit(e)
-    return counter.count
-
-
 def estimated_work(stmt: S.Stmt) -> int:
-    """Memory accesses (loads, stores and calls; a vector access once per ``VECTOR_LANES`` lanes)
-    ``stmt`` performs, through its loops' extents."""
+    """Element operations (stores and calls) ``stmt`` performs, through its loops' extents."""
     if isinstance(stmt, S.For):
         extent = stmt.extent.value if isinstance(stmt.extent, E.IntImm) else _UNKNOWN_EXTENT
         return max(extent, 0) * estimated_work(stmt.body)
@@ -82,12 +62,51 @@ def estimated_work(stmt: S.Stmt) -> int:
         return sum(estimated_work(s) for s in stmt.seq)
     if isinstance(stmt, S.IfThenElse):
         return max(estimated_work(stmt.then_case), estimated_work(stmt.else_case) if stmt.else_case else 0)
-    if isinstance(stmt, S.BufferStore):
-        return _accesses(stmt.value.dtype) + _loads(stmt.value, *stmt.indices)
-    if isinstance(stmt, S.Evaluate):
-        return 1 + _loads(stmt.value)
+    if isinstance(stmt, (S.BufferStore, S.Evaluate)):
+        return 1
     body = getattr(stmt, "body", None)
     return estimated_work(body) if isinstance(body, S.Stmt) else 0
+
+
+class _Buffers(Visitor):
+    """The buffers an IR subtree reads or writes, and those it allocates itself."""
+
+    def __init__(self) -> None:
+        self.accessed: dict = {}
+        self.allocated: set = set()
+
+    def _access(self, node) -> None:
+        self.accessed.setdefault(node.buffer.data, node.buffer)
+        self.generic(node)
+
+    visit_BufferLoad = visit_BufferStore = _access
+
+    def visit_Allocate(self, node: S.Allocate) -> None:
+        self.allocated.add(node.buffer.data)
+        self.generic(node)
+
+
+def footprint_bytes(stmt: S.Stmt) -> int:
+    """Bytes of the buffers ``stmt`` reads or writes that live outside it (those of constant
+    shape): the memory a loop streams, which its store count does not show."""
+    found = _Buffers()
+    found.visit(stmt)
+    total = 0
+    for data, buf in found.accessed.items():
+        extents = [d.value if isinstance(d, E.IntImm) else d for d in buf.shape]
+        if data not in found.allocated and all(isinstance(d, int) for d in extents):
+            total += math.prod(extents) * parse(buf.dtype).bits // 8
+    return total
+
+
+def thread_count(loop: S.For) -> int:
+    """Threads worth waking for ``loop``: one per ``GRAIN`` estimated operations or per
+    ``STREAM_GRAIN`` bytes of memory it touches, whichever asks for more (a matrix-vector
+    product stores once per step while it streams a matrix), at most one per iteration."""
+    threads = max(estimated_work(loop) // GRAIN, footprint_bytes(loop) // STREAM_GRAIN)
+    if isinstance(loop.extent, E.IntImm):
+        threads = min(threads, loop.extent.value)
+    return threads
 
 
 class _UsedVars(Visitor):
@@ -124,9 +143,7 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
     name = parent.mod.unique_name(f"{parent.fname}.parallel")
     body = _emit_body(parent, f"{name}.body", loop, captured, [v.type for v in values] + [loop_ty, loop_ty])
     b = parent.builder
-    threads = estimated_work(loop) // GRAIN
-    if isinstance(loop.extent, E.IntImm):
-        threads = min(threads, loop.extent.value)
+    threads = thread_count(loop)
     if threads < 2:
         b.call(body.function, values + [lo, b.add(lo, extent)])
         return

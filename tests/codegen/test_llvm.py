@@ -18,7 +18,7 @@ import pytest
 
 import tecomp
 from tecomp.codegen.build import compile_llvm
-from tecomp.codegen.llvm_parallel import GRAIN, estimated_work
+from tecomp.codegen.llvm_parallel import GRAIN, estimated_work, footprint_bytes, thread_count
 from tecomp.error import BuildError, TargetError, UnresolvedSymbolError
 from tecomp.target import Target
 from tecomp.tir import (Allocate, Broadcast, Buffer, BufferLoad, BufferStore, Call, Cast, For, ForKind,
@@ -144,14 +144,13 @@ def test_broadcast_index_loads_one_element():
 
 @pytest.mark.parametrize("cols, threaded", [(1801, True), (50, False)])
 def test_parallel_loop_writes_every_element(cols, threaded):
-    # 37 x 1801 elements, a load and a store each, make work for two threads (GRAIN each);
-    # 37 x 50 are run by the caller alone
+    # 37 x 1801 stores make work for two threads (GRAIN each); 37 x 50 are run by the caller alone
     rows = 37
-    assert (2 * rows * cols >= 2 * GRAIN) == threaded
+    assert (rows * cols >= 2 * GRAIN) == threaded
     A, B = Buffer("A", "float32", (rows * cols,)), Buffer("B", "float32", (rows * cols,))
     i, j = Var("i"), Var("j")
     body = loop(i, rows, loop(j, cols, st(B, i * cols + j, ld(A, i * cols + j) + 1.0)), kind=PARALLEL)
-    assert estimated_work(body) == 2 * rows * cols
+    assert estimated_work(body) == rows * cols
     lib = build(PrimFunc("par", (A, B), body))
     a, b = rand(rows * cols), np.full(rows * cols, np.nan, "float32")
     call(lib, "par", [a, b])
@@ -159,20 +158,27 @@ def test_parallel_loop_writes_every_element(cols, threaded):
     assert ("GOMP_parallel" in lib.sources["ll"]) == threaded
 
 
-def test_work_estimate_counts_the_loads_of_a_reduction_in_vectors():
-    """A matrix-vector product's step stores one 32-lane accumulator (2 vector accesses) and loads
-    it, a 32-lane weight vector (2 each) and a broadcast input value (1): 7 accesses, where
-    counting stores alone saw 1 and ran a 1024 x 1024 product on one thread."""
-    k, panels = 1024, 32
+def _matrix_vector(k: int, panels: int) -> For:
+    """A packed matrix-vector product: per panel of 32 outputs, a 32-lane accumulator updated
+    once per step of k (one store) from a streamed 32-lane weight vector."""
     X, W = Buffer("X", "float32", (k,)), Buffer("W", "float32", (panels * k * 32,))
     acc = Buffer("acc", "float32", (32,), scope="local")
     p, r = Var("p"), Var("r")
     lanes = Ramp(const(0), const(1), 32)
     step = st(acc, lanes, BufferLoad(acc, (lanes,)) + BufferLoad(W, (Ramp((p * k + r) * 32, const(1), 32),))
               * Broadcast(ld(X, r), 32))
-    body = loop(p, panels, loop(r, k, step), kind=PARALLEL)
-    assert estimated_work(body) == panels * k * 7
-    assert estimated_work(body) >= 2 * GRAIN
+    return loop(p, panels, Allocate(acc, loop(r, k, step)), kind=PARALLEL)
+
+
+def test_a_loop_streaming_a_matrix_gets_threads_by_the_memory_it_touches():
+    """A 1024 x 1024 matrix-vector product stores too little for a second thread by count
+    (it had run on one thread at any setting) but streams 4 MiB of weights; the same product on
+    a 64 x 128 matrix stays on the caller."""
+    big, small = _matrix_vector(1024, 32), _matrix_vector(64, 4)
+    assert estimated_work(big) < 2 * GRAIN
+    assert footprint_bytes(big) == 1024 * 32 * 32 * 4 + 1024 * 4  # W and X; acc lives inside the loop
+    assert thread_count(big) >= 2
+    assert thread_count(small) < 2
 
 
 def test_parallel_loop_captures_outer_loop_var_let_and_size_var_and_nests():
