@@ -69,17 +69,32 @@ def estimated_work(stmt: S.Stmt) -> int:
 
 
 class _Buffers(Visitor):
-    """The buffers an IR subtree reads or writes, and those it allocates itself."""
+    """Per buffer an IR subtree reads or writes, the bytes its accesses move through the loops'
+    extents; and the buffers it allocates itself."""
 
     def __init__(self) -> None:
-        self.accessed: dict = {}
+        self.moved: dict = {}
+        self.buffers: dict = {}
         self.allocated: set = set()
+        self.scale = 1
 
-    def _access(self, node) -> None:
-        self.accessed.setdefault(node.buffer.data, node.buffer)
+    def visit_For(self, node: S.For) -> None:
+        outer = self.scale
+        self.scale *= node.extent.value if isinstance(node.extent, E.IntImm) else _UNKNOWN_EXTENT
+        self.generic(node)
+        self.scale = outer
+
+    def _count(self, node, dtype: str) -> None:
+        self.buffers.setdefault(node.buffer.data, node.buffer)
+        t = parse(dtype)
+        self.moved[node.buffer.data] = self.moved.get(node.buffer.data, 0) + self.scale * t.lanes * t.bits // 8
         self.generic(node)
 
-    visit_BufferLoad = visit_BufferStore = _access
+    def visit_BufferLoad(self, node: E.BufferLoad) -> None:
+        self._count(node, node.dtype)
+
+    def visit_BufferStore(self, node: S.BufferStore) -> None:
+        self._count(node, node.value.dtype)
 
     def visit_Allocate(self, node: S.Allocate) -> None:
         self.allocated.add(node.buffer.data)
@@ -87,15 +102,20 @@ class _Buffers(Visitor):
 
 
 def footprint_bytes(stmt: S.Stmt) -> int:
-    """Bytes of the buffers ``stmt`` reads or writes that live outside it (those of constant
-    shape): the memory a loop streams, which its store count does not show."""
+    """Bytes of memory ``stmt`` touches outside itself: per buffer it did not allocate, the
+    smaller of the buffer's size (when constant) and the bytes its accesses move. The memory a
+    loop streams, which its store count does not show; a gather of a few rows from a large table
+    counts the rows."""
     found = _Buffers()
     found.visit(stmt)
     total = 0
-    for data, buf in found.accessed.items():
+    for data, moved in found.moved.items():
+        if data in found.allocated:
+            continue
+        buf = found.buffers[data]
         extents = [d.value if isinstance(d, E.IntImm) else d for d in buf.shape]
-        if data not in found.allocated and all(isinstance(d, int) for d in extents):
-            total += math.prod(extents) * parse(buf.dtype).bits // 8
+        size = math.prod(extents) * parse(buf.dtype).bits // 8 if all(isinstance(d, int) for d in extents) else moved
+        total += min(size, moved)
     return total
 
 

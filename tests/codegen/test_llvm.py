@@ -181,6 +181,16 @@ def test_a_loop_streaming_a_matrix_gets_threads_by_the_memory_it_touches():
     assert thread_count(small) < 2
 
 
+def test_a_gather_of_a_few_rows_counts_the_rows_not_the_table():
+    """32 rows of 128 from a 1000-row embedding table (512 KB): 16 KB move, no second thread."""
+    table, ids = Buffer("T", "float32", (1000 * 128,)), Buffer("I", "int32", (32,))
+    out = Buffer("O", "float32", (32 * 128,))
+    i, j = Var("i"), Var("j")
+    body = loop(i, 32, loop(j, 128, st(out, i * 128 + j, ld(table, ld(ids, i) * 128 + j))), kind=PARALLEL)
+    assert footprint_bytes(body) == 32 * 128 * 4 * 2 + 32 * 4  # the rows read, the output, the ids (once)
+    assert thread_count(body) < 2
+
+
 def test_parallel_loop_captures_outer_loop_var_let_and_size_var_and_nests():
     n = SizeVar("n")
     A = Buffer("A", "int32", (4, n))
