@@ -230,7 +230,14 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+_TEMPLATE_ONLY = {"--tuner": "tuner", "--early-stopping": "early_stopping", "--retry-errors": "retry_errors"}
+
+
 def _tune(args: argparse.Namespace) -> None:
+    given = [flag for flag, name in _TEMPLATE_ONLY.items() if getattr(args, name)]
+    if args.auto_schedule and given:
+        raise ArgumentError(f"{', '.join(given)} apply to template tuning; --auto-schedule runs its own "
+                            "evolutionary search (drop them, or drop --auto-schedule)")
     if args.records and not os.path.exists(args.records):
         _writable(args.records, "--records")  # a new database: its directory must exist
     graph, params = _load_model(args.model, _shapes(args.shape), args.params)
@@ -267,8 +274,8 @@ def _tune_templates(args: argparse.Namespace, graph: Any, params: Optional[dict]
     from .tuner.tuner import retrying_errors
 
     with retrying_errors(args.retry_errors):
-        tasks = tune_model(graph, params, records, args.trials or DEFAULT_TRIALS, args.tuner, args.target, option,
-                           args.early_stopping, progress=not args.quiet, budget=args.budget,
+        tasks = tune_model(graph, params, records, args.trials or DEFAULT_TRIALS, args.tuner or "xgb", args.target,
+                           option, args.early_stopping, progress=not args.quiet, budget=args.budget,
                            num_threads=args.threads)
     print(f"tuned {len(tasks)} tasks, records in {records}")
     _print_compile_hint(args, records)
@@ -400,7 +407,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="wall-clock time for the whole model (600, 90s, 10m, 1h): trials go to the kernels "
                            "that hold most of the model's estimated latency, each still capped by --trials "
                            "(with --auto-schedule, only when --trials is given)")
-    tune.add_argument("--tuner", choices=("xgb", "ga", "random", "grid"), default="xgb")
+    tune.add_argument("--tuner", choices=("xgb", "ga", "random", "grid"),
+                      help="template tuner (default: xgb)")
     tune.add_argument("--early-stopping", type=_positive_int, metavar="N", help="stop a kernel after N trials without gain")
     tune.add_argument("--threads", type=_positive_int, metavar="N",
                       help="time candidates with N threads, as the model will run (default: all cores, "

@@ -111,3 +111,16 @@ def test_tune_auto_schedule_then_compile_with_its_records(tmp_path, capsys):
     assert main(["compile", *base, "-o", str(tmp_path / "g.so"), "--records", str(db)]) == 0
     x = np.arange(32, dtype="float32").reshape(4, 8)
     np.testing.assert_allclose(tecomp.graph.load(tmp_path / "g.so").run(x)[0], x @ weight.T)
+
+
+def test_auto_schedule_refuses_the_template_tuners_flags(tmp_path, capsys, monkeypatch):
+    """--tuner, --early-stopping and --retry-errors steer template tuning only: with
+    --auto-schedule they are an error naming them, not silently ignored."""
+    calls = _fake_tuning(monkeypatch)
+    base, _ = _model(tmp_path)
+    for flags, named in ((["--tuner", "ga"], "--tuner"), (["--early-stopping", "5"], "--early-stopping"),
+                         (["--retry-errors", "--tuner", "random"], "--tuner, --retry-errors")):
+        assert main(["tune", *base, "--records", str(tmp_path / "r.db"), "--auto-schedule", *flags]) == 1
+        err = capsys.readouterr().err
+        assert f"{named} apply to template tuning" in err and "--auto-schedule" in err
+    assert "tune_graph" not in calls
