@@ -50,14 +50,18 @@ _WORKER_TYPE = ir.FunctionType(ops.VOID, [ops.PTR])
 GRAIN = 32768  # estimated element operations per thread (tens of microseconds of work)
 STREAM_GRAIN = 256 << 10  # bytes of memory touched per thread (about 20 us from beyond L2)
 CHUNKS_PER_THREAD = 4
-_UNKNOWN_EXTENT = 1 << 16  # a symbolic extent is taken as large: parallelism is worth it
+_UNKNOWN_EXTENT = 1 << 16  # what ``_extent`` takes a symbolic extent for
+
+
+def _extent(loop: S.For) -> int:
+    """The loop's constant extent; a symbolic one is taken as large (parallelism is worth it)."""
+    return loop.extent.value if isinstance(loop.extent, E.IntImm) else _UNKNOWN_EXTENT
 
 
 def estimated_work(stmt: S.Stmt) -> int:
     """Element operations (stores and calls) ``stmt`` performs, through its loops' extents."""
     if isinstance(stmt, S.For):
-        extent = stmt.extent.value if isinstance(stmt.extent, E.IntImm) else _UNKNOWN_EXTENT
-        return max(extent, 0) * estimated_work(stmt.body)
+        return max(_extent(stmt), 0) * estimated_work(stmt.body)
     if isinstance(stmt, S.SeqStmt):
         return sum(estimated_work(s) for s in stmt.seq)
     if isinstance(stmt, S.IfThenElse):
@@ -80,7 +84,7 @@ class _Buffers(Visitor):
 
     def visit_For(self, node: S.For) -> None:
         outer = self.scale
-        self.scale *= node.extent.value if isinstance(node.extent, E.IntImm) else _UNKNOWN_EXTENT
+        self.scale *= max(_extent(node), 0)
         self.generic(node)
         self.scale = outer
 
