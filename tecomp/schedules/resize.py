@@ -202,7 +202,7 @@ def _pass_order(axes: list[int], xshape: tuple, shape: tuple) -> list[list[int]]
     The other axes keep ONNX's order."""
     innermost = len(xshape) - 1
     inner = [a for a, ax in enumerate(axes) if ax == innermost]
-    rest = sorted((a for a, ax in enumerate(axes) if ax != innermost), key=lambda a: axes[a])
+    rest = [a for a, ax in enumerate(axes) if ax != innermost]
     if inner and shape[innermost] >= xshape[innermost]:
         return [[a] for a in inner + rest]
     return [[a] for a in rest + inner]
