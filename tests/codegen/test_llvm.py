@@ -687,3 +687,29 @@ def test_functions_are_emitted_in_name_order():
     text = build(*funcs).sources["ll-unopt"]
     defined = re.findall(r'^define[^@]*@"?([\w.]+)', text, re.MULTILINE)
     assert [d for d in defined if "." not in d and not d.startswith("__")] == ["Alpha", "mid", "zeta"]
+
+
+def test_a_large_intermediate_buffer_is_kept_for_the_next_call_and_shared_safely(rng):
+    """A constant-size heap buffer (over the stack limit) is taken from its site's slot and put back
+    after the call, so repeated calls fault no fresh pages; calls from several threads at once
+    each get a block of their own and compute the right result."""
+    from concurrent.futures import ThreadPoolExecutor
+    from tecomp import te
+    n = 256 * 256  # 256 KiB of float32: a heap allocation
+    a = te.placeholder((n,), name="a")
+    twice = te.compute((n,), lambda i: a[i] * 2.0, name="twice")
+    out = te.compute((n,), lambda i: twice[n - 1 - i] + 1.0, name="out")
+    s = te.create_schedule(out.op)
+    f = tecomp.build(s, [a, out])
+    assert re.search(r"@\"?tecomp\.block\.\d+\"? = internal global ptr null", f.get_source("ll"))
+    inputs = [rng.uniform(-1, 1, n).astype("float32") for _ in range(8)]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        y = np.empty_like(x)
+        for _ in range(20):
+            f(x, y)
+        return y
+
+    with ThreadPoolExecutor(4) as pool:
+        for x, y in zip(inputs, pool.map(run, inputs)):
+            np.testing.assert_array_equal(y, x[::-1] * 2.0 + 1.0)
