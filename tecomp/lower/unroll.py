@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Optional
 
 from ..tir import expr as E
 from ..tir import op as _op
 from ..tir import stmt as S
 from ..tir.buffer import Buffer
-from ..tir.functor import Mutator, post_order_visit, substitute
+from ..tir.functor import Mutator, post_order_visit
+from ..tir.simplify import simplify
 
 # Unrolling past these only bloats code: LLVM re-rolls or spills, compile time grows.
 MAX_UNROLL_EXTENT = 1024
@@ -54,9 +55,36 @@ def _unroll(loop: S.For) -> S.Stmt:
         return dataclasses.replace(loop, kind=S.ForKind.SERIAL)
     copies = []
     for k in range(n):
-        body = substitute(loop.body, {loop.loop_var: _op.add(loop.min, _op.const(k, loop.loop_var.dtype))})
+        body = _Specialize(loop.loop_var, _op.add(loop.min, _op.const(k, loop.loop_var.dtype))).visit(loop.body)
         copies.append(_Freshen().visit(body))
     return S.seq(*copies)
+
+
+class _Specialize(Mutator):
+    """Substitutes the loop variable, and of a select whose condition thereby becomes a constant
+    visits only the branch taken: a table of expressions selected by an unrolled index (a
+    Winograd transform's) costs one entry per copy, not the whole table."""
+
+    def __init__(self, var: E.Var, value: E.PrimExpr):
+        self.var, self.value = var, value
+
+    def visit_Var(self, node: E.Var) -> Any:
+        return self.value if node is self.var else node
+
+    def visit_Select(self, node: E.Select) -> Any:
+        condition = self.visit(node.condition)
+        known = _truth(condition) if condition is not node.condition else None
+        if known is None:
+            return E.Select(condition, self.visit(node.true_value), self.visit(node.false_value))
+        return self.visit(node.true_value if known else node.false_value)
+
+
+def _truth(condition: E.PrimExpr) -> Optional[bool]:
+    """The value of a condition that simplifies to a constant (scalar or broadcast), else None."""
+    folded = simplify(condition)
+    if isinstance(folded, E.Broadcast):
+        folded = folded.value
+    return bool(folded.value) if isinstance(folded, E.IntImm) else None
 
 
 def _steps(loop: S.For) -> float:

@@ -211,8 +211,9 @@ class Analyzer:
     def _fold(self, e: PrimExpr) -> PrimExpr:
         """Local rules for a node whose children are already simplified."""
         if isinstance(e, Select):
-            if isinstance(e.condition, IntImm):
-                return e.true_value if e.condition.value else e.false_value
+            cond = e.condition.value if isinstance(e.condition, Broadcast) else e.condition
+            if isinstance(cond, IntImm):
+                return e.true_value if cond.value else e.false_value
             return e.true_value if structural_equal(e.true_value, e.false_value) else e
         if isinstance(e, Call) and e.op == "if_then_else" and isinstance(e.args[0], IntImm):
             return e.args[1] if e.args[0].value else e.args[2]
