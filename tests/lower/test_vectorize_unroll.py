@@ -251,6 +251,18 @@ def test_nested_unrolled_loops_get_fresh_vars_and_buffers(rng):
     same_results(f, g, rng)
 
 
+def test_unrolled_copies_keep_only_the_table_entry_their_index_selects(rng):
+    """select(j == 0, a, select(j == 1, b, c)) in a loop over j unrolled: each copy holds one entry."""
+    A, C = decl_buffer((5, 3), "float32", "A"), decl_buffer((5, 3), "float32", "C")
+    i, j = Var("i"), Var("j")
+    a, b, c = (BufferLoad(A, (i, const(k))) for k in range(3))
+    table = Select(j == 0, a + b, Select(j == 1, a - c, b * c))
+    f = PrimFunc("f", (A, C), loop(i, 5, loop(j, 3, BufferStore(C, table, (i, j)), ForKind.UNROLLED)))
+    g = f.with_body(unroll_loops(f.body))
+    assert not nodes(g.body, Select) and len(nodes(g.body, BufferLoad)) == 6
+    same_results(f, g, rng)
+
+
 def test_doubly_unrolled_and_auto_unroll(rng):
     A, C = decl_buffer((2, 3), "int32", "A"), decl_buffer((2, 3), "int32", "C")
     i, j = Var("i"), Var("j")
