@@ -10,7 +10,8 @@ and ``build`` ask :func:`current_options` what to do. Honoured keys:
 ``tir.instrument_bound_checkers`` (a build whose accesses check their
 bounds), ``tir.disable_vectorize`` (vectorized loops stay serial) and
 ``tir.UnrollLoop`` with ``auto_max_step`` (serial nests of at most that many
-iterations are unrolled). Other keys of TVM's are accepted and have no
+iterations are unrolled) and tecomp's own ``tecomp.winograd`` (default True:
+a model's 3x3 convolutions at stride 1 may run by Winograd's algorithm). Other keys of TVM's are accepted and have no
 effect in tecomp; an unknown key is an error, as in TVM.
 """
 
@@ -28,7 +29,7 @@ _contexts = ThreadLocalStack()
 _ACCEPTED = ("tir.noalias", "tir.disable_assert", "tir.detect_global_barrier", "tir.add_lower_pass",
              "tir.debug_keep_trivial_loop", "tir.LoopPartition", "tir.HoistIfThenElse", "tir.dma_bypass_cache",
              "tir.usmp.enable", "relay.backend.use_auto_scheduler", "relay.FuseOps.max_depth")
-_HONOURED = ("tir.instrument_bound_checkers", "tir.disable_vectorize", "tir.UnrollLoop")
+_HONOURED = ("tir.instrument_bound_checkers", "tir.disable_vectorize", "tir.UnrollLoop", "tecomp.winograd")
 
 
 class PassContext:
@@ -78,6 +79,7 @@ class BuildOptions:
     bound_check: bool
     vectorize: bool
     auto_unroll_max_step: int
+    winograd: bool
 
 
 def current_options() -> BuildOptions:
@@ -86,4 +88,5 @@ def current_options() -> BuildOptions:
     unroll = cfg.get("tir.UnrollLoop", {})
     return BuildOptions(bound_check=bool(cfg.get("tir.instrument_bound_checkers", False)),
                         vectorize=not cfg.get("tir.disable_vectorize", False),
-                        auto_unroll_max_step=int(unroll.get("auto_max_step", 0)))
+                        auto_unroll_max_step=int(unroll.get("auto_max_step", 0)),
+                        winograd=bool(cfg.get("tecomp.winograd", True)))

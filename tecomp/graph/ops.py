@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 
 from ..error import GraphError
 
-MODULES = ("elementwise", "transform", "reduction", "dense", "conv2d", "conv2d_nchwc", "pooling",
+MODULES = ("elementwise", "transform", "reduction", "dense", "conv2d", "conv2d_nchwc", "conv2d_winograd", "pooling",
            "softmax", "norm", "conv_transpose", "scan_ops", "rearrange", "gather", "resize", "recurrent")
 
 ELEMWISE = "elemwise"
@@ -46,10 +46,11 @@ _PATTERNS = {
                 "logical_and", "logical_or", "logical_xor", "mod"),
     INJECTIVE: ("transpose", "reshape", "flatten", "concatenate", "split", "strided_slice", "pad", "take",
                 "expand", "layout_transform", "pack_conv2d_kernel", "pack_depthwise_kernel", "pack_dense_weight",
+                "pack_winograd_kernel",
                 "dilate_pad", "conv_transpose_kernel",
                 "one_hot", "pad_mode", "gather_nd", "gather_elements", "scatter_from_sources", "resize"),
     REDUCE: ("sum", "max", "min", "mean", "prod", "logsumexp", "argmax", "argmin"),
-    ANCHOR: ("conv2d_nchw", "dense", "dense_packed", "matmul", "batch_matmul", "conv2d_nchwc",
+    ANCHOR: ("conv2d_nchw", "dense", "dense_packed", "matmul", "batch_matmul", "conv2d_nchwc", "conv2d_winograd_nchwc",
              "depthwise_conv2d_nchwc", "max_pool2d", "avg_pool2d", "global_avg_pool2d",
              "conv3d_ncdhw", "max_pool_nd", "avg_pool_nd", "lp_pool"),
     OPAQUE: ("softmax", "log_softmax", "layer_norm", "lstm", "gru", "rnn", "group_norm", "max_pool_argmax",
@@ -76,7 +77,8 @@ _CUDA_FAMILIES = {"conv2d_nchw": "conv2d_nchw", "dense": "dense", "dense_packed"
                   "sum": "reduce", "max": "reduce", "min": "reduce", "mean": "reduce", "layer_norm": "layer_norm"}
 
 # Anchors whose schedule also schedules a producer of their first input (run as a root stage of the kernel).
-PRODUCERS_FUSED = {"conv2d_nchwc": ("layout_transform",), "depthwise_conv2d_nchwc": ("layout_transform",)}
+PRODUCERS_FUSED = {"conv2d_nchwc": ("layout_transform",), "depthwise_conv2d_nchwc": ("layout_transform",),
+                   "conv2d_winograd_nchwc": ("layout_transform",)}
 
 # Operators whose first argument is a list of tensors: they get all of a node's inputs as that list.
 LIST_INPUT_OPS = ("concatenate",)

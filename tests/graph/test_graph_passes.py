@@ -322,3 +322,29 @@ def test_a_reduction_with_an_epilogue_keeps_its_vector_accumulator():
     xv = np.random.default_rng(2).standard_normal((2, 5, 16)).astype("float32")
     out = tecomp.graph.build(graph, "llvm", {}).run(xv)[0]
     np.testing.assert_allclose(out, np.sqrt((xv * xv).sum(1, keepdims=True)), rtol=1e-5)
+
+
+def test_three_by_three_convs_run_by_winograd_unless_turned_off(monkeypatch):
+    """A 3x3 conv at stride 1 becomes the Winograd conv (its kernel transformed once, folded), with
+    the residual add and relu still in its kernel; the stride-2 conv stays direct; the numbers
+    agree with the unoptimized build. ``tecomp.winograd: False`` keeps every conv direct."""
+    from tecomp.schedules import conv2d_winograd
+    monkeypatch.setattr(conv2d_winograd, "MIN_FLOP", 0)  # the small test convs are below the threshold
+    n = models.Net(13)
+    x = n.input("x", (1, 16, 13, 11))
+    y = n.op("relu", n.op("conv2d_nchw", x, n.weight("a", (32, 16, 3, 3)), padding=1))
+    y = n.op("conv2d_nchw", y, n.weight("b", (16, 32, 3, 3)), padding=1)
+    y = n.op("relu", n.op("add", y, x))
+    out = n.op("conv2d_nchw", y, n.weight("c", (16, 16, 3, 3)), padding=1, strides=2)
+    graph = n.graph(out)
+    optimized, _ = tecomp.graph.passes.optimize(graph, None, LLVM)
+    ops = _ops(optimized)
+    assert ops.count("conv2d_winograd_nchwc") == 2 and ops.count("conv2d_nchwc") == 1
+    assert ops.count("pack_winograd_kernel") == 0  # folded into params
+    xv = models.random_inputs(graph, seed=3)["x"]
+    plain = tecomp.graph.build(graph, "llvm", n.values, optimize=False, fuse_ops=False).run(xv)[0]
+    # Winograd rounds differently: about 1e-5 of the values' magnitude, here up to 5
+    np.testing.assert_allclose(tecomp.graph.build(graph, "llvm", n.values).run(xv)[0], plain, rtol=1e-4, atol=1e-4)
+    with tecomp.transform.PassContext(config={"tecomp.winograd": False}):
+        direct, _ = tecomp.graph.passes.optimize(graph, None, LLVM)
+    assert _ops(direct).count("conv2d_nchwc") == 3 and "conv2d_winograd_nchwc" not in _ops(direct)

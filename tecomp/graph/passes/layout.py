@@ -2,7 +2,9 @@
 
 ``conv2d_nchw`` with a constant kernel (any groups) becomes
 ``layout_transform -> conv2d_nchwc -> layout_transform`` with the kernel
-packed by a new ``pack_conv2d_kernel`` node (constant folded). The blocks are
+packed by a new ``pack_conv2d_kernel`` node (constant folded); a 3x3 conv at
+stride 1 with enough channels becomes ``conv2d_winograd_nchwc`` instead, its
+kernel transformed by ``pack_winograd_kernel`` (also folded). The blocks are
 those of the dispatched config of the conv's layout-free workload (``conv2d_nchwc_blocks``:
 the fallback's unless a lone conv was tuned with blocks as knobs); an untuned conv takes its
 data in the block it arrives in. The blocked kernel's own task has these blocks fixed, so a
@@ -27,6 +29,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ...transform import current_options
 from ...tuner import dispatch
 from ...tuner.dispatch import DispatchContext
 from ...tuner.space import FallbackConfigEntity
@@ -86,9 +89,13 @@ def _blocked_conv(node: Node, rw: Rewriter, nchwc: Any, producers: dict[str, Nod
     hint = node.name or node.outputs[0]
     new = []
     pack_x, xb = _emit(rw, "layout_transform", [data], hint, {"src_layout": NCHW, "dst_layout": f"NCHW{ib}c"})
+    tile = _winograd_tile(dt, kt, geometry, groups)
     if depthwise:
         pack_w, wb = _emit(rw, "pack_depthwise_kernel", [kernel], hint, {"block": ib})
         op = "depthwise_conv2d_nchwc"
+    elif tile:
+        pack_w, wb = _emit(rw, "pack_winograd_kernel", [kernel], hint, {"tile": tile, "oc_block": ob})
+        op = "conv2d_winograd_nchwc"
     else:
         pack_w, wb = _emit(rw, "pack_conv2d_kernel", [kernel], hint, {"ic_block": ib, "oc_block": ob})
         op = "conv2d_nchwc"
@@ -101,6 +108,15 @@ def _blocked_conv(node: Node, rw: Rewriter, nchwc: Any, producers: dict[str, Nod
                       output=node.outputs[0])
     new += [pack_x, pack_w, conv, unpack]
     return new
+
+
+def _winograd_tile(dt: Any, kt: Any, geometry: dict, groups: int) -> Optional[int]:
+    """The Winograd tile for this conv (``conv2d_winograd.winograd_tile``), or None: not applicable,
+    or turned off with ``PassContext(config={"tecomp.winograd": False})``."""
+    winograd = ops.library_module("conv2d_winograd")
+    if winograd is None or not current_options().winograd:
+        return None
+    return winograd.winograd_tile(dt.shape, kt.shape, **geometry, groups=groups, dtype=dt.dtype)
 
 
 def _unpacked_from(value: str, producers: dict[str, Node]) -> Optional[tuple[str, str]]:
