@@ -135,7 +135,7 @@ def _geometry(op_name: str, h: int, w: int, kh: int, kw: int, strides: IntPair, 
     return _Geometry(st, dl, pads, oh, ow)
 
 
-def _blocked_data(data: Tensor, op_name: str) -> tuple[int, ...]:
+def blocked_data(data: Tensor, op_name: str) -> tuple[int, ...]:
     check_dtype(data, op_name, "data")
     shape = const_shape(data, op_name, "data")
     if len(shape) != 5:
@@ -143,7 +143,7 @@ def _blocked_data(data: Tensor, op_name: str) -> tuple[int, ...]:
     return shape
 
 
-def _blocked_epilogue(conv: Tensor, bias: Tensor | None, activation: Activation, op_name: str,
+def blocked_epilogue(conv: Tensor, bias: Tensor | None, activation: Activation, op_name: str,
                       dtype: str) -> Tensor:
     """``conv`` plus bias (``[OC]``, in plain channel order) and activation, still blocked, rounded to
     ``dtype`` when the convolution accumulates in another (float16)."""
@@ -166,7 +166,7 @@ def conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: In
     the input blocks of that group only (``ib`` divides C/groups). ``bias`` is ``[OC]``;
     ``activation`` None, "relu" or ("clip", lo, hi).
     """
-    n, icc, h, w, ib = _blocked_data(data, OP)
+    n, icc, h, w, ib = blocked_data(data, OP)
     kshape = const_shape(kernel, OP, "kernel")
     if kernel.dtype != data.dtype:
         raise fail(OP, "kernel", f"dtype {kernel.dtype} differs from data dtype {data.dtype}")
@@ -202,7 +202,7 @@ def conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: In
         attrs={"template": TEMPLATE, "workload": _workload((n, icc * ib, h, w),
                                                            (occ * ob, group_blocks * ib, kh, kw), g, data.dtype,
                                                            (ib, ob))})
-    return _blocked_epilogue(conv, bias, activation, OP, data.dtype)
+    return blocked_epilogue(conv, bias, activation, OP, data.dtype)
 
 
 def depthwise_conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, padding: IntPair = 0,
@@ -210,7 +210,7 @@ def depthwise_conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, p
                            activation: Activation = None) -> Tensor:
     """Blocked depthwise convolution: ``data [N, C/b, H, W, b]``, ``kernel [C/b, KH, KW, b]``
     (see ``pack_depthwise_kernel``) -> ``[N, C/b, OH, OW, b]``."""
-    n, cc, h, w, b = _blocked_data(data, DW_OP)
+    n, cc, h, w, b = blocked_data(data, DW_OP)
     kshape = const_shape(kernel, DW_OP, "kernel")
     if kernel.dtype != data.dtype:
         raise fail(DW_OP, "kernel", f"dtype {kernel.dtype} differs from data dtype {data.dtype}")
@@ -230,7 +230,7 @@ def depthwise_conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, p
         name="depthwise_conv2d_nchwc", tag=CONV_TAG,
         attrs={"template": DW_TEMPLATE, "workload": _workload((n, cc * b, h, w), (cc * b, 1, kh, kw), g,
                                                               data.dtype, (b, b))})
-    return _blocked_epilogue(conv, bias, activation, DW_OP, data.dtype)
+    return blocked_epilogue(conv, bias, activation, DW_OP, data.dtype)
 
 
 # ----------------------------------------------------------------------------- schedule

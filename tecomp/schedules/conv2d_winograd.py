@@ -3,7 +3,7 @@ transform, the operator and its CPU schedule.
 
 A 3x3 convolution at stride 1 computes each ``m x m`` tile of its output from an
 ``(m + 2) x (m + 2)`` tile of its input with ``(m + 2)^2`` products per channel pair instead of
-``9 m^2`` (F(4, 3): 36 instead of 144). Three stages, each a te compute:
+``9 m^2`` (F(4, 3): 36 instead of 144). Three steps, each one or two te computes:
 
 - the input transform ``V = B^T d B`` per tile and input channel, ``[a, a, C/ib, P, ib]``
   (``a = m + 2``, ``P`` tiles), read from the zero-padded input;
@@ -16,7 +16,8 @@ A 3x3 convolution at stride 1 computes each ``m x m`` tile of its output from an
 
 The transform matrices' entries are constants: each transform is written as the sum of its
 non-zero terms for every position of the tile (a table of expressions selected by the
-position), and the schedule unrolls the positions, so no multiplication by a zero entry runs.
+position), and the schedule unrolls the position each table selects on, so every copy holds one
+entry and no multiplication by a zero entry runs.
 The interpolation points are 0, +-1, +-2 (and infinity); the rounding error of F(4, 3) in
 float32 is about 1e-5 relative, that of F(2, 3) about 1e-6.
 """
@@ -37,7 +38,7 @@ from ..tir.expr import PrimExpr
 from .common import (KEEP_TAG, IntPair, accumulator_dtype, const_shape, fail, find_by_tag, inline_between, int_pair,
                      padding4, schedule_each_output)
 from .conv2d import Activation, output_size, pad_spatial
-from .conv2d_nchwc import (LAYOUT_TAG, MAX_ACCUMULATORS, VECTOR_LANES, _blocked_data, _blocked_epilogue,
+from .conv2d_nchwc import (LAYOUT_TAG, MAX_ACCUMULATORS, VECTOR_LANES, blocked_data, blocked_epilogue,
                            default_reg_n, register_tile, schedule_layout_stage)
 
 OP = "conv2d_winograd_nchwc"
@@ -52,8 +53,8 @@ _POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # the finite interpolation points, the fi
 GEMM_ROWS = 14  # tiles per register tile of the product stage (accumulators: rows x ob/16)
 MIN_CHANNELS = 16  # fewer input or output channels: the transforms cost more than the products save
 MIN_TILES = 16  # F(4, 3) from this many output tiles, F(2, 3) below
-# A smaller conv keeps the direct algorithm: what Winograd saves on it is less than a tenth of a
-# millisecond, and its kernel takes about a second longer to compile.
+# A smaller conv keeps the direct algorithm: what Winograd saves on it is about a tenth of a
+# millisecond or less, and its kernel takes several times longer to compile than the direct one.
 MIN_FLOP = 40e6
 
 
@@ -172,7 +173,7 @@ def conv2d_winograd_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, pa
     """3x3 convolution at stride 1 by Winograd's algorithm: ``data [N, C/ib, H, W, ib]``, ``kernel``
     from ``pack_winograd_kernel`` (``[a, a, OC/ob, C, ob]``; the tile is ``a - 2``) ->
     ``[N, OC/ob, OH, OW, ob]``; the arithmetic of ``conv2d_nchw`` up to rounding."""
-    n, icc, h, w, ib = _blocked_data(data, OP)
+    n, icc, h, w, ib = blocked_data(data, OP)
     kshape = const_shape(kernel, OP, "kernel")
     if kernel.dtype != data.dtype:
         raise fail(OP, "kernel", f"dtype {kernel.dtype} differs from data dtype {data.dtype}")
@@ -223,7 +224,7 @@ def conv2d_winograd_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, pa
         return _transform(a_mat, x % tile, lambda c: out_rows[kb, p, y % tile, c, o], acc)
 
     out = te.compute((n, occ, out_h, out_w, ob), output_transform, name="winograd_output", tag=OUTPUT_TAG)
-    return _blocked_epilogue(out, bias, activation, OP, data.dtype)
+    return blocked_epilogue(out, bias, activation, OP, data.dtype)
 
 
 # ----------------------------------------------------------------------------- schedule
