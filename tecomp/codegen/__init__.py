@@ -19,10 +19,12 @@ def build_llvm(funcs: Sequence[Any], target: Any = None, bound_check: bool = Fal
     return _build_llvm(funcs, target, bound_check)
 
 
-def compile_library(funcs: Sequence[Any], target: Any, bound_check: bool = False) -> Any:
+def compile_library(funcs: Sequence[Any], target: Any, bound_check: bool = False, keep_blocks: bool = True) -> Any:
     """Compile lowered PrimFuncs into a library file for ``target`` (a ``CompiledLibrary``, not
     loaded): LLVM for ``llvm``, CUDA C and nvcc for ``cuda``. ``bound_check``: every buffer
-    access of CPU code checks its index (see :mod:`tecomp.codegen.llvm_checks`)."""
+    access of CPU code checks its index (see :mod:`tecomp.codegen.llvm_checks`).
+    ``keep_blocks=False``: CPU code frees its heap buffers after every call instead of keeping
+    them for the next (for code that runs briefly, as tuning candidates do)."""
     if target.kind == "cuda":
         if bound_check:
             from ..error import BuildError
@@ -30,7 +32,7 @@ def compile_library(funcs: Sequence[Any], target: Any, bound_check: bool = False
         from .cuda_build import compile_cuda_library
         return compile_cuda_library(funcs, target)
     from .build import compile_llvm
-    return compile_llvm(funcs, target, bound_check)
+    return compile_llvm(funcs, target, bound_check, keep_blocks=keep_blocks)
 
 
 def build_cuda(funcs: Sequence[Any], target: Any, fast_math: bool = False) -> Any:

@@ -176,12 +176,14 @@ class CompiledLibrary:
     metadata: str = ""  # the JSON text of __tecomp_metadata
 
 
-def generate_ir(funcs: Sequence[PrimFunc], target: Target, bound_check: bool = False) -> str:
+def generate_ir(funcs: Sequence[PrimFunc], target: Target, bound_check: bool = False,
+                keep_blocks: bool = True) -> str:
     """Unoptimized LLVM IR text of ``funcs`` plus the metadata function (``bound_check``: every
-    buffer access checks its index)."""
+    buffer access checks its index; ``keep_blocks``: see ``FunctionEmitter.block_slot``)."""
     tm = target_machine(target)
     meta = metadata_json(funcs, target)
-    emitter = ModuleEmitter(tm.triple, str(tm.target_data), cpu_and_features(target)[1], bound_check)
+    emitter = ModuleEmitter(tm.triple, str(tm.target_data), cpu_and_features(target)[1], bound_check,
+                            keep_blocks=keep_blocks)
     for func in sorted(funcs, key=lambda f: f.name):  # the text does not depend on the caller's order
         emitter.add_primfunc(func)
     emitter.add_metadata(meta)
@@ -276,9 +278,11 @@ def _emit_object(tm: llvm.TargetMachine, optimized_ir: str) -> bytes:
 
 
 def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = None,
-                 bound_check: bool = False, defer_unresolved: bool = False) -> CompiledLibrary:
+                 bound_check: bool = False, defer_unresolved: bool = False,
+                 keep_blocks: bool = True) -> CompiledLibrary:
     """Compile ``funcs`` for an llvm target into a shared object in a fresh temp directory
-    (``bound_check``: every buffer access checks its index). With ``defer_unresolved``, code calling
+    (``bound_check``: every buffer access checks its index; ``keep_blocks=False``: heap buffers are
+    freed after each call, for code loaded once). With ``defer_unresolved``, code calling
     functions nothing defines is returned unlinked, its error in ``unresolved``, instead of raising."""
     target = Target(target) if target is not None else (Target.current() or Target.host())
     funcs = [legalize_bfloat16(f) for f in funcs]
@@ -286,7 +290,7 @@ def compile_llvm(funcs: Sequence[PrimFunc], target: Union[Target, str, None] = N
         raise BuildError("nothing to build: the list of functions is empty")
     tm = target_machine(target)
     t0 = time.perf_counter()
-    text = generate_ir(funcs, target, bound_check)
+    text = generate_ir(funcs, target, bound_check, keep_blocks)
     t1 = time.perf_counter()
     mod = _parse_and_verify(text, funcs)
     for imported in imported_llvm(funcs):

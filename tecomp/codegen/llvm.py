@@ -57,13 +57,14 @@ class ModuleEmitter:
     """
 
     def __init__(self, triple: str = "", data_layout: str = "", features: str = "", bound_check: bool = False,
-                 state: str = "private"):
+                 state: str = "private", keep_blocks: bool = True):
         if state not in ("private", "import", "export"):
             raise ValueError(f"ModuleEmitter state must be private, import or export, not {state!r}")
         self.module = ir.Module(name="tecomp")
         self.state = state
         self.shared_used: set[str] = set()  # "error" and/or "callback": module-wide state this module uses
         self.bound_check = bound_check  # every buffer access checks its index (llvm_checks)
+        self.keep_blocks = keep_blocks  # constant-size heap buffers kept between calls (block_slot)
         self.vector_math = VectorMath(features)
         self.module.triple = triple
         self.module.data_layout = data_layout
@@ -286,7 +287,7 @@ class FunctionEmitter:
         nbytes = ir.Constant(ops.I64, elem_bytes)
         for extent in map(convert, buf.shape):
             nbytes = self.builder.mul(nbytes, self.typed(extent, "int64"))
-        slot = None if count is None else self.block_slot()
+        slot = self.block_slot() if count is not None and self.mod.keep_blocks else None
         ptr = self.heap_alloc(nbytes) if slot is None else self.reuse_block(slot, nbytes)
         checks.check_allocation(self, ptr, nbytes, buf)
         with self.bound(buf.data, ptr):
@@ -312,7 +313,7 @@ class FunctionEmitter:
         glibc's mmap threshold comes from the kernel with every page faulted in on first touch,
         which costs more than the kernel itself for a conv's padded input or a Winograd
         transform (2-3 ms of a 1 ms kernel). A site keeps at most one block until the process
-        ends."""
+        ends, so code loaded once and dropped (a tuning candidate) is compiled without slots."""
         slot = ir.GlobalVariable(self.mod.module, ops.PTR, self.mod.unique_name("tecomp.block"))
         slot.linkage = "internal"
         slot.initializer = ir.Constant(ops.PTR, None)

@@ -494,7 +494,9 @@ class _BuildHandler:
             return {"error_no": MeasureErrorNo.INSTANTIATION_ERROR, "error_msg": _describe(exc)}
         try:
             func = self._lower(sch, args, name="candidate", target=task.target)["candidate"]
-            library = self._compile([func], task.target, bound_check=job.get("bound_check", False))
+            # a runner worker loads thousands of candidates and never unloads one: none keeps blocks
+            library = self._compile([func], task.target, bound_check=job.get("bound_check", False),
+                                    keep_blocks=False)
             shutil.copyfile(library.so_path, job["out"])
         except Exception as exc:
             return {"error_no": MeasureErrorNo.COMPILE_HOST, "error_msg": _describe(exc)}

@@ -713,3 +713,8 @@ def test_a_large_intermediate_buffer_is_kept_for_the_next_call_and_shared_safely
     with ThreadPoolExecutor(4) as pool:
         for x, y in zip(inputs, pool.map(run, inputs)):
             np.testing.assert_array_equal(y, x[::-1] * 2.0 + 1.0)
+    # code loaded once and dropped (a tuning candidate: the builder asks for this) keeps nothing
+    from tecomp.codegen.build import generate_ir
+    func = tecomp.lower(s, [a, out], name="candidate")["candidate"]
+    assert "tecomp.block" in generate_ir([func], Target("llvm"))
+    assert "tecomp.block" not in generate_ir([func], Target("llvm"), keep_blocks=False)
