@@ -11,8 +11,9 @@ and ``build`` ask :func:`current_options` what to do. Honoured keys:
 bounds), ``tir.disable_vectorize`` (vectorized loops stay serial) and
 ``tir.UnrollLoop`` with ``auto_max_step`` (serial nests of at most that many
 iterations are unrolled) and tecomp's own ``tecomp.winograd`` (default True:
-a model's 3x3 convolutions at stride 1 may run by Winograd's algorithm). Other keys of TVM's are accepted and have no
-effect in tecomp; an unknown key is an error, as in TVM.
+a model's 3x3 convolutions at stride 1 may run by Winograd's algorithm).
+Other keys of TVM's are accepted and have no effect in tecomp; an unknown key
+is an error, as in TVM.
 """
 
 from __future__ import annotations

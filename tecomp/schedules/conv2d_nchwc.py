@@ -254,12 +254,17 @@ def _even_tiles(out_w: int, limit: int) -> int:
     return -(-out_w // -(-out_w // limit))
 
 
+def accumulator_limit(wanted: int, lanes: int) -> int:
+    """Up to ``wanted`` rows of ``lanes``-channel accumulators, as many as the vector registers hold."""
+    return max(1, min(wanted, MAX_ACCUMULATORS // -(-lanes // VECTOR_LANES)))
+
+
 def register_tile(out_w: int, wanted: int, lanes: int) -> int:
     """Output columns per accumulator tile of ``lanes`` channels: ``wanted`` when it divides the
     width and its accumulators fit the vector registers; else the widest tile that fits, a
     divisor of the width or equal tiles with a peeled tail, whichever is wider (a prime width
     such as 13 gets 7 + 6 columns, not 1)."""
-    limit = max(1, min(wanted, MAX_ACCUMULATORS // -(-lanes // VECTOR_LANES)))
+    limit = accumulator_limit(wanted, lanes)
     return max(default_reg_n(out_w, limit), _even_tiles(out_w, limit))
 
 

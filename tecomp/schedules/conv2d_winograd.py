@@ -38,8 +38,8 @@ from ..tir.expr import PrimExpr
 from .common import (KEEP_TAG, IntPair, accumulator_dtype, const_shape, fail, find_by_tag, inline_between, int_pair,
                      padding4, schedule_each_output)
 from .conv2d import Activation, output_size, pad_spatial
-from .conv2d_nchwc import (LAYOUT_TAG, MAX_ACCUMULATORS, VECTOR_LANES, blocked_data, blocked_epilogue,
-                           default_reg_n, register_tile, schedule_layout_stage)
+from .conv2d_nchwc import (LAYOUT_TAG, accumulator_limit, blocked_data, blocked_epilogue, default_reg_n,
+                           register_tile, schedule_layout_stage)
 
 OP = "conv2d_winograd_nchwc"
 PACK_OP = "pack_winograd_kernel"
@@ -241,17 +241,13 @@ def _schedule_input(s: Schedule, v: Tensor) -> None:
             schedule_layout_stage(s, t)
     stage = s[v]
     e, nu, cb, p, ci = stage.op.axis
-    tile_row, tile = stage.split(p, factor=_tiles_per_row(v))  # plain indices within a row of tiles
+    tile_row, tile = stage.split(p, factor=v.op.attrs["tiles_per_row"])  # plain indices within a row of tiles
     stage.reorder(cb, tile_row, tile, e, nu, ci)
     stage.parallel(stage.fuse(cb, tile_row))
     _unroll_table(stage, e, nu, ci)
     s[rows].compute_at(stage, tile)
     e, x, _, _, ci = s[rows].op.axis
     _unroll_table(s[rows], x, e, ci)
-
-
-def _tiles_per_row(v: Tensor) -> int:
-    return v.op.attrs["tiles_per_row"]
 
 
 def _unroll_table(stage: Any, position: Any, table: Any, lanes: Any) -> None:
@@ -286,7 +282,7 @@ def _gemm_rows(tiles: int, lanes: int) -> int:
     """Tiles per register tile: a divisor of the tile count of at least half ``GEMM_ROWS`` where
     one exists (49 tiles: 7, not 13 with a peeled tail of 10, whose copy of the unrolled tile
     costs compile time for little speed), else ``register_tile``'s choice."""
-    limit = min(GEMM_ROWS, MAX_ACCUMULATORS // -(-lanes // VECTOR_LANES))
+    limit = accumulator_limit(GEMM_ROWS, lanes)
     divisor = default_reg_n(tiles, limit)
     return divisor if 2 * divisor >= limit else register_tile(tiles, GEMM_ROWS, lanes)
 
@@ -308,7 +304,8 @@ def _schedule_output(s: Schedule, out: Tensor, out_rows: Tensor, tile: int) -> N
 
 def schedule_conv2d_winograd_nchwc(outs: Any) -> Schedule:
     """Schedule of ``conv2d_winograd_nchwc`` and any elementwise ops after it (inlined into the
-    output transform): the three stages above, each at root."""
+    output transform): the input transform, the products and the output transform each at root,
+    the first pass of each transform computed per tile inside its second."""
     def schedule_output(s: Schedule, out: Tensor) -> None:
         y = find_by_tag(out, OUTPUT_TAG)
         product = find_by_tag(y, PRODUCT_TAG)
