@@ -35,10 +35,11 @@ Transfer from the records database: when ``tune`` runs with a
 own records, the valid records (error_no 0) of *other* tasks with the same
 target whose template is registered in this process (at most the
 ``MAX_TRANSFER_RECORDS`` most recent) are re-lowered, featurized and given
-to ``load_history`` before the first batch, so the first plan comes from the
-model. Throughputs are normalized per source task by its best (the rank
-loss only needs the order within a task); the foreign tasks are recreated
-and featurized in the feature workers. Only for ``feature_type="itervar"``
+to ``load_history`` before the first batch, so the first plan comes from
+the model (``transfer.py`` makes the pairs, as for the auto-scheduler).
+Throughputs are normalized per source task by its best (the rank loss only
+needs the order within a task); the foreign tasks are recreated and
+featurized in the feature workers. Only for ``feature_type="itervar"``
 without a ``feature_fn`` (knob features do not transfer across spaces).
 Unknown templates, configs that no longer fit their space and records that
 fail to lower are skipped and counted (``transfer_skipped``), never raised;
@@ -50,7 +51,6 @@ instantiate a template in its own process.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -60,8 +60,9 @@ from .. import config as _config
 from ..error import TuningError
 from .cost_model import XGBoostCostModel
 from .features import FEATURE_VERSION
-from .measure import FeaturePool, task_spec, template_spec
+from .measure import FeaturePool, task_spec
 from .sa_optimizer import SimulatedAnnealingOptimizer
+from .transfer import newest_template_records, template_pairs
 from .tuner import (Tuner, check_space_size, index_to_digits, knob_sizes, sample_unvisited,
                     throughput)
 
@@ -181,42 +182,11 @@ class XGBTuner(Tuner):
 
     def _foreign_pairs(self, dbs: list) -> tuple[list, int, int]:
         """(features, normalized throughput) of other tasks' valid records; (pairs, tasks, skipped)."""
-        from . import task as task_module
         target = str(self.task.target)
-        candidates, skipped = [], 0
-        for db in dbs:
-            for rec in db.records(target=target):
-                if rec.task_key == self.task.key or rec.error_no != 0 or not rec.mean_cost:
-                    continue
-                try:
-                    name, args = json.loads(rec.task_key)
-                except (ValueError, TypeError):
-                    skipped += 1
-                    continue
-                if not isinstance(name, str) or name not in task_module._TEMPLATES:
-                    skipped += 1
-                    continue
-                candidates.append((name, args, rec))
-        candidates.sort(key=lambda c: c[2].timestamp)
-        skipped += max(0, len(candidates) - MAX_TRANSFER_RECORDS)
-        candidates = candidates[-MAX_TRANSFER_RECORDS:]
-        grouped: dict[str, list] = {}
-        for name, args, rec in candidates:
-            grouped.setdefault(rec.task_key, []).append((name, args, rec))
-        pairs, n_tasks = [], 0
-        for group in grouped.values():
-            name, args, _ = group[0]
-            spec = template_spec(name, args, self.task.target, task_module._TEMPLATES[name])
-            # a task's FLOP count cancels out in the normalization by its best
-            answers = self._pool().features(spec, [rec.config for _, _, rec in group])
-            rows = [(feats, 1.0 / rec.mean_cost) for (feats, _), (_, _, rec) in zip(answers, group)
-                    if feats is not None]
-            skipped += len(group) - len(rows)
-            if rows:
-                n_tasks += 1
-                best = max(y for _, y in rows)
-                pairs.extend((f, y / best) for f, y in rows)
-        return pairs, n_tasks, skipped
+        records, skipped = newest_template_records((rec for db in dbs for rec in db.records(target=target)),
+                                                   MAX_TRANSFER_RECORDS, exclude_key=self.task.key)
+        pairs, n_tasks, failed = template_pairs(self._pool(), records, self.task.target)
+        return pairs, n_tasks, skipped + failed
 
     # ------------------------------------------------------------ planning
     def _from_plan(self, taken: list[int]) -> Optional[int]:
