@@ -17,10 +17,17 @@ Owns the search loop of one task. Each round (one measured batch):
    batch is random.
 
 After each measured batch the model is retrained on everything measured
-(throughputs normalized by the task's best) plus the records of other
-auto-scheduler tasks in the same database (``seed_from_records``: their
-steps are re-featurized; throughputs normalized per task). It must not
-write records nor build anything itself.
+(throughputs normalized by the task's best) plus the records of other tasks
+of the same target in the same database (``seed_from_records``, before the
+first batch, so that batch already comes from the model): other
+auto-scheduler tasks' steps are re-featurized on their own workloads, and
+template (AutoTVM-style) records are turned into rows by
+``tuner.transfer``, whose configs lower to loop IR featurized the same way.
+Throughputs are normalized per source task; the ``MAX_FOREIGN_RECORDS``
+newest records of either kind are used, and records of an unregistered
+workload or template, or that no longer replay or lower, are skipped and
+counted (``seed_skipped``), never raised. It must not write records nor
+build anything itself.
 """
 
 from __future__ import annotations
@@ -35,11 +42,12 @@ import numpy as np
 from ..error import TecompError
 from ..tuner.cost_model import XGBoostCostModel
 from ..tuner.measure import FeaturePool
+from ..tuner.transfer import newest_template_records, template_pairs
 from . import annotation
 from .annotation import Candidate
 from .measure import batch_features
 from .records import measured, record_steps, steps_key
-from .workload import parse_workload_key
+from .workload import is_registered, parse_workload_key
 
 logger = logging.getLogger("tecomp.auto_scheduler")
 MAX_FOREIGN_RECORDS = 300
@@ -57,7 +65,9 @@ class SketchPolicy:
         self.throughputs: dict[str, float] = {}           # steps key -> FLOP/s (0: failed)
         self.candidates: dict[str, Candidate] = {}        # measured candidates this search made
         self._features: dict[str, Optional[np.ndarray]] = {}
-        self._foreign: list[tuple[np.ndarray, float]] = []
+        self._foreign: list[tuple[np.ndarray, float]] = []  # other tasks' rows (seed_from_records)
+        self.seeded_template_records = self.seeded_template_tasks = 0
+        self.seed_skipped = 0                              # other tasks' valid records not used
         self.pool: Optional[FeaturePool] = None
         self._skipped: set[str] = set()                    # reasons already warned about
 
@@ -163,10 +173,9 @@ class SketchPolicy:
             self.model.fit(np.stack([f for f, _ in rows]), np.array([y for _, y in rows]))
 
     def seed_from_records(self, db: Any) -> int:
-        """Resume from this task's records in ``db`` and learn from other auto-scheduler tasks' ones;
-        returns how many of this task's measurements were taken in."""
-        from .task import SearchTask
-
+        """Resume from this task's records in ``db`` and learn from other tasks' ones (auto-scheduler
+        and template tasks of the same target); returns how many of this task's measurements were
+        taken in."""
         target = str(self.task.target)
         own = 0
         for steps, rec in measured(db, self.task.workload_key, target):
@@ -174,34 +183,57 @@ class SketchPolicy:
             y = self.task.flop / rec.mean_cost if rec.mean_cost else 0.0
             self.throughputs[key] = max(y, self.throughputs.get(key, 0.0))
             own += 1
-        foreign: dict[str, list] = {}
+        searched, others, skipped = [], [], 0
         for rec in db.records(target=target):
-            if rec.task_key == self.task.workload_key or rec.mean_cost is None:
+            if rec.task_key == self.task.workload_key or not rec.mean_cost:
                 continue
             parsed = parse_workload_key(rec.task_key)
-            steps = record_steps(rec)
-            if parsed is None or steps is None:
-                continue
-            foreign.setdefault(rec.task_key, []).append((steps, 1.0 / rec.mean_cost))
-        budget = MAX_FOREIGN_RECORDS
-        for key, pairs in foreign.items():
-            name, args = parse_workload_key(key)
-            try:
-                other = SearchTask(func=name, args=args, target=target)
-            except TecompError:
-                continue  # its workload is not registered in this process
-            pairs = pairs[-budget:]
-            feats = batch_features(self._pool(), other, [s for s, _ in pairs])
-            best = max(y for _, y in pairs)
-            self._foreign += [(f, y / best) for f, (_, y) in zip(feats, pairs) if f is not None]
-            budget -= len(pairs)
-            if budget <= 0:
-                break
-        if own or self._foreign:
-            logger.info("auto_scheduler %s: %d own records resumed, %d records of other tasks seed the model",
-                        self.task.workload_name, own, len(self._foreign))
+            if parsed is None:
+                others.append(rec)
+            elif is_registered(parsed[0]) and record_steps(rec) is not None:
+                searched.append(rec)
+            else:
+                skipped += 1
+        templates, not_templates = newest_template_records(others, MAX_FOREIGN_RECORDS)
+        newest = sorted(searched + templates, key=lambda rec: rec.timestamp)[-MAX_FOREIGN_RECORDS:]
+        skipped += not_templates + len(searched) + len(templates) - len(newest)
+        rows, failed = self._searched_rows([rec for rec in newest if parse_workload_key(rec.task_key) is not None])
+        pairs, n_tasks, failed_templates = template_pairs(
+            self._pool(), [rec for rec in newest if parse_workload_key(rec.task_key) is None], target)
+        self._foreign += rows + pairs
+        self.seeded_template_records += len(pairs)
+        self.seeded_template_tasks += n_tasks
+        self.seed_skipped += skipped + failed + failed_templates
+        if own or rows or pairs:
+            logger.info("auto_scheduler %s: %d own records resumed; %d records of other auto-scheduler tasks and "
+                        "%d template records of %d task(s) seed the model (%d skipped)", self.task.workload_name,
+                        own, len(rows), len(pairs), n_tasks, skipped + failed + failed_templates)
             self._retrain()
         return own
+
+    def _searched_rows(self, records: list) -> tuple[list[tuple[np.ndarray, float]], int]:
+        """``(rows, skipped)``: other auto-scheduler tasks' records as training rows (their steps
+        re-featurized on their own workload, throughputs normalized by each task's best)."""
+        from .task import SearchTask
+
+        grouped: dict[str, list] = {}
+        for rec in records:
+            grouped.setdefault(rec.task_key, []).append(rec)
+        rows: list[tuple[np.ndarray, float]] = []
+        skipped = 0
+        for key, group in grouped.items():
+            name, args = parse_workload_key(key)
+            try:
+                other = SearchTask(func=name, args=args, target=str(self.task.target))
+            except TecompError:
+                skipped += len(group)
+                continue
+            feats = batch_features(self._pool(), other, [record_steps(rec) for rec in group])
+            best = max(1.0 / rec.mean_cost for rec in group)
+            found = [(f, 1.0 / rec.mean_cost / best) for f, rec in zip(feats, group) if f is not None]
+            skipped += len(group) - len(found)
+            rows += found
+        return rows, skipped
 
     # ------------------------------------------------------------ workers
     def _pool(self) -> FeaturePool:

@@ -57,6 +57,11 @@ def workload_name(func: Union[Callable, str]) -> str:
     return name
 
 
+def is_registered(name: str) -> bool:
+    """Whether a workload is registered under ``name`` in this process."""
+    return name in _WORKLOADS
+
+
 def workload_func(name: str) -> Callable:
     """The function registered under ``name``."""
     return _WORKLOADS[workload_name(name)]
