@@ -187,13 +187,16 @@ class BoundInferrer:
 
     def _overcomputed(self, stage: Stage, region: list[Range], full_tiles: list[Any]) -> list[Range]:
         """``region`` with the last tile's clamped extents replaced by the full tile's constant ones,
-        for a ``local`` stage whose reads stay in bounds over the full tile.
+        for a stage private to one iteration of its attach loop (``local``, or ``global`` allocated
+        inside that loop) whose reads stay in bounds over the full tile.
 
-        A consumer's non-dividing split makes the last tile of a cached accumulator shorter, and a
-        varying extent keeps its loops from being unrolled and vectorized. Computing the whole tile
-        into the scratch buffer costs a few wasted lanes; the consumer still reads only what exists.
+        A consumer's non-dividing split makes the last tile of a cached accumulator (or of a product
+        computed at its epilogue's tile) shorter, and a varying extent keeps its loops from being
+        unrolled and vectorized. Computing the whole tile into the scratch buffer costs a few wasted
+        lanes; the consumer still reads only what exists. Stages shared by a thread block are left
+        alone: their threads would load the wasted part cooperatively.
         """
-        if stage.scope != "local":
+        if stage.scope not in ("local", "global"):
             return region
         widened = [Range(r.min, full) if isinstance(full, IntImm) and not isinstance(r.extent, IntImm) else r
                    for r, full in zip(region, full_tiles)]
