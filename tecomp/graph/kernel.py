@@ -116,8 +116,12 @@ def schedule(kernel: Kernel, env: dict[str, Any], gpu: bool = False) -> Any:
     outs = [env[v] for v in kernel.outputs]
     anchor = kernel.anchor
     if anchor is None:
-        from ..schedules import common, cuda
-        return (cuda.schedule_injective if gpu else common.schedule_injective)(outs)
+        from ..schedules import common, conv2d_nchwc, cuda
+        if gpu:
+            return cuda.schedule_injective(outs)
+        if all(conv2d_nchwc.is_layout_transform(o) for o in outs):
+            return conv2d_nchwc.schedule_layout_transform(outs)
+        return common.schedule_injective(outs)
     sch = (ops.cuda_schedule(anchor.op) if gpu else ops.lookup(anchor.op).schedule)(outs)
     inline_epilogue(sch, kernel, env)
     return sch

@@ -231,14 +231,15 @@ def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -
         stage.parallel(fused)
 
 
-def schedule_injective(outs: Any) -> Schedule:
+def schedule_injective(outs: Any,
+                       schedule_output: Callable[[Schedule, Tensor], None] = schedule_injective_stage) -> Schedule:
     """Default schedule of injective (elementwise, broadcast, layout) operators.
 
     Intermediate elementwise stages are inlined into their consumers, except those tagged
     ``KEEP_TAG``, which run as root stages scheduled like outputs where the outputs have their
     rank (a layout change after them, such as into blocked channels, vectorizes along another
     axis, where one inlined pass reads whole vectors); each output is fused, parallelized and
-    vectorized.
+    vectorized (by ``schedule_output``, for a kind of output that needs its own loop order).
     """
     outs = as_list(outs)
     s = create_schedule([o.op for o in outs])
@@ -251,6 +252,8 @@ def schedule_injective(outs: Any) -> Schedule:
                 kept.append(op.output(0))
             else:
                 stage.compute_inline()
-    for t in kept + outs:
+    for t in kept:
         schedule_injective_stage(s, t)
+    for t in outs:
+        schedule_output(s, t)
     return s

@@ -27,7 +27,7 @@ from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
 from .common import (IntPair, accumulator_dtype, check_dtype, const_shape, fail, find_by_tag, inline_between, int_pair, padding4,
-                     schedule_each_output, schedule_injective_stage)
+                     schedule_each_output, schedule_injective, schedule_injective_stage)
 from .conv2d import Activation, apply_epilogue, check_epilogue, output_size, pad_spatial
 
 OP = "conv2d_nchwc"
@@ -271,33 +271,72 @@ def register_tile(out_w: int, wanted: int, lanes: int) -> int:
 def schedule_layout_stage(s: Schedule, t: Tensor) -> None:
     """A layout transform (or blocked padding) as rows in parallel and a vector per row step:
     into a blocked layout the lanes are the vector, out of one a 16-wide run of columns."""
+    axes = list(s[t].op.axis)
+    if len(axes) == 5:
+        _schedule_into_blocks(s, t)
+    elif len(axes) == 4:
+        _schedule_out_of_blocks(s, t)
+    else:
+        schedule_injective_stage(s, t)
+
+
+def _schedule_into_blocks(s: Schedule, t: Tensor) -> None:
     stage = s[t]
     axes = list(stage.op.axis)
-    if len(axes) != 4 and len(axes) != 5:
-        schedule_injective_stage(s, t)
-        return
     row = stage.fuse(*axes[:3])
     stage.parallel(row)
-    if len(axes) == 5:
-        lanes, width = t.shape[4].value, t.shape[3].value
-        if lanes >= 8 or width % VECTOR_LANES:
-            stage.vectorize(axes[4])
-            return
-        # few lanes (an image's 3 channels): vector reads along each source row instead
-        xo, xi = stage.split(axes[3], factor=VECTOR_LANES)
-        stage.reorder(row, xo, axes[4], xi)
-        stage.unroll(axes[4])
-        stage.vectorize(xi)
+    lanes, width = t.shape[4].value, t.shape[3].value
+    if lanes >= 8 or width < VECTOR_LANES or (width % VECTOR_LANES and not _made_from_planes(t)):
+        stage.vectorize(axes[4])
         return
+    # few lanes (an image's 3 channels): vector reads along each source row instead (a partial
+    # last run of columns peeled off)
+    xo, xi = stage.split(axes[3], factor=VECTOR_LANES)
+    stage.reorder(row, xo, axes[4], xi)
+    stage.unroll(axes[4])
+    stage.vectorize(xi)
+
+
+def _made_from_planes(t: Tensor) -> bool:
+    """Whether blocked ``t`` converts an NCHW tensor, itself or through its padding: a source
+    row is then one channel's contiguous columns."""
+    source = t.op.input_tensors[0] if getattr(t.op, "tag", None) == PAD_TAG else t
+    return is_layout_transform(source) and len(source.op.input_tensors[0].shape) == 4
+
+
+def _schedule_out_of_blocks(s: Schedule, t: Tensor) -> None:
+    """NCHW rows from NCHW[x]c: a vector of columns gathers one channel of ``x``-lane pixels, so
+    the channels of one block are the loop inside each (block, row) task, which then reads its
+    source row from the L1 cache once per channel instead of from memory."""
+    stage = s[t]
+    n, c, y, x = stage.op.axis
+    sources = [u for u in t.op.input_tensors if len(u.shape) == 5]
+    block = sources[0].shape[4].value if len(sources) == 1 else 0
+    if block > 1 and t.shape[1].value % block == 0:
+        co, ci = stage.split(c, factor=block)
+        stage.reorder(n, co, y, ci, x)
+        stage.parallel(stage.fuse(n, co, y))
+    else:
+        stage.parallel(stage.fuse(n, c, y))
     width = t.shape[3].value
-    if width % VECTOR_LANES == 0:
-        _, lanes = stage.split(axes[3], factor=VECTOR_LANES)
-        stage.vectorize(lanes)
+    if width >= VECTOR_LANES:
+        # 8 lanes where they divide a width that 16 does not (56, 200): no peeled tail
+        lanes = 8 if width % VECTOR_LANES and width % 8 == 0 else VECTOR_LANES
+        _, inner = stage.split(x, factor=lanes)
+        stage.vectorize(inner)
+    elif width >= 4:
+        stage.vectorize(x)
 
 
 def schedule_layout_transform(outs: Any) -> Schedule:
-    """Schedule of ``layout_transform`` kernels (see ``schedule_layout_stage``)."""
-    return schedule_each_output(outs, schedule_layout_stage)
+    """Schedule of ``layout_transform`` kernels (elementwise producers inlined, each output by
+    ``schedule_layout_stage``)."""
+    return schedule_injective(outs, schedule_layout_stage)
+
+
+def is_layout_transform(t: Tensor) -> bool:
+    """Whether ``t`` is computed by ``layout_transform``."""
+    return getattr(t.op, "tag", None) == LAYOUT_TAG
 
 
 def _schedule_inputs(s: Schedule, conv: Tensor) -> Optional[Tensor]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from tecomp.schedules.conv2d_nchwc import (
     pack_depthwise_kernel,
     register_tile,
     schedule_conv2d_nchwc,
+    schedule_layout_transform,
 )
 
 from references import ref_conv
@@ -194,6 +197,32 @@ def test_layout_transforms_round_trip(rng):
     np.testing.assert_array_equal(got4, _blocked(x_np, 4))
     np.testing.assert_array_equal(got, x_np)
     np.testing.assert_array_equal(_unblocked(got8), x_np)
+
+
+@pytest.mark.parametrize("block,width", [(24, 112), (16, 56), (8, 13), (16, 7), (3, 197)])
+def test_scheduled_transform_out_of_blocks(check, rng, block, width):
+    """Per (channel block, row) task, the block's channels inside: any width, 16 or 8 lanes or none."""
+    x_np = rng.uniform(-1, 1, (1, 2 * block, 3, width)).astype("float32")
+    x = te.placeholder((1, 2, 3, width, block), name="x")
+    out = layout_transform(x, f"NCHW{block}c", "NCHW")
+    s = schedule_layout_transform(out)
+    text = str(tecomp.lower(s, [x, out], simple_mode=True))
+    assert f"for (ch.inner, {block})" in text, text
+    check(s, [x, out], [_blocked(x_np, block)], x_np, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("width", [224, 37])
+def test_padded_image_reads_rows_of_each_plane(check, rng, width):
+    """An NCHW image padded into 3-lane blocks: vectors of columns read along each plane's rows
+    (the padding and the partial last run peeled), where a vector of 3 lanes would gather."""
+    x_np = rng.uniform(-1, 1, (1, 3, 5, width)).astype("float32")
+    w_np = rng.uniform(-1, 1, (8, 3, 3, 3)).astype("float32")
+    x, w = te.placeholder(x_np.shape, name="x"), te.placeholder(w_np.shape, name="w")
+    out = conv2d_nchwc(layout_transform(x, "NCHW", "NCHW3c"), pack_conv2d_kernel(w, 3, 8), 2, 1)
+    s = schedule_conv2d_nchwc(out)
+    text = str(tecomp.lower(s, [x, w, out], simple_mode=True))
+    assert re.search(r"x\[ramp\([^\]]*, 1, 16\)\]", text), text  # 16 columns of one plane
+    check(s, [x, w, out], [x_np, w_np], _blocked(ref_conv(x_np, w_np, 2, 1), 8), rtol=1e-4, atol=1e-4)
 
 
 def test_packed_kernels(rng):
