@@ -193,7 +193,8 @@ def declare(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:
     return fn
 
 
-def _llvm_intrinsic(b: ir.IRBuilder, family: str, args: list) -> ir.Value:
+def llvm_intrinsic(b: ir.IRBuilder, family: str, args: list) -> ir.Value:
+    """A call of the LLVM intrinsic ``family`` (``llvm.fma``...) overloaded on ``args``' type."""
     ty = args[0].type
     fn = declare(b.module, f"{family}.{_type_suffix(ty)}", ir.FunctionType(ty, [ty] * len(args)))
     return b.call(fn, args)
@@ -206,12 +207,12 @@ def math_call(b: ir.IRBuilder, op: str, args: list, dtype: str) -> ir.Value:
         return _int_math(b, op, args, dtype)
     family = _LLVM_INTRINSICS.get(op)
     if family is not None:
-        return _llvm_intrinsic(b, family, args)
+        return llvm_intrinsic(b, family, args)
     one = const(dtype, 1.0)
     if op == "rsqrt":
-        return b.fdiv(one, _llvm_intrinsic(b, "llvm.sqrt", args))
+        return b.fdiv(one, llvm_intrinsic(b, "llvm.sqrt", args))
     if op == "sigmoid":
-        e = _llvm_intrinsic(b, "llvm.exp", [b.fneg(args[0])])
+        e = llvm_intrinsic(b, "llvm.exp", [b.fneg(args[0])])
         return b.fdiv(one, b.fadd(one, e))
     if op == "erf":
         return _erf(b, args[0], t)

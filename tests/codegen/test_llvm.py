@@ -657,6 +657,33 @@ def test_vector_math_through_libmvec_matches_numpy(fname, ref, lanes):
     np.testing.assert_allclose(b, ref(a.astype("float64")), rtol=2e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("lanes", [7, 16, 24, 32])
+def test_inline_float32_exp_matches_numpy_over_its_whole_range(lanes):
+    """exp of float32 vectors of 16+ lanes (or a width libmvec lacks) is inline IR: within 2 ulp
+    from the subnormals to the largest float, 0 below them, inf above, NaN kept; so is sigmoid."""
+    from tecomp import te
+    n = 4 * 32 * 64
+    A = te.placeholder((n,), name="A")
+    E = te.compute((n,), lambda i: te.exp(A[i]), name="E")
+    S = te.compute((n,), lambda i: te.sigmoid(A[i]), name="S")
+    s = te.create_schedule([E.op, S.op])
+    for t in (E, S):
+        s[t].vectorize(s[t].split(t.op.axis[0], factor=lanes)[1])
+    mod = tecomp.build(s, [A, E, S])
+    assert f"_ZGVeN{lanes}v_expf" not in mod.get_source("ll")
+    a = np.linspace(-110, 90, n, dtype="float32")
+    a[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30]
+    e, sg = np.zeros(n, "float32"), np.zeros(n, "float32")
+    mod(a, e, sg)
+    with np.errstate(over="ignore", under="ignore"):
+        want = np.exp(a.astype("float64")).astype("float32")  # correctly rounded (or inf / 0)
+        want_sigmoid = (1 / (1 + np.exp(-a.astype("float64")))).astype("float32")
+    np.testing.assert_array_max_ulp(e[6:], want[6:], maxulp=2)
+    assert np.isnan(e[0]) and e[1] == np.inf and e[2] == 0 and e[3] == e[4] == 1 and e[5] == 1
+    np.testing.assert_allclose(sg[1:], want_sigmoid[1:], rtol=1e-6, atol=1e-38)
+    assert np.isnan(sg[0])
+
+
 def _calls_scale(name: str = "uses_scale"):
     A = tecomp.te.placeholder((8,), name="A")
     B = tecomp.te.compute((8,), lambda i: tecomp.tir.call_extern("float32", "app_scale", A[i]), name="B")

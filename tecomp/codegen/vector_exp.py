@@ -1,0 +1,59 @@
+"""``exp`` of float32 vectors as inline LLVM IR: range reduction, a polynomial, two exponent scalings.
+
+Used by ``vecmath`` for vectors of 16 lanes or more and widths libmvec has no
+variant for: libmvec's calls split a 32-lane value in two calls and a 24- or
+7-lane one into a scalar call per lane, where this sequence keeps whole
+vectors (and, for 32 lanes, two independent chains) in flight. SiLU, sigmoid
+and softmax epilogues spend most of their time here.
+
+``exp(x) = 2^n * exp(r)`` with ``n = round(x / ln 2)`` and ``r = x - n ln 2`` (ln 2 in two parts,
+so ``r`` is exact), ``exp(r)`` on ``|r| <= ln 2 / 2`` by Cephes' degree-6 minimax polynomial
+(about 1 ulp). ``2^n`` is applied as two factors ``2^(n >> 1)`` and ``2^(n - (n >> 1))``, each a
+normal float built in its exponent bits, so results down to the subnormals and up to infinity
+come out as the product rounds them; ``x`` is clamped to [-104, 89] first (beyond, the result is
+0 or infinity already) and a NaN is passed through.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from .llvm_ops import llvm_intrinsic
+
+_LOG2E = 1.44269504088896341
+_LN2_HI = 0.693359375  # exact in float32: n * _LN2_HI has no rounding error for |n| < 2^15
+_LN2_LO = -2.12194440e-4
+_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
+_LOW, _HIGH = -104.0, 89.0
+
+
+def exp_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """``exp`` of each lane of the float32 vector ``x``."""
+    vty = x.type
+    lanes = vty.count
+    ity = ir.VectorType(ir.IntType(32), lanes)
+
+    def splat(value: float) -> ir.Constant:
+        return ir.Constant(vty, [ir.Constant(ir.FloatType(), value)] * lanes)
+
+    def isplat(value: int) -> ir.Constant:
+        return ir.Constant(ity, [ir.Constant(ir.IntType(32), value)] * lanes)
+
+    def fma(a: ir.Value, c: ir.Value, d: ir.Value) -> ir.Value:
+        return llvm_intrinsic(b, "llvm.fma", [a, c, d])
+
+    clamped = llvm_intrinsic(b, "llvm.minnum", [llvm_intrinsic(b, "llvm.maxnum", [x, splat(_LOW)]), splat(_HIGH)])
+    n = llvm_intrinsic(b, "llvm.rint", [b.fmul(clamped, splat(_LOG2E))])
+    r = fma(n, splat(-_LN2_HI), clamped)
+    r = fma(n, splat(-_LN2_LO), r)
+    # p(r) by Estrin's scheme: a chain of 3 dependent multiply-adds instead of 6
+    c0, c1, c2, c3, c4, c5 = (splat(c) for c in _POLY)
+    r2 = b.fmul(r, r)
+    p = fma(fma(fma(c0, r, c1), r2, fma(c2, r, c3)), r2, fma(c4, r, c5))
+    y = fma(p, r2, b.fadd(r, splat(1.0)))  # 1 + r + r^2 p(r)
+    ni = b.fptosi(n, ity)
+    half = b.ashr(ni, isplat(1))
+    first = b.bitcast(b.shl(b.add(half, isplat(127)), isplat(23)), vty)
+    second = b.bitcast(b.shl(b.add(b.sub(ni, half), isplat(127)), isplat(23)), vty)
+    result = b.fmul(b.fmul(y, first), second)
+    return b.select(b.fcmp_unordered("uno", x, x), x, result)
