@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 
@@ -209,20 +207,6 @@ def test_scheduled_transform_out_of_blocks(check, rng, block, width):
     text = str(tecomp.lower(s, [x, out], simple_mode=True))
     assert f"for (ch.inner, {block})" in text, text
     check(s, [x, out], [_blocked(x_np, block)], x_np, rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("width", [224, 37])
-def test_padded_image_reads_rows_of_each_plane(check, rng, width):
-    """An NCHW image padded into 3-lane blocks: vectors of columns read along each plane's rows
-    (the padding and the partial last run peeled), where a vector of 3 lanes would gather."""
-    x_np = rng.uniform(-1, 1, (1, 3, 5, width)).astype("float32")
-    w_np = rng.uniform(-1, 1, (8, 3, 3, 3)).astype("float32")
-    x, w = te.placeholder(x_np.shape, name="x"), te.placeholder(w_np.shape, name="w")
-    out = conv2d_nchwc(layout_transform(x, "NCHW", "NCHW3c"), pack_conv2d_kernel(w, 3, 8), 2, 1)
-    s = schedule_conv2d_nchwc(out)
-    text = str(tecomp.lower(s, [x, w, out], simple_mode=True))
-    assert re.search(r"x\[ramp\([^\]]*, 1, 16\)\]", text), text  # 16 columns of one plane
-    check(s, [x, w, out], [x_np, w_np], _blocked(ref_conv(x_np, w_np, 2, 1), 8), rtol=1e-4, atol=1e-4)
 
 
 def test_packed_kernels(rng):
