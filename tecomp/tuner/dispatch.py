@@ -4,7 +4,8 @@ Owns ``DispatchContext`` (a per-thread stack of contexts entered with
 ``with``; a context with no answer for a workload defers to the one beneath
 it), ``apply_history_best`` (the fastest valid record per workload and
 target) and the fallback: a ``FallbackConfigEntity`` plus a one-line notice,
-logged once per workload and target per process. It must not create or run
+logged once per workload and target per process (``recorded`` asks the contexts
+without falling back, for callers that only probe). It must not create or run
 templates (``task.py`` hands it a ``Task``), measure, or write records.
 """
 
@@ -50,11 +51,21 @@ class DispatchContext:
 
 def query(task: Any) -> ConfigEntity:
     """The config for ``task``: from the innermost context that has one, else the fallback."""
-    for context in reversed(_contexts.items):
+    config = recorded(task)
+    return config if config is not None else fallback(task)
+
+
+def recorded(task: Any, beneath: Optional[DispatchContext] = None) -> Optional[ConfigEntity]:
+    """The config of the innermost context (of those beneath ``beneath``, if given) that has one
+    for ``task``; None where only the fallback would answer (no notice is logged)."""
+    contexts = list(_contexts.items)
+    if beneath is not None:
+        contexts = contexts[:contexts.index(beneath)]
+    for context in reversed(contexts):
         config = context.lookup(task)
         if config is not None:
             return config
-    return fallback(task)
+    return None
 
 
 def fallback(task: Any) -> FallbackConfigEntity:

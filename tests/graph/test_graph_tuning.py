@@ -148,6 +148,26 @@ def test_tuning_a_model_keeps_its_layout(tmp_path):
     assert [t.key for t in after] == [t.key for t in before]
 
 
+def test_a_build_under_a_tuned_models_records_notices_no_fallback(tmp_path, caplog):
+    """The layout pass reads a conv's blocks from its layout-free workload, which a model's tuning
+    never records (its tasks fix the blocks): that probe must not say "no tuning record" when
+    every kernel the build runs has one."""
+    import logging
+    graph, params = _conv_pool()
+    option = autotvm.measure_option(autotvm.LocalBuilder(), autotvm.LocalRunner(number=1))
+    db = tmp_path / "r.db"
+    tune_model(graph, params, db, trials=2, tuner="grid", measure_option=option, progress=False)
+    autotvm.dispatch._noticed.clear()
+    caplog.set_level(logging.WARNING, logger="tecomp.tuner")
+    with autotvm.apply_history_best(str(db)):
+        tecomp.graph.build(graph, "llvm", params)
+    assert not [r.getMessage() for r in caplog.records if "no tuning record" in r.getMessage()]
+    autotvm.dispatch._noticed.clear()
+    caplog.clear()
+    tecomp.graph.build(graph, "llvm", params)  # without records the kernels' own notices remain
+    assert any("no tuning record" in r.getMessage() for r in caplog.records)
+
+
 def test_tune_model_tunes_the_workloads_its_tuned_configs_create(tmp_path):
     graph, params = _conv_pool()
     conv, pool = autotvm.task.extract_from_graph(graph, params, "llvm")

@@ -32,7 +32,7 @@ import numpy as np
 from ...transform import current_options
 from ...tuner import dispatch
 from ...tuner.dispatch import DispatchContext
-from ...tuner.space import FallbackConfigEntity
+from ...tuner.space import ConfigEntity, FallbackConfigEntity
 from .. import ops
 from ..ir import Graph, Node
 from .rewrite import Rewriter, constant_values
@@ -50,18 +50,22 @@ def _emit(rw: Rewriter, op: str, inputs: list[str], hint: str, attrs: dict,
 # ---------------------------------------------------------------------------- conv layout
 
 class _Probe(DispatchContext):
-    """Records the tasks dispatched inside it and defers each to the contexts beneath."""
+    """Answers each task dispatched inside it from the contexts beneath, else with the fallback
+    config without its notice (the layout-free workload a conv's blocks are read from has no
+    record after a model's tuning, whose tasks have the blocks fixed: "no tuning record" would
+    mislead), and remembers whether any answer came from a record."""
 
     def __init__(self) -> None:
-        self.tasks: list[Any] = []
+        self.found_record = False
 
-    def lookup(self, task: Any) -> None:
-        self.tasks.append(task)
-        return None
+    def lookup(self, task: Any) -> ConfigEntity:
+        config = dispatch.recorded(task, beneath=self)
+        self.found_record |= config is not None
+        return config if config is not None else FallbackConfigEntity(task.config_space)
 
     def tuned(self) -> bool:
-        """Whether some outer context has a record for a task seen (call after leaving the probe)."""
-        return any(not isinstance(dispatch.query(t), FallbackConfigEntity) for t in self.tasks)
+        """Whether some outer context had a record for a task seen."""
+        return self.found_record
 
 
 def _block(layout: str) -> int:
