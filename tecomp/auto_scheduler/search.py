@@ -195,11 +195,12 @@ class SketchPolicy:
             else:
                 skipped += 1
         templates, not_templates = newest_template_records(others, MAX_FOREIGN_RECORDS)
-        newest = sorted(searched + templates, key=lambda rec: rec.timestamp)[-MAX_FOREIGN_RECORDS:]
-        skipped += not_templates + len(searched) + len(templates) - len(newest)
-        rows, failed = self._searched_rows([rec for rec in newest if parse_workload_key(rec.task_key) is not None])
+        tagged = [(rec, False) for rec in searched] + [(rec, True) for rec in templates]  # (record, template?)
+        newest = sorted(tagged, key=lambda pair: pair[0].timestamp)[-MAX_FOREIGN_RECORDS:]
+        skipped += not_templates + len(tagged) - len(newest)
+        rows, failed = self._searched_rows([rec for rec, template in newest if not template])
         pairs, n_tasks, failed_templates = template_pairs(
-            self._pool(), [rec for rec in newest if parse_workload_key(rec.task_key) is None], target)
+            self._pool(), [rec for rec, template in newest if template], target)
         self._foreign += rows + pairs
         self.seeded_template_records += len(pairs)
         self.seeded_template_tasks += n_tasks

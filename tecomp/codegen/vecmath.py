@@ -77,12 +77,9 @@ class VectorMath:
             return b.fdiv(one, b.fadd(one, e))
         if op not in _FUNCTIONS or t.lanes == 1 or not t.is_float or t.bits not in (32, 64):
             return None
-        if op == "exp" and t.bits == 32 and t.lanes >= 16:
-            return exp_f32(b, args[0])
-        found = self._call(b, op, args, t.bits, t.lanes)
-        if found is None and op == "exp" and t.bits == 32:
-            return exp_f32(b, args[0])
-        return found
+        inline_exp = op == "exp" and t.bits == 32
+        found = None if inline_exp and t.lanes >= 16 else self._call(b, op, args, t.bits, t.lanes)
+        return exp_f32(b, args[0]) if found is None and inline_exp else found
 
     def _call(self, b: ir.IRBuilder, op: str, args: list, bits: int, lanes: int) -> Optional[ir.Value]:
         base, arity = _FUNCTIONS[op]

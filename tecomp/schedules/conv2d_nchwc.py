@@ -343,7 +343,7 @@ def _schedule_inputs(s: Schedule, conv: Tensor) -> Optional[Tensor]:
         tag = getattr(t.op, "tag", None)
         if tag == PAD_TAG:
             source = t.op.input_tensors[0]
-            if getattr(source.op, "tag", None) == LAYOUT_TAG:
+            if is_layout_transform(source):
                 s[source].compute_inline()
             elif conv.op.attrs.get("template") == DW_TEMPLATE:
                 per_row = t

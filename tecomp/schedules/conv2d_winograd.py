@@ -39,7 +39,7 @@ from .common import (KEEP_TAG, IntPair, accumulator_dtype, const_shape, fail, fi
                      padding4, schedule_each_output)
 from .conv2d import Activation, output_size, pad_spatial
 from .conv2d_nchwc import (LAYOUT_TAG, accumulator_limit, blocked_data, blocked_epilogue, default_reg_n,
-                           register_tile, schedule_layout_stage)
+                           is_layout_transform, register_tile, schedule_layout_stage)
 
 OP = "conv2d_winograd_nchwc"
 PACK_OP = "pack_winograd_kernel"
@@ -237,7 +237,7 @@ def _schedule_input(s: Schedule, v: Tensor) -> None:
         if getattr(t.op, "tag", None) == PAD_TAG:
             s[t].compute_inline()
             t = t.op.input_tensors[0]
-        if getattr(t.op, "tag", None) == LAYOUT_TAG:
+        if is_layout_transform(t):
             schedule_layout_stage(s, t)
     stage = s[v]
     e, nu, cb, p, ci = stage.op.axis
