@@ -171,12 +171,12 @@ def _matrix_vector(k: int, panels: int) -> For:
 
 
 def test_a_loop_streaming_a_matrix_gets_threads_by_the_memory_it_touches():
-    """A 1024 x 1024 matrix-vector product stores too little for a second thread by count
-    (it had run on one thread at any setting) but streams 4 MiB of weights; the same product on
-    a 64 x 128 matrix stays on the caller."""
-    big, small = _matrix_vector(1024, 32), _matrix_vector(64, 4)
+    """A 2048 x 64 matrix-vector product stores too little for a second thread by count
+    (such products had run on one thread at any setting) but streams 512 KiB of weights; the
+    same product on a 64 x 128 matrix stays on the caller."""
+    big, small = _matrix_vector(2048, 2), _matrix_vector(64, 4)
     assert estimated_work(big) < 2 * GRAIN
-    assert footprint_bytes(big) == 1024 * 32 * 32 * 4 + 1024 * 4  # W and X; acc lives inside the loop
+    assert footprint_bytes(big) == 2048 * 2 * 32 * 4 + 2048 * 4  # W and X; acc lives inside the loop
     assert thread_count(big) >= 2
     assert thread_count(small) < 2
 
