@@ -25,6 +25,7 @@ from .. import te
 from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
+from ..tir import dtype as tir_dtype
 from ..tir import op as tir_op
 from .common import (IntPair, accumulator_dtype, check_dtype, const_shape, fail, find_by_tag, inline_between, int_pair, padding4,
                      schedule_each_output, schedule_injective, schedule_injective_stage)
@@ -39,6 +40,9 @@ TEMPLATE = "schedules/conv2d_nchwc"
 DW_TEMPLATE = "schedules/depthwise_conv2d_nchwc"
 VECTOR_LANES = 16
 MAX_ACCUMULATORS = 28  # of the 32 vector registers, those an accumulator tile may hold
+MAX_ROWS_PER_TASK = 8  # output rows a depthwise task pads its input for at once
+PADDED_CHUNK_BYTES = 96 << 10  # the padded input rows of one task: L2-resident on any x86 core
+MIN_TASKS = 16  # parallel tasks a depthwise conv keeps when it groups rows
 
 _BLOCKED = re.compile(r"NCHW(\d+)c")
 
@@ -336,9 +340,9 @@ def _schedule_inputs(s: Schedule, conv: Tensor) -> Optional[Tensor]:
     """Layout transforms and padding feeding ``conv`` run as parallel root stages (a transform
     feeding the padding is inlined into it), so the conv's inner loop reads plain memory.
     Returns a depthwise conv's padding of a plain input instead, left for the caller to compute
-    per output row (its rows of one channel block stay in cache; no padded copy of the whole
-    input goes through memory)."""
-    per_row = None
+    per task of output rows (``padded_rows_per_task``: its rows of one channel block stay in
+    cache; no padded copy of the whole input goes through memory)."""
+    per_task = None
     for t in conv.op.input_tensors:
         tag = getattr(t.op, "tag", None)
         if tag == PAD_TAG:
@@ -346,37 +350,42 @@ def _schedule_inputs(s: Schedule, conv: Tensor) -> Optional[Tensor]:
             if is_layout_transform(source):
                 s[source].compute_inline()
             elif conv.op.attrs.get("template") == DW_TEMPLATE:
-                per_row = t
+                per_task = t
                 continue
             schedule_layout_stage(s, t)
         elif tag == LAYOUT_TAG:
             schedule_layout_stage(s, t)
-    return per_row
+    return per_task
 
 
 def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> None:
     """Schedule the blocked conv ending in ``out`` (the conv or its epilogue) inside ``s``.
 
     ``out`` may be any chain of elementwise ops after the conv (inlined into one epilogue).
-    Output rows run in parallel; per ``reg_n`` output columns an accumulator tile
+    Output rows (for a depthwise conv padding inside the loop, groups of rows) run in parallel;
+    per ``reg_n`` output columns an accumulator tile
     ``[reg_n, ob]`` is computed with the reduction outside the unrolled columns and the
     vectorized channel lanes.
     """
     conv = find_by_tag(out, CONV_TAG)
-    padded_per_row = _schedule_inputs(s, conv)
+    padded_per_task = _schedule_inputs(s, conv)
     inline_between(s, out, conv)
     acc = s.cache_write(out, "local") if conv is out else conv
     reg_n = register_tile(out.shape[3].value, knobs.reg_n, out.shape[4].value)
     stage = s[out]
     n, oc, y, x, lane = stage.op.axis
     xo, xi = stage.split(x, factor=reg_n)
-    stage.reorder(n, oc, y, xo, xi, lane)
-    row = stage.fuse(n, oc, y)
-    stage.parallel(row)
+    if padded_per_task is None:
+        stage.reorder(n, oc, y, xo, xi, lane)
+        task = stage.fuse(n, oc, y)
+    else:
+        yo, yi = stage.split(y, factor=padded_rows_per_task(conv, padded_per_task))
+        stage.reorder(n, oc, yo, yi, xo, xi, lane)
+        task = stage.fuse(n, oc, yo)
+        s[padded_per_task].compute_at(stage, task)
+        s[padded_per_task].vectorize(s[padded_per_task].op.axis[-1])
+    stage.parallel(task)
     stage.vectorize(lane)
-    if padded_per_row is not None:
-        s[padded_per_row].compute_at(stage, row)
-        s[padded_per_row].vectorize(s[padded_per_row].op.axis[-1])
     s[acc].compute_at(stage, xo)
     acc_stage = s[acc]
     *_, ax, alane = acc_stage.op.axis
@@ -387,6 +396,23 @@ def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> Non
     if knobs.unroll_kw:
         rx = reduce[-2] if len(reduce) == 4 else reduce[-1]
         acc_stage.unroll(rx)
+
+
+def padded_rows_per_task(conv: Tensor, padded: Tensor) -> int:
+    """Output rows per parallel task of a depthwise conv that pads its input inside the task: the
+    most, up to ``MAX_ROWS_PER_TASK`` and dividing the output height, whose padded input rows fit
+    ``PADDED_CHUNK_BYTES`` and that leave ``MIN_TASKS`` tasks. One row per task pads its KH input
+    rows for each output row; R rows pad (R-1)*stride + KH of them once."""
+    n, blocks, out_h = (d.value for d in conv.shape[:3])
+    _, kernel_shape, (stride, _), _, (dilation, _), *_ = conv.op.attrs["workload"]
+    kh = (kernel_shape[2] - 1) * dilation + 1
+    row_bytes = padded.shape[3].value * padded.shape[4].value * tir_dtype.parse(padded.dtype).bits // 8
+
+    def fits(rows: int) -> bool:
+        return (out_h % rows == 0 and ((rows - 1) * stride + kh) * row_bytes <= PADDED_CHUNK_BYTES
+                and n * blocks * (out_h // rows) >= MIN_TASKS)
+
+    return max(r for r in range(1, MAX_ROWS_PER_TASK + 1) if r == 1 or fits(r))
 
 
 def _knobs_of(cfg: Any) -> NchwcSchedule:

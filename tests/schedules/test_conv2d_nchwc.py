@@ -11,12 +11,15 @@ from tecomp import tuner as autotvm
 from tecomp.error import OperatorError, TuningError
 from tecomp.schedules import elementwise
 from tecomp.schedules.conv2d_nchwc import (
+    MIN_TASKS,
+    PADDED_CHUNK_BYTES,
     conv2d_nchwc,
     conv2d_nchwc_blocks,
     depthwise_conv2d_nchwc,
     layout_transform,
     pack_conv2d_kernel,
     pack_depthwise_kernel,
+    padded_rows_per_task,
     register_tile,
     schedule_conv2d_nchwc,
     schedule_layout_transform,
@@ -132,12 +135,42 @@ def test_a_prime_width_conv_runs_its_tail_tile_without_guards(check, rng):
 
 def test_depthwise_padding_is_computed_per_output_row():
     """A depthwise conv pads only the kh input rows of one channel block that an output row reads,
-    inside the parallel row loop, instead of copying the whole padded input first."""
+    inside the parallel row loop, instead of copying the whole padded input first (here one row
+    per task: grouping the 7 output rows would leave 2 tasks)."""
     x, k = te.placeholder((1, 2, 13, 13, 16), name="x"), te.placeholder((2, 3, 3, 16), name="k")
     out = depthwise_conv2d_nchwc(x, k, 2, 1)
+    assert padded_rows_per_task(out, out.op.input_tensors[0]) == 1
     text = str(tecomp.lower(schedule_conv2d_nchwc(out), [x, k, out]))
     row_loop = text.index("parallel for")
     assert text.index("allocate pad[float32 * 720]") > row_loop  # 3 rows x 15 columns x 16 lanes
+
+
+@pytest.mark.parametrize("blocks, size, kernel, stride, rows", [
+    (16, 7, 3, 1, 7),  # a 7x7 map: one task per channel block, its 9 padded rows once
+    (8, 27, 3, 2, 7),  # stride 2: 14 output rows in tasks of 7 read 15 padded rows
+    (4, 21, 5, 1, 3),  # 7 rows would leave 12 tasks, 3 leave 28
+    (2, 224, 3, 1, 4),  # 224 wide: 6 padded rows of 226 x 16 lanes fit the chunk, 9 or 10 would not
+    (2, 197, 3, 1, 1),  # a prime height: no grouping divides it
+])
+def test_depthwise_tasks_pad_their_rows_once(check, rng, blocks, size, kernel, stride, rows):
+    """A depthwise task groups output rows so that it pads the input rows they share once: rows
+    dividing the height, padded rows within PADDED_CHUNK_BYTES, at least MIN_TASKS tasks where
+    grouping leaves enough."""
+    b, c, pad = 16, blocks * 16, kernel // 2
+    x = te.placeholder((1, blocks, size, size, b), name="x")
+    k = te.placeholder((blocks, kernel, kernel, b), name="k")
+    out = depthwise_conv2d_nchwc(x, k, stride, pad)
+    padded = out.op.input_tensors[0]
+    assert padded_rows_per_task(out, padded) == rows
+    padded_elements = ((rows - 1) * stride + kernel) * (size + 2 * pad) * b
+    assert rows == 1 or (blocks * _shape(out)[2] // rows >= MIN_TASKS and padded_elements * 4 <= PADDED_CHUNK_BYTES)
+    text = str(tecomp.lower(schedule_conv2d_nchwc(out), [x, k, out]))
+    assert text.index(f"allocate pad[float32 * {padded_elements}]") > text.index("parallel for")
+    x_np = rng.uniform(-1, 1, (1, c, size, size)).astype("float32")
+    w_np = rng.uniform(-1, 1, (c, 1, kernel, kernel)).astype("float32")
+    w_packed = w_np[:, 0].reshape(blocks, b, kernel, kernel).transpose(0, 2, 3, 1).copy()
+    check(schedule_conv2d_nchwc(out), [x, k, out], [_blocked(x_np, b), w_packed],
+          _blocked(ref_conv(x_np, w_np, stride, pad, groups=c), b), rtol=1e-4, atol=1e-4)
 
 
 def test_grouped_template_blocks_divide_a_group():
