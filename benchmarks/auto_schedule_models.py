@@ -1,6 +1,7 @@
 """Whole models, equal trial budget: template-tuned build vs auto-scheduled build vs default build.
 
-For each model of ``onnx_models.BENCHMARKS`` chosen: the template tasks are tuned with the XGB
+For each model chosen (one of ``onnx_models.BENCHMARKS``, or a network of the zoo, ``zoo.py``,
+once exported into its cache): the template tasks are tuned with the XGB
 tuner, ``--trials`` each (``tecomp tune``), into ``<db>.templates``; every fused kernel is
 auto-scheduled (``tecomp tune --auto-schedule``) into ``<db>.auto`` with as many trials in all as
 the templates had (measured records, so a template space smaller than ``--trials`` counts what
@@ -8,7 +9,7 @@ it had; both sides then re-time their best configs beside the default, which is 
 auto-scheduler records, which a kernel uses where they beat the template records of the same
 database: here there are none) and the three builds are timed in turns, outputs checked to agree.
 
-    python benchmarks/auto_schedule_models.py [--models mlp] [--trials 16] [--db auto_models.db] [--threads 2]
+    python benchmarks/auto_schedule_models.py [--models mlp,shufflenet_v2_x0_5] [--trials 16] [--db auto_models.db] [--threads 2]
 """
 
 from __future__ import annotations
@@ -26,8 +27,21 @@ from tecomp.auto_scheduler.graph_tasks import tune_graph
 from tecomp.frontend import from_onnx
 from tecomp.graph.tuning import tune_model
 
+import zoo
 from harness import interleaved_medians, threads
 from onnx_models import BENCHMARKS, random_inputs
+
+
+def load_model(name: str) -> tuple:
+    """Graph, params and named inputs of a benchmark model or of a cached zoo network."""
+    if name in BENCHMARKS:
+        make, shapes = BENCHMARKS[name]
+        return (*from_onnx(make(), shape=shapes), random_inputs(shapes))
+    if name not in zoo.NETWORKS:
+        raise SystemExit(f"unknown model {name!r}: one of {', '.join([*BENCHMARKS, *zoo.NETWORKS])}")
+    onnx_path, inputs_path = zoo.export(zoo.NETWORKS[name])
+    inputs = zoo.load_inputs(inputs_path)
+    return (*zoo.import_network(onnx_path, inputs), inputs)
 
 
 def build(graph, params, context):
@@ -37,14 +51,13 @@ def build(graph, params, context):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="mlp", help="comma-separated subset of " + ", ".join(BENCHMARKS))
+    parser.add_argument("--models", default="mlp", help="comma-separated benchmark models (" + ", ".join(BENCHMARKS) + ") or zoo networks (zoo.py --list)")
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--db", default="auto_models.db")
     parser.add_argument("--threads", type=int, default=tecomp.config.num_threads())
     args = parser.parse_args()
     for name in args.models.split(","):
-        make, shapes = BENCHMARKS[name]
-        graph, params = from_onnx(make(), shape=shapes)
+        graph, params, inputs = load_model(name)
         templates, auto = f"{args.db}.templates", f"{args.db}.auto"
         template_tasks = tune_model(graph, params, templates, args.trials, "xgb", "llvm", progress=False,
                                     num_threads=args.threads)
@@ -54,12 +67,11 @@ def main() -> None:
         modules = {"default": build(graph, params, contextlib.nullcontext()),
                    "template-tuned": build(graph, params, autotvm.apply_history_best(templates)),
                    "auto-scheduled": build(graph, params, auto_scheduler.ApplyHistoryBest(auto))}
-        inputs = list(random_inputs(shapes).values())
-        outputs = {label: m.run(*inputs)[0] for label, m in modules.items()}
+        outputs = {label: m.run(**inputs)[0] for label, m in modules.items()}
         for label, out in outputs.items():
             np.testing.assert_allclose(out, outputs["default"], rtol=1e-3, atol=1e-3, err_msg=label)
         with threads(args.threads):
-            seconds = interleaved_medians([lambda m=m: m.run(*inputs) for m in modules.values()], 5, 200)
+            seconds = interleaved_medians([lambda m=m: m.run(**inputs) for m in modules.values()], 5, 200)
         print(f"\n{name}: {len(template_tasks)} template tasks ({args.trials} trials each at most) and "
               f"{len(tasks)} kernels auto-scheduled, {budget} trials each way, {args.threads} threads")
         for label, s in zip(modules, seconds):
