@@ -48,7 +48,7 @@ _PATTERNS = {
                 "expand", "layout_transform", "pack_conv2d_kernel", "pack_depthwise_kernel", "pack_dense_weight",
                 "pack_winograd_kernel",
                 "dilate_pad", "conv_transpose_kernel",
-                "one_hot", "pad_mode", "gather_nd", "gather_elements", "scatter_from_sources", "resize"),
+                "one_hot", "pad_mode", "channel_shuffle", "gather_nd", "gather_elements", "scatter_from_sources", "resize"),
     REDUCE: ("sum", "max", "min", "mean", "prod", "logsumexp", "argmax", "argmin"),
     ANCHOR: ("conv2d_nchw", "dense", "dense_packed", "matmul", "batch_matmul", "conv2d_nchwc", "conv2d_winograd_nchwc",
              "depthwise_conv2d_nchwc", "max_pool2d", "avg_pool2d", "global_avg_pool2d",

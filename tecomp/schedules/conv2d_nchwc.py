@@ -49,7 +49,7 @@ _BLOCKED = re.compile(r"NCHW(\d+)c")
 
 # ----------------------------------------------------------------------------- layouts
 
-def _block_of(layout: str, argument: str) -> int:
+def block_of(layout: str, argument: str) -> int:
     """0 for "NCHW", b for "NCHW{b}c"."""
     if layout == "NCHW":
         return 0
@@ -62,7 +62,7 @@ def _block_of(layout: str, argument: str) -> int:
 def layout_transform(x: Tensor, src_layout: str, dst_layout: str) -> Tensor:
     """Convert ``x`` between ``NCHW`` and blocked ``NCHW{b}c`` layouts (either direction, or
     between two block sizes). The channel count must be a multiple of every block size."""
-    src, dst = _block_of(src_layout, "src_layout"), _block_of(dst_layout, "dst_layout")
+    src, dst = block_of(src_layout, "src_layout"), block_of(dst_layout, "dst_layout")
     shape = const_shape(x, LAYOUT_TAG, "x")
     if len(shape) != (5 if src else 4):
         raise fail(LAYOUT_TAG, "x", f"shape {shape} does not match layout {src_layout}")

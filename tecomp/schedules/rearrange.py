@@ -1,5 +1,7 @@
-"""Injective operators that place input elements by computed indices: ``one_hot`` (ONNX OneHot) and
-``pad_mode`` (ONNX Pad with modes edge, reflect and wrap). Schedule them with ``schedule_injective``.
+"""Injective operators that place input elements by computed indices: ``one_hot`` (ONNX OneHot),
+``pad_mode`` (ONNX Pad with modes edge, reflect and wrap) and ``channel_shuffle`` (ShuffleNet's
+reshape-transpose-reshape of the channels, in the plain or the blocked layout). Schedule them
+with ``schedule_injective``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from .. import te
 from ..tir import op as tir_op
 from ..tir.expr import PrimExpr
 from .common import check_dtype, const_shape, fail
+from .conv2d_nchwc import block_of
 from .elementwise import NUMERIC_DTYPES
 from .reduction import normalize_axes
 
@@ -70,3 +73,34 @@ def pad_mode(x: te.Tensor, pad_before: Sequence[int], pad_after: Sequence[int], 
         return x[tuple(_source(v, pad_before[k], shape[k], mode) if k in padded else v for k, v in enumerate(i))]
 
     return te.compute(out, fcompute, name="pad_mode")
+
+
+def channel_shuffle(x: te.Tensor, groups: int, layout: str = "NCHW") -> te.Tensor:
+    """ShuffleNet's channel shuffle: the C channels seen as ``[groups, C/groups]`` are transposed,
+    so output channel ``c`` is input channel ``(c % groups) * (C/groups) + c // groups`` (the
+    ONNX idiom ``Reshape [N, g, C/g, H, W] -> Transpose (0, 2, 1, 3, 4) -> Reshape [N, C, H, W]``).
+    ``x`` is ``[N, C, ...]`` in ``layout`` "NCHW", or ``[N, C/b, H, W, b]`` in "NCHW{b}c" (the
+    output in the same layout), so a blocked network shuffles without leaving its layout."""
+    shape = const_shape(x, "channel_shuffle", "x")
+    block = block_of(layout, "layout")
+    if block and (len(shape) != 5 or shape[-1] != block):
+        raise fail("channel_shuffle", "x", f"layout {layout} needs [N, C/{block}, H, W, {block}], got {shape}")
+    if len(shape) < 2:
+        raise fail("channel_shuffle", "x", f"needs [N, C, ...], got {shape}")
+    channels = shape[1] * block if block else shape[1]
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1 or channels % groups:
+        raise fail("channel_shuffle", "groups", f"must be a positive int dividing the {channels} channels, "
+                                                f"got {groups!r}")
+    per_group = channels // groups
+
+    def source(c: PrimExpr) -> PrimExpr:
+        return te.floormod(c, groups) * per_group + te.floordiv(c, groups)
+
+    if not block:
+        return te.compute(shape, lambda n, c, *rest: x[(n, source(c), *rest)], name="channel_shuffle")
+
+    def blocked(n: PrimExpr, cb: PrimExpr, h: PrimExpr, w: PrimExpr, lane: PrimExpr) -> PrimExpr:
+        c = source(cb * block + lane)
+        return x[n, te.floordiv(c, block), h, w, te.floormod(c, block)]
+
+    return te.compute(shape, blocked, name="channel_shuffle")

@@ -311,6 +311,50 @@ def test_concatenated_branches_of_different_blocks_meet_in_their_common_block():
     _optimized_build_agrees(graph, n.values, seed=8)
 
 
+@pytest.mark.parametrize("width", [28, 7])
+def test_channel_shuffles_and_splits_stay_blocked(width):
+    """ShuffleNetV2's unit: the input split in two channel halves, one half through 1x1, depthwise
+    3x3 and 1x1 convs, concatenated with the other, then shuffled (reshape, transpose, reshape)
+    and split for the next unit. All of it runs blocked: the shuffle as ``channel_shuffle``, the
+    splits at block multiples (the first repacks the stem's 48 channels to blocks of 24); the
+    only unpack left is the result's."""
+    n = models.Net(14)
+    x = n.input("x", (1, 48, width, width))
+    y = n.op("relu", n.op("conv2d_nchw", x, n.weight("stem", (48, 48, 1, 1))))
+    for unit in range(2):
+        keep, branch = n.op("split", y, indices_or_sections=[24], axis=1, outputs=2)
+        b = n.op("relu", n.op("conv2d_nchw", branch, n.weight(f"a{unit}", (24, 24, 1, 1))))
+        b = n.op("conv2d_nchw", b, n.weight(f"d{unit}", (24, 1, 3, 3)), padding=1, groups=24)
+        b = n.op("relu", n.op("conv2d_nchw", b, n.weight(f"c{unit}", (24, 24, 1, 1))))
+        y = n.op("concatenate", keep, b, axis=1)
+        y = n.op("reshape", y, newshape=[1, 2, 24, width, width])
+        y = n.op("transpose", y, axes=[0, 2, 1, 3, 4])
+        y = n.op("reshape", y, newshape=[1, 48, width, width])
+    graph = n.graph(y)
+    optimized, _ = tecomp.graph.passes.optimize(graph, None, LLVM)
+    ops = _ops(optimized)
+    assert ops.count("channel_shuffle") == 2 and "transpose" not in ops and "reshape" not in ops
+    to_nchw = [node for node in optimized.nodes if node.op == "layout_transform" and node.attrs["dst_layout"] == "NCHW"]
+    assert [optimized.types[node.outputs[0]].shape for node in to_nchw] == [(1, 48, width, width)]
+    assert all(len(optimized.types[v].shape) == 5 for node in optimized.nodes if node.op == "split" for v in node.outputs)
+    _optimized_build_agrees(graph, n.values, seed=9)
+
+
+def test_a_split_off_the_block_boundaries_stays_plain():
+    """A split at 20 of a value in blocks of 48 would need blocks of 4: it unpacks first."""
+    n = models.Net(15)
+    x = n.input("x", (1, 8, 9, 9))
+    y = n.op("relu", n.op("conv2d_nchw", x, n.weight("c", (48, 8, 1, 1))))
+    left, right = n.op("split", y, indices_or_sections=[20], axis=1, outputs=2)
+    out = n.op("add", n.op("conv2d_nchw", left, n.weight("l", (8, 20, 1, 1))),
+               n.op("conv2d_nchw", right, n.weight("r", (8, 28, 1, 1))))
+    graph = n.graph(out)
+    optimized, _ = tecomp.graph.passes.optimize(graph, None, LLVM)
+    (split,) = [node for node in optimized.nodes if node.op == "split"]
+    assert len(optimized.types[split.inputs[0]].shape) == 4
+    _optimized_build_agrees(graph, n.values, seed=10)
+
+
 def test_a_reduction_with_an_epilogue_keeps_its_vector_accumulator():
     """sum over a middle axis (the last kept: a vector write cache computed at the sum's loops),
     then sqrt as the epilogue: the sum's stage hosts its cache, so it is not inlined."""

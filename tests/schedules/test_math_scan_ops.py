@@ -111,6 +111,27 @@ def test_one_hot_and_pad_modes(check, rng):
            for m in rearrange.PAD_MODES])
 
 
+def _shuffled(x, groups):
+    n, c = x.shape[:2]
+    return x.reshape(n, groups, c // groups, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape)
+
+
+@pytest.mark.parametrize("shape, groups, block", [
+    ((1, 48, 7, 7), 2, 0), ((2, 6, 5), 3, 0), ((1, 48, 7, 5), 2, 24), ((1, 24, 3, 13), 3, 8), ((1, 24, 7, 7), 4, 6),
+])
+def test_channel_shuffle_in_plain_and_blocked_layouts(check, rng, shape, groups, block):
+    """ShuffleNet's reshape-transpose-reshape of the channels; blocked, the lanes of one output
+    block come from several input blocks (block 6 with 4 groups: from every block)."""
+    x = rng.standard_normal(shape).astype("float32")
+    want = _shuffled(x, groups)
+    if block:
+        n, c, h, w = shape
+        x, want = (v.reshape(n, c // block, block, h, w).transpose(0, 1, 3, 4, 2).copy() for v in (x, want))
+    X = te.placeholder(x.shape, "float32", "X")
+    Y = rearrange.channel_shuffle(X, groups, f"NCHW{block}c" if block else "NCHW")
+    check(schedule_injective(Y), [X, Y], [x], want)
+
+
 @pytest.mark.parametrize("build,text", [
     (lambda X: E.power(te.placeholder((3,), "uint8"), 2), "power: argument a: dtype"),
     (lambda X: E.trilu(te.placeholder((3,), "float32")), "trilu: argument x: needs rank 2"),
@@ -122,6 +143,10 @@ def test_one_hot_and_pad_modes(check, rng):
      "pad_mode: argument x: axis 0"),
     (lambda X: rearrange.one_hot(te.placeholder((3,), "int32"), te.placeholder((3,), "float32"), 4),
      "one_hot: argument values"),
+    (lambda X: rearrange.channel_shuffle(X, 2), "channel_shuffle: argument groups: must be a positive int dividing "
+                                               "the 7 channels"),
+    (lambda X: rearrange.channel_shuffle(X, 1, "NCHW8c"), r"channel_shuffle: argument x: layout NCHW8c needs"),
+    (lambda X: rearrange.channel_shuffle(X, 1, "NHWC"), "layout_transform: argument layout"),
 ])
 def test_errors(build, text):
     with pytest.raises(OperatorError, match=text):

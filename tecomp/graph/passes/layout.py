@@ -11,7 +11,9 @@ data in the block it arrives in. The blocked kernel's own task has these blocks 
 model's tuned build keeps its default layout and tunes each conv within it.
 Then layouts propagate: an elementwise node whose tensor inputs are unpacked
 from one blocked layout (or are per-channel ``[N, C, 1, 1]`` operands, packed to
-it) runs blocked too, as do pooling, channel concatenation and a spatial mean;
+it) runs blocked too, as do pooling, channel concatenation, a spatial mean, ShuffleNet's
+channel shuffle (a reshape-transpose-reshape, rewritten to ``channel_shuffle``) and a split
+of the channels at multiples of the block;
 an unpack followed by a pack becomes one transform (or none), so a chain of
 convs with residual adds, activations, squeeze-and-excite scales and
 concatenated branches stays blocked end to end. ``dense``/``matmul`` with a constant
@@ -216,6 +218,71 @@ def _propagate_pool(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Opt
     return _run_blocked(node, rw, [source[0]], source[1], {**node.attrs, "layout": source[1]})
 
 
+def _shuffled_groups(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[tuple[str, int]]:
+    """(the NCHW value, groups) when ``node`` ends a channel shuffle written as
+    ``reshape [N, g, C/g, H, W] -> transpose (0, 2, 1, 3, 4) -> reshape [N, C, H, W]``."""
+    if node.op != "reshape" or node.kwinputs:
+        return None
+    transpose = producers.get(node.inputs[0])
+    if transpose is None or transpose.op != "transpose" or list(transpose.attrs.get("axes") or ()) != [0, 2, 1, 3, 4]:
+        return None
+    split_channels = producers.get(transpose.inputs[0])
+    if split_channels is None or split_channels.op != "reshape":
+        return None
+    value = split_channels.inputs[0]
+    shape, grouped = rw.types[value].shape, rw.types[split_channels.outputs[0]].shape
+    if len(shape) != 4 or rw.types[node.outputs[0]].shape != shape or len(grouped) != 5 \
+            or grouped[0] != shape[0] or grouped[1] * grouped[2] != shape[1] or grouped[3:] != shape[2:]:
+        return None
+    return value, grouped[1]
+
+
+def _propagate_shuffle(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
+    """A channel shuffle (reshape, transpose, reshape) of a value unpacked from a blocked layout
+    runs as ``channel_shuffle`` in that layout (the reshape and transpose before it go dead)."""
+    found = _shuffled_groups(node, rw, producers)
+    source = found and _unpacked_from(found[0], producers)
+    if not source:
+        return None
+    shuffle = dataclasses.replace(node, op="channel_shuffle")
+    return _run_blocked(shuffle, rw, [source[0]], source[1], {"groups": found[1], "layout": source[1]})
+
+
+MIN_SPLIT_BLOCK = 8  # a split repacks to a smaller block that its cuts divide, down to this
+
+
+def _propagate_split(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
+    """A split along the channels of a value unpacked from a blocked layout runs blocked, in the
+    largest block dividing the source's block and every cut (repacked when that is smaller, not
+    below ``MIN_SPLIT_BLOCK``); each part is unpacked under its original name."""
+    if node.op != "split" or node.kwinputs or len(rw.types[node.inputs[0]].shape) != 4 \
+            or node.attrs.get("axis") not in (1, -3):
+        return None
+    source = _unpacked_from(node.inputs[0], producers)
+    if source is None:
+        return None
+    channels = rw.types[node.inputs[0]].shape[1]
+    sections = node.attrs.get("indices_or_sections")
+    cuts = [channels // sections * k for k in range(1, sections)] if isinstance(sections, int) else list(sections)
+    block = math.gcd(_block(source[1]), *cuts)
+    if block < MIN_SPLIT_BLOCK:
+        return None
+    hint = node.name or node.outputs[0]
+    layout, new = f"NCHW{block}c", []
+    blocked_source = source[0]
+    if layout != source[1]:
+        repack, blocked_source = _emit(rw, "layout_transform", [source[0]], hint,
+                                       {"src_layout": source[1], "dst_layout": layout})
+        new.append(repack)
+    attrs = {**node.attrs, "indices_or_sections": [c // block for c in cuts], "axis": 1}
+    parts = ops.output_types("split", [rw.types[blocked_source]], attrs)
+    names = [rw.fresh(hint) for _ in parts]
+    rw.types.update(zip(names, parts))
+    new.append(Node("split", [blocked_source], names, attrs, rw.fresh(f"{hint}/split")))
+    return new + [_emit(rw, "layout_transform", [part], hint, {"src_layout": layout, "dst_layout": NCHW},
+                        output=out)[0] for part, out in zip(names, node.outputs)]
+
+
 def _cancel(node: Node, rw: Rewriter, producers: dict[str, Node]) -> Optional[list[Node]]:
     """``pack(unpack(x))`` -> one transform from x's layout (a copy when the layouts agree)."""
     if node.op != "layout_transform" or node.attrs.get("src_layout") != NCHW:
@@ -244,7 +311,8 @@ def alter_conv_layout(graph: Graph, params: Optional[dict[str, np.ndarray]]) -> 
             pending = _blocked_conv(original, rw, nchwc, producers)
         for node in pending or [original]:
             replacement = (_propagate(node, rw, producers) or _propagate_pool(node, rw, producers)
-                           or _propagate_channels(node, rw, producers) or _cancel(node, rw, producers) or [node])
+                           or _propagate_channels(node, rw, producers) or _propagate_shuffle(node, rw, producers)
+                           or _propagate_split(node, rw, producers) or _cancel(node, rw, producers) or [node])
             for n in replacement:
                 producers.update({v: n for v in n.outputs})
             nodes.extend(replacement)
