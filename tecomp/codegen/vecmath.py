@@ -12,7 +12,8 @@ Libraries that call libmvec are linked with ``-lmvec`` (see ``needs_libmvec``).
 The exception is ``exp`` of float32 vectors of 16 lanes or more, or of a width
 libmvec has no variant for (24, 7): inline IR (``vector_exp``), which keeps two
 chains in flight where libmvec makes two calls (32 lanes: 1.3-2.2x faster
-alone; EfficientNet-B0 3% and MobileViT-xxs 7% faster whole, 1 thread).
+alone; EfficientNet-B0 3% and MobileViT-xxs 7% faster whole, 1 thread), and ``erf`` of any
+float32 vector (``vector_erf``: GELU's).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from llvmlite import ir
 
 from ..tir import dtype as dt
 from .llvm_ops import I32, declare
+from .vector_erf import erf_f32
 from .vector_exp import exp_f32
 
 # tecomp intrinsic -> (libmvec base name, arity)
@@ -77,6 +79,8 @@ class VectorMath:
             return b.fdiv(one, b.fadd(one, e))
         if op not in _FUNCTIONS or t.lanes == 1 or not t.is_float or t.bits not in (32, 64):
             return None
+        if op == "erf" and t.bits == 32:
+            return erf_f32(b, args[0])
         inline_exp = op == "exp" and t.bits == 32
         found = None if inline_exp and t.lanes >= 16 else self._call(b, op, args, t.bits, t.lanes)
         return exp_f32(b, args[0]) if found is None and inline_exp else found

@@ -27,30 +27,40 @@ _POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6
 _LOW, _HIGH = -104.0, 89.0
 
 
+def splat(vty: ir.VectorType, value: float) -> ir.Constant:
+    """The float vector of type ``vty`` with ``value`` in every lane."""
+    return ir.Constant(vty, [ir.Constant(vty.element, value)] * vty.count)
+
+
+def fma(b: ir.IRBuilder, a: ir.Value, c: ir.Value, d: ir.Value) -> ir.Value:
+    """``a * c + d`` rounded once."""
+    return llvm_intrinsic(b, "llvm.fma", [a, c, d])
+
+
+def clamp(b: ir.IRBuilder, x: ir.Value, low: float, high: float) -> ir.Value:
+    """``x`` limited to [low, high] lane by lane (a NaN lane comes out as a bound: callers keep NaNs)."""
+    return llvm_intrinsic(b, "llvm.minnum", [llvm_intrinsic(b, "llvm.maxnum", [x, splat(x.type, low)]),
+                                             splat(x.type, high)])
+
+
 def exp_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """``exp`` of each lane of the float32 vector ``x``."""
     vty = x.type
     lanes = vty.count
     ity = ir.VectorType(ir.IntType(32), lanes)
 
-    def splat(value: float) -> ir.Constant:
-        return ir.Constant(vty, [ir.Constant(ir.FloatType(), value)] * lanes)
-
     def isplat(value: int) -> ir.Constant:
         return ir.Constant(ity, [ir.Constant(ir.IntType(32), value)] * lanes)
 
-    def fma(a: ir.Value, c: ir.Value, d: ir.Value) -> ir.Value:
-        return llvm_intrinsic(b, "llvm.fma", [a, c, d])
-
-    clamped = llvm_intrinsic(b, "llvm.minnum", [llvm_intrinsic(b, "llvm.maxnum", [x, splat(_LOW)]), splat(_HIGH)])
-    n = llvm_intrinsic(b, "llvm.rint", [b.fmul(clamped, splat(_LOG2E))])
-    r = fma(n, splat(-_LN2_HI), clamped)
-    r = fma(n, splat(-_LN2_LO), r)
+    clamped = clamp(b, x, _LOW, _HIGH)
+    n = llvm_intrinsic(b, "llvm.rint", [b.fmul(clamped, splat(vty, _LOG2E))])
+    r = fma(b, n, splat(vty, -_LN2_HI), clamped)
+    r = fma(b, n, splat(vty, -_LN2_LO), r)
     # p(r) by Estrin's scheme: a chain of 3 dependent multiply-adds instead of 6
-    c0, c1, c2, c3, c4, c5 = (splat(c) for c in _POLY)
+    c0, c1, c2, c3, c4, c5 = (splat(vty, c) for c in _POLY)
     r2 = b.fmul(r, r)
-    p = fma(fma(fma(c0, r, c1), r2, fma(c2, r, c3)), r2, fma(c4, r, c5))
-    y = fma(p, r2, b.fadd(r, splat(1.0)))  # 1 + r + r^2 p(r)
+    p = fma(b, fma(b, fma(b, c0, r, c1), r2, fma(b, c2, r, c3)), r2, fma(b, c4, r, c5))
+    y = fma(b, p, r2, b.fadd(r, splat(vty, 1.0)))  # 1 + r + r^2 p(r)
     ni = b.fptosi(n, ity)
     half = b.ashr(ni, isplat(1))
     first = b.bitcast(b.shl(b.add(half, isplat(127)), isplat(23)), vty)
