@@ -30,6 +30,7 @@ from ..tir import op as tir_op
 from .common import (IntPair, accumulator_dtype, check_dtype, const_shape, fail, find_by_tag, inline_between, int_pair, padding4,
                      schedule_each_output, schedule_injective, schedule_injective_stage)
 from .conv2d import Activation, apply_epilogue, check_epilogue, output_size, pad_spatial
+from .vector_unit import vector_unit
 
 OP = "conv2d_nchwc"
 DW_OP = "depthwise_conv2d_nchwc"
@@ -38,8 +39,7 @@ CONV_TAG = "conv2d_nchwc"
 LAYOUT_TAG = "layout_transform"
 TEMPLATE = "schedules/conv2d_nchwc"
 DW_TEMPLATE = "schedules/depthwise_conv2d_nchwc"
-VECTOR_LANES = 16
-MAX_ACCUMULATORS = 28  # of the 32 vector registers, those an accumulator tile may hold
+COPY_LANES = 16  # vector width of the layout transforms' copies (wider than a register is fine there)
 MAX_ROWS_PER_TASK = 8  # output rows a depthwise task pads its input for at once
 PADDED_CHUNK_BYTES = 96 << 10  # the padded input rows of one task: L2-resident on any x86 core
 MIN_TASKS = 16  # parallel tasks a depthwise conv keeps when it groups rows
@@ -260,7 +260,8 @@ def _even_tiles(out_w: int, limit: int) -> int:
 
 def accumulator_limit(wanted: int, lanes: int) -> int:
     """Up to ``wanted`` rows of ``lanes``-channel accumulators, as many as the vector registers hold."""
-    return max(1, min(wanted, MAX_ACCUMULATORS // -(-lanes // VECTOR_LANES)))
+    unit = vector_unit()
+    return max(1, min(wanted, unit.accumulators // -(-lanes // unit.lanes())))
 
 
 def register_tile(out_w: int, wanted: int, lanes: int) -> int:
@@ -290,12 +291,12 @@ def _schedule_into_blocks(s: Schedule, t: Tensor) -> None:
     row = stage.fuse(*axes[:3])
     stage.parallel(row)
     lanes, width = t.shape[4].value, t.shape[3].value
-    if lanes >= 8 or width % VECTOR_LANES:
+    if lanes >= 8 or width % COPY_LANES:
         stage.vectorize(axes[4])
         return
     # few lanes (an image's 3 channels): vector reads along each source row instead (where the
     # width is a multiple of 16: a padded 226 with a peeled last run measured 5-15% slower)
-    xo, xi = stage.split(axes[3], factor=VECTOR_LANES)
+    xo, xi = stage.split(axes[3], factor=COPY_LANES)
     stage.reorder(row, xo, axes[4], xi)
     stage.unroll(axes[4])
     stage.vectorize(xi)
@@ -316,9 +317,9 @@ def _schedule_out_of_blocks(s: Schedule, t: Tensor) -> None:
     else:
         stage.parallel(stage.fuse(n, c, y))
     width = t.shape[3].value
-    if width >= VECTOR_LANES:
+    if width >= COPY_LANES:
         # 8 lanes where they divide a width that 16 does not (56, 200): no peeled tail
-        lanes = 8 if width % VECTOR_LANES and width % 8 == 0 else VECTOR_LANES
+        lanes = 8 if width % COPY_LANES and width % 8 == 0 else COPY_LANES
         _, inner = stage.split(x, factor=lanes)
         stage.vectorize(inner)
     elif width >= 4:
@@ -453,22 +454,26 @@ def conv2d_nchwc_blocks(data_shape: tuple, kernel_shape: tuple, strides: IntPair
 
 
 
-def _vector_efficiency(block: int) -> float:
-    """The share of the vector lanes a block of ``block`` channels fills (40 -> 40/48)."""
-    return block / (-(-block // VECTOR_LANES) * VECTOR_LANES)
+def _vector_efficiency(block: int, lanes: int) -> float:
+    """The share of the vector lanes a block of ``block`` channels fills (40 of 16 lanes -> 40/48)."""
+    return block / (-(-block // lanes) * lanes)
 
 
-def _block_candidates(channels: int, preferred: tuple[int, ...]) -> list[int]:
+def _block_candidates(channels: int, preferred_vectors: tuple[float, ...]) -> list[int]:
     """Blocks dividing ``channels`` in order of preference; all channels in one block if few.
 
-    Where no preferred block fills the vectors well (1000 or 200 channels: only 8 divides),
-    the divisor up to the largest preferred block that fills them best comes first (40)."""
+    ``preferred_vectors`` are the preferred blocks in vector registers of the target (2: 32
+    channels with AVX-512, 16 with AVX2). Where no preferred block fills the vectors well (1000
+    or 200 channels: only 8 divides), the divisor up to the largest preferred block that fills
+    them best comes first (40 with AVX-512)."""
+    lanes = vector_unit().lanes()
+    preferred = tuple(dict.fromkeys(max(1, int(v * lanes)) for v in preferred_vectors))
     blocks = [b for b in preferred if channels % b == 0]
     if channels <= max(preferred) and channels not in blocks:
         blocks.insert(0, channels)
-    divisors = [d for d in range(VECTOR_LANES, max(preferred) + 1) if channels % d == 0]
-    best = max(divisors, key=lambda d: (_vector_efficiency(d), d), default=None)
-    if best is not None and (not blocks or _vector_efficiency(best) > _vector_efficiency(blocks[0])):
+    divisors = [d for d in range(lanes, max(preferred) + 1) if channels % d == 0]
+    best = max(divisors, key=lambda d: (_vector_efficiency(d, lanes), d), default=None)
+    if best is not None and (not blocks or _vector_efficiency(best, lanes) > _vector_efficiency(blocks[0], lanes)):
         blocks = [best] + [b for b in blocks if b != best]
     return blocks or [1]
 
@@ -514,8 +519,8 @@ def conv2d_nchwc_template(data_shape: tuple, kernel_shape: tuple, strides: IntPa
     g = _template_geometry(TEMPLATE, data_shape, kernel_shape, strides, padding, dilation)
     pinned = _pinned(TEMPLATE, blocks, (group_c, oc // groups))
     cfg = autotvm.get_config()
-    cfg.define_knob("tile_ic", [pinned[0]] if pinned else _block_candidates(group_c, (16, 8, 32, 4, 2)))
-    cfg.define_knob("tile_oc", [pinned[1]] if pinned else _block_candidates(oc // groups, (32, 16, 64, 8)))
+    cfg.define_knob("tile_ic", [pinned[0]] if pinned else _block_candidates(group_c, (1, 0.5, 2, 0.25, 0.125)))
+    cfg.define_knob("tile_oc", [pinned[1]] if pinned else _block_candidates(oc // groups, (2, 1, 4, 0.5)))
     cfg.define_knob("tile_ow", _reg_n_candidates(g.out_w))
     cfg.define_knob("unroll_kw", [1, 0])
     ib, ob = cfg["tile_ic"].val, cfg["tile_oc"].val
@@ -540,7 +545,7 @@ def depthwise_conv2d_nchwc_template(data_shape: tuple, kernel_shape: tuple, stri
     if pinned and pinned[0] != pinned[1]:
         raise fail(DW_TEMPLATE, "blocks", f"a depthwise conv has one channel block for input and output, got {blocks}")
     cfg = autotvm.get_config()
-    cfg.define_knob("tile_c", [pinned[0]] if pinned else _block_candidates(c, (16, 32, 8)))
+    cfg.define_knob("tile_c", [pinned[0]] if pinned else _block_candidates(c, (1, 2, 0.5)))
     cfg.define_knob("tile_ow", _reg_n_candidates(g.out_w))
     cfg.define_knob("unroll_kw", [1, 0])
     b = cfg["tile_c"].val

@@ -50,7 +50,7 @@ OUTPUT_TAG = "winograd_output"
 TILE_SIZES = (2, 4)
 KERNEL = 3
 _POINTS = (0.0, 1.0, -1.0, 2.0, -2.0)  # the finite interpolation points, the first m + 1 used
-GEMM_ROWS = 14  # tiles per register tile of the product stage (accumulators: rows x ob/16)
+GEMM_ROWS = 14  # tiles per register tile of the product stage, at most (accumulators: rows x ob/lanes)
 MIN_CHANNELS = 16  # fewer input or output channels: the transforms cost more than the products save
 MIN_TILES = 16  # F(4, 3) from this many output tiles, F(2, 3) below
 # A smaller conv keeps the direct algorithm: what Winograd saves on it is about a tenth of a

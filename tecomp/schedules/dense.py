@@ -23,13 +23,15 @@ from ..te.tensor import Tensor
 from ..tir import op as tir_op
 from .common import (accumulator_dtype, check_dtype, const_shape, fail, find_by_tag, inline_between,
                      schedule_each_output)
+from .vector_unit import vector_unit
 
 PRODUCT_TAG = "matmul_product"
 PACK_TAG = "matmul_pack"
 DENSE_TEMPLATE = "schedules/dense"
 BATCH_MATMUL_TEMPLATE = "schedules/batch_matmul"
 ROW_TILES = (8, 6, 4, 3, 2, 1)
-COL_TILES = (32, 16, 8)
+MIN_PANEL = 8  # narrower products are one panel
+GEMV_PANEL = 32
 MIN_PARALLEL_ROW_BLOCKS = 16  # enough row blocks to share among threads without the panels
 # How well an mr-row accumulator tile uses the registers and the loads of B (one broadcast of A per
 # row, one vector of B shared by all rows), relative to 8 rows.
@@ -46,26 +48,43 @@ class GemmSchedule:
     vectorize: bool = True
 
 
-def row_tile(m: int) -> int:
-    """Rows per accumulator tile for ``m`` rows: the tile of ``ROW_TILES`` that best balances
-    register reuse against the rows a last, partial tile wastes (a partial tile is computed in
-    full into its scratch accumulator, with A's row index clamped, and stored with a guard)."""
+def col_tiles(m: int) -> tuple[int, ...]:
+    """Panel widths for ``m`` rows, preferred first: two vector registers, one, and ``MIN_PANEL``
+    columns (32, 16, 8 with AVX-512; 16, 8 with AVX2), led by ``GEMV_PANEL`` columns where the
+    registers hold all ``m`` rows of them (a GEMV: more accumulators in flight)."""
+    lanes = vector_unit().lanes()
+    wide = (GEMV_PANEL,) if m <= rows_that_fit(GEMV_PANEL) else ()
+    return tuple(dict.fromkeys(max(MIN_PANEL, t) for t in (*wide, 2 * lanes, lanes, MIN_PANEL)))
+
+
+def rows_that_fit(nr: int) -> int:
+    """The most rows of ``nr``-column accumulators the vector registers hold (AVX2: 6 rows of 16)."""
+    unit = vector_unit()
+    return max(1, unit.accumulators // -(-nr // unit.lanes()))
+
+
+def row_tile(m: int, nr: int) -> int:
+    """Rows per accumulator tile for ``m`` rows of ``nr`` columns: the tile of ``ROW_TILES`` that
+    fits the registers and best balances register reuse against the rows a last, partial tile
+    wastes (a partial tile is computed in full into its scratch accumulator, with A's row index
+    clamped, and stored with a guard)."""
     def useful(t: int) -> float:
         return m / (-(-m // t) * t) * _ROW_TILE_EFFICIENCY[t]
 
-    return max((t for t in ROW_TILES if t <= m), key=useful, default=1)
+    return max((t for t in ROW_TILES if t <= min(m, rows_that_fit(nr))), key=useful, default=1)
 
 
-def panel_width(n: int) -> int:
-    """Columns per packed panel: 32 when it divides ``n`` or pads it by at most an eighth (1000
-    classes: a GEMV keeps more accumulators in flight), else a vector multiple dividing ``n``,
-    else 32 (padded), or ``n`` if small."""
-    if n < COL_TILES[-1]:
+def panel_width(n: int, m: int) -> int:
+    """Columns per packed panel of an ``m x n`` product: the preferred of ``col_tiles`` when it
+    divides ``n`` or pads it by at most an eighth (1000 classes), else a narrower tile dividing
+    ``n``, else the widest (padded), or ``n`` if small."""
+    tiles = col_tiles(m)
+    if n < tiles[-1]:
         return n
-    widest = COL_TILES[0]
+    widest = tiles[0]
     if -n % widest <= n // 8:
         return widest
-    return next((t for t in COL_TILES if n % t == 0), widest)
+    return next((t for t in tiles if n % t == 0), widest)
 
 
 def _clamp_row(i: Any, m: int) -> Any:
@@ -256,7 +275,7 @@ def schedule_product_output(s: Schedule, out: Tensor, knobs: GemmSchedule) -> No
     acc = s.cache_write(out, "local") if product is out else product
     nr = packed.shape[-1].value
     m = out.shape[-2].value
-    mr = knobs.mr if knobs.mr <= m else row_tile(m)
+    mr = knobs.mr if knobs.mr <= min(m, rows_that_fit(nr)) else row_tile(m, nr)
     stage = s[out]
     *batch, i, j = stage.op.axis
     io, jo, _, ji = stage.tile(i, j, mr, nr)
@@ -304,9 +323,11 @@ schedule_batch_matmul = schedule_dense
 
 def _define_gemm_knobs(m: int, n: int) -> None:
     cfg = autotvm.get_config()
-    first = panel_width(n)  # the fallback's choice
-    cfg.define_knob("tile_n", [first] + [t for t in COL_TILES if t != first and t <= max(n, COL_TILES[-1])])
-    cfg.define_knob("tile_m", list(dict.fromkeys([row_tile(m)] + [t for t in (8, 6, 4, 2) if t <= m])))
+    first = panel_width(n, m)  # the fallback's choice
+    tiles = col_tiles(m)
+    cfg.define_knob("tile_n", [first] + [t for t in tiles if t != first and t <= max(n, tiles[-1])])
+    rows = [t for t in (8, 6, 4, 2) if t <= min(m, rows_that_fit(tiles[-1]))]
+    cfg.define_knob("tile_m", list(dict.fromkeys([row_tile(m, first)] + rows)))
     cfg.define_knob("tile_k", [1, 4])
     cfg.define_knob("unroll", [1, 0])
     cfg.define_knob("vectorize", [1, 0])

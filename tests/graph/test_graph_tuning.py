@@ -120,7 +120,7 @@ def test_tasks_under_records_follow_a_tuned_lone_convs_layout(tmp_path):
     with autotvm.RecordDB(tmp_path / "r.db") as db:
         db.add(*_record(_layout_free(conv), chosen))
         tuned_conv, tuned_pool = autotvm.task.extract_from_graph(graph, params, "llvm", records=db)
-    assert tuned_conv.args[-1] == (3, chosen["tile_oc"].val) and tuned_conv.key != conv.key
+    assert tuned_conv.args[-1] == (chosen["tile_ic"].val, chosen["tile_oc"].val) and tuned_conv.key != conv.key
     assert f"NCHW{chosen['tile_oc'].val}c" in tuned_pool.key and tuned_pool.key != pool.key
 
 

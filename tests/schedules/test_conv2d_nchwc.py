@@ -9,6 +9,7 @@ import tecomp
 from tecomp import te
 from tecomp import tuner as autotvm
 from tecomp.error import OperatorError, TuningError
+from tecomp.target import Target
 from tecomp.schedules import elementwise
 from tecomp.schedules.conv2d_nchwc import (
     MIN_TASKS,
@@ -26,6 +27,8 @@ from tecomp.schedules.conv2d_nchwc import (
 )
 
 from references import ref_conv
+
+AVX512, AVX2 = Target("llvm -mcpu=skylake-avx512"), Target("llvm -mcpu=haswell")
 
 
 def _blocked(x, b):
@@ -91,11 +94,15 @@ def test_grouped_conv2d_nchwc_matches_reference(check, rng, xs, ws, groups, stri
 
 
 def test_blocks_fill_the_vectors_where_the_preferred_ones_do_not_divide(check, rng):
-    """1000 output channels: 40-channel blocks (40 of 48 lanes used) come before 8 (half of 16)."""
-    blocks = conv2d_nchwc_blocks((1, 64, 13, 13), (1000, 64, 1, 1))
-    assert blocks == (16, 40)
+    """1000 output channels: with AVX-512, 40-channel blocks (40 of 48 lanes used) come before 8
+    (half of 16); with AVX2, 8 fills its vectors."""
     xs, ws = (1, 64, 13, 13), (200, 64, 1, 1)
-    assert conv2d_nchwc_blocks(xs, ws)[1] == 40
+    with AVX512:
+        assert conv2d_nchwc_blocks((1, 64, 13, 13), (1000, 64, 1, 1)) == (16, 40)
+        assert conv2d_nchwc_blocks(xs, ws)[1] == 40
+    with AVX2:
+        assert conv2d_nchwc_blocks((1, 64, 13, 13), (1000, 64, 1, 1)) == (8, 8)
+        assert conv2d_nchwc_blocks((1, 64, 56, 56), (64, 64, 3, 3)) == (8, 16)  # two vectors out
     x_np, w_np = rng.uniform(-1, 1, xs).astype("float32"), rng.uniform(-1, 1, ws).astype("float32")
     x, w = te.placeholder((1, 4, 13, 13, 16), name="x"), te.placeholder(ws, name="w")
     out = conv2d_nchwc(x, pack_conv2d_kernel(w, 16, 40))
@@ -103,15 +110,20 @@ def test_blocks_fill_the_vectors_where_the_preferred_ones_do_not_divide(check, r
           rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("out_w, wanted, lanes, tile", [
-    (13, 13, 40, 7),     # 13 x 3 vectors would spill; 13 is prime: 7 columns and a tail of 6, not 1
-    (111, 14, 32, 14),   # 111 = 3 x 37: 14-column tiles and a tail of 13, not 3
-    (56, 14, 32, 14),    # a divisor that fits is kept
-    (28, 4, 16, 4),      # a tuned divisor that fits is kept
-    (7, 14, 16, 7),
+@pytest.mark.parametrize("target, out_w, wanted, lanes, tile", [
+    (AVX512, 13, 13, 40, 7),    # 13 x 3 vectors would spill; 13 is prime: 7 columns and a tail of 6, not 1
+    (AVX512, 111, 14, 32, 14),  # 111 = 3 x 37: 14-column tiles and a tail of 13, not 3
+    (AVX512, 56, 14, 32, 14),   # a divisor that fits is kept
+    (AVX512, 28, 4, 16, 4),     # a tuned divisor that fits is kept
+    (AVX512, 7, 14, 16, 7),
+    (AVX2, 56, 14, 16, 6),      # 12 of 16 registers: 6 columns of two vectors, a tail of 2
+    (AVX2, 56, 14, 8, 12),      # 12 columns of one vector
+    (AVX2, 7, 14, 16, 4),       # 4 + 3
+    (AVX2, 13, 13, 40, 2),      # five vectors per column
 ])
-def test_register_tile_fits_the_registers_with_a_peeled_tail(out_w, wanted, lanes, tile):
-    assert register_tile(out_w, wanted, lanes) == tile
+def test_register_tile_fits_the_registers_with_a_peeled_tail(target, out_w, wanted, lanes, tile):
+    with target:
+        assert register_tile(out_w, wanted, lanes) == tile
 
 
 def test_a_prime_width_conv_runs_its_tail_tile_without_guards(check, rng):
@@ -121,7 +133,8 @@ def test_a_prime_width_conv_runs_its_tail_tile_without_guards(check, rng):
     xs, ws = (1, 32, 13, 13), (80, 32, 3, 3)
     x, w = te.placeholder((1, 2, 13, 13, 16), name="x"), te.placeholder(ws, name="w")
     out = conv2d_nchwc(x, pack_conv2d_kernel(w, 16, 40), 1, 1)
-    s = schedule_conv2d_nchwc(out)
+    with AVX512:  # 28 accumulators: 9 columns of three vectors at most
+        s = schedule_conv2d_nchwc(out)
     lines = str(tecomp.lower(s, [x, w, out])).splitlines()
     loops = [line.strip() for line in lines if line.strip().startswith(("for (", "parallel for ("))]
     guarded = [k for k, line in enumerate(lines) if "if (" in line]
@@ -280,10 +293,16 @@ def test_depthwise_template_config(rng):
     np.testing.assert_allclose(_unblocked(got), ref_conv(x_np, w_np, 2, 1, groups=32), rtol=1e-4, atol=1e-4)
 
 
-def test_blocks_follow_the_dispatched_config(tmp_path):
+@pytest.fixture
+def avx512():
+    with AVX512:
+        yield
+
+
+def test_blocks_follow_the_dispatched_config(avx512):
     args = ((1, 16, 14, 14), (32, 16, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32")
     assert conv2d_nchwc_blocks(args[0], args[1], 1, 1) == (16, 32)  # the fallback's first choices
-    task = autotvm.task.create("schedules/conv2d_nchwc", args, target="llvm")
+    task = autotvm.task.create("schedules/conv2d_nchwc", args)
     wanted = next(c for c in (task.config_space.get(i) for i in range(len(task.config_space)))
                   if c["tile_ic"].val == 8 and c["tile_oc"].val == 16)
 

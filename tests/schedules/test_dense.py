@@ -11,6 +11,7 @@ from tecomp import tuner as autotvm
 from tecomp.error import OperatorError
 from tecomp.schedules import dense as D
 from tecomp.schedules import elementwise as E
+from tecomp.target import Target
 
 
 def _rand(rng, shape):
@@ -81,9 +82,32 @@ def test_padded_last_panel_alone_stores_per_column(check, rng):
     check(s, [A, B, out], [a, b], a @ b, atol=1e-4)
 
 
-@pytest.mark.parametrize("m,expected", [(1, 1), (2, 2), (3, 3), (8, 8), (12, 6), (13, 8), (50, 8), (197, 8)])
-def test_row_tile_prefers_full_register_tiles_over_divisors(m, expected):
-    assert D.row_tile(m) == expected
+AVX512, AVX2 = Target("llvm -mcpu=skylake-avx512"), Target("llvm -mcpu=haswell")
+
+
+@pytest.mark.parametrize("target,nr,m,expected", [
+    *((AVX512, 32, m, e) for m, e in [(1, 1), (2, 2), (3, 3), (8, 8), (12, 6), (13, 8), (50, 8), (197, 8)]),
+    # 16 registers of 8 lanes: at most 6 rows of two-vector panels (12 accumulators)
+    *((AVX2, 16, m, e) for m, e in [(1, 1), (3, 3), (8, 4), (12, 6), (13, 4), (50, 6), (197, 6)]),
+])
+def test_row_tile_prefers_full_register_tiles_over_divisors(target, nr, m, expected):
+    with target:
+        assert D.row_tile(m, nr) == expected
+
+
+@pytest.mark.parametrize("target,m,n,panel,rows", [
+    (AVX512, 197, 768, 32, 8), (AVX512, 1, 1000, 32, 1),
+    (AVX2, 197, 768, 16, 6), (AVX2, 50, 200, 16, 6),
+    (AVX2, 1, 1000, 32, 1),  # a GEMV row: four vectors of accumulators in flight
+    (AVX2, 7, 40, 8, 4),     # 40 = 5 x 8 columns: no padded panel; 7 rows as 4 + 3
+])
+def test_register_tiles_fit_the_target_vector_registers(target, m, n, panel, rows):
+    """The fallback's panel and row tile keep the accumulators within the registers of the target's
+    vector unit (AVX-512: 32 of 16 lanes; AVX2: 16 of 8), so no tile spills on either."""
+    with target:
+        cfg = autotvm.task.dispatched_config(D.DENSE_TEMPLATE, (m, n, 64, "float32", False))
+        assert (cfg["tile_n"].val, D.row_tile(m, cfg["tile_n"].val)) == (panel, rows)
+        assert rows * -(-panel // (16 if target is AVX512 else 8)) <= (28 if target is AVX512 else 12)
 
 
 @pytest.mark.parametrize("index", [0, 7, 29, 47])
