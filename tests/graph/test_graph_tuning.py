@@ -105,6 +105,42 @@ def _conv_pool():
     return graph, {"w": np.random.default_rng(0).uniform(-1, 1, (16, 3, 3, 3)).astype("float32")}
 
 
+def _conv_conv():
+    """conv 3 -> 64 channels, then conv 64 -> 64: the second receives its input in the first's
+    output block (32 with AVX-512, 16 with AVX2), not in its own fallback's input block (16, 8)."""
+    from tecomp.graph import Graph, Node, TensorType
+    types = {"x": TensorType((1, 3, 8, 8), "float32"), "w1": TensorType((64, 3, 3, 3), "float32"),
+             "w2": TensorType((64, 64, 3, 3), "float32"), "y": TensorType((1, 64, 8, 8), "float32"),
+             "z": TensorType((1, 64, 8, 8), "float32")}
+    graph = Graph({"x": types["x"]}, {"w1": types["w1"], "w2": types["w2"]},
+                  [Node("conv2d_nchw", ["x", "w1"], ["y"], {"padding": 1}, name="conv1"),
+                   Node("conv2d_nchw", ["y", "w2"], ["z"], {"padding": 1}, name="conv2")], ["z"], types)
+    rng = np.random.default_rng(0)
+    return graph, {"w1": rng.uniform(-1, 1, (64, 3, 3, 3)).astype("float32"),
+                   "w2": rng.uniform(-1, 1, (64, 64, 3, 3)).astype("float32")}
+
+
+def test_extraction_asks_for_the_workloads_the_build_runs():
+    """An untuned conv takes its input in the block it arrives in; task extraction must decide
+    alike (its recorder answers every task, with fallbacks, which is not a record), or a compile
+    after a tune would run a conv whose workload was never tuned."""
+    graph, params = _conv_conv()
+    extracted = {t.key for t in autotvm.task.extract_from_graph(graph, params, "llvm")}
+
+    class Asked(autotvm.DispatchContext):
+        def __init__(self):
+            self.keys = set()
+
+        def lookup(self, task):
+            self.keys.add(task.key)
+            return None
+
+    with Asked() as asked:
+        tecomp.graph.build(graph, "llvm", params)
+    blocked_convs = {k for k in asked.keys if json.loads(k)[0] == "schedules/conv2d_nchwc" and len(json.loads(k)[1]) == 7}
+    assert len(blocked_convs) == 2 and blocked_convs <= extracted, (blocked_convs, extracted)
+
+
 def _layout_free(task):
     """The lone conv's task of a model's conv: its workload without the fixed blocks."""
     return autotvm.task.create(task.name, task.args[:-1], target="llvm")

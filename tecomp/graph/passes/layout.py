@@ -62,7 +62,8 @@ class _Probe(DispatchContext):
 
     def lookup(self, task: Any) -> ConfigEntity:
         config = dispatch.recorded(task, beneath=self)
-        self.found_record |= config is not None
+        # task extraction's recorder answers every task, with the fallback where it has no record
+        self.found_record |= config is not None and not isinstance(config, FallbackConfigEntity)
         return config if config is not None else FallbackConfigEntity(task.config_space)
 
     def tuned(self) -> bool:
