@@ -241,10 +241,12 @@ def depthwise_conv2d_nchwc(data: Tensor, kernel: Tensor, strides: IntPair = 1, p
 
 @dataclass(frozen=True)
 class NchwcSchedule:
-    """Knobs of the blocked schedule: output columns per register tile, kw unrolled."""
+    """Knobs of the blocked schedule: output columns per register tile, kw unrolled, output
+    channel blocks per register tile."""
 
     reg_n: int = 8
     unroll_kw: bool = True
+    oc_blocks: int = 1
 
 
 def default_reg_n(out_w: int, limit: int) -> int:
@@ -372,11 +374,16 @@ def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> Non
     padded_per_task = _schedule_inputs(s, conv)
     inline_between(s, out, conv)
     acc = s.cache_write(out, "local") if conv is out else conv
-    reg_n = register_tile(out.shape[3].value, knobs.reg_n, out.shape[4].value)
+    blocks = knobs.oc_blocks if _can_tile_blocks(conv, knobs.oc_blocks) else 1
+    reg_n = register_tile(out.shape[3].value, knobs.reg_n, blocks * out.shape[4].value)
     stage = s[out]
     n, oc, y, x, lane = stage.op.axis
     xo, xi = stage.split(x, factor=reg_n)
-    if padded_per_task is None:
+    if blocks > 1:
+        oc, oci = stage.split(oc, factor=blocks)
+        stage.reorder(n, oc, y, xo, oci, xi, lane)
+        task = stage.fuse(n, oc, y)
+    elif padded_per_task is None:
         stage.reorder(n, oc, y, xo, xi, lane)
         task = stage.fuse(n, oc, y)
     else:
@@ -389,14 +396,26 @@ def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> Non
     stage.vectorize(lane)
     s[acc].compute_at(stage, xo)
     acc_stage = s[acc]
-    *_, ax, alane = acc_stage.op.axis
+    _, aoc, _, ax, alane = acc_stage.op.axis
     reduce = acc_stage.op.reduce_axis
-    acc_stage.reorder(*reduce, ax, alane)
+    acc_stage.reorder(*reduce, aoc, ax, alane)
+    if blocks > 1:
+        acc_stage.unroll(aoc)
     acc_stage.unroll(ax)
     acc_stage.vectorize(alane)
     if knobs.unroll_kw:
         rx = reduce[-2] if len(reduce) == 4 else reduce[-1]
         acc_stage.unroll(rx)
+
+
+def _can_tile_blocks(conv: Tensor, blocks: int) -> bool:
+    """Whether ``blocks`` output channel blocks can share a register tile: an ungrouped, not
+    depthwise conv whose output blocks they divide (each broadcast input value then feeds
+    ``blocks`` multiply-adds)."""
+    if blocks == 1 or conv.op.attrs.get("template") != TEMPLATE:
+        return False
+    data_shape, kernel_shape = conv.op.attrs["workload"][:2]
+    return data_shape[1] == kernel_shape[1] and conv.shape[1].value % blocks == 0
 
 
 def padded_rows_per_task(conv: Tensor, padded: Tensor) -> int:
@@ -417,7 +436,9 @@ def padded_rows_per_task(conv: Tensor, padded: Tensor) -> int:
 
 
 def _knobs_of(cfg: Any) -> NchwcSchedule:
-    return NchwcSchedule(cfg["tile_ow"].val, bool(cfg["unroll_kw"].val))
+    knobs = getattr(cfg, "space", cfg).knobs  # a config, or the space while a template defines it
+    oc_blocks = cfg["tile_ocn"].val if "tile_ocn" in knobs else 1  # the depthwise template has none
+    return NchwcSchedule(cfg["tile_ow"].val, bool(cfg["unroll_kw"].val), oc_blocks)
 
 
 def schedule_conv2d_nchwc(outs: Any) -> Schedule:
@@ -523,6 +544,8 @@ def conv2d_nchwc_template(data_shape: tuple, kernel_shape: tuple, strides: IntPa
     cfg.define_knob("tile_oc", [pinned[1]] if pinned else _block_candidates(oc // groups, (2, 1, 4, 0.5)))
     cfg.define_knob("tile_ow", _reg_n_candidates(g.out_w))
     cfg.define_knob("unroll_kw", [1, 0])
+    out_blocks = oc // pinned[1] if pinned else 2
+    cfg.define_knob("tile_ocn", [1, 2] if groups == 1 and out_blocks % 2 == 0 else [1])
     ib, ob = cfg["tile_ic"].val, cfg["tile_oc"].val
     data = te.placeholder((n, c // ib, h, w, ib), dtype, name="data")
     kernel = te.placeholder((oc // ob, group_c // ib, kh, kw, ib, ob), dtype, name="kernel")

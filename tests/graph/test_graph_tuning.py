@@ -165,7 +165,7 @@ def test_tuning_a_model_keeps_its_layout(tmp_path):
     transform appear, and a build under the records asks for exactly the tasks tuned."""
     graph, params = _conv_pool()
     before = autotvm.task.extract_from_graph(graph, params, "llvm")
-    assert [name for name in before[0].config_space.knobs] == ["tile_ic", "tile_oc", "tile_ow", "unroll_kw"]
+    assert [name for name in before[0].config_space.knobs] == ["tile_ic", "tile_oc", "tile_ow", "unroll_kw", "tile_ocn"]
     assert [len(before[0].config_space.knobs[k]) for k in ("tile_ic", "tile_oc")] == [1, 1]
     option = autotvm.measure_option(autotvm.LocalBuilder(), autotvm.LocalRunner(number=1))
     db = tmp_path / "r.db"

@@ -332,6 +332,27 @@ def test_fixed_blocks_leave_only_the_register_tile_to_tune(rng):
         np.testing.assert_allclose(_unblocked(got), ref_conv(x_np, w_np, padding=1), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape, stride", [((1, 16, 13, 13), 1), ((1, 16, 14, 14), 2)])
+def test_a_register_tile_over_two_output_blocks_agrees_with_numpy(rng, shape, stride):
+    """``tile_ocn`` = 2 computes two output channel blocks per register tile (each broadcast input
+    value feeds both); offered where the blocks pair up in an ungrouped conv, and every config
+    of the space agrees with numpy (a prime width, and stride 2)."""
+    args = (shape, (32, 16, 3, 3), (stride, stride), (1, 1, 1, 1), (1, 1), "float32", (8, 8))
+    task = autotvm.task.create("schedules/conv2d_nchwc", args, target="llvm")
+    assert [e.val for e in task.config_space.knobs["tile_ocn"].entities] == [1, 2]
+    grouped = autotvm.task.create("schedules/conv2d_nchwc", (shape, (32, 8, 3, 3)) + args[2:], target="llvm")
+    assert [e.val for e in grouped.config_space.knobs["tile_ocn"].entities] == [1]
+    x_np = rng.uniform(-1, 1, shape).astype("float32")
+    w_np = rng.uniform(-1, 1, (32, 16, 3, 3)).astype("float32")
+    w_packed = w_np.reshape(4, 8, 2, 8, 3, 3).transpose(0, 2, 4, 5, 3, 1).copy()
+    for index in range(len(task.config_space)):
+        config = task.config_space.get(index)
+        s, (data, kernel, out) = task.instantiate(config)
+        (got,) = _run(s, [data, kernel, out], [_blocked(x_np, 8), w_packed])
+        np.testing.assert_allclose(_unblocked(got), ref_conv(x_np, w_np, stride, 1), rtol=1e-4, atol=1e-4,
+                                   err_msg=str(config))
+
+
 @pytest.mark.parametrize("name, args", [
     ("schedules/conv2d_nchwc", ((1, 24, 7, 7), (48, 24, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32", (5, 16))),
     ("schedules/conv2d_nchwc", ((1, 24, 7, 7), (48, 24, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32", (8,))),
