@@ -262,8 +262,7 @@ def _even_tiles(out_w: int, limit: int) -> int:
 
 def accumulator_limit(wanted: int, lanes: int) -> int:
     """Up to ``wanted`` rows of ``lanes``-channel accumulators, as many as the vector registers hold."""
-    unit = vector_unit()
-    return max(1, min(wanted, unit.accumulators // -(-lanes // unit.lanes())))
+    return max(1, min(wanted, vector_unit().rows_that_fit(lanes)))
 
 
 def register_tile(out_w: int, wanted: int, lanes: int) -> int:
@@ -379,12 +378,12 @@ def schedule_nchwc_output(s: Schedule, out: Tensor, knobs: NchwcSchedule) -> Non
     stage = s[out]
     n, oc, y, x, lane = stage.op.axis
     xo, xi = stage.split(x, factor=reg_n)
+    tiled_blocks = []  # the output blocks inside one register tile, if several
     if blocks > 1:
         oc, oci = stage.split(oc, factor=blocks)
-        stage.reorder(n, oc, y, xo, oci, xi, lane)
-        task = stage.fuse(n, oc, y)
-    elif padded_per_task is None:
-        stage.reorder(n, oc, y, xo, xi, lane)
+        tiled_blocks = [oci]
+    if padded_per_task is None:
+        stage.reorder(n, oc, y, xo, *tiled_blocks, xi, lane)
         task = stage.fuse(n, oc, y)
     else:
         yo, yi = stage.split(y, factor=padded_rows_per_task(conv, padded_per_task))

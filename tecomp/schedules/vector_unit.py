@@ -39,12 +39,16 @@ class VectorUnit:
         """Vector registers an accumulator tile may hold."""
         return self.registers - _RESERVED
 
+    def rows_that_fit(self, width: int, dtype: str = "float32") -> int:
+        """The most rows of ``width``-element accumulators the registers hold, at least one (AVX2:
+        6 rows of 16 float32)."""
+        return max(1, self.accumulators // -(-width // self.lanes(dtype)))
+
 
 AVX512 = VectorUnit(512, 32)
 AVX2 = VectorUnit(256, 16)
 
 
-@functools.cache
 def _unit_of(cpu: str, features: str) -> VectorUnit:
     flags = {f[1:]: f[0] == "+" for f in features.split(",") if f[:1] in "+-" and f[1:]}  # last one wins
     enabled = {name for name, on in flags.items() if on}
@@ -55,11 +59,16 @@ def _unit_of(cpu: str, features: str) -> VectorUnit:
     return VectorUnit(128, 32 if "neon" in enabled else 16)
 
 
-def vector_unit(target: Target | None = None) -> VectorUnit:
-    """The vector unit of ``target`` (default: the current target, else the host CPU)."""
-    from ..codegen.build import cpu_and_features  # the codegen layer reads the host through LLVM
-
-    target = target or Target.current(allow_none=True) or Target("llvm")
+@functools.lru_cache(maxsize=64)
+def _unit_for(target: Target) -> VectorUnit:
+    # cached: reading the host's features through LLVM costs about 0.2 ms, and every register
+    # tile of every kernel a model builds asks
     if target.kind != "llvm":
         return AVX512  # GPU schedules do not size CPU register tiles; keep the default shapes
+    from ..codegen.build import cpu_and_features  # the codegen layer reads the host through LLVM
     return _unit_of(*cpu_and_features(target))
+
+
+def vector_unit(target: Target | None = None) -> VectorUnit:
+    """The vector unit of ``target`` (default: the current target, else the host CPU)."""
+    return _unit_for(target or Target.current(allow_none=True) or Target("llvm"))
