@@ -26,15 +26,13 @@ import numpy as np
 
 from ..error import GraphError
 from ..target import Target
+from . import in_place
 from .fuse import fuse
+from .in_place import View
 from .ir import Graph, TensorType
 from .kernel import Kernel
 from .memory import ALIGN, MemoryPlan, plan_memory
 from .module import FORMAT, FORMAT_VERSION, GraphModule
-
-def _nbytes(t: TensorType) -> int:
-    return int(np.prod(t.shape, dtype=np.int64)) * np.dtype(t.dtype).itemsize
-
 
 def check_params(graph: Graph, params: Optional[dict[str, Any]]) -> dict[str, np.ndarray]:
     """The graph's param values as contiguous arrays of the declared types; GraphError naming a bad one."""
@@ -62,12 +60,15 @@ class CompiledGraph:
     params: dict[str, np.ndarray]
     kernels: list[Kernel]        # in execution order; kernels with equal signatures share a name
     distinct: list[Kernel]       # one kernel per function name
-    views: dict[str, str]        # value -> the value whose storage it shares (a reshape: no kernel runs)
+    views: dict[str, View]       # value -> (the value whose storage it lies in, byte offset); no kernel runs
 
-    def storage_of(self, value: str) -> str:
+    def storage_of(self, value: str) -> View:
+        """The value whose buffer holds ``value``'s bytes, and where in it they start."""
+        offset = 0
         while value in self.views:
-            value = self.views[value]
-        return value
+            value, at = self.views[value]
+            offset += at
+        return value, offset
 
 
 VIEW_OPS = ("reshape", "flatten")
@@ -98,9 +99,10 @@ def plan(graph: Graph, params: Optional[dict[str, Any]], target: Target, fuse_op
     kernels, views = [], {}
     for kernel in fuse(graph, enabled=fuse_ops):
         if _is_view(kernel, graph):
-            views[kernel.outputs[0]] = kernel.inputs[0]
+            views[kernel.outputs[0]] = (kernel.inputs[0], 0)
         else:
             kernels.append(kernel)
+    kernels = in_place.elide(graph, kernels, views)
     by_signature: dict[str, Kernel] = {}
     distinct = []
     for kernel in kernels:
@@ -126,7 +128,7 @@ def _weights(graph: Graph, params: dict[str, np.ndarray], used: list[str]) -> tu
 
 
 def _spec(name: str, t: TensorType) -> dict:
-    return {"name": name, "shape": list(t.shape), "dtype": t.dtype, "nbytes": _nbytes(t)}
+    return {"name": name, "shape": list(t.shape), "dtype": t.dtype, "nbytes": t.nbytes}
 
 
 def model_info(compiled: CompiledGraph, target: Target) -> tuple[dict, bytes]:
@@ -140,18 +142,25 @@ def model_info(compiled: CompiledGraph, target: Target) -> tuple[dict, bytes]:
             where[v] = ["output", k]
     copies = [(k, v) for k, v in enumerate(graph.outputs) if where.get(v) != ["output", k]]
     storage = compiled.storage_of
-    reads = [[storage(v) for v in kern.inputs] for kern in compiled.kernels]
+    reads = [[storage(v)[0] for v in kern.inputs] for kern in compiled.kernels]
+    writes = [[storage(v)[0] for v in kern.outputs] for kern in compiled.kernels]
     used_params = [v for r in reads for v in r if v in graph.params]
     used_params += [v for _, v in copies if v in graph.params]
     weights, offsets = _weights(graph, compiled.params, used_params)
     where.update({v: ["param", off] for v, off in offsets.items()})
-    sizes = {v: _nbytes(types[v]) for kern in compiled.kernels for v in kern.outputs if v not in where}
-    memory: MemoryPlan = plan_memory([(r, kern.outputs) for r, kern in zip(reads, compiled.kernels)], sizes)
+    sizes = {v: types[v].nbytes for w in writes for v in w if v not in where}
+    memory: MemoryPlan = plan_memory(list(zip(reads, writes)), sizes)
     where.update({v: ["arena", off] for v, off in memory.offsets.items()})
+
+    def location(value: str) -> list:
+        base, offset = storage(value)
+        kind, at = where[base]
+        return [kind, at + offset] if offset else where[base]  # a range of a buffer: always the arena's
+
     steps = [{"kind": "call", "func": kern.name, "label": kern.label, "nodes": [n.name for n in kern.nodes],
-              "args": [where[v] for v in r + kern.outputs]} for r, kern in zip(reads, compiled.kernels)]
+              "args": [location(v) for v in kern.inputs + kern.outputs]} for kern in compiled.kernels]
     steps += [{"kind": "copy", "label": f"copy {v} to output {k}", "src": where[v], "dst": ["output", k],
-               "bytes": _nbytes(types[v])} for k, v in copies]
+               "bytes": types[v].nbytes} for k, v in copies]
     from .. import __version__
     info = {"format": FORMAT, "format_version": FORMAT_VERSION, "tecomp_version": __version__,
             "target": str(target), "inputs": [_spec(v, t) for v, t in graph.inputs.items()],
