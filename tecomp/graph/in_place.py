@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .ir import Graph, Node
+from .ir import Graph
 from .kernel import Kernel
 from .memory import ALIGN
 
@@ -39,11 +39,18 @@ def _contiguous_offsets(graph: Graph, whole: str, parts: list[str], axis: int) -
     return offsets
 
 
-def _lone_node(kernel: Kernel, op: str) -> Optional[Node]:
-    if len(kernel.nodes) != 1 or kernel.nodes[0].op != op or kernel.nodes[0].kwinputs:
+def _whole_and_parts(kernel: Kernel) -> Optional[tuple[str, list[str], int]]:
+    """(the whole buffer, its parts, the axis) when ``kernel`` is one ``concatenate`` or ``split``."""
+    if len(kernel.nodes) != 1 or kernel.nodes[0].kwinputs:
         return None
     node = kernel.nodes[0]
-    return node if list(node.outputs) == list(kernel.outputs) and list(node.inputs) == list(kernel.inputs) else None
+    if list(node.outputs) != list(kernel.outputs) or list(node.inputs) != list(kernel.inputs):
+        return None
+    if node.op == "concatenate":
+        return node.outputs[0], list(node.inputs), node.attrs.get("axis", 0)
+    if node.op == "split":
+        return node.inputs[0], list(node.outputs), node.attrs.get("axis", 0)
+    return None
 
 
 def _own_buffer(graph: Graph, value: str, produced: set[str], views: dict[str, View]) -> bool:
@@ -57,18 +64,12 @@ def elide(graph: Graph, kernels: list[Kernel], views: dict[str, View]) -> list[K
     produced = {v for k in kernels for v in k.outputs}
     kept = []
     for kernel in kernels:
-        concat, split = _lone_node(kernel, "concatenate"), _lone_node(kernel, "split")
-        if concat is not None and _own_buffer(graph, concat.outputs[0], produced, views) \
-                and all(_own_buffer(graph, v, produced, views) for v in concat.inputs):
-            offsets = _contiguous_offsets(graph, concat.outputs[0], list(concat.inputs), concat.attrs.get("axis", 0))
+        found = _whole_and_parts(kernel)
+        if found is not None and all(_own_buffer(graph, v, produced, views) for v in [found[0], *found[1]]):
+            whole, parts, axis = found
+            offsets = _contiguous_offsets(graph, whole, parts, axis)
             if offsets is not None:
-                views.update({v: (concat.outputs[0], off) for v, off in zip(concat.inputs, offsets)})
-                continue
-        if split is not None and _own_buffer(graph, split.inputs[0], produced, views) \
-                and all(_own_buffer(graph, v, produced, views) for v in split.outputs):
-            offsets = _contiguous_offsets(graph, split.inputs[0], list(split.outputs), split.attrs.get("axis", 0))
-            if offsets is not None:
-                views.update({v: (split.inputs[0], off) for v, off in zip(split.outputs, offsets)})
+                views.update({v: (whole, off) for v, off in zip(parts, offsets)})
                 continue
         kept.append(kernel)
     return kept
