@@ -23,6 +23,7 @@ MIN_PARALLEL_ROWS = 16  # fewer rows than this: one fused loop, which paralleliz
 # An intermediate stage an operator wants computed once rather than inlined, because its consumer
 # reads each element several times through computed indices (a resize pass).
 KEEP_TAG = "keep"
+LANE_PERMUTING_TAG = "lane_permuting"  # a blocked stage whose lanes come from other blocks' lanes
 
 IntPair = Union[int, Sequence[int]]
 
@@ -231,6 +232,33 @@ def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -
         stage.parallel(fused)
 
 
+def _reads_tagged(t: Tensor, tag: str) -> bool:
+    """Whether ``t`` or a compute stage it reads (transitively) carries ``tag``."""
+    seen, todo = set(), [t]
+    while todo:
+        op = todo.pop().op
+        if op in seen or not isinstance(op, ComputeOp):
+            continue
+        if op.tag == tag:
+            return True
+        seen.add(op)
+        todo.extend(op.input_tensors)
+    return False
+
+
+def _schedule_lanes_outer(s: Schedule, out: Tensor) -> None:
+    """A blocked ``[N, C/b, H, W, b]`` output whose lanes read lanes of other blocks: rows of
+    blocks in parallel, and in each row the lanes unrolled outside the columns, so each lane's
+    source (block, lane) is worked out once per row instead of per element (the lanes as a
+    vector would each need a scalar load through that arithmetic). A task writes whole rows of
+    its block: tasks over lanes would share the cache lines they write."""
+    stage = s[out]
+    n, cb, h, w, lane = stage.op.axis
+    stage.reorder(n, cb, h, lane, w)
+    stage.parallel(stage.fuse(n, cb, h))
+    stage.unroll(lane)
+
+
 def schedule_injective(outs: Any,
                        schedule_output: Callable[[Schedule, Tensor], None] = schedule_injective_stage) -> Schedule:
     """Default schedule of injective (elementwise, broadcast, layout) operators.
@@ -239,7 +267,9 @@ def schedule_injective(outs: Any,
     ``KEEP_TAG``, which run as root stages scheduled like outputs where the outputs have their
     rank (a layout change after them, such as into blocked channels, vectorizes along another
     axis, where one inlined pass reads whole vectors); each output is fused, parallelized and
-    vectorized (by ``schedule_output``, for a kind of output that needs its own loop order).
+    vectorized (by ``schedule_output``, for a kind of output that needs its own loop order),
+    except a blocked output reading a stage tagged ``LANE_PERMUTING_TAG`` (a blocked channel
+    shuffle), whose lanes go outside its spatial loops (``_schedule_lanes_outer``).
     """
     outs = as_list(outs)
     s = create_schedule([o.op for o in outs])
@@ -255,5 +285,8 @@ def schedule_injective(outs: Any,
     for t in kept:
         schedule_injective_stage(s, t)
     for t in outs:
-        schedule_output(s, t)
+        if len(t.shape) == 5 and _reads_tagged(t, LANE_PERMUTING_TAG):
+            _schedule_lanes_outer(s, t)
+        else:
+            schedule_output(s, t)
     return s

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from .. import te
 from ..tir import op as tir_op
 from ..tir.expr import PrimExpr
-from .common import check_dtype, const_shape, fail
+from .common import LANE_PERMUTING_TAG, check_dtype, const_shape, fail
 from .conv2d_nchwc import block_of
 from .elementwise import NUMERIC_DTYPES
 from .reduction import normalize_axes
@@ -103,4 +103,4 @@ def channel_shuffle(x: te.Tensor, groups: int, layout: str = "NCHW") -> te.Tenso
         c = source(cb * block + lane)
         return x[n, te.floordiv(c, block), h, w, te.floormod(c, block)]
 
-    return te.compute(shape, blocked, name="channel_shuffle")
+    return te.compute(shape, blocked, name="channel_shuffle", tag=LANE_PERMUTING_TAG)

@@ -14,6 +14,7 @@ from tecomp.schedules import rearrange, reduction, scan_ops
 from tecomp.schedules.common import schedule_injective
 from tecomp.schedules.reduction import schedule_reduce
 from tecomp.tir import interpreter
+from tecomp.tir.stmt import ForKind
 
 
 @pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "float32", "float64"])
@@ -130,6 +131,27 @@ def test_channel_shuffle_in_plain_and_blocked_layouts(check, rng, shape, groups,
     X = te.placeholder(x.shape, "float32", "X")
     Y = rearrange.channel_shuffle(X, groups, f"NCHW{block}c" if block else "NCHW")
     check(schedule_injective(Y), [X, Y], [x], want)
+
+
+def _innermost_kind(s, t) -> ForKind:
+    stage = s[t]
+    attr = stage.iter_var_attrs.get(stage.leaf_iter_vars[-1])
+    return attr.kind if attr else ForKind.SERIAL
+
+
+def test_a_blocked_shuffle_unrolls_its_lanes_outside_the_spatial_loops():
+    """Each output lane reads its own source block and lane: worked out once per lane and row,
+    the columns inside copy with a fixed stride (lanes as one vector would gather)."""
+    X = te.placeholder((1, 6, 14, 14, 8), "float32", "X")
+    Y = rearrange.channel_shuffle(X, 2, "NCHW8c")
+    s = schedule_injective(Y)
+    stage = s[Y]
+    lane = stage.op.axis[4]
+    assert stage.leaf_iter_vars[-2:] == [lane, stage.op.axis[3]]
+    assert stage.iter_var_attrs[lane].kind is ForKind.UNROLLED
+    assert _innermost_kind(s, Y) is ForKind.SERIAL
+    plain = te.compute(X.shape, lambda *i: X(*i) + 1.0)  # lanes read in place: a vector as before
+    assert _innermost_kind(schedule_injective(plain), plain) is ForKind.VECTORIZED
 
 
 @pytest.mark.parametrize("build,text", [
