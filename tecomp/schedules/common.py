@@ -118,18 +118,34 @@ def accumulator_dtype(dtype: str) -> str:
 
 
 PARTIAL_TAG = "lane_partial"
+LANE_CHOICES = (16, 8, 4, 1)  # vector widths a row-wise operator's template offers
+
+
+def row_lanes(extent: int) -> int:
+    """The vector width for rows of ``extent`` contiguous elements: 16, or 8 where 8 divides the
+    row and 16 does not (a 40-channel layer norm: five vectors, where 16 lanes leave a tail of 8
+    that runs as a scalar loop, per row, and cost more than the vectors)."""
+    return 8 if extent % 16 and extent % 8 == 0 else 16
+
+
+def lane_choices(extent: int) -> list[int]:
+    """``LANE_CHOICES`` with ``row_lanes(extent)`` first: the fallback config's width."""
+    first = row_lanes(extent)
+    return [first] + [v for v in LANE_CHOICES if v != first]
 
 
 def lane_split_reduce(reducer: Callable[..., Any], rows: tuple, extent: int,
-                      value: Callable[[tuple, Any], Any], name: str, lanes: int = 16) -> Tensor:
+                      value: Callable[[tuple, Any], Any], name: str, lanes: Optional[int] = None) -> Tensor:
     """``reducer`` (``te.sum``/``te.max``/...) of ``value(row, r)`` over ``r < extent`` for each row.
 
     A float reduction is a chain of dependent adds that the compiler may not reorder. When
     ``extent`` spans at least two vectors it is computed in two stages:
     ``<name>_partial[row, lane]`` over ``r = k * lanes + lane`` for the whole vectors (``lanes``
     independent accumulators: one vector, see ``schedule_lane_partials``), then ``name`` over
-    the lanes and the ``extent % lanes`` elements left (197 = 12 x 16 + 5).
+    the lanes and the ``extent % lanes`` elements left (197 = 12 x 16 + 5). ``lanes`` defaults
+    to ``row_lanes(extent)``.
     """
+    lanes = lanes or row_lanes(extent)
     if extent < 2 * lanes:
         r = te.reduce_axis((0, extent), name="r")
         return te.compute(rows, lambda *i: reducer(value(i, r), axis=r), name=name)

@@ -17,9 +17,9 @@ from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import (PARTIAL_TAG, accumulator_dtype, check_dtype, const_shape, fail, lane_split_reduce, parallel_rows,
-                     producers_named, schedule_each_output, schedule_injective, schedule_injective_stage,
-                     schedule_lane_partials, vectorize_innermost)
+from .common import (PARTIAL_TAG, accumulator_dtype, check_dtype, const_shape, fail, lane_choices, lane_split_reduce,
+                     parallel_rows, producers_named, schedule_each_output, schedule_injective,
+                     schedule_injective_stage, schedule_lane_partials, vectorize_innermost)
 
 LEAD_ATTR = "layer_norm_lead"
 TEMPLATE = "schedules/layer_norm"
@@ -126,7 +126,7 @@ def layer_norm_template(shape: tuple, axis: int | list = -1, dtype: str = "float
     beta = te.placeholder(tuple(shape[lead:]), dtype, name="beta")
     out = layer_norm(x, gamma, beta, axis, epsilon)
     cfg = autotvm.get_config()
-    cfg.define_knob("lanes", [16, 8, 4, 1])
+    cfg.define_knob("lanes", lane_choices(shape[-1]))
     s = te.create_schedule(out.op)
     schedule_layer_norm_output(s, out, cfg["lanes"].val)
     return s, [x, gamma, beta, out]

@@ -15,8 +15,9 @@ from .. import tuner as autotvm
 from ..te.schedule import Schedule
 from ..te.tensor import Tensor
 from ..tir import op as tir_op
-from .common import (accumulator_dtype, check_dtype, const_shape, fail, lane_split_reduce, parallel_rows,
-                     producers_named, schedule_each_output, schedule_lane_partials, vectorize_innermost)
+from .common import (accumulator_dtype, check_dtype, const_shape, fail, lane_choices, lane_split_reduce,
+                     parallel_rows, producers_named, row_lanes, schedule_each_output, schedule_lane_partials,
+                     vectorize_innermost)
 
 ROW_STAGE_ATTR = "softmax_axis"
 TEMPLATE = "schedules/softmax"
@@ -41,7 +42,7 @@ def _row_stages(x: Tensor, shape: tuple[int, ...], axis: int) -> tuple[Tensor, T
         return tuple(i[:axis]) + (r,) + tuple(i[axis:])
 
     # the lane split pays only when the reduced axis is the contiguous one
-    lanes = 16 if axis == len(shape) - 1 else shape[axis] + 1
+    lanes = row_lanes(shape[axis]) if axis == len(shape) - 1 else shape[axis] + 1
     xmax = lane_split_reduce(te.max, rows, shape[axis], lambda i, r: x[at(i, r)], "row_max", lanes)
     acc = accumulator_dtype(x.dtype)
     shifted = te.compute(shape, lambda *i: te.exp(tir_op.cast(x[i], acc)
@@ -105,7 +106,7 @@ def softmax_template(shape: tuple, axis: int = -1, dtype: str = "float32",
     x = te.placeholder(tuple(shape), dtype, name="x")
     out = (log_softmax if log else softmax)(x, axis)
     cfg = autotvm.get_config()
-    cfg.define_knob("lanes", [16, 8, 4, 1])
+    cfg.define_knob("lanes", lane_choices(shape[-1]))
     s = te.create_schedule(out.op)
     schedule_softmax_output(s, out, cfg["lanes"].val)
     return s, [x, out]

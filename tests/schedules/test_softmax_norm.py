@@ -11,6 +11,7 @@ from tecomp import tuner as autotvm
 from tecomp.error import OperatorError
 from tecomp.schedules import norm as N
 from tecomp.schedules import softmax as S
+from tecomp.tuner.space import FallbackConfigEntity
 
 
 def _rand(rng, shape):
@@ -31,7 +32,8 @@ def ref_layer_norm(x, gamma, beta, lead, eps=1e-5):
 
 
 @pytest.mark.parametrize("shape,axis", [((4, 32), -1), ((3, 7), -1), ((2, 5, 6), 1), ((5,), 0),
-                                        ((2, 3, 16), 2), ((2, 3, 48), -1), ((3, 197), -1), ((2, 47), -1)])
+                                        ((2, 3, 16), 2), ((2, 3, 48), -1), ((3, 197), -1), ((2, 47), -1),
+                                        ((3, 40), -1), ((2, 24), -1)])
 @pytest.mark.parametrize("log", [False, True])
 def test_softmax(check, rng, shape, axis, log):
     X = te.placeholder(shape, name="X")
@@ -50,7 +52,7 @@ def test_softmax_template_configs(check, rng, index):
 
 @pytest.mark.parametrize("shape,axis,lead", [((4, 32), -1, 1), ((3, 5, 7), 1, 1), ((2, 3, 16), [1, 2], 1),
                                              ((6,), 0, 0), ((2, 3, 8), -1, 2), ((2, 3, 64), -1, 2),
-                                             ((5, 197), -1, 1)])
+                                             ((5, 197), -1, 1), ((1, 7, 7, 40), -1, 3), ((3, 200), -1, 1)])
 def test_layer_norm(check, rng, shape, axis, lead):
     X = te.placeholder(shape, name="X")
     G, B = te.placeholder(shape[lead:], name="g"), te.placeholder(shape[lead:], name="b")
@@ -66,6 +68,23 @@ def test_layer_norm_template_configs(check, rng, index):
     s, tensors = task.instantiate(task.config_space.get(index))
     x, g, b = _rand(rng, (4, 16)), _rand(rng, (16,)), _rand(rng, (16,))
     check(s, tensors, [x, g, b], ref_layer_norm(x, g, b, 1), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels, lanes", [(40, 8), (24, 8), (200, 8), (32, 16), (197, 16), (1500, 16), (7, 16)])
+def test_rows_that_8_lanes_divide_and_16_do_not_take_8(channels, lanes):
+    """ConvNeXt's 40-channel layer norm: five 8-lane vectors per row, not two of 16 and a scalar
+    tail of 8, in the statistics and in the fallback config's output loop."""
+    X = te.placeholder((6, channels), name="X")
+    G, B = te.placeholder((channels,), name="g"), te.placeholder((channels,), name="b")
+    stages, todo = [], [N.layer_norm(X, G, B, -1)]
+    while todo:
+        t = todo.pop()
+        stages.append(t)
+        todo.extend(t.op.input_tensors)
+    partials = {t.shape[-1].value for t in stages if t.op.name.endswith("_partial")}
+    assert partials == ({lanes} if channels >= 2 * lanes else set())
+    task = autotvm.task.create("schedules/layer_norm", ((6, channels), -1), target="llvm")
+    assert FallbackConfigEntity(task.config_space)["lanes"].val == lanes
 
 
 @pytest.mark.parametrize("shape,axis", [((2, 3, 4, 5), 1), ((5, 3), -1)])
