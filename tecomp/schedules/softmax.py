@@ -59,10 +59,13 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """``exp(x - max) / sum(exp(x - max))`` along ``axis`` (ONNX Softmax, opset 13)."""
     shape, axis = _axis("softmax", x, axis)
     _, shifted, total = _row_stages(x, shape, axis)
-    # one division per row, a multiplication per element (a vector division costs several)
-    inverse = te.compute(total.shape, lambda *r: te.const(1.0, total.dtype) / total[r], name="row_inverse")
-    return te.compute(shape, lambda *i: tir_op.cast(shifted[i] * inverse[i[:axis] + i[axis + 1:]], x.dtype),
-                      name="softmax", attrs=_attrs(shape, axis, x.dtype, False))
+
+    def normalised(*i: Any) -> Any:
+        # times the row's reciprocal: a scalar division LLVM hoists out of the row's vector loop,
+        # where dividing each element costs a vector division
+        return tir_op.cast(shifted[i] * (te.const(1.0, total.dtype) / total[i[:axis] + i[axis + 1:]]), x.dtype)
+
+    return te.compute(shape, normalised, name="softmax", attrs=_attrs(shape, axis, x.dtype, False))
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
