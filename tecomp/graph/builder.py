@@ -155,7 +155,7 @@ def model_info(compiled: CompiledGraph, target: Target) -> tuple[dict, bytes]:
     def location(value: str) -> list:
         base, offset = storage(value)
         kind, at = where[base]
-        return [kind, at + offset] if offset else where[base]  # a range of a buffer: always the arena's
+        return [kind, at + offset]  # a nonzero offset (a range of a buffer) is always into the arena
 
     steps = [{"kind": "call", "func": kern.name, "label": kern.label, "nodes": [n.name for n in kern.nodes],
               "args": [location(v) for v in kern.inputs + kern.outputs]} for kern in compiled.kernels]

@@ -27,8 +27,7 @@ def _contiguous_offsets(graph: Graph, whole: str, parts: list[str], axis: int) -
     """The byte offset of each part in ``whole`` when they tile it along ``axis`` as aligned
     contiguous ranges, else None."""
     shape = graph.types[whole].shape
-    axis = axis % len(shape) if shape else 0
-    if any(d != 1 for d in shape[:axis]) or len(set(parts)) != len(parts):
+    if any(d != 1 for d in shape[:axis % len(shape)]) or len(set(parts)) != len(parts):
         return None
     offsets, at = [], 0
     for part in parts:

@@ -41,7 +41,12 @@ class TensorType:
     @property
     def nbytes(self) -> int:
         """The bytes of a compact buffer of this type."""
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        return compact_nbytes(self.shape, self.dtype)
+
+
+def compact_nbytes(shape: tuple[int, ...], dtype: str) -> int:
+    """The bytes of a compact (row-major, unpadded) buffer of ``shape`` and ``dtype``."""
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
 @dataclass

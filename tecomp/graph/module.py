@@ -31,6 +31,7 @@ from ..runtime.device import Device
 from ..runtime.module import copy_library, open_library
 from ..runtime.packed_func import error_message_reader, kernel_error
 from ..runtime.threads import ensure_thread_config
+from .ir import compact_nbytes
 from .memory import MemoryPlan
 
 FORMAT = "tecomp-graph"
@@ -47,7 +48,7 @@ class TensorSpec:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        return compact_nbytes(self.shape, self.dtype)
 
 
 @dataclass(frozen=True)

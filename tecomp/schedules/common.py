@@ -73,13 +73,17 @@ def padding4(op_name: str, padding: IntPair) -> tuple[int, int, int, int]:
 
 
 def find_by_tag(t: Tensor, tag: str) -> Optional[Tensor]:
-    """The first tensor at or above ``t`` in the dataflow whose op carries ``tag``."""
-    if getattr(t.op, "tag", None) == tag:
-        return t
-    for inp in t.op.input_tensors:
-        found = find_by_tag(inp, tag)
-        if found is not None:
-            return found
+    """The first tensor at or above ``t`` in the dataflow (depth first, inputs in order) whose op
+    carries ``tag``; each stage is looked at once, however many of its consumers read it."""
+    pending, seen = [t], set()
+    while pending:
+        t = pending.pop()
+        if t.op in seen:
+            continue
+        if getattr(t.op, "tag", None) == tag:
+            return t
+        seen.add(t.op)
+        pending.extend(reversed(t.op.input_tensors))
     return None
 
 
@@ -248,20 +252,6 @@ def schedule_injective_stage(s: Schedule, out: Tensor, vector_lanes: int = 16) -
         stage.parallel(fused)
 
 
-def _reads_tagged(t: Tensor, tag: str) -> bool:
-    """Whether ``t`` or a compute stage it reads (transitively) carries ``tag``."""
-    seen, todo = set(), [t]
-    while todo:
-        op = todo.pop().op
-        if op in seen or not isinstance(op, ComputeOp):
-            continue
-        if op.tag == tag:
-            return True
-        seen.add(op)
-        todo.extend(op.input_tensors)
-    return False
-
-
 def _schedule_lanes_outer(s: Schedule, out: Tensor) -> None:
     """A blocked ``[N, C/b, H, W, b]`` output whose lanes read lanes of other blocks: rows of
     blocks in parallel, and in each row the lanes unrolled outside the columns, so each lane's
@@ -301,7 +291,7 @@ def schedule_injective(outs: Any,
     for t in kept:
         schedule_injective_stage(s, t)
     for t in outs:
-        if len(t.shape) == 5 and _reads_tagged(t, LANE_PERMUTING_TAG):
+        if len(t.shape) == 5 and find_by_tag(t, LANE_PERMUTING_TAG) is not None:
             _schedule_lanes_outer(s, t)
         else:
             schedule_output(s, t)

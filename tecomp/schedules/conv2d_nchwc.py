@@ -28,7 +28,7 @@ from ..te.tensor import Tensor
 from ..tir import dtype as tir_dtype
 from ..tir import op as tir_op
 from .common import (IntPair, accumulator_dtype, check_dtype, const_shape, fail, find_by_tag, inline_between, int_pair, padding4,
-                     schedule_each_output, schedule_injective, schedule_injective_stage)
+                     row_lanes, schedule_each_output, schedule_injective, schedule_injective_stage)
 from .conv2d import Activation, apply_epilogue, check_epilogue, output_size, pad_spatial
 from .vector_unit import vector_unit
 
@@ -319,9 +319,7 @@ def _schedule_out_of_blocks(s: Schedule, t: Tensor) -> None:
         stage.parallel(stage.fuse(n, c, y))
     width = t.shape[3].value
     if width >= COPY_LANES:
-        # 8 lanes where they divide a width that 16 does not (56, 200): no peeled tail
-        lanes = 8 if width % COPY_LANES and width % 8 == 0 else COPY_LANES
-        _, inner = stage.split(x, factor=lanes)
+        _, inner = stage.split(x, factor=row_lanes(width))  # 8 lanes for 56 or 200: no peeled tail
         stage.vectorize(inner)
     elif width >= 4:
         stage.vectorize(x)

@@ -57,6 +57,12 @@ def col_tiles(m: int) -> tuple[int, ...]:
     return tuple(dict.fromkeys(max(MIN_PANEL, t) for t in (*wide, 2 * lanes, lanes, MIN_PANEL)))
 
 
+def max_rows(m: int, nr: int) -> int:
+    """The most rows an accumulator tile of ``nr`` columns may have: ``m``, or fewer where the
+    registers hold fewer."""
+    return min(m, vector_unit().rows_that_fit(nr))
+
+
 def row_tile(m: int, nr: int) -> int:
     """Rows per accumulator tile for ``m`` rows of ``nr`` columns: the tile of ``ROW_TILES`` that
     fits the registers and best balances register reuse against the rows a last, partial tile
@@ -65,7 +71,7 @@ def row_tile(m: int, nr: int) -> int:
     def useful(t: int) -> float:
         return m / (-(-m // t) * t) * _ROW_TILE_EFFICIENCY[t]
 
-    return max((t for t in ROW_TILES if t <= min(m, vector_unit().rows_that_fit(nr))), key=useful, default=1)
+    return max((t for t in ROW_TILES if t <= max_rows(m, nr)), key=useful, default=1)
 
 
 def panel_width(n: int, m: int) -> int:
@@ -269,7 +275,7 @@ def schedule_product_output(s: Schedule, out: Tensor, knobs: GemmSchedule) -> No
     acc = s.cache_write(out, "local") if product is out else product
     nr = packed.shape[-1].value
     m = out.shape[-2].value
-    mr = knobs.mr if knobs.mr <= min(m, vector_unit().rows_that_fit(nr)) else row_tile(m, nr)
+    mr = knobs.mr if knobs.mr <= max_rows(m, nr) else row_tile(m, nr)
     stage = s[out]
     *batch, i, j = stage.op.axis
     io, jo, _, ji = stage.tile(i, j, mr, nr)
@@ -320,7 +326,7 @@ def _define_gemm_knobs(m: int, n: int) -> None:
     first = panel_width(n, m)  # the fallback's choice
     tiles = col_tiles(m)
     cfg.define_knob("tile_n", [first] + [t for t in tiles if t != first and t <= max(n, tiles[-1])])
-    rows = [t for t in (8, 6, 4, 2) if t <= min(m, vector_unit().rows_that_fit(tiles[-1]))]
+    rows = [t for t in (8, 6, 4, 2) if t <= max_rows(m, tiles[-1])]
     cfg.define_knob("tile_m", list(dict.fromkeys([row_tile(m, first)] + rows)))
     cfg.define_knob("tile_k", [1, 4])
     cfg.define_knob("unroll", [1, 0])
