@@ -353,6 +353,36 @@ def test_a_register_tile_over_two_output_blocks_agrees_with_numpy(rng, shape, st
                                    err_msg=str(config))
 
 
+@pytest.mark.parametrize("width, default", [(13, 64), (7, 16)])
+def test_a_1x1_conv_with_weights_beyond_l1_reduces_in_chunks(rng, width, default):
+    """A 1x1 conv over 600 channels (38 KB of weights per 16-channel output block) accumulates
+    whole rows while each chunk of input channels runs through the row's register tiles: 64
+    channels by default with three tiles a row, 16 with two. Every chunk agrees with numpy,
+    including a last chunk of 3 input blocks and two output blocks per tile; 480 channels
+    (30 KB) get no chunk knob."""
+    shape, kshape = (1, 600, width, width), (32, 600, 1, 1)
+    args = (shape, kshape, (1, 1), (0, 0, 0, 0), (1, 1), "float32", (8, 16))
+    task = autotvm.task.create("schedules/conv2d_nchwc", args, target="llvm")
+    space = task.config_space
+    assert [e.val for e in space.knobs["ic_chunk"].entities][0] == default
+    small = autotvm.task.create("schedules/conv2d_nchwc", ((1, 480, width, width), (32, 480, 1, 1)) + args[2:],
+                                target="llvm")
+    assert "ic_chunk" not in small.config_space.knobs
+    x_np = rng.uniform(-1, 1, shape).astype("float32")
+    w_np = rng.uniform(-1, 1, kshape).astype("float32")
+    w_packed = w_np.reshape(2, 16, 75, 8, 1, 1).transpose(0, 2, 4, 5, 3, 1).copy()
+    want = ref_conv(x_np, w_np)
+    fallback = autotvm.FallbackConfigEntity(space)
+    for chunk in (0, 16, 32, 64):
+        for ocn in (1, 2):
+            positions = space.positions(fallback.index)
+            positions["ic_chunk"] = space.knobs["ic_chunk"].position_of(chunk)
+            positions["tile_ocn"] = space.knobs["tile_ocn"].position_of(ocn)
+            s, (data, kernel, out) = task.instantiate(space.get(space.index_of(positions)))
+            (got,) = _run(s, [data, kernel, out], [_blocked(x_np, 8), w_packed])
+            np.testing.assert_allclose(_unblocked(got), want, rtol=1e-4, atol=1e-4, err_msg=f"chunk {chunk}, {ocn}")
+
+
 @pytest.mark.parametrize("name, args", [
     ("schedules/conv2d_nchwc", ((1, 24, 7, 7), (48, 24, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32", (5, 16))),
     ("schedules/conv2d_nchwc", ((1, 24, 7, 7), (48, 24, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), "float32", (8,))),
