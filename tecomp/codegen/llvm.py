@@ -245,8 +245,17 @@ class FunctionEmitter:
             from .llvm_parallel import emit_parallel_for
             emit_parallel_for(self, s)
             return
-        # UNROLLED and a VECTORIZED loop the vectorizer left behind run serially;
-        # LLVM's own unroller and vectorizer still see them.
+        if s.kind is S.ForKind.SERIAL and not self.in_parallel:
+            from .llvm_team import emit_team_loop, team_phases
+            phases = team_phases(s)
+            if phases is not None:
+                emit_team_loop(self, s, phases)
+                return
+        self.plain_loop(s)
+
+    def plain_loop(self, s: S.For) -> None:
+        """``s`` as an ordinary loop. UNROLLED and a VECTORIZED loop the vectorizer left behind run
+        serially; LLVM's own unroller and vectorizer still see them."""
         lo = self.typed(s.min, s.loop_var.dtype)
         hi = self.arith(E.Add, lo, self.typed(s.extent, s.loop_var.dtype), s.loop_var.dtype)
         self.serial_loop(s.loop_var, lo, hi, lambda: self.stmt(s.body))
@@ -272,7 +281,10 @@ class FunctionEmitter:
         b.position_at_end(exit_bb)
 
     def _s_Allocate(self, s: S.Allocate) -> None:
-        buf = s.buffer
+        self.allocated(s.buffer, lambda: self.stmt(s.body))
+
+    def allocated(self, buf: Buffer, body: Callable[[], None]) -> None:
+        """``body()`` emitted with ``buf`` allocated (on the stack when small and constant)."""
         if is_fragment_scope(buf.scope):
             raise BuildError(f"buffer {buf.name} has storage scope {buf.scope}, a tensor core fragment, which only "
                              "the cuda target has; build for target 'cuda -arch=sm_80' (or sm_70 and newer), or "
@@ -282,7 +294,7 @@ class FunctionEmitter:
         count = _const_product(buf.shape)
         if count is not None and count * elem_bytes <= STACK_ALLOC_LIMIT:
             with self.bound(buf.data, self.entry_alloca(ir.ArrayType(elem, max(count, 1)), ALLOC_ALIGN)):
-                self.stmt(s.body)
+                body()
             return
         nbytes = ir.Constant(ops.I64, elem_bytes)
         for extent in map(convert, buf.shape):
@@ -291,7 +303,7 @@ class FunctionEmitter:
         ptr = self.heap_alloc(nbytes) if slot is None else self.reuse_block(slot, nbytes)
         checks.check_allocation(self, ptr, nbytes, buf)
         with self.bound(buf.data, ptr):
-            self.stmt(s.body)
+            body()
         if slot is not None:  # keep this block for the next call; free the one a concurrent call kept
             ptr = self.builder.atomic_rmw("xchg", slot, ptr, "acq_rel")
         free = ops.declare(self.mod.module, "free", ir.FunctionType(ops.VOID, [ops.PTR]))

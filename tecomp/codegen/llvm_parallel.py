@@ -136,7 +136,7 @@ def thread_count(loop: S.For) -> int:
     return threads
 
 
-class _UsedVars(Visitor):
+class UsedVars(Visitor):
     """Vars an IR subtree reads, buffer data handles included, in first-use order."""
 
     def __init__(self) -> None:
@@ -159,7 +159,7 @@ class _UsedVars(Visitor):
 
 def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
     """Emit ``loop`` (kind PARALLEL) at ``parent``'s insertion point."""
-    used = _UsedVars()
+    used = UsedVars()
     used.visit(loop.body)
     captured = [v for v in used.found if v is not loop.loop_var and v in parent.env]
     values = [parent.env[v] for v in captured]
@@ -182,8 +182,8 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
     cap = ir.Constant(ops.I32, min(threads, 2 ** 31 - 1))
     count = b.select(b.icmp_signed("<", cap, most), cap, most)
     for k, value in enumerate(values + [lo, extent, b.sext(count, ops.I64), ir.Constant(ops.I64, 0)]):
-        b.store(value, _field(b, closure, closure_ty, k))
-    launch = _weak_declaration(parent.mod.module, "tecomp_parallel_launch",
+        b.store(value, closure_field(b, closure, closure_ty, k))
+    launch = weak_declaration(parent.mod.module, "tecomp_parallel_launch",
                                ir.FunctionType(ops.VOID, [ops.PTR, ops.PTR, ops.I32]))
     with b.if_else(b.icmp_unsigned("!=", launch, ir.Constant(ops.PTR, None))) as (pooled, alone):
         with pooled:
@@ -194,7 +194,7 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
             b.call(gomp, [worker, closure, count, ir.Constant(ops.I32, 0)])
 
 
-def _weak_declaration(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:
+def weak_declaration(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:
     """``name`` declared extern_weak: its address is null where nothing linked defines it."""
     fn = module.globals.get(name)
     if fn is None:
@@ -203,7 +203,7 @@ def _weak_declaration(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir
     return fn
 
 
-def _field(b: ir.IRBuilder, closure: ir.Value, closure_ty: ir.Type, k: int) -> ir.Value:
+def closure_field(b: ir.IRBuilder, closure: ir.Value, closure_ty: ir.Type, k: int) -> ir.Value:
     return b.gep(closure, [ir.Constant(ops.I32, 0), ir.Constant(ops.I32, k)],
                  source_etype=closure_ty, inbounds=True)
 
@@ -224,7 +224,7 @@ def _emit_worker(parent: FunctionEmitter, name: str, body: ir.Function, closure_
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     closure = fn.args[0]
-    fields = [b.load(_field(b, closure, closure_ty, k), typ=closure_ty.elements[k])
+    fields = [b.load(closure_field(b, closure, closure_ty, k), typ=closure_ty.elements[k])
               for k in range(ncaptured + 3)]
     lo, extent, threads = fields[ncaptured:]
     extent = b.sext(extent, ops.I64) if extent.type.width < 64 else extent
@@ -232,7 +232,7 @@ def _emit_worker(parent: FunctionEmitter, name: str, body: ir.Function, closure_
     claim_bb, run_bb, done_bb = (fn.append_basic_block(n) for n in ("claim", "run", "done"))
     b.branch(claim_bb)
     b.position_at_end(claim_bb)
-    begin = b.atomic_rmw("add", _field(b, closure, closure_ty, ncaptured + 3), chunk, "monotonic")
+    begin = b.atomic_rmw("add", closure_field(b, closure, closure_ty, ncaptured + 3), chunk, "monotonic")
     b.cbranch(b.icmp_signed("<", begin, extent), run_bb, done_bb)
     b.position_at_end(run_bb)
     end = b.add(begin, chunk)

@@ -7,6 +7,14 @@
  * it has run out of chunks it closes the job, and a worker that other processes kept off
  * its core and had not joined by then skips the job instead of holding up the caller.
  *
+ * tecomp_parallel_team(fn, closure, steps, phases, limits, threads) runs a serial loop whose
+ * body is a sequence of phases (a parallel loop's iterations, or statements for one thread)
+ * on one team for all its steps instead of one launch per parallel loop and step: the
+ * members split each phase's work the same way at every step, so each keeps its share of a
+ * recurrent weight in its own cache, and wait for the phase to finish before the next. The
+ * team is whoever joins while its first member waits a moment (MEMBER_WAIT_SPINS); later
+ * arrivals skip it, so a descheduled worker costs the team a member, not a deadlock.
+ *
  * Workers start on the first launch that wants them, spin for a while after a job (the
  * next kernel follows within microseconds) and then sleep on a condition variable. A
  * launch while another is running (from another thread), and any launch in a forked
@@ -22,6 +30,7 @@
 #define CLOSED 0x80000000u
 #define SPINS 200000     /* pause loops before a worker sleeps: about 10 ms */
 #define WAIT_SPINS 20000 /* pause loops the caller waits for a joined worker before yielding */
+#define MEMBER_WAIT_SPINS 2000 /* pause loops a team's first member waits for the others to join */
 
 typedef void (*tecomp_task_fn)(void *);
 
@@ -139,4 +148,63 @@ HIDDEN void tecomp_parallel_launch(tecomp_task_fn fn, void *closure, int threads
             sched_yield(); /* a worker still in its last chunk may be waiting for this core */
     }
     atomic_store_explicit(&pool_busy, 0, memory_order_release);
+}
+
+/* One chunk of one phase: fn(closure, step, phase, chunk, chunks). */
+typedef void (*tecomp_phase_fn)(void *, int64_t, int32_t, int64_t, int64_t);
+
+struct team_job {
+    tecomp_phase_fn fn;
+    void *closure;
+    int64_t steps;
+    int32_t phases;
+    const int64_t *limits; /* the most chunks each phase splits into (1: one member runs it) */
+    unsigned wanted;
+    atomic_uint members;           /* joined, | CLOSED once the team is fixed */
+    atomic_int_fast64_t finished;  /* chunks finished, over all steps and phases */
+};
+
+static void team_member(void *arg) {
+    struct team_job *job = arg;
+    unsigned seen = atomic_load_explicit(&job->members, memory_order_acquire);
+    do {
+        if (seen & CLOSED)
+            return;
+    } while (!atomic_compare_exchange_weak_explicit(&job->members, &seen, seen + 1, memory_order_acq_rel,
+                                                    memory_order_acquire));
+    unsigned me = seen, team;
+    if (me == 0) { /* the first member fixes the team */
+        for (long spins = 0; spins < MEMBER_WAIT_SPINS; spins++) {
+            if (atomic_load_explicit(&job->members, memory_order_acquire) >= job->wanted)
+                break;
+            relax();
+        }
+        team = atomic_fetch_or_explicit(&job->members, CLOSED, memory_order_acq_rel) & ~CLOSED;
+    } else {
+        while (!((team = atomic_load_explicit(&job->members, memory_order_acquire)) & CLOSED))
+            relax();
+        team &= ~CLOSED;
+    }
+    int_fast64_t before = 0; /* chunks of the phases up to this one */
+    for (int64_t step = 0; step < job->steps; step++) {
+        for (int32_t phase = 0; phase < job->phases; phase++) {
+            int64_t chunks = job->limits[phase] < (int64_t)team ? job->limits[phase] : (int64_t)team;
+            if ((int64_t)me < chunks) {
+                job->fn(job->closure, step, phase, me, chunks);
+                atomic_fetch_add_explicit(&job->finished, 1, memory_order_release);
+            }
+            before += chunks;
+            while (atomic_load_explicit(&job->finished, memory_order_acquire) < before)
+                relax();
+        }
+    }
+}
+
+HIDDEN void tecomp_parallel_team(tecomp_phase_fn fn, void *closure, int64_t steps, int32_t phases,
+                                 const int64_t *limits, int threads) {
+    struct team_job job = {.fn = fn, .closure = closure, .steps = steps, .phases = phases, .limits = limits,
+                           .wanted = threads < 1 ? 1u : (unsigned)threads};
+    atomic_init(&job.members, 0);
+    atomic_init(&job.finished, 0);
+    tecomp_parallel_launch(team_member, &job, threads);
 }

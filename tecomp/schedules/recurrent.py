@@ -275,6 +275,9 @@ def _vectorize_last(s: Schedule, t: Tensor) -> None:
             stage.unroll(tiled)
             middle = [tiled]
         stage.reorder(outer, *stage.op.reduce_axis, *middle, inner)
+        # a parallel loop inside the scan's serial loop: the scan runs on one thread team
+        # (codegen/llvm_team.py), each member keeping its columns of the weight in its cache
+        stage.parallel(stage.fuse(*stage.op.axis[1:-1], outer))
     stage.vectorize(inner)
 
 
