@@ -40,9 +40,11 @@ class VectorUnit:
         return self.registers - _RESERVED
 
     def rows_that_fit(self, width: int, dtype: str = "float32") -> int:
-        """The most rows of ``width``-element accumulators the registers hold, at least one (AVX2:
-        6 rows of 16 float32)."""
-        return max(1, self.accumulators // -(-width // self.lanes(dtype)))
+        """The most rows of ``width``-element accumulators the registers hold beside a row's
+        operand vectors and a broadcast, at least one (AVX2: 6 rows of 16 float32, 2 of 32: 3
+        rows of 32 are 12 accumulators and 4 operands, which spilled, 46 against 94 GFLOP/s)."""
+        vectors = -(-width // self.lanes(dtype))
+        return max(1, min(self.accumulators, self.registers - 1 - vectors) // vectors)
 
 
 AVX512 = VectorUnit(512, 32)

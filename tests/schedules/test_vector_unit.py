@@ -38,5 +38,7 @@ def test_lanes_and_accumulators():
     assert (AVX512.lanes(), AVX512.lanes("float64"), AVX512.accumulators) == (16, 8, 28)
     assert (AVX2.lanes(), AVX2.lanes("int8"), AVX2.accumulators) == (8, 32, 12)
     assert (AVX512.rows_that_fit(32), AVX2.rows_that_fit(16), AVX2.rows_that_fit(40), AVX2.rows_that_fit(200)) == (14, 6, 2, 1)
+    # four vectors a row: 3 rows would leave no register for the operands (12 + 4 + 1 > 16 on AVX2)
+    assert (AVX2.rows_that_fit(32), AVX2.rows_that_fit(24), AVX512.rows_that_fit(64)) == (2, 4, 6)
     with Target("llvm -mcpu=haswell"):
         assert vector_unit() == AVX2
