@@ -178,9 +178,7 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
     closure_ty = ir.LiteralStructType([v.type for v in values] + [loop_ty, loop_ty, ops.I64, ops.I64])
     worker = _emit_worker(parent, name, body.function, closure_ty, len(values))
     closure = parent.entry_alloca(closure_ty, 8)
-    most = b.call(ops.declare(parent.mod.module, "omp_get_max_threads", ir.FunctionType(ops.I32, [])), [])
-    cap = ir.Constant(ops.I32, min(threads, 2 ** 31 - 1))
-    count = b.select(b.icmp_signed("<", cap, most), cap, most)
+    count = capped_threads(parent, threads)
     for k, value in enumerate(values + [lo, extent, b.sext(count, ops.I64), ir.Constant(ops.I64, 0)]):
         b.store(value, closure_field(b, closure, closure_ty, k))
     launch = weak_declaration(parent.mod.module, "tecomp_parallel_launch",
@@ -192,6 +190,14 @@ def emit_parallel_for(parent: FunctionEmitter, loop: S.For) -> None:
             gomp = ops.declare(parent.mod.module, "GOMP_parallel",
                                ir.FunctionType(ops.VOID, [ops.PTR, ops.PTR, ops.I32, ops.I32]))
             b.call(gomp, [worker, closure, count, ir.Constant(ops.I32, 0)])
+
+
+def capped_threads(parent: FunctionEmitter, cap: int) -> ir.Value:
+    """The i32 thread count a loop gets: libgomp's setting, at most ``cap``."""
+    b = parent.builder
+    most = b.call(ops.declare(parent.mod.module, "omp_get_max_threads", ir.FunctionType(ops.I32, [])), [])
+    limit = ir.Constant(ops.I32, min(cap, 2 ** 31 - 1))
+    return b.select(b.icmp_signed("<", limit, most), limit, most)
 
 
 def weak_declaration(module: ir.Module, name: str, fnty: ir.FunctionType) -> ir.Function:

@@ -23,7 +23,7 @@ is linked without tecomp's pool.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 from llvmlite import ir
 
@@ -32,7 +32,8 @@ from ..tir import stmt as S
 from . import llvm_ops as ops
 from .common import const_product
 from .llvm import FunctionEmitter
-from .llvm_parallel import GRAIN, STREAM_GRAIN, UsedVars, closure_field, weak_declaration, estimated_work, footprint_bytes
+from .llvm_parallel import (GRAIN, STREAM_GRAIN, UsedVars, capped_threads, closure_field, estimated_work,
+                            footprint_bytes, weak_declaration)
 
 Phase = Union[S.For, list]  # a parallel loop, or a run of other statements
 _PHASE_FN_TYPE = ir.FunctionType(ops.VOID, [ops.PTR, ops.I64, ops.I32, ops.I64, ops.I64])
@@ -68,10 +69,7 @@ def emit_team_loop(parent: FunctionEmitter, loop: S.For, found: tuple[list[S.All
     team = weak_declaration(parent.mod.module, "tecomp_parallel_team",
                              ir.FunctionType(ops.VOID, [ops.PTR, ops.PTR, ops.I64, ops.I32, ops.PTR, ops.I32]))
     b = parent.builder
-    widest = max(p.extent.value for p in phases if isinstance(p, S.For))
-    most = b.call(ops.declare(parent.mod.module, "omp_get_max_threads", ir.FunctionType(ops.I32, [])), [])
-    cap = ir.Constant(ops.I32, min(widest, 2 ** 31 - 1))
-    threads = b.select(b.icmp_signed("<", cap, most), cap, most)
+    threads = capped_threads(parent, max(p.extent.value for p in phases if isinstance(p, S.For)))
     pooled = b.and_(b.icmp_unsigned("!=", team, ir.Constant(ops.PTR, None)),
                     b.icmp_signed(">", threads, ir.Constant(ops.I32, 1)))
     with b.if_else(pooled) as (on_team, alone):
@@ -81,7 +79,7 @@ def emit_team_loop(parent: FunctionEmitter, loop: S.For, found: tuple[list[S.All
             parent.plain_loop(loop)
 
 
-def _with_allocations(parent: FunctionEmitter, allocations: list[S.Allocate], then) -> None:
+def _with_allocations(parent: FunctionEmitter, allocations: list[S.Allocate], then: Callable[[], None]) -> None:
     if not allocations:
         then()
         return
@@ -143,7 +141,8 @@ def _emit_phase_fn(parent: FunctionEmitter, name: str, loop: S.For, phases: list
     fn.linkage = "internal"
     closure, step, which, chunk, chunks = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    fields = [b.load(closure_field(b, closure, closure_ty, k), typ=closure_ty.elements[k]) for k in range(ncaptured + 1)]
+    fields = [b.load(closure_field(b, closure, closure_ty, k), typ=closure_ty.elements[k])
+              for k in range(ncaptured + 1)]
     lo = fields[ncaptured]
     t = b.add(lo, _to(b, step, lo.type))
     done = fn.append_basic_block("done")

@@ -202,8 +202,10 @@ static void team_member(void *arg) {
 
 HIDDEN void tecomp_parallel_team(tecomp_phase_fn fn, void *closure, int64_t steps, int32_t phases,
                                  const int64_t *limits, int threads) {
+    /* a launch while another runs gets no workers: then the first member need not wait for any */
+    int alone = threads < 2 || atomic_load_explicit(&pool_busy, memory_order_acquire);
     struct team_job job = {.fn = fn, .closure = closure, .steps = steps, .phases = phases, .limits = limits,
-                           .wanted = threads < 1 ? 1u : (unsigned)threads};
+                           .wanted = alone ? 1u : (unsigned)threads};
     atomic_init(&job.members, 0);
     atomic_init(&job.finished, 0);
     tecomp_parallel_launch(team_member, &job, threads);
