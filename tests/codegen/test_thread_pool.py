@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 
 import numpy as np
 import pytest
@@ -15,6 +14,8 @@ import tecomp
 from tecomp import te
 from tecomp.codegen.llvm_parallel import GRAIN
 from tecomp.runtime import get_num_threads, set_num_threads
+
+from concurrent_calls import failures_of_concurrent_calls
 
 ROWS, COLS = 61, 1201  # odd extents: chunks do not divide the rows
 
@@ -51,21 +52,7 @@ def test_a_library_runs_its_parallel_loops_on_the_pool():
 
 def test_callers_on_several_threads_at_once_each_get_every_row():
     f = tecomp.build(*_threaded_kernel())
-    failures = []
-
-    def run():
-        try:
-            for _ in range(25):
-                _check(f)
-        except AssertionError as exc:  # noqa: PERF203
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not failures
+    assert not failures_of_concurrent_calls(lambda: _check(f), rounds=25)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -5,8 +5,6 @@ several callers at once (all but one of them then run the team alone)."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -14,6 +12,8 @@ import tecomp
 from tecomp import te
 from tecomp.runtime import get_num_threads, set_num_threads
 from tecomp.schedules.recurrent import lstm, schedule_recurrent
+
+from concurrent_calls import failures_of_concurrent_calls
 
 STEPS, BATCH, HIDDEN = 11, 2, 144  # 576 gate columns: 9 product tiles per batch row, 18 in all
 
@@ -71,21 +71,7 @@ def test_the_steps_run_on_one_team_and_agree_with_numpy(kernel, threads):
 def test_callers_on_several_threads_at_once(kernel):
     before = get_num_threads()
     set_num_threads(2)
-    failures = []
-
-    def run():
-        try:
-            for _ in range(10):
-                _check(kernel)
-        except AssertionError as exc:  # noqa: PERF203
-            failures.append(exc)
-
     try:
-        callers = [threading.Thread(target=run) for _ in range(4)]
-        for t in callers:
-            t.start()
-        for t in callers:
-            t.join()
+        assert not failures_of_concurrent_calls(lambda: _check(kernel))
     finally:
         set_num_threads(before)
-    assert not failures
