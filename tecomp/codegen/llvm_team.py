@@ -144,7 +144,7 @@ def _emit_phase_fn(parent: FunctionEmitter, name: str, loop: S.For, phases: list
     fields = [b.load(closure_field(b, closure, closure_ty, k), typ=closure_ty.elements[k])
               for k in range(ncaptured + 1)]
     lo = fields[ncaptured]
-    t = b.add(lo, _to(b, step, lo.type))
+    t = b.add(lo, ops.cast(b, step, "int64", loop.loop_var.dtype))
     done = fn.append_basic_block("done")
     switch = b.switch(which, done)
     for k, (phase, body) in enumerate(zip(phases, bodies)):
@@ -156,17 +156,12 @@ def _emit_phase_fn(parent: FunctionEmitter, name: str, loop: S.For, phases: list
             extent = ir.Constant(ops.I64, phase.extent.value)
             first = b.sdiv(b.mul(extent, chunk), chunks)  # chunk k: iterations [E*k/C, E*(k+1)/C)
             last = b.sdiv(b.mul(extent, b.add(chunk, ir.Constant(ops.I64, 1))), chunks)
-            range_ty = ops.llvm_type(phase.loop_var.dtype)
-            base = ir.Constant(range_ty, phase.min.value)
-            args += [b.add(base, _to(b, first, range_ty)), b.add(base, _to(b, last, range_ty))]
+            dtype = phase.loop_var.dtype
+            base = ir.Constant(ops.llvm_type(dtype), phase.min.value)
+            args += [b.add(base, ops.cast(b, first, "int64", dtype)), b.add(base, ops.cast(b, last, "int64", dtype))]
         b.call(body, args)
         b.branch(done)
     b.position_at_end(done)
     b.ret_void()
     return fn
 
-
-def _to(b: ir.IRBuilder, value: ir.Value, ty: ir.IntType) -> ir.Value:
-    if value.type.width == ty.width:
-        return value
-    return b.trunc(value, ty) if value.type.width > ty.width else b.sext(value, ty)

@@ -107,9 +107,7 @@ class VectorMath:
             estimate = lambda p: b.call(rcp, [p])  # noqa: E731
         parts = [estimate(_shuffle(b, v, list(range(k, k + piece)))) for k in range(0, v.type.count, piece)]
         while len(parts) > 1:
-            pairs = [(parts[k], parts[k + 1]) for k in range(0, len(parts), 2)]
-            parts = [b.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(I32, 2 * lo.type.count),
-                                                          list(range(2 * lo.type.count)))) for lo, hi in pairs]
+            parts = [_concat(b, parts[k], parts[k + 1]) for k in range(0, len(parts), 2)]
         return parts[0]
 
     def _call(self, b: ir.IRBuilder, op: str, args: list, bits: int, lanes: int) -> Optional[ir.Value]:
@@ -129,8 +127,14 @@ class VectorMath:
         hi = self._call(b, op, [_shuffle(b, a, hi_idx) for a in args], bits, half)
         if lo is None or hi is None:
             return None
-        return b.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(I32, lanes), list(range(lanes))))
+        return _concat(b, lo, hi)
 
 
 def _shuffle(b: ir.IRBuilder, v: ir.Value, lanes: list) -> ir.Value:
     return b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, len(lanes)), lanes))
+
+
+def _concat(b: ir.IRBuilder, lo: ir.Value, hi: ir.Value) -> ir.Value:
+    """The vector of ``lo``'s lanes followed by ``hi``'s (of equal width)."""
+    lanes = 2 * lo.type.count
+    return b.shuffle_vector(lo, hi, ir.Constant(ir.VectorType(I32, lanes), list(range(lanes))))

@@ -46,29 +46,35 @@ def clamp(b: ir.IRBuilder, x: ir.Value, low: float, high: float) -> ir.Value:
                                              splat(x.type, high)])
 
 
-def exp_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """``exp`` of each lane of the float32 vector ``x``."""
+def _isplat(vty: ir.VectorType, value: int) -> ir.Constant:
+    """The int32 vector as wide as ``vty`` with ``value`` in every lane."""
+    return ir.Constant(ir.VectorType(ir.IntType(32), vty.count), [ir.Constant(ir.IntType(32), value)] * vty.count)
+
+
+def _reduced(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """``(exp(r), n)`` with ``exp(x) = 2^n exp(r)``, ``n`` as int32 lanes, for ``x`` already clamped."""
     vty = x.type
-    lanes = vty.count
-    ity = ir.VectorType(ir.IntType(32), lanes)
-
-    def isplat(value: int) -> ir.Constant:
-        return ir.Constant(ity, [ir.Constant(ir.IntType(32), value)] * lanes)
-
-    clamped = clamp(b, x, _LOW, _HIGH)
-    n = llvm_intrinsic(b, "llvm.rint", [b.fmul(clamped, splat(vty, _LOG2E))])
-    r = fma(b, n, splat(vty, -_LN2_HI), clamped)
-    r = fma(b, n, splat(vty, -_LN2_LO), r)
+    n = llvm_intrinsic(b, "llvm.rint", [b.fmul(x, splat(vty, _LOG2E))])
+    r = fma(b, n, splat(vty, -_LN2_LO), fma(b, n, splat(vty, -_LN2_HI), x))
     # p(r) by Estrin's scheme: a chain of 3 dependent multiply-adds instead of 6
     c0, c1, c2, c3, c4, c5 = (splat(vty, c) for c in _POLY)
     r2 = b.fmul(r, r)
     p = fma(b, fma(b, fma(b, c0, r, c1), r2, fma(b, c2, r, c3)), r2, fma(b, c4, r, c5))
     y = fma(b, p, r2, b.fadd(r, splat(vty, 1.0)))  # 1 + r + r^2 p(r)
-    ni = b.fptosi(n, ity)
-    half = b.ashr(ni, isplat(1))
-    first = b.bitcast(b.shl(b.add(half, isplat(127)), isplat(23)), vty)
-    second = b.bitcast(b.shl(b.add(b.sub(ni, half), isplat(127)), isplat(23)), vty)
-    result = b.fmul(b.fmul(y, first), second)
+    return y, b.fptosi(n, ir.VectorType(ir.IntType(32), vty.count))
+
+
+def _power_of_two(b: ir.IRBuilder, n: ir.Value, vty: ir.VectorType) -> ir.Value:
+    """``2^n`` for int32 lanes ``n`` in [-126, 127], built in the exponent bits."""
+    return b.bitcast(b.shl(b.add(n, _isplat(vty, 127)), _isplat(vty, 23)), vty)
+
+
+def exp_f32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    """``exp`` of each lane of the float32 vector ``x``."""
+    vty = x.type
+    y, n = _reduced(b, clamp(b, x, _LOW, _HIGH))
+    half = b.ashr(n, _isplat(vty, 1))
+    result = b.fmul(b.fmul(y, _power_of_two(b, half, vty)), _power_of_two(b, b.sub(n, half), vty))
     return b.select(b.fcmp_unordered("uno", x, x), x, result)
 
 
@@ -82,17 +88,8 @@ def sigmoid_f32(b: ir.IRBuilder, x: ir.Value, reciprocal: Callable[[ir.Value], i
     -87 the result stays sigmoid(-87) = 1.6e-38, above 87 it is 1 - 1 ulp; a NaN is passed
     through."""
     vty = x.type
-    ity = ir.VectorType(ir.IntType(32), vty.count)
-    t = clamp(b, b.fneg(x), -_SIGMOID_BOUND, _SIGMOID_BOUND)
-    n = llvm_intrinsic(b, "llvm.rint", [b.fmul(t, splat(vty, _LOG2E))])
-    r = fma(b, n, splat(vty, -_LN2_LO), fma(b, n, splat(vty, -_LN2_HI), t))
-    c0, c1, c2, c3, c4, c5 = (splat(vty, c) for c in _POLY)
-    r2 = b.fmul(r, r)
-    p = fma(b, fma(b, fma(b, c0, r, c1), r2, fma(b, c2, r, c3)), r2, fma(b, c4, r, c5))
-    y = fma(b, p, r2, b.fadd(r, splat(vty, 1.0)))
-    biased = b.add(b.fptosi(n, ity), ir.Constant(ity, [ir.Constant(ir.IntType(32), 127)] * vty.count))
-    scale = b.bitcast(b.shl(biased, ir.Constant(ity, [ir.Constant(ir.IntType(32), 23)] * vty.count)), vty)
-    d = fma(b, y, scale, splat(vty, 1.0))  # 1 + exp(-x)
+    y, n = _reduced(b, clamp(b, b.fneg(x), -_SIGMOID_BOUND, _SIGMOID_BOUND))
+    d = fma(b, y, _power_of_two(b, n, vty), splat(vty, 1.0))  # 1 + exp(-x)
     r0 = reciprocal(d)
     result = fma(b, r0, fma(b, b.fneg(d), r0, splat(vty, 1.0)), r0)  # r0 (2 - d r0)
     return b.select(b.fcmp_unordered("uno", x, x), x, result)
